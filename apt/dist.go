@@ -1,0 +1,323 @@
+package apt
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+
+	"nroot/keyring"
+)
+
+// Options controls how suites are fetched and trusted.
+type Options struct {
+	Fetcher *Fetcher
+	// Keyrings, when set, are the only keys trusted. When empty the
+	// bundled keyring for the Release's Origin is used.
+	Keyrings          []*keyring.Keyring
+	NoCheckValidUntil bool
+	Now               time.Time // zero means time.Now()
+	Log               *slog.Logger
+}
+
+func (o *Options) now() time.Time {
+	if o.Now.IsZero() {
+		return time.Now()
+	}
+	return o.Now
+}
+
+func (o *Options) log() *slog.Logger {
+	if o.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Log
+}
+
+// Dist is one suite of one source whose Release has been verified.
+type Dist struct {
+	Source          *Source
+	Release         *Release
+	URL             string // the InRelease or Release fetched
+	InReleaseSHA256 string // of the file as fetched
+	Signer          string // fingerprint of the key that signed it
+	Keyring         *keyring.Keyring
+}
+
+func (s *Source) distURL(file string) string {
+	return strings.TrimRight(s.URI, "/") + "/dists/" + s.Suite + "/" + file
+}
+
+// OpenDist fetches and verifies a suite's InRelease, falling back to
+// Release and Release.gpg, and checks its freshness and name.
+func OpenDist(ctx context.Context, src *Source, o Options) (*Dist, error) {
+	f := o.Fetcher
+	if f == nil {
+		f = NewFetcher("")
+	}
+	d := &Dist{Source: src}
+	inrelURL := src.distURL("InRelease")
+	data, err := f.GetMeta(ctx, inrelURL)
+	var signed *Signed
+	switch {
+	case err == nil:
+		d.URL = inrelURL
+		d.Keyring, err = chooseKeyring(o.Keyrings, data)
+		if err != nil {
+			return nil, fmt.Errorf("apt: %s: %w", inrelURL, err)
+		}
+		signed, err = VerifyInRelease(data, d.Keyring, o.now())
+	case IsNotFound(err):
+		o.log().Info("no InRelease, trying Release and Release.gpg", "suite", src.Suite)
+		relURL := src.distURL("Release")
+		data, err = f.GetMeta(ctx, relURL)
+		if err != nil {
+			return nil, fmt.Errorf("apt: suite %s: %w", src.Suite, notFoundHint(err, src))
+		}
+		sig, serr := f.GetMeta(ctx, src.distURL("Release.gpg"))
+		if serr != nil {
+			return nil, fmt.Errorf("apt: suite %s: Release is not signed (Release.gpg: %w); nroot does not use unsigned archives", src.Suite, serr)
+		}
+		d.URL = relURL
+		d.Keyring, err = chooseKeyring(o.Keyrings, data)
+		if err != nil {
+			return nil, fmt.Errorf("apt: %s: %w", relURL, err)
+		}
+		signed, err = VerifyRelease(data, sig, d.Keyring, o.now())
+	default:
+		return nil, fmt.Errorf("apt: suite %s: %w", src.Suite, err)
+	}
+	if err != nil {
+		var uk *UnknownKeyError
+		if errors.As(err, &uk) {
+			return nil, fmt.Errorf("apt: %s for %s %w, which is not in keyring %s; pass --keyring FILE with the archive's public key, or use a bundled keyring (nroot keyring list)", filepath.Base(d.URL), src.Suite, err, d.Keyring.Name)
+		}
+		return nil, fmt.Errorf("apt: %s: %w", d.URL, err)
+	}
+	sum := sha256.Sum256(data)
+	d.InReleaseSHA256 = hex.EncodeToString(sum[:])
+	d.Signer = signed.Fingerprint
+	d.Release, err = ParseRelease(signed.Text)
+	if err != nil {
+		return nil, fmt.Errorf("apt: %s: %w", d.URL, err)
+	}
+	err = d.Release.Check(CheckOptions{Suite: src.Suite, Now: o.now(), NoCheckValidUntil: o.NoCheckValidUntil})
+	if err != nil {
+		return nil, fmt.Errorf("apt: %s: %w", d.URL, err)
+	}
+	return d, nil
+}
+
+func notFoundHint(err error, src *Source) error {
+	if IsNotFound(err) {
+		return fmt.Errorf("%w: no such suite at %s; check the suite name and the mirror URL", err, src.URI)
+	}
+	return err
+}
+
+// chooseKeyring picks the user's keyrings, or the bundled one for the
+// Origin named in the (not yet verified) text. The Origin only selects
+// which keys to try; trust still comes from the signature.
+func chooseKeyring(user []*keyring.Keyring, data []byte) (*keyring.Keyring, error) {
+	if len(user) > 0 {
+		return keyring.Merge("user", user...), nil
+	}
+	origin := unverifiedField(data, "Origin")
+	if k := keyring.ForOrigin(origin); k != nil {
+		return k, nil
+	}
+	return nil, fmt.Errorf("no bundled keyring for Origin %q; pass --keyring FILE with the archive's public key", origin)
+}
+
+func unverifiedField(data []byte, name string) string {
+	for _, line := range strings.Split(string(data[:min(len(data), 8192)]), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// HasComponent reports whether the suite carries a component, allowing
+// for the security archive's "updates/main" naming.
+func (d *Dist) HasComponent(c string) bool {
+	return slices.Contains(d.Release.Components, c) || slices.Contains(d.Release.Components, "updates/"+c)
+}
+
+// compressions in order of preference, as apt prefers them.
+var compressions = []string{".xz", ".gz", ".zst", ""}
+
+// FetchIndex downloads, verifies and caches one Packages index, returning
+// a reader over its uncompressed content that re-checks the SHA256 as it
+// is read. It returns nil and no error when the suite has no such index.
+func (d *Dist) FetchIndex(ctx context.Context, f *Fetcher, component, arch string) (*Index, io.ReadCloser, error) {
+	base := component + "/binary-" + arch + "/Packages"
+	plain, hasPlain := d.Release.Files[base]
+	idx := &Index{Source: d.Source, Release: d.Release, Component: component, Arch: arch, Path: base}
+	// The uncompressed index is cached under its signed hash, so a warm
+	// run reads it without decompressing again.
+	if hasPlain {
+		idx.SHA256 = plain.SHA256
+		if r, err := openVerified(f.indexPath(plain.SHA256), plain, d.Source.distURL(base)); err == nil {
+			return idx, r, nil
+		}
+	}
+	for _, ext := range compressions {
+		fh, ok := d.Release.Files[base+ext]
+		if !ok || (ext == "" && !hasPlain) {
+			continue
+		}
+		urls := []string{d.Source.distURL(base + ext)}
+		if d.Release.AcquireByHash {
+			dir := component + "/binary-" + arch + "/by-hash/SHA256/" + fh.SHA256
+			urls = []string{d.Source.distURL(dir), d.Source.distURL(base + ext)}
+		}
+		path, err := f.FetchVerified(ctx, urls, fh.Size, fh.SHA256, "download")
+		if IsNotFound(err) {
+			continue // listed but absent, as plain Packages usually is
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("apt: index %s: %w", d.Source.distURL(base+ext), err)
+		}
+		if !hasPlain {
+			r, err := openCompressed(path, ext)
+			if err != nil {
+				return nil, nil, fmt.Errorf("apt: index %s: %w", path, err)
+			}
+			idx.SHA256 = fh.SHA256
+			return idx, r, nil
+		}
+		if err := f.decompressInto(path, ext, plain); err != nil {
+			return nil, nil, fmt.Errorf("apt: index %s: %w", d.Source.distURL(base+ext), err)
+		}
+		os.Remove(path) // the uncompressed copy is what is kept
+		r, err := openVerified(f.indexPath(plain.SHA256), plain, d.Source.distURL(base))
+		if err != nil {
+			return nil, nil, err
+		}
+		return idx, r, nil
+	}
+	return nil, nil, nil
+}
+
+func (f *Fetcher) indexPath(sum string) string {
+	return filepath.Join(f.CacheDir, "indices", sum[:2], sum)
+}
+
+// decompressInto writes the uncompressed index into the cache, under its
+// signed hash, only if it matches.
+func (f *Fetcher) decompressInto(path, ext string, want FileHash) error {
+	r, err := openCompressed(path, ext)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	dst := f.indexPath(want.SHA256)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, want.Size+1))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("decompressing: %w", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); n != want.Size || got != want.SHA256 {
+		return &HashMismatchError{Name: want.Path, WantSize: want.Size, Size: n, WantHash: want.SHA256, Hash: got}
+	}
+	return os.Rename(tmp.Name(), dst)
+}
+
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r readCloser) Close() error { return r.close() }
+
+func openCompressed(path, ext string) (io.ReadCloser, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	var r io.Reader
+	switch ext {
+	case ".xz":
+		r, err = xz.NewReader(fh)
+	case ".gz":
+		r, err = gzip.NewReader(fh)
+	case ".zst":
+		var z *zstd.Decoder
+		z, err = zstd.NewReader(fh)
+		if err == nil {
+			return readCloser{z, func() error { z.Close(); return fh.Close() }}, nil
+		}
+	case "":
+		r = fh
+	default:
+		err = fmt.Errorf("unsupported compression %q", ext)
+	}
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	return readCloser{r, fh.Close}, nil
+}
+
+// verifyingReader hashes what passes through and fails at EOF when the
+// content differs from the signed hash, so a corrupted cache entry is
+// caught by whoever reads it.
+type verifyingReader struct {
+	f    *os.File
+	h    interface{ Sum([]byte) []byte }
+	w    io.Writer
+	n    int64
+	want FileHash
+	name string
+	path string
+}
+
+func openVerified(path string, want FileHash, name string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	return &verifyingReader{f: f, h: h, w: h, want: want, name: name, path: path}, nil
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	n, err := v.f.Read(p)
+	v.w.Write(p[:n])
+	v.n += int64(n)
+	if err == io.EOF {
+		got := hex.EncodeToString(v.h.Sum(nil))
+		if v.n != v.want.Size || got != v.want.SHA256 {
+			os.Remove(v.path)
+			return n, &HashMismatchError{Name: v.name + " (cached, now removed; run again)", WantSize: v.want.Size, Size: v.n, WantHash: v.want.SHA256, Hash: got}
+		}
+	}
+	return n, err
+}
+
+func (v *verifyingReader) Close() error { return v.f.Close() }

@@ -1,0 +1,315 @@
+package apt
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"pault.ag/go/debian/dependency"
+	"pault.ag/go/debian/version"
+)
+
+// Universe is every package available from a set of verified suites, for
+// the architectures being installed. The first architecture is native.
+type Universe struct {
+	Archs []string
+	Dists []*Dist
+	// byName maps a package name to its versions, every architecture.
+	byName map[string][]*Package
+	// providers maps a virtual name to the packages that provide it.
+	providers map[string][]provision
+
+	mu      sync.Mutex
+	parsed  map[*Package]*relations
+	version map[string]version.Version
+}
+
+type provision struct {
+	pkg     *Package
+	version string // "" when unversioned
+}
+
+type relations struct {
+	preDepends, depends, conflicts, breaks []dependency.Relation
+}
+
+// NewUniverse returns an empty universe for the given architectures.
+func NewUniverse(archs []string) *Universe {
+	return &Universe{
+		Archs:     archs,
+		byName:    map[string][]*Package{},
+		providers: map[string][]provision{},
+		parsed:    map[*Package]*relations{},
+		version:   map[string]version.Version{},
+	}
+}
+
+// Native is the native architecture.
+func (u *Universe) Native() string { return u.Archs[0] }
+
+// Add reads a Packages index into the universe.
+func (u *Universe) Add(idx *Index, r io.Reader) (int, error) {
+	name := "Packages"
+	if idx != nil {
+		name = idx.Source.distURL(idx.Path)
+	}
+	pr := NewPackagesReader(r, name)
+	n := 0
+	for {
+		p, err := pr.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if p.Architecture != "all" && !u.hasArch(p.Architecture) {
+			continue
+		}
+		p.Origin = idx
+		u.add(p)
+		n++
+	}
+}
+
+func (u *Universe) hasArch(a string) bool {
+	for _, x := range u.Archs {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (u *Universe) add(p *Package) {
+	for _, q := range u.byName[p.Name] {
+		if q.Architecture == p.Architecture && q.Version == p.Version {
+			return // the same version from a second index (binary-all, a mirror)
+		}
+	}
+	u.byName[p.Name] = append(u.byName[p.Name], p)
+	if p.Provides != "" {
+		if dep, err := dependency.Parse(p.Provides); err == nil {
+			for _, rel := range dep.Relations {
+				for _, poss := range rel.Possibilities {
+					v := ""
+					if poss.Version != nil && poss.Version.Operator == "=" {
+						v = poss.Version.Number
+					}
+					u.providers[poss.Name] = append(u.providers[poss.Name], provision{p, v})
+				}
+			}
+		}
+	}
+}
+
+// Len is the number of package versions held.
+func (u *Universe) Len() int {
+	n := 0
+	for _, v := range u.byName {
+		n += len(v)
+	}
+	return n
+}
+
+func (u *Universe) ver(s string) version.Version {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	v, ok := u.version[s]
+	if !ok {
+		v, _ = version.Parse(s)
+		u.version[s] = v
+	}
+	return v
+}
+
+// Compare orders two Debian version strings.
+func (u *Universe) Compare(a, b string) int { return version.Compare(u.ver(a), u.ver(b)) }
+
+func (u *Universe) relations(p *Package) (*relations, error) {
+	u.mu.Lock()
+	r, ok := u.parsed[p]
+	u.mu.Unlock()
+	if ok {
+		return r, nil
+	}
+	r = &relations{}
+	for _, f := range []struct {
+		name string
+		text string
+		dst  *[]dependency.Relation
+	}{
+		{"Pre-Depends", p.PreDepends, &r.preDepends},
+		{"Depends", p.Depends, &r.depends},
+		{"Conflicts", p.Conflicts, &r.conflicts},
+		{"Breaks", p.Breaks, &r.breaks},
+	} {
+		if f.text == "" {
+			continue
+		}
+		d, err := dependency.Parse(f.text)
+		if err != nil {
+			return nil, fmt.Errorf("package %s: %s: %w", p.ID(), f.name, err)
+		}
+		*f.dst = d.Relations
+	}
+	u.mu.Lock()
+	u.parsed[p] = r
+	u.mu.Unlock()
+	return r, nil
+}
+
+// Candidate returns the version apt would install of name for arch: the
+// highest version among the suites that are not NotAutomatic (apt gives
+// those pin 1), then the highest of those that are.
+func (u *Universe) Candidate(name, arch string) *Package {
+	var best *Package
+	for _, p := range u.byName[name] {
+		if p.Architecture != arch && p.Architecture != "all" {
+			continue
+		}
+		if best == nil || u.better(p, best) {
+			best = p
+		}
+	}
+	return best
+}
+
+func (u *Universe) better(p, q *Package) bool {
+	pa, qa := notAutomatic(p), notAutomatic(q)
+	if pa != qa {
+		return !pa
+	}
+	if c := u.Compare(p.Version, q.Version); c != 0 {
+		return c > 0
+	}
+	// The same version in two architectures: prefer the native one.
+	return p.Architecture != "all" && q.Architecture == "all"
+}
+
+func notAutomatic(p *Package) bool {
+	return p.Origin != nil && p.Origin.Release != nil && p.Origin.Release.NotAutomatic
+}
+
+// Names returns every real package name, sorted.
+func (u *Universe) Names() []string {
+	names := make([]string, 0, len(u.byName))
+	for n := range u.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Load opens every source's suite, fetches its Packages indices for the
+// universe's architectures and reads them. Indices are fetched
+// concurrently; the universe is filled in a fixed order so the result does
+// not depend on timing.
+func Load(ctx context.Context, sources []*Source, archs []string, o Options) (*Universe, error) {
+	if o.Fetcher == nil {
+		o.Fetcher = NewFetcher("")
+	}
+	u := NewUniverse(archs)
+	dists := make([]*Dist, len(sources))
+	errs := make([]error, len(sources))
+	var wg sync.WaitGroup
+	for i, s := range sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dists[i], errs[i] = OpenDist(ctx, s, o)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	u.Dists = dists
+
+	type job struct {
+		d         *Dist
+		component string
+		arch      string
+	}
+	var jobs []job
+	for _, d := range dists {
+		for _, c := range d.Source.Components {
+			if !d.HasComponent(c) {
+				return nil, fmt.Errorf("apt: suite %s at %s has no component %q (it has %s)", d.Source.Suite, d.Source.URI, c, strings.Join(d.Release.Components, ", "))
+			}
+			as := append([]string(nil), archs...)
+			if hasAllIndex(d.Release) {
+				as = append(as, "all")
+			}
+			for _, a := range as {
+				jobs = append(jobs, job{d, c, a})
+			}
+		}
+	}
+	type result struct {
+		idx *Index
+		r   io.ReadCloser
+		err error
+	}
+	results := make([]chan result, len(jobs))
+	sem := make(chan struct{}, 4)
+	for i, j := range jobs {
+		results[i] = make(chan result, 1)
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			idx, r, err := j.d.FetchIndex(ctx, o.Fetcher, j.component, j.arch)
+			results[i] <- result{idx, r, err}
+		}()
+	}
+	var firstErr error
+	for i, j := range jobs {
+		res := <-results[i]
+		if res.err != nil {
+			if firstErr == nil {
+				firstErr = res.err
+			}
+			continue
+		}
+		if firstErr != nil || res.idx == nil {
+			if res.r != nil {
+				res.r.Close()
+			}
+			if res.idx == nil && res.err == nil && firstErr == nil && j.arch != "all" {
+				o.log().Warn("suite has no index for architecture", "suite", j.d.Source.Suite, "component", j.component, "arch", j.arch)
+			}
+			continue
+		}
+		n, err := u.Add(res.idx, res.r)
+		res.r.Close()
+		if err != nil {
+			firstErr = fmt.Errorf("apt: %w", err)
+			continue
+		}
+		o.log().Debug("read index", "url", j.d.Source.distURL(res.idx.Path), "packages", n)
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return u, nil
+}
+
+// hasAllIndex says whether arch:all packages live only in binary-all.
+// "No-Support-for-Architecture-all: Packages" means binary-ARCH still
+// carries them, and apt then skips binary-all.
+func hasAllIndex(r *Release) bool {
+	if r.noAllSupport {
+		return false
+	}
+	for _, a := range r.Architectures {
+		if a == "all" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,229 @@
+// Package control reads and writes Debian control-format (deb822)
+// paragraphs: Release files, Packages indices, dpkg status and .deb
+// control files, one paragraph at a time.
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Field is one "Name: value" pair. A multi-line value keeps its lines
+// joined by "\n", each continuation line without its leading blank.
+type Field struct {
+	Name  string
+	Value string
+}
+
+// Paragraph is an ordered list of fields.
+type Paragraph struct {
+	Fields []Field
+	Line   int // line number of the paragraph's first field, from 1
+}
+
+// Get returns a field's value, matching the name case-insensitively as
+// deb822 requires, and "" when the field is absent.
+func (p *Paragraph) Get(name string) string {
+	v, _ := p.Lookup(name)
+	return v
+}
+
+// Lookup is Get that also says whether the field is present.
+func (p *Paragraph) Lookup(name string) (string, bool) {
+	for _, f := range p.Fields {
+		if strings.EqualFold(f.Name, name) {
+			return f.Value, true
+		}
+	}
+	return "", false
+}
+
+// Set replaces a field's value or appends the field.
+func (p *Paragraph) Set(name, value string) {
+	for i, f := range p.Fields {
+		if strings.EqualFold(f.Name, name) {
+			p.Fields[i].Value = value
+			return
+		}
+	}
+	p.Fields = append(p.Fields, Field{name, value})
+}
+
+// Delete removes a field.
+func (p *Paragraph) Delete(name string) {
+	out := p.Fields[:0]
+	for _, f := range p.Fields {
+		if !strings.EqualFold(f.Name, name) {
+			out = append(out, f)
+		}
+	}
+	p.Fields = out
+}
+
+// MaxLine bounds one line, so a hostile file cannot make the reader grow
+// without limit.
+const MaxLine = 16 << 20
+
+// Reader reads paragraphs from a control file.
+type Reader struct {
+	br   *bufio.Reader
+	line int
+	// Comments allows '#' comment lines, as in deb822 sources files.
+	Comments bool
+}
+
+// NewReader returns a Reader reading from r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, 256<<10)}
+}
+
+// SyntaxError reports a malformed line.
+type SyntaxError struct {
+	Line int
+	Msg  string
+}
+
+func (e *SyntaxError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+
+// readLine returns the next line without its newline; it may alias the
+// reader's buffer until the next call.
+func (r *Reader) readLine() ([]byte, error) {
+	line, err := r.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		buf := append([]byte(nil), line...)
+		for err == bufio.ErrBufferFull {
+			line, err = r.br.ReadSlice('\n')
+			buf = append(buf, line...)
+			if len(buf) > MaxLine {
+				return nil, &SyntaxError{r.line + 1, fmt.Sprintf("line longer than %d bytes", MaxLine)}
+			}
+		}
+		line = buf
+	}
+	if len(line) == 0 && err != nil {
+		return nil, err
+	}
+	r.line++
+	line = bytes.TrimRight(line, "\r\n")
+	return line, nil
+}
+
+// Next returns the next paragraph, or io.EOF after the last.
+func (r *Reader) Next() (*Paragraph, error) {
+	var p *Paragraph
+	var cont []byte // value being built for the last field when continued
+	flush := func() {
+		if cont != nil {
+			p.Fields[len(p.Fields)-1].Value = string(cont)
+			cont = nil
+		}
+	}
+	for {
+		line, err := r.readLine()
+		if err == io.EOF {
+			if p == nil {
+				return nil, io.EOF
+			}
+			flush()
+			return p, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			if p != nil {
+				flush()
+				return p, nil
+			}
+			continue
+		}
+		if r.Comments && line[0] == '#' {
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if p == nil || len(p.Fields) == 0 {
+				return nil, &SyntaxError{r.line, "continuation line before any field"}
+			}
+			if cont == nil {
+				cont = []byte(p.Fields[len(p.Fields)-1].Value)
+			}
+			cont = append(cont, '\n')
+			cont = append(cont, line[1:]...)
+			continue
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return nil, &SyntaxError{r.line, fmt.Sprintf("expected \"Field: value\", got %q", truncate(line))}
+		}
+		if p == nil {
+			p = &Paragraph{Line: r.line}
+		}
+		flush()
+		name := string(bytes.TrimSpace(line[:colon]))
+		if strings.ContainsAny(name, " \t") {
+			return nil, &SyntaxError{r.line, fmt.Sprintf("field name %q contains blanks", name)}
+		}
+		p.Fields = append(p.Fields, Field{Name: name, Value: string(bytes.TrimSpace(line[colon+1:]))})
+	}
+}
+
+func truncate(b []byte) string {
+	if len(b) > 60 {
+		return string(b[:60]) + "..."
+	}
+	return string(b)
+}
+
+// ReadAll reads every paragraph.
+func ReadAll(r io.Reader) ([]*Paragraph, error) {
+	cr := NewReader(r)
+	var out []*Paragraph
+	for {
+		p, err := cr.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+}
+
+// Writer writes paragraphs separated by blank lines.
+type Writer struct {
+	w       io.Writer
+	started bool
+}
+
+// NewWriter returns a Writer writing to w.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+
+// Write writes one paragraph.
+func (w *Writer) Write(p *Paragraph) error {
+	var b strings.Builder
+	if w.started {
+		b.WriteByte('\n')
+	}
+	w.started = true
+	for _, f := range p.Fields {
+		b.WriteString(f.Name)
+		b.WriteByte(':')
+		lines := strings.Split(f.Value, "\n")
+		if lines[0] != "" {
+			b.WriteByte(' ')
+			b.WriteString(lines[0])
+		}
+		b.WriteByte('\n')
+		for _, l := range lines[1:] {
+			b.WriteByte(' ')
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+	}
+	_, err := io.WriteString(w.w, b.String())
+	return err
+}

@@ -1,0 +1,16 @@
+module nroot
+
+go 1.26.0
+
+require (
+	github.com/ProtonMail/go-crypto v1.5.2
+	github.com/klauspost/compress v1.20.4
+	github.com/ulikunitz/xz v0.5.17
+	pault.ag/go/debian v0.21.4
+)
+
+require (
+	github.com/cloudflare/circl v1.6.5 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+)
