@@ -177,7 +177,7 @@ func lookupField(name []byte) field {
 // Next returns the next package, or io.EOF after the last.
 func (r *PackagesReader) Next() (*Package, error) {
 	var p *Package
-	var cur field  // the field a continuation line extends
+	var cur field // the field a continuation line extends
 	var start int // line of the stanza's first field
 	for {
 		line, err := r.readLine()

@@ -549,4 +549,3 @@ func (r *resolver) checkConflicts() error {
 	}
 	return nil
 }
-

@@ -204,15 +204,17 @@ func (u *Universe) Names() []string {
 	return names
 }
 
-// Load opens every source's suite, fetches its Packages indices for the
-// universe's architectures and reads them. Indices are fetched
-// concurrently; the universe is filled in a fixed order so the result does
-// not depend on timing.
+// Load opens every source's suite and reads its indices.
 func Load(ctx context.Context, sources []*Source, archs []string, o Options) (*Universe, error) {
-	if o.Fetcher == nil {
-		o.Fetcher = NewFetcher("")
+	dists, err := OpenDists(ctx, sources, o)
+	if err != nil {
+		return nil, err
 	}
-	u := NewUniverse(archs)
+	return LoadDists(ctx, dists, archs, o)
+}
+
+// OpenDists opens several suites concurrently.
+func OpenDists(ctx context.Context, sources []*Source, o Options) ([]*Dist, error) {
 	dists := make([]*Dist, len(sources))
 	errs := make([]error, len(sources))
 	var wg sync.WaitGroup
@@ -229,6 +231,18 @@ func Load(ctx context.Context, sources []*Source, archs []string, o Options) (*U
 			return nil, err
 		}
 	}
+	return dists, nil
+}
+
+// LoadDists fetches the Packages indices of verified suites for the
+// architectures and reads them. Indices are fetched concurrently; the
+// universe is filled in a fixed order so the result does not depend on
+// timing.
+func LoadDists(ctx context.Context, dists []*Dist, archs []string, o Options) (*Universe, error) {
+	if o.Fetcher == nil {
+		o.Fetcher = NewFetcher("")
+	}
+	u := NewUniverse(archs)
 	u.Dists = dists
 
 	type job struct {

@@ -1,0 +1,298 @@
+package apt
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+)
+
+// Config is what a resolution starts from, in mmdebstrap's terms.
+type Config struct {
+	Suite      string
+	Mirrors    []string // MIRROR arguments; none means FindMirror
+	Components []string // default: main
+	Archs      []string // default: the host's architecture
+	Variant    string   // default: important
+	Include    []string
+	Exclude    []string
+	// HostSources is where the host's APT sources are read from when no
+	// mirror is given; nil means HostSourceFiles.
+	HostSources []string
+}
+
+// HostArch is the Debian name of the architecture nroot runs on.
+func HostArch() string {
+	switch runtime.GOARCH {
+	case "386":
+		return "i386"
+	case "arm":
+		return "armhf"
+	case "ppc64le":
+		return "ppc64el"
+	case "mips64le":
+		return "mips64el"
+	case "loong64":
+		return "loong64"
+	}
+	return runtime.GOARCH
+}
+
+// LockVersion is the version of the lockfile format.
+const LockVersion = 1
+
+// Plan is the output of resolution: every package to install, pinned by
+// hash, and what vouched for it. Written with --lock, it is a lockfile
+// that later stages replay without resolving again.
+type Plan struct {
+	LockVersion   int             `json:"lock_version"`
+	Suite         string          `json:"suite"` // as asked, e.g. stable
+	Codename      string          `json:"codename"`
+	Origin        string          `json:"origin"`
+	Variant       string          `json:"variant"`
+	Architectures []string        `json:"architectures"`
+	Components    []string        `json:"components"`
+	Include       []string        `json:"include,omitempty"`
+	Exclude       []string        `json:"exclude,omitempty"`
+	Sources       []LockedSource  `json:"sources"`
+	Keyrings      []LockedKeyring `json:"keyrings"`
+	Packages      []LockedPackage `json:"packages"`
+	TotalSize     int64           `json:"total_size"`
+}
+
+// LockedSource is a suite that was used, with the hash of the signed
+// InRelease and who signed it.
+type LockedSource struct {
+	URI             string   `json:"uri"`
+	Suite           string   `json:"suite"`
+	Codename        string   `json:"codename"`
+	Components      []string `json:"components"`
+	InRelease       string   `json:"inrelease"`
+	InReleaseSHA256 string   `json:"inrelease_sha256"`
+	Signer          string   `json:"signer"`
+	Keyring         string   `json:"keyring"`
+}
+
+// LockedKeyring names a keyring that was trusted.
+type LockedKeyring struct {
+	Name         string   `json:"name"`
+	Source       string   `json:"source"`
+	SHA256       string   `json:"sha256"`
+	Fingerprints []string `json:"fingerprints"`
+}
+
+// LockedPackage is one package to install, exactly.
+type LockedPackage struct {
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	Architecture string `json:"architecture"`
+	Filename     string `json:"filename"`
+	URI          string `json:"uri"` // the mirror that serves Filename
+	Size         int64  `json:"size"`
+	SHA256       string `json:"sha256"`
+	Essential    bool   `json:"essential,omitempty"`
+	Priority     string `json:"priority,omitempty"`
+	Reason       string `json:"reason"` // the stage that seeded it, or the package that pulled it in
+}
+
+// URL is where the package is downloaded from.
+func (p *LockedPackage) URL() string {
+	return strings.TrimRight(p.URI, "/") + "/" + p.Filename
+}
+
+// Resolve finds the mirror, opens and verifies the suite and its updates
+// and security suites, reads their indices and resolves the variant.
+func Resolve(ctx context.Context, cfg Config, o Options) (*Plan, error) {
+	sources, err := Sources(ctx, cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	dists, err := OpenDists(ctx, sources, o)
+	if err != nil {
+		return nil, err
+	}
+	archs := cfg.Archs
+	if len(archs) == 0 {
+		archs = []string{HostArch()}
+	}
+	u, err := LoadDists(ctx, dists, archs, o)
+	if err != nil {
+		return nil, err
+	}
+	req := Request{Variant: cfg.Variant, Include: cfg.Include, Exclude: cfg.Exclude, SeedSuite: sources[0].Suite}
+	res, err := u.Resolve(req)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s %s: %w", sources[0].Suite, variantName(cfg.Variant), err)
+	}
+	plan := NewPlan(u, res, cfg)
+	plan.Suite = cfg.Suite
+	return plan, nil
+}
+
+func variantName(v string) string {
+	if v == "" {
+		return "important"
+	}
+	return v
+}
+
+// Sources works out the sources for a configuration. MIRROR arguments are
+// taken as they are. Without any, the mirror is found (FindMirror), the
+// suite is opened to learn its codename, and for Debian and Ubuntu the
+// -updates and -security suites are added when the archive has them.
+func Sources(ctx context.Context, cfg Config, o Options) ([]*Source, error) {
+	comps := cfg.Components
+	if len(comps) == 0 {
+		comps = []string{"main"}
+	}
+	if cfg.Suite == "" {
+		return nil, fmt.Errorf("no suite given (e.g. stable, trixie, noble)")
+	}
+	if len(cfg.Mirrors) > 0 {
+		var out []*Source
+		for _, m := range cfg.Mirrors {
+			s, err := ParseSourceArg(m, cfg.Suite, comps)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	patterns := cfg.HostSources
+	if patterns == nil {
+		patterns = HostSourceFiles
+	}
+	host, err := HostSources(patterns)
+	if err != nil {
+		return nil, err
+	}
+	mirror, security, from, err := FindMirror("", host)
+	if err != nil {
+		return nil, err
+	}
+	o.log().Info("mirror", "uri", mirror, "from", from)
+	main := &Source{URI: mirror, Suite: cfg.Suite, Components: comps}
+	d, err := OpenDist(ctx, main, o)
+	if err != nil {
+		return nil, err
+	}
+	out := []*Source{main}
+	code := d.Release.Codename
+	if code == "" || code == "sid" || code == "unstable" || code == "experimental" || strings.Contains(code, "-") {
+		return out, nil
+	}
+	extra := []*Source{{URI: mirror, Suite: code + "-updates", Components: comps}}
+	switch d.Release.Origin {
+	case "Debian":
+		if security == "" {
+			security = securityFor(mirror)
+		}
+		if security != "" {
+			extra = append(extra, &Source{URI: security, Suite: code + "-security", Components: comps})
+		}
+	case "Ubuntu":
+		extra = append(extra, &Source{URI: mirror, Suite: code + "-security", Components: comps})
+	default:
+		return out, nil
+	}
+	for _, s := range extra {
+		if _, err := OpenDist(ctx, s, o); err != nil {
+			if IsNotFound(err) {
+				o.log().Warn("suite not found, skipping", "suite", s.Suite, "uri", s.URI)
+				continue
+			}
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// NewPlan records a resolution as a plan.
+func NewPlan(u *Universe, res *Resolution, cfg Config) *Plan {
+	main := u.Dists[0]
+	p := &Plan{
+		LockVersion:   LockVersion,
+		Suite:         main.Source.Suite,
+		Codename:      main.Release.Name(),
+		Origin:        main.Release.Origin,
+		Variant:       variantName(cfg.Variant),
+		Architectures: u.Archs,
+		Components:    main.Source.Components,
+		Include:       cfg.Include,
+		Exclude:       cfg.Exclude,
+	}
+	seen := map[string]bool{}
+	for _, d := range u.Dists {
+		p.Sources = append(p.Sources, LockedSource{
+			URI: d.Source.URI, Suite: d.Source.Suite, Codename: d.Release.Name(), Components: d.Source.Components,
+			InRelease: d.URL, InReleaseSHA256: d.InReleaseSHA256, Signer: d.Signer, Keyring: d.Keyring.Name,
+		})
+		if !seen[d.Keyring.Name] {
+			seen[d.Keyring.Name] = true
+			p.Keyrings = append(p.Keyrings, LockedKeyring{Name: d.Keyring.Name, Source: d.Keyring.Source, SHA256: d.Keyring.Digest(), Fingerprints: d.Keyring.Fingerprints()})
+		}
+	}
+	for _, pkg := range res.Packages {
+		lp := LockedPackage{
+			Name: pkg.Name, Version: pkg.Version, Architecture: pkg.Architecture,
+			Filename: pkg.Filename, Size: pkg.Size, SHA256: pkg.SHA256,
+			Essential: pkg.Essential, Priority: pkg.Priority, Reason: res.Why[pkg],
+		}
+		if pkg.Origin != nil {
+			lp.URI = pkg.Origin.Source.URI
+		}
+		p.Packages = append(p.Packages, lp)
+		p.TotalSize += pkg.Size
+	}
+	sort.Slice(p.Packages, func(i, j int) bool {
+		a, b := p.Packages[i], p.Packages[j]
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.Architecture < b.Architecture
+	})
+	return p
+}
+
+// WriteLock writes a plan as a lockfile.
+func WriteLock(w io.Writer, p *Plan) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(p)
+}
+
+// ReadLock reads and checks a lockfile.
+func ReadLock(r io.Reader, name string) (*Plan, error) {
+	dec := json.NewDecoder(io.LimitReader(r, 256<<20))
+	dec.DisallowUnknownFields()
+	var p Plan
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("lockfile %s: %w", name, err)
+	}
+	if p.LockVersion != LockVersion {
+		return nil, fmt.Errorf("lockfile %s: lock_version %d, this nroot reads %d; re-create it with nroot resolve --lock", name, p.LockVersion, LockVersion)
+	}
+	if len(p.Packages) == 0 {
+		return nil, fmt.Errorf("lockfile %s: no packages", name)
+	}
+	for i, pkg := range p.Packages {
+		switch {
+		case pkg.Name == "" || pkg.Version == "" || pkg.Architecture == "":
+			return nil, fmt.Errorf("lockfile %s: packages[%d]: name, version and architecture are required", name, i)
+		case len(pkg.SHA256) != 64 || strings.Trim(strings.ToLower(pkg.SHA256), "0123456789abcdef") != "":
+			return nil, fmt.Errorf("lockfile %s: package %s: sha256 %q is not a SHA256 hex digest", name, pkg.Name, pkg.SHA256)
+		case pkg.Size <= 0:
+			return nil, fmt.Errorf("lockfile %s: package %s: size must be positive", name, pkg.Name)
+		case pkg.Filename == "" || strings.HasPrefix(pkg.Filename, "/") || strings.Contains("/"+pkg.Filename+"/", "/../"):
+			return nil, fmt.Errorf("lockfile %s: package %s: filename %q must be a relative path inside the mirror", name, pkg.Name, pkg.Filename)
+		case checkURI(pkg.URI) != nil:
+			return nil, fmt.Errorf("lockfile %s: package %s: uri %q is not an http(s) URL", name, pkg.Name, pkg.URI)
+		}
+	}
+	return &p, nil
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"nroot/keyring"
+)
+
+func newKeyringCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "keyring",
+		Short: "Show the archive keyrings nroot trusts",
+	}
+	var asJSON bool
+	var files []string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List every key of the bundled keyrings (and of --keyring files)",
+		Example: `  nroot keyring list
+  nroot keyring list --json
+  nroot keyring list --keyring ./vendor-archive.asc`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rings := keyring.Bundled()
+			for _, f := range files {
+				k, err := keyring.Load(f)
+				if err != nil {
+					return err
+				}
+				rings = append(rings, k)
+			}
+			var keys []keyring.Key
+			for _, k := range rings {
+				keys = append(keys, k.Keys()...)
+			}
+			if asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(keys)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KEYRING\tFINGERPRINT\tALGO\tCREATED\tEXPIRES\tUSER ID")
+			for _, k := range keys {
+				exp := "never"
+				if k.Expires != nil {
+					exp = k.Expires.Format("2006-01-02")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.Keyring, k.Fingerprint, k.Algorithm, k.Created.Format("2006-01-02"), exp, k.UserID)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, k := range rings {
+				fmt.Fprintf(os.Stderr, "%s: %s\n", k.Name, k.Source)
+			}
+			return nil
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	list.Flags().StringArrayVar(&files, "keyring", nil, "also list the keys of this keyring file (armored or binary); repeatable")
+	cmd.AddCommand(list)
+	return cmd
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"nroot/apt"
+	"nroot/keyring"
+)
+
+// aptFlags are the flags shared by every command that reads an archive.
+type aptFlags struct {
+	variant           string
+	include, exclude  []string
+	components        []string
+	archs             []string
+	keyrings          []string
+	noCheckValidUntil bool
+}
+
+func (f *aptFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.variant, "variant", "important", "package set, as mmdebstrap: "+strings.Join(apt.Variants, ", "))
+	fl.StringSliceVar(&f.include, "include", nil, "extra packages, comma-separated; repeatable")
+	fl.StringSliceVar(&f.exclude, "exclude", nil, "packages never to install, comma-separated; repeatable")
+	fl.StringSliceVar(&f.components, "components", []string{"main"}, "archive components, comma-separated")
+	fl.StringSliceVar(&f.archs, "architectures", []string{apt.HostArch()}, "architectures, native first, comma-separated")
+	fl.StringArrayVar(&f.keyrings, "keyring", nil, "trust this keyring file (armored or binary) instead of the bundled ones; repeatable")
+	fl.BoolVar(&f.noCheckValidUntil, "no-check-valid-until", false, "accept a Release past its Valid-Until (archived snapshots)")
+}
+
+func (f *aptFlags) config(suite string, mirrors []string) apt.Config {
+	return apt.Config{
+		Suite: suite, Mirrors: mirrors, Components: f.components, Archs: f.archs,
+		Variant: f.variant, Include: f.include, Exclude: f.exclude,
+	}
+}
+
+func (f *aptFlags) options(g *globals) (apt.Options, error) {
+	o := apt.Options{NoCheckValidUntil: f.noCheckValidUntil, Log: g.logger()}
+	o.Fetcher = apt.NewFetcher(g.cacheDir)
+	o.Fetcher.Log = o.Log
+	for _, path := range f.keyrings {
+		k, err := keyring.Load(path)
+		if err != nil {
+			return o, err
+		}
+		o.Keyrings = append(o.Keyrings, k)
+	}
+	return o, nil
+}
+
+func newResolveCmd(g *globals) *cobra.Command {
+	var af aptFlags
+	var asJSON bool
+	var lock string
+	cmd := &cobra.Command{
+		Use:   "resolve [flags] SUITE [MIRROR...]",
+		Short: "Choose the packages of a root filesystem, as apt would",
+		Long: `Resolve fetches and verifies the suite's InRelease against the bundled
+keyrings, reads its Packages indices and selects the packages of the variant,
+the way mmdebstrap and apt do. It prints each package with its version,
+architecture and download size.
+
+MIRROR is a URL (http://HOST/debian) or a "deb URL SUITE COMPONENT..." line.
+Without one, the mirror comes from $NROOT_MIRROR or the host's APT sources,
+and the suite's -updates and -security suites are added.
+
+Stricter than apt: a Release without SHA256 sums, or text outside the signed
+part of InRelease, is refused.`,
+		Example: `  nroot resolve stable
+  nroot resolve --variant=minbase --include=openssh-server trixie
+  nroot resolve --lock trixie.lock --json trixie http://MIRROR/debian
+  NROOT_MIRROR=http://MIRROR/ubuntu nroot resolve --components=main,universe noble`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := af.options(g)
+			if err != nil {
+				return err
+			}
+			plan, err := apt.Resolve(cmd.Context(), af.config(args[0], args[1:]), o)
+			if err != nil {
+				return err
+			}
+			if lock != "" {
+				if err := writeLockFile(lock, plan); err != nil {
+					return err
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(plan)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PACKAGE\tVERSION\tARCH\tSIZE")
+			for _, p := range plan.Packages {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", p.Name, p.Version, p.Architecture, p.Size)
+			}
+			fmt.Fprintf(tw, "\n%d packages, %s to download (%s %s, %s)\n", len(plan.Packages), humanBytes(plan.TotalSize), plan.Codename, plan.Variant, strings.Join(plan.Architectures, ","))
+			return tw.Flush()
+		},
+	}
+	af.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (the lockfile format)")
+	cmd.Flags().StringVar(&lock, "lock", "", "write the plan to this lockfile")
+	return cmd
+}
+
+func writeLockFile(path string, plan *apt.Plan) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("lockfile %s: %w", path, err)
+	}
+	if err := apt.WriteLock(f, plan); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("lockfile %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("lockfile %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
