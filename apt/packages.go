@@ -96,8 +96,8 @@ func (r *PackagesReader) readLine() ([]byte, error) {
 		}
 		line = buf
 	}
-	if len(line) == 0 && err != nil {
-		return nil, err
+	if err != nil && (len(line) == 0 || err != io.EOF) {
+		return nil, err // a read error is never dropped with a last partial line
 	}
 	r.line++
 	if n := len(line); n > 0 && line[n-1] == '\n' {

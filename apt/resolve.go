@@ -316,24 +316,33 @@ func (r *resolver) archTargets(p *Package, poss dependency.Possibility) []string
 			return []string{a}
 		}
 	}
-	return []string{from}
+	// Same architecture first; a Multi-Arch: foreign package of another
+	// architecture also serves (archOK decides).
+	out := []string{from}
+	for _, a := range r.u.Archs {
+		if a != from {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // archOK applies Multi-Arch: a dependency without a qualifier is met by a
 // package of the same architecture, or by a Multi-Arch: foreign package of
-// any; ":any" needs Multi-Arch: allowed (or foreign).
+// any; ":any" also by a Multi-Arch: allowed one.
 func (r *resolver) archOK(p *Package, poss dependency.Possibility, q *Package) bool {
-	qa := q.Architecture
-	if qa == "all" {
-		qa = r.u.Native()
-	}
-	if slices.Contains(r.archTargets(p, poss), qa) {
-		if poss.Arch != nil && poss.Arch.String() == "any" && q.MultiArch != "allowed" && q.MultiArch != "foreign" && qa != r.u.Native() {
-			return false
+	qa, from := archOf(q, r.u.Native()), archOf(p, r.u.Native())
+	if poss.Arch != nil {
+		switch a := poss.Arch.String(); a {
+		case "any":
+			return qa == from || q.MultiArch == "allowed" || q.MultiArch == "foreign"
+		case "native":
+			return qa == r.u.Native()
+		default:
+			return qa == a
 		}
-		return true
 	}
-	return q.MultiArch == "foreign" && poss.Arch == nil
+	return qa == from || q.MultiArch == "foreign"
 }
 
 func (r *resolver) versionOK(poss dependency.Possibility, v string) bool {
@@ -410,6 +419,8 @@ func (r *resolver) choose(p *Package, rel dependency.Relation) (*Package, string
 		}
 		if r.u.byName[poss.Name] == nil && len(r.u.providers[poss.Name]) == 0 {
 			why = append(why, fmt.Sprintf("%s depends on %s but it is not available", p.Name, poss.String()))
+		} else if found == nil && len(why) == 0 && r.u.byName[poss.Name] != nil {
+			why = append(why, fmt.Sprintf("%s depends on %s but no architecture of it can satisfy %s", p.Name, poss.String(), p.ID()))
 		} else if r.u.byName[poss.Name] == nil {
 			why = append(why, fmt.Sprintf("%s depends on %s but no provider of it can be installed", p.Name, poss.String()))
 		}

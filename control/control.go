@@ -103,8 +103,8 @@ func (r *Reader) readLine() ([]byte, error) {
 		}
 		line = buf
 	}
-	if len(line) == 0 && err != nil {
-		return nil, err
+	if err != nil && (len(line) == 0 || err != io.EOF) {
+		return nil, err // a read error is never dropped with a last partial line
 	}
 	r.line++
 	line = bytes.TrimRight(line, "\r\n")
