@@ -225,3 +225,22 @@ func mustResolve(t *testing.T, u *Universe) *Resolution {
 	}
 	return res
 }
+
+func TestParseProvides(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"awk", "awk="},
+		{"libfoo (= 1.2-3), mail-transport-agent", "libfoo=1.2-3 mail-transport-agent="},
+		{"python3-foo:any (= 2), x (>= 1)", "python3-foo=2 x="},
+		{" , ,", ""},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, p := range parseProvides(tt.in) {
+			got = append(got, p.name+"="+p.version)
+		}
+		if g := strings.Join(got, " "); g != tt.want {
+			t.Errorf("parseProvides(%q) = %q, want %q", tt.in, g, tt.want)
+		}
+	}
+}

@@ -22,6 +22,8 @@ type Universe struct {
 	// providers maps a virtual name to the packages that provide it.
 	providers map[string][]provision
 
+	names []string // sorted real package names, built on demand
+
 	mu      sync.Mutex
 	parsed  map[*Package]*relations
 	version map[string]version.Version
@@ -91,19 +93,43 @@ func (u *Universe) add(p *Package) {
 		}
 	}
 	u.byName[p.Name] = append(u.byName[p.Name], p)
-	if p.Provides != "" {
-		if dep, err := dependency.Parse(p.Provides); err == nil {
-			for _, rel := range dep.Relations {
-				for _, poss := range rel.Possibilities {
-					v := ""
-					if poss.Version != nil && poss.Version.Operator == "=" {
-						v = poss.Version.Number
-					}
-					u.providers[poss.Name] = append(u.providers[poss.Name], provision{p, v})
-				}
+	for _, pv := range parseProvides(p.Provides) {
+		u.providers[pv.name] = append(u.providers[pv.name], provision{p, pv.version})
+	}
+	u.names = nil
+}
+
+type provided struct{ name, version string }
+
+// parseProvides reads a Provides field: "name [(= version)]" entries
+// separated by commas. It is the one relationship field read for every
+// package, so it has its own small parser; entries it cannot read are
+// skipped, as they would match nothing.
+func parseProvides(s string) []provided {
+	if s == "" {
+		return nil
+	}
+	var out []provided
+	for _, e := range strings.Split(s, ",") {
+		e = strings.TrimSpace(e)
+		name, rest := e, ""
+		if i := strings.IndexAny(e, " \t("); i >= 0 {
+			name, rest = e[:i], strings.TrimSpace(e[i:])
+		}
+		name, _, _ = strings.Cut(name, ":")
+		if name == "" {
+			continue
+		}
+		v := ""
+		if strings.HasPrefix(rest, "(") && strings.HasSuffix(rest, ")") {
+			rel := strings.TrimSpace(rest[1 : len(rest)-1])
+			if op, ver, ok := strings.Cut(rel, "="); ok && strings.TrimSpace(op) == "" {
+				v = strings.TrimSpace(ver)
 			}
 		}
+		out = append(out, provided{name, v})
 	}
+	return out
 }
 
 // Len is the number of package versions held.
@@ -196,12 +222,14 @@ func notAutomatic(p *Package) bool {
 
 // Names returns every real package name, sorted.
 func (u *Universe) Names() []string {
-	names := make([]string, 0, len(u.byName))
-	for n := range u.byName {
-		names = append(names, n)
+	if u.names == nil {
+		u.names = make([]string, 0, len(u.byName))
+		for n := range u.byName {
+			u.names = append(u.names, n)
+		}
+		sort.Strings(u.names)
 	}
-	sort.Strings(names)
-	return names
+	return u.names
 }
 
 // Load opens every source's suite and reads its indices.

@@ -166,3 +166,5 @@ func TestValidUntil(t *testing.T) {
 		t.Fatal("detached signature accepted for altered text")
 	}
 }
+
+var fixedNow = time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)

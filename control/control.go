@@ -163,7 +163,10 @@ func (r *Reader) Next() (*Paragraph, error) {
 		}
 		flush()
 		name := string(bytes.TrimSpace(line[:colon]))
-		if strings.ContainsAny(name, " \t") {
+		if name == "" {
+			return nil, &SyntaxError{r.line, "empty field name"}
+		}
+		if strings.ContainsAny(name, " \t\r") || name[0] == '#' || name[0] == '-' {
 			return nil, &SyntaxError{r.line, fmt.Sprintf("field name %q contains blanks", name)}
 		}
 		p.Fields = append(p.Fields, Field{Name: name, Value: string(bytes.TrimSpace(line[colon+1:]))})
@@ -202,8 +205,30 @@ type Writer struct {
 // NewWriter returns a Writer writing to w.
 func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
 
-// Write writes one paragraph.
+// Write writes one paragraph. It refuses fields that would not read back
+// as written: a bad name, or a value with a blank continuation line
+// (write "." for an empty line, as dpkg does).
 func (w *Writer) Write(p *Paragraph) error {
+	for _, f := range p.Fields {
+		if f.Name == "" || strings.ContainsAny(f.Name, ": \t\r\n") || f.Name[0] == '#' || f.Name[0] == '-' {
+			return fmt.Errorf("control: invalid field name %q", f.Name)
+		}
+		lines := strings.Split(f.Value, "\n")
+		if strings.ContainsRune(lines[0], '\r') || strings.TrimSpace(lines[0]) != lines[0] {
+			return fmt.Errorf("control: field %s: first line has surrounding blanks or a CR", f.Name)
+		}
+		for _, l := range lines[1:] {
+			if strings.TrimSpace(l) == "" {
+				return fmt.Errorf("control: field %s: blank continuation line (use \".\")", f.Name)
+			}
+			if strings.ContainsRune(l, '\r') {
+				return fmt.Errorf("control: field %s: CR in value", f.Name)
+			}
+		}
+	}
+	if len(p.Fields) == 0 {
+		return fmt.Errorf("control: empty paragraph")
+	}
 	var b strings.Builder
 	if w.started {
 		b.WriteByte('\n')

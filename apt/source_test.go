@@ -1,0 +1,155 @@
+package apt
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseSourceArg(t *testing.T) {
+	tests := []struct {
+		arg, want, wantErr string
+	}{
+		{arg: "http://m.invalid/debian", want: "deb http://m.invalid/debian trixie main"},
+		{arg: "deb http://m.invalid/debian trixie-updates main contrib", want: "deb http://m.invalid/debian trixie-updates main contrib"},
+		{arg: "deb https://m.invalid/ubuntu noble", want: "deb https://m.invalid/ubuntu noble main"},
+		{arg: "ftp://m.invalid/debian", wantErr: "not an http"},
+		{arg: "deb [arch=amd64] http://m.invalid/debian trixie main", wantErr: "not supported"},
+		{arg: "deb http://m.invalid/debian", wantErr: "expected"},
+		{arg: "a b", wantErr: "expected a URI"},
+	}
+	for _, tt := range tests {
+		s, err := ParseSourceArg(tt.arg, "trixie", []string{"main"})
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%q: err = %v, want %q", tt.arg, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || s.String() != tt.want {
+			t.Errorf("%q: got %v, %v; want %s", tt.arg, s, err, tt.want)
+		}
+	}
+}
+
+func TestFindMirror(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(text), 0o644)
+		return p
+	}
+	deb822 := write("debian.sources", `# comment
+Types: deb deb-src
+URIs: http://primary.invalid/debian
+Suites: trixie trixie-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://sec.invalid/debian-security
+Suites: trixie-security
+Components: main
+
+Types: deb
+Enabled: no
+URIs: http://disabled.invalid/debian
+Suites: trixie
+`)
+	oneLine := write("sources.list", "# deb http://commented.invalid/debian trixie main\ndeb [signed-by=/k.gpg] http://oneline.invalid/debian bookworm main\n")
+	tests := []struct {
+		name             string
+		files            []string
+		env              string
+		given            string
+		mirror, security string
+		wantErr          string
+	}{
+		{name: "deb822", files: []string{deb822}, mirror: "http://primary.invalid/debian", security: "http://sec.invalid/debian-security"},
+		{name: "one-line", files: []string{oneLine}, mirror: "http://oneline.invalid/debian"},
+		{name: "env wins over host", files: []string{deb822}, env: "http://env.invalid/debian", mirror: "http://env.invalid/debian", security: "http://sec.invalid/debian-security"},
+		{name: "given wins", files: []string{deb822}, env: "http://env.invalid/debian", given: "http://cli.invalid/debian", mirror: "http://cli.invalid/debian", security: "http://sec.invalid/debian-security"},
+		{name: "nothing", files: nil, wantErr: "set NROOT_MIRROR"},
+		{name: "bad env", env: "nonsense", wantErr: "NROOT_MIRROR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(MirrorEnv, tt.env)
+			host, err := HostSources(tt.files)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, sec, _, err := FindMirror(tt.given, host)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || m != tt.mirror || sec != tt.security {
+				t.Fatalf("got %q %q %v, want %q %q", m, sec, err, tt.mirror, tt.security)
+			}
+		})
+	}
+	if got := securityFor("http://m.invalid/debian/"); got != "http://m.invalid/debian-security" {
+		t.Errorf("securityFor = %q", got)
+	}
+}
+
+func TestLockRoundTrip(t *testing.T) {
+	u := universe(t, []string{"amd64"}, stanza("a", "1", "Depends: b")+stanza("b", "2"))
+	u.Dists = []*Dist{{Source: &Source{URI: "http://mirror.invalid/debian", Suite: "test", Components: []string{"main"}},
+		Release: &Release{Origin: "Debian", Codename: "test"}, Keyring: mustNamed(t, "debian"), InReleaseSHA256: strings.Repeat("a", 64)}}
+	for _, p := range u.byName {
+		p[0].Origin.Source = u.Dists[0].Source
+	}
+	res, err := u.Resolve(Request{Variant: "custom", Include: []string{"a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := NewPlan(u, res, Config{Variant: "custom", Include: []string{"a"}})
+	var buf bytes.Buffer
+	if err := WriteLock(&buf, plan); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadLock(bytes.NewReader(buf.Bytes()), "test.lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Packages) != 2 || back.Packages[0].Name != "a" || back.Packages[1].Reason != "a" || back.Packages[0].URL() != "http://mirror.invalid/debian/pool/a.deb" {
+		t.Fatalf("read back %+v", back.Packages)
+	}
+	bad := []struct{ from, to, wantErr string }{
+		{`"lock_version": 1`, `"lock_version": 7`, "lock_version 7"},
+		{`"filename": "pool/a.deb"`, `"filename": "../../etc/passwd"`, "relative path inside the mirror"},
+		{`"sha256": "` + strings.Repeat("0", 64), `"sha256": "` + strings.Repeat("z", 64), "not a SHA256"},
+		{"\"uri\": \"http://mirror.invalid/debian\",\n      \"size\"", "\"uri\": \"file:///etc\",\n      \"size\"", "not an http"},
+		{`"variant"`, `"surprise": 1, "variant"`, "unknown field"},
+	}
+	for _, b := range bad {
+		text := strings.Replace(buf.String(), b.from, b.to, 1)
+		if text == buf.String() {
+			t.Fatalf("test did not change the lock: %s", b.from)
+		}
+		if _, err := ReadLock(strings.NewReader(text), "test.lock"); err == nil || !strings.Contains(err.Error(), b.wantErr) {
+			t.Errorf("%s: err = %v, want %q", b.to, err, b.wantErr)
+		}
+	}
+}
+
+func FuzzReadLock(f *testing.F) {
+	f.Add([]byte(`{"lock_version":1,"packages":[{"name":"a","version":"1","architecture":"all","filename":"pool/a.deb","uri":"http://x/","size":1,"sha256":"` + strings.Repeat("0", 64) + `"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := ReadLock(bytes.NewReader(data), "fuzz")
+		if err != nil {
+			return
+		}
+		for _, pkg := range p.Packages {
+			if strings.Contains(pkg.Filename, "..") && strings.Contains("/"+pkg.Filename+"/", "/../") {
+				t.Fatalf("accepted escaping filename %q", pkg.Filename)
+			}
+		}
+	})
+}

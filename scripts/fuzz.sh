@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every fuzz target of the module for a short time (FUZZTIME, 10s by
+# default). New failing inputs land in the package's testdata/fuzz corpus.
+set -euo pipefail
+fuzztime=${FUZZTIME:-10s}
+status=0
+for pkg in $(go list ./...); do
+  for target in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
+    echo "fuzz: $pkg $target ($fuzztime)"
+    if ! go test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" >/tmp/nroot-fuzz.log 2>&1; then
+      cat /tmp/nroot-fuzz.log
+      status=1
+    fi
+  done
+done
+exit $status
