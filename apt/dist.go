@@ -1,7 +1,6 @@
 package apt
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,10 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
-
+	"nroot/internal/decompress"
 	"nroot/keyring"
 )
 
@@ -249,43 +245,34 @@ func (f *Fetcher) decompressInto(path, ext string, want FileHash) error {
 	return os.Rename(tmp.Name(), dst)
 }
 
-type readCloser struct {
-	io.Reader
-	close func() error
-}
-
-func (r readCloser) Close() error { return r.close() }
-
 func openCompressed(path, ext string) (io.ReadCloser, error) {
+	format, err := decompress.ByExt(ext)
+	if err != nil {
+		return nil, err
+	}
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	var r io.Reader
-	// The decoders make many small reads; unbuffered, xz runs ten times
-	// slower.
-	br := bufio.NewReaderSize(fh, 1<<20)
-	switch ext {
-	case ".xz":
-		r, err = xz.NewReader(br)
-	case ".gz":
-		r, err = gzip.NewReader(br)
-	case ".zst":
-		var z *zstd.Decoder
-		z, err = zstd.NewReader(br)
-		if err == nil {
-			return readCloser{z, func() error { z.Close(); return fh.Close() }}, nil
-		}
-	case "":
-		r = fh
-	default:
-		err = fmt.Errorf("unsupported compression %q", ext)
-	}
+	r, err := decompress.NewReader(format, fh)
 	if err != nil {
 		fh.Close()
 		return nil, err
 	}
-	return readCloser{r, fh.Close}, nil
+	return struct {
+		io.Reader
+		io.Closer
+	}{r, closeBoth{r, fh}}, nil
+}
+
+type closeBoth [2]io.Closer
+
+func (c closeBoth) Close() error {
+	err := c[0].Close()
+	if err2 := c[1].Close(); err == nil {
+		err = err2
+	}
+	return err
 }
 
 // verifyingReader hashes what passes through and fails at EOF when the

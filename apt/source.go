@@ -3,8 +3,8 @@ package apt
 import (
 	"bytes"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"

@@ -1,0 +1,104 @@
+// Package decompress opens the compressed streams nroot meets in archive
+// indices, .deb members and initramfs segments, chosen by file extension
+// or by magic number.
+package decompress
+
+import (
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// Format names a compression.
+type Format string
+
+// Formats nroot reads.
+const (
+	None  Format = "none"
+	Gzip  Format = "gzip"
+	XZ    Format = "xz"
+	Zstd  Format = "zstd"
+	Bzip2 Format = "bzip2"
+)
+
+// ByExt maps a file extension (".xz", "" for none) to its format.
+func ByExt(ext string) (Format, error) {
+	switch ext {
+	case "":
+		return None, nil
+	case ".gz":
+		return Gzip, nil
+	case ".xz":
+		return XZ, nil
+	case ".zst":
+		return Zstd, nil
+	case ".bz2":
+		return Bzip2, nil
+	}
+	return "", fmt.Errorf("unsupported compression %q", ext)
+}
+
+// Magic identifies a format by the first bytes of a stream.
+func Magic(b []byte) (Format, bool) {
+	switch {
+	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
+		return Gzip, true
+	case bytes.HasPrefix(b, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		return XZ, true
+	case bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return Zstd, true
+	case bytes.HasPrefix(b, []byte("BZh")):
+		return Bzip2, true
+	}
+	return "", false
+}
+
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r readCloser) Close() error {
+	if r.close == nil {
+		return nil
+	}
+	return r.close()
+}
+
+// NewReader decompresses r. The decoders make many small reads, so r is
+// buffered: unbuffered, xz runs about ten times slower. Closing the
+// result does not close r.
+func NewReader(f Format, r io.Reader) (io.ReadCloser, error) {
+	br := bufio.NewReaderSize(r, 256<<10)
+	switch f {
+	case None:
+		return readCloser{Reader: r}, nil
+	case Gzip:
+		z, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, err
+		}
+		return readCloser{z, z.Close}, nil
+	case XZ:
+		z, err := xz.NewReader(br)
+		if err != nil {
+			return nil, err
+		}
+		return readCloser{Reader: z}, nil
+	case Zstd:
+		z, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+		if err != nil {
+			return nil, err
+		}
+		return readCloser{z, func() error { z.Close(); return nil }}, nil
+	case Bzip2:
+		return readCloser{Reader: bzip2.NewReader(br)}, nil
+	}
+	return nil, fmt.Errorf("unsupported compression %q", f)
+}

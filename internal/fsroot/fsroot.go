@@ -1,0 +1,366 @@
+// Package fsroot writes below a directory as if it were the root of the
+// filesystem: every path, and every symlink met on the way, is resolved
+// inside it (openat2 RESOLVE_IN_ROOT), so an archive can never write
+// outside it, and the last component is never followed.
+package fsroot
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Root is an open directory that paths are resolved in.
+type Root struct {
+	fd   int
+	Path string
+}
+
+// Open opens dir as a root.
+func Open(dir string) (*Root, error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	return &Root{fd: fd, Path: dir}, nil
+}
+
+// Close releases the root.
+func (r *Root) Close() error { return unix.Close(r.fd) }
+
+// Clean turns an archive member name into a path relative to the root,
+// refusing absolute names and ".." components rather than guessing what a
+// hostile archive meant.
+func Clean(name string) (string, error) {
+	n := strings.TrimPrefix(name, "./")
+	if n == "." || n == "" || name == "./" {
+		return ".", nil
+	}
+	if strings.HasPrefix(n, "/") {
+		return "", fmt.Errorf("absolute path %q", name)
+	}
+	for _, part := range strings.Split(n, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("path %q contains \"..\"", name)
+		}
+	}
+	if strings.ContainsRune(n, 0) {
+		return "", fmt.Errorf("path %q contains NUL", name)
+	}
+	c := path.Clean(n)
+	if c == "." {
+		return ".", nil
+	}
+	return c, nil
+}
+
+func (r *Root) full(rel string) string { return path.Join(r.Path, rel) }
+
+// how resolves in the root, refusing /proc magic links.
+func how(flags uint64) *unix.OpenHow {
+	return &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+}
+
+// openDir opens a directory below the root, following symlinks inside it.
+func (r *Root) openDir(rel string) (int, error) {
+	if rel == "." || rel == "" {
+		return unix.Dup(r.fd)
+	}
+	for {
+		fd, err := unix.Openat2(r.fd, rel, how(unix.O_PATH|unix.O_DIRECTORY))
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		return fd, err
+	}
+}
+
+// parent opens the directory holding rel and returns it with the base
+// name.
+func (r *Root) parent(rel string) (int, string, error) {
+	dir, base := path.Split(rel)
+	if base == "" || base == "." || base == ".." {
+		return -1, "", fmt.Errorf("%s: not a file name", rel)
+	}
+	fd, err := r.openDir(strings.TrimSuffix(dir, "/"))
+	if err != nil {
+		return -1, "", &os.PathError{Op: "open parent", Path: r.full(rel), Err: err}
+	}
+	return fd, base, nil
+}
+
+// Lstat stats a path without following its last component.
+func (r *Root) Lstat(rel string) (*unix.Stat_t, error) {
+	if rel == "." {
+		var st unix.Stat_t
+		err := unix.Fstat(r.fd, &st)
+		return &st, err
+	}
+	pfd, base, err := r.parent(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, &os.PathError{Op: "lstat", Path: r.full(rel), Err: err}
+	}
+	return &st, nil
+}
+
+// Stat stats a path, following symlinks inside the root.
+func (r *Root) Stat(rel string) (*unix.Stat_t, error) {
+	fd, err := unix.Openat2(r.fd, rel, how(unix.O_PATH))
+	if err != nil {
+		return nil, &os.PathError{Op: "stat", Path: r.full(rel), Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	err = unix.Fstat(fd, &st)
+	return &st, err
+}
+
+// IsDir reports whether rel resolves, inside the root, to a directory.
+func (r *Root) IsDir(rel string) bool {
+	st, err := r.Stat(rel)
+	return err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+}
+
+// Mkdir creates a directory. An existing directory, or a symlink that
+// resolves inside the root to one (merged-/usr's bin -> usr/bin), is kept,
+// as dpkg keeps it.
+func (r *Root) Mkdir(rel string, mode uint32) error {
+	if rel == "." {
+		return nil
+	}
+	pfd, base, err := r.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	err = unix.Mkdirat(pfd, base, mode&0o7777)
+	if err == nil {
+		return nil
+	}
+	if err == unix.EEXIST && r.IsDir(rel) {
+		return nil
+	}
+	return &os.PathError{Op: "mkdir", Path: r.full(rel), Err: err}
+}
+
+// MkdirAll creates a directory and its parents.
+func (r *Root) MkdirAll(rel string, mode uint32) error {
+	if rel == "." || r.IsDir(rel) {
+		return nil
+	}
+	if dir := path.Dir(rel); dir != "." {
+		if err := r.MkdirAll(dir, mode); err != nil {
+			return err
+		}
+	}
+	return r.Mkdir(rel, mode)
+}
+
+var tmpSeq atomic.Int64
+
+func tmpName(base string) string {
+	return fmt.Sprintf(".%s.nroot-%d-%d", base, os.Getpid(), tmpSeq.Add(1))
+}
+
+// replace renames a freshly made temporary entry over base, refusing to
+// replace a directory with something else.
+func replace(pfd int, tmp, base, full string) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		unix.Unlinkat(pfd, tmp, 0)
+		return &os.PathError{Op: "replace", Path: full, Err: errors.New("a directory is in the way")}
+	}
+	if err := unix.Renameat(pfd, tmp, pfd, base); err != nil {
+		unix.Unlinkat(pfd, tmp, 0)
+		return &os.PathError{Op: "rename", Path: full, Err: err}
+	}
+	return nil
+}
+
+// Meta is what WriteFile and friends set on what they create.
+type Meta struct {
+	Mode     uint32 // permission bits, with setuid, setgid and sticky
+	UID, GID int
+	Chown    bool // set owner and group (needs root)
+	ModTime  time.Time
+}
+
+// WriteFile writes a regular file from src, which must hold exactly size
+// bytes. The file is written under a temporary name and renamed over any
+// existing file or symlink, so a symlink at rel is replaced, never
+// written through.
+func (r *Root) WriteFile(rel string, src io.Reader, size int64, m Meta) error {
+	pfd, base, err := r.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	tmp := tmpName(base)
+	fd, err := unix.Openat(pfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return &os.PathError{Op: "create", Path: r.full(rel), Err: err}
+	}
+	f := os.NewFile(uintptr(fd), r.full(rel))
+	n, err := io.Copy(f, io.LimitReader(src, size))
+	if err == nil && n != size {
+		err = fmt.Errorf("short content: %d of %d bytes", n, size)
+	}
+	if err == nil {
+		err = setMeta(fd, m)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		unix.Unlinkat(pfd, tmp, 0)
+		return fmt.Errorf("%s: %w", r.full(rel), err)
+	}
+	if !m.ModTime.IsZero() {
+		ts := []unix.Timespec{unix.NsecToTimespec(m.ModTime.UnixNano()), unix.NsecToTimespec(m.ModTime.UnixNano())}
+		unix.UtimesNanoAt(pfd, tmp, ts, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	return replace(pfd, tmp, base, r.full(rel))
+}
+
+func setMeta(fd int, m Meta) error {
+	if m.Chown {
+		if err := unix.Fchown(fd, m.UID, m.GID); err != nil {
+			return err
+		}
+	}
+	// After chown, which clears setuid and setgid.
+	return unix.Fchmod(fd, m.Mode&0o7777)
+}
+
+// Symlink creates or replaces a symlink. The target is stored as given:
+// it is only ever resolved inside the root.
+func (r *Root) Symlink(target, rel string, m Meta) error {
+	pfd, base, err := r.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	tmp := tmpName(base)
+	if err := unix.Symlinkat(target, pfd, tmp); err != nil {
+		return &os.PathError{Op: "symlink", Path: r.full(rel), Err: err}
+	}
+	if m.Chown {
+		unix.Fchownat(pfd, tmp, m.UID, m.GID, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	if !m.ModTime.IsZero() {
+		ts := []unix.Timespec{unix.NsecToTimespec(m.ModTime.UnixNano()), unix.NsecToTimespec(m.ModTime.UnixNano())}
+		unix.UtimesNanoAt(pfd, tmp, ts, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	return replace(pfd, tmp, base, r.full(rel))
+}
+
+// Link makes rel a hard link to the existing file old, both inside the
+// root.
+func (r *Root) Link(old, rel string) error {
+	opfd, obase, err := r.parent(old)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(opfd)
+	pfd, base, err := r.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstatat(opfd, obase, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "link", Path: r.full(old), Err: err}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return &os.PathError{Op: "link", Path: r.full(old), Err: errors.New("is a directory")}
+	}
+	tmp := tmpName(base)
+	if err := unix.Linkat(opfd, obase, pfd, tmp, 0); err != nil {
+		return &os.PathError{Op: "link", Path: r.full(rel), Err: err}
+	}
+	return replace(pfd, tmp, base, r.full(rel))
+}
+
+// Mknod creates a device node or FIFO; mode carries the type bits.
+func (r *Root) Mknod(rel string, mode uint32, dev uint64, m Meta) error {
+	pfd, base, err := r.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	tmp := tmpName(base)
+	if err := unix.Mknodat(pfd, tmp, mode, int(dev)); err != nil {
+		return &os.PathError{Op: "mknod", Path: r.full(rel), Err: err}
+	}
+	if m.Chown {
+		unix.Fchownat(pfd, tmp, m.UID, m.GID, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	unix.Fchmodat(pfd, tmp, m.Mode&0o7777, 0)
+	return replace(pfd, tmp, base, r.full(rel))
+}
+
+// SetDirMeta sets a directory's owner, mode and mtime.
+func (r *Root) SetDirMeta(rel string, m Meta) error {
+	fd, err := unix.Openat2(r.fd, rel, how(unix.O_RDONLY|unix.O_DIRECTORY))
+	if err != nil {
+		return &os.PathError{Op: "open", Path: r.full(rel), Err: err}
+	}
+	defer unix.Close(fd)
+	if err := setMeta(fd, m); err != nil {
+		return &os.PathError{Op: "chmod", Path: r.full(rel), Err: err}
+	}
+	return nil
+}
+
+// Chtimes sets the mtime of rel without following a final symlink.
+func (r *Root) Chtimes(rel string, t time.Time) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+	if rel == "." {
+		return unix.UtimesNanoAt(r.fd, "", ts, unix.AT_EMPTY_PATH)
+	}
+	pfd, base, err := r.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	return unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// Open opens a file for reading, resolving symlinks inside the root.
+func (r *Root) Open(rel string) (*os.File, error) {
+	fd, err := unix.Openat2(r.fd, rel, how(unix.O_RDONLY))
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: r.full(rel), Err: err}
+	}
+	return os.NewFile(uintptr(fd), r.full(rel)), nil
+}
+
+// Remove removes a file, symlink or empty directory, not following a
+// final symlink.
+func (r *Root) Remove(rel string) error {
+	pfd, base, err := r.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	err = unix.Unlinkat(pfd, base, 0)
+	if err == unix.EISDIR {
+		err = unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR)
+	}
+	if err != nil {
+		return &os.PathError{Op: "remove", Path: r.full(rel), Err: err}
+	}
+	return nil
+}
