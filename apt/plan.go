@@ -19,6 +19,8 @@ type Config struct {
 	Variant    string   // default: important
 	Include    []string
 	Exclude    []string
+	// MergedUsr: see Request.MergedUsr.
+	MergedUsr bool
 	// HostSources is where the host's APT sources are read from when no
 	// mirror is given; nil means HostSourceFiles.
 	HostSources []string
@@ -122,7 +124,7 @@ func Resolve(ctx context.Context, cfg Config, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := Request{Variant: cfg.Variant, Include: cfg.Include, Exclude: cfg.Exclude, SeedSuite: sources[0].Suite}
+	req := Request{Variant: cfg.Variant, Include: cfg.Include, Exclude: cfg.Exclude, SeedSuite: sources[0].Suite, MergedUsr: cfg.MergedUsr}
 	res, err := u.Resolve(req)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s %s: %w", sources[0].Suite, variantName(cfg.Variant), err)

@@ -17,6 +17,10 @@ type Request struct {
 	Variant string
 	Include []string // extra packages, by name
 	Exclude []string // packages never to select
+	// MergedUsr says the root gets merged-/usr symlinks before anything
+	// is installed, so usrmerge (which converts a split /usr) is replaced
+	// by usr-is-merged, as debootstrap does.
+	MergedUsr bool
 	// SeedSuite limits the variant's priority and essential seeds to
 	// packages found in this suite (the first source), as mmdebstrap
 	// narrows its seed patterns; dependencies may come from any source.
@@ -140,9 +144,26 @@ type resolver struct {
 // virtual packages by the provider apt would prefer. Conflicts and Breaks
 // between selected packages are refused.
 func (u *Universe) Resolve(req Request) (*Resolution, error) {
+	res, err := u.resolve(req, nil)
+	if err != nil || !req.MergedUsr || u.byName["usr-is-merged"] == nil {
+		return res, err
+	}
+	for _, p := range res.Packages {
+		if p.Name == "usrmerge" {
+			return u.resolve(req, []string{"usr-is-merged"})
+		}
+	}
+	return res, nil
+}
+
+// resolve runs one resolution; first is seeded ahead of the first stage.
+func (u *Universe) resolve(req Request, first []string) (*Resolution, error) {
 	stages, err := u.Stages(req)
 	if err != nil {
 		return nil, err
+	}
+	if len(first) > 0 && len(stages) > 0 {
+		stages[0].Seeds = append(append([]string(nil), first...), stages[0].Seeds...)
 	}
 	r := &resolver{
 		u:        u,

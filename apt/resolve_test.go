@@ -244,3 +244,20 @@ func TestParseProvides(t *testing.T) {
 		}
 	}
 }
+
+func TestMergedUsrPrefersUsrIsMerged(t *testing.T) {
+	pk := stanza("init-system-helpers", "1", "Essential: yes", "Depends: usrmerge | usr-is-merged") +
+		stanza("usrmerge", "1", "Depends: perl") + stanza("perl", "1") + stanza("usr-is-merged", "1")
+	for _, tt := range []struct {
+		merged bool
+		want   string
+	}{{false, "init-system-helpers perl usrmerge"}, {true, "init-system-helpers usr-is-merged"}} {
+		res, err := universe(t, []string{"amd64"}, pk).Resolve(Request{Variant: "essential", MergedUsr: tt.merged})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := describe(res.Packages); got != tt.want {
+			t.Errorf("MergedUsr=%v: got %q, want %q", tt.merged, got, tt.want)
+		}
+	}
+}

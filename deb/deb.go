@@ -176,10 +176,9 @@ func readControl(r io.Reader, format decompress.Format) (*Control, error) {
 // Control returns the package's control information.
 func (d *Reader) Control() *Control { return d.control }
 
-// Data returns a tar reader over the data archive. Call it once, after
-// NewReader; the caller must read the tar stream to its end for the
-// package to be checked whole.
-func (d *Reader) Data() (*tar.Reader, io.Closer, error) {
+// DataStream returns the decompressed data archive as a byte stream, for
+// callers that keep a copy of it.
+func (d *Reader) DataStream() (io.Reader, io.Closer, error) {
 	if d.data {
 		return nil, nil, errors.New("data archive already read")
 	}
@@ -196,5 +195,16 @@ func (d *Reader) Data() (*tar.Reader, io.Closer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", h.Name, err)
 	}
-	return tar.NewReader(z), z, nil
+	return z, z, nil
+}
+
+// Data returns a tar reader over the data archive. Call it once, after
+// NewReader; the caller must read the tar stream to its end for the
+// package to be checked whole.
+func (d *Reader) Data() (*tar.Reader, io.Closer, error) {
+	z, c, err := d.DataStream()
+	if err != nil {
+		return nil, nil, err
+	}
+	return tar.NewReader(z), c, nil
 }

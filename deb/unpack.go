@@ -23,6 +23,23 @@ type UnpackOptions struct {
 	// ClampMtime, when set, is the latest mtime written
 	// (SOURCE_DATE_EPOCH).
 	ClampMtime time.Time
+	// Conffiles are written as PATH.dpkg-new, for dpkg --configure to
+	// move into place, as dpkg itself unpacks them.
+	Conffiles map[string]bool
+	// Claim, when set, is asked before a non-directory path is written;
+	// it returns whether to write it and a function to call once written.
+	// Several packages unpacking at once use it to let the one that
+	// dpkg would unpack last win.
+	Claim func(rel string) (write bool, done func())
+	// DeferDirs leaves directory owners, modes and times to the caller,
+	// in Manifest.Dirs.
+	DeferDirs bool
+}
+
+// DirMeta is a directory's metadata as the archive gives it.
+type DirMeta struct {
+	Rel  string
+	Meta fsroot.Meta
 }
 
 // Manifest lists what a data archive contained, as dpkg's info/PKG.list
@@ -31,6 +48,7 @@ type Manifest struct {
 	Paths   []string
 	Skipped []string // device nodes not created without Devices
 	Size    int64    // bytes of regular files written
+	Dirs    []DirMeta
 }
 
 // Unpack writes a data archive below root. Every name is checked (no
@@ -41,11 +59,6 @@ type Manifest struct {
 // there, as dpkg keeps merged-/usr's bin -> usr/bin.
 func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (*Manifest, error) {
 	m := &Manifest{Paths: []string{"/."}}
-	type dirMeta struct {
-		rel  string
-		meta fsroot.Meta
-	}
-	var dirs []dirMeta
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -76,54 +89,88 @@ func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (*Manifest, erro
 				return m, err
 			}
 			if st, err := root.Lstat(rel); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-				dirs = append(dirs, dirMeta{rel, meta})
+				m.Dirs = append(m.Dirs, DirMeta{rel, meta})
 			}
-		case tar.TypeReg, tar.TypeRegA:
-			if err := root.WriteFile(rel, tr, h.Size, meta); err != nil {
-				return m, err
-			}
-			m.Size += h.Size
-		case tar.TypeSymlink:
-			if h.Linkname == "" {
-				return m, fmt.Errorf("data archive: symlink %s has no target", h.Name)
-			}
-			if err := root.Symlink(h.Linkname, rel, meta); err != nil {
-				return m, err
-			}
-		case tar.TypeLink:
-			old, err := fsroot.Clean(h.Linkname)
-			if err != nil {
-				return m, fmt.Errorf("data archive: hard link %s: %w", h.Name, err)
-			}
-			if err := root.Link(old, rel); err != nil {
-				return m, err
-			}
-		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-			if !o.Devices && h.Typeflag != tar.TypeFifo {
-				m.Skipped = append(m.Skipped, "/"+rel)
-				continue
-			}
-			mode := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
-			dev := unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
-			if err := root.Mknod(rel, mode|meta.Mode, dev, meta); err != nil {
-				return m, err
-			}
-		default:
-			return m, fmt.Errorf("data archive: %s: unsupported entry type %q", h.Name, h.Typeflag)
+			continue
 		}
-	}
-	// Directory modes and times last, so writing into them first worked
-	// and their mtimes stay as packaged.
-	for i := len(dirs) - 1; i >= 0; i-- {
-		d := dirs[i]
-		if err := root.SetDirMeta(d.rel, d.meta); err != nil {
+		write, done := true, func() {}
+		if o.Claim != nil {
+			write, done = o.Claim(rel)
+		}
+		err = writeEntry(root, tr, h, rel, meta, m, o, write)
+		done()
+		if err != nil {
 			return m, err
 		}
-		if !d.meta.ModTime.IsZero() {
-			root.Chtimes(d.rel, d.meta.ModTime)
+	}
+	if !o.DeferDirs {
+		if err := ApplyDirs(root, m.Dirs); err != nil {
+			return m, err
 		}
 	}
 	return m, nil
+}
+
+// ApplyDirs sets directory metadata, deepest first, after their contents
+// are written.
+func ApplyDirs(root *fsroot.Root, dirs []DirMeta) error {
+	for i := len(dirs) - 1; i >= 0; i-- {
+		d := dirs[i]
+		if err := root.SetDirMeta(d.Rel, d.Meta); err != nil {
+			return err
+		}
+		if !d.Meta.ModTime.IsZero() {
+			root.Chtimes(d.Rel, d.Meta.ModTime)
+		}
+	}
+	return nil
+}
+
+// writeEntry writes one non-directory entry; with write false it only
+// checks it (another package owns the path).
+func writeEntry(root *fsroot.Root, tr *tar.Reader, h *tar.Header, rel string, meta fsroot.Meta, m *Manifest, o UnpackOptions, write bool) error {
+	if !write {
+		return nil
+	}
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeRegA:
+		dst := rel
+		if o.Conffiles["/"+rel] {
+			dst += ".dpkg-new"
+		}
+		if err := root.WriteFile(dst, tr, h.Size, meta); err != nil {
+			return err
+		}
+		m.Size += h.Size
+	case tar.TypeSymlink:
+		if h.Linkname == "" {
+			return fmt.Errorf("data archive: symlink %s has no target", h.Name)
+		}
+		if err := root.Symlink(h.Linkname, rel, meta); err != nil {
+			return err
+		}
+	case tar.TypeLink:
+		old, err := fsroot.Clean(h.Linkname)
+		if err != nil {
+			return fmt.Errorf("data archive: hard link %s: %w", h.Name, err)
+		}
+		if err := root.Link(old, rel); err != nil {
+			return err
+		}
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		if !o.Devices && h.Typeflag != tar.TypeFifo {
+			m.Skipped = append(m.Skipped, "/"+rel)
+			return nil
+		}
+		mode := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
+		dev := unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
+		if err := root.Mknod(rel, mode|meta.Mode, dev, meta); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("data archive: %s: unsupported entry type %q", h.Name, h.Typeflag)
+	}
+	return nil
 }
 
 func isSparse(h *tar.Header) bool {

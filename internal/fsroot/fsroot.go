@@ -198,17 +198,22 @@ type Meta struct {
 }
 
 // WriteFile writes a regular file from src, which must hold exactly size
-// bytes. The file is written under a temporary name and renamed over any
-// existing file or symlink, so a symlink at rel is replaced, never
-// written through.
+// bytes. A new path is created directly; an existing file or symlink is
+// replaced by writing a temporary file and renaming it over, so a symlink
+// at rel is never written through.
 func (r *Root) WriteFile(rel string, src io.Reader, size int64, m Meta) error {
 	pfd, base, err := r.parent(rel)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(pfd)
-	tmp := tmpName(base)
-	fd, err := unix.Openat(pfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	name, direct := base, true
+	fd, err := unix.Openat(pfd, base, flags, 0o600)
+	if err == unix.EEXIST {
+		name, direct = tmpName(base), false
+		fd, err = unix.Openat(pfd, name, flags, 0o600)
+	}
 	if err != nil {
 		return &os.PathError{Op: "create", Path: r.full(rel), Err: err}
 	}
@@ -220,18 +225,21 @@ func (r *Root) WriteFile(rel string, src io.Reader, size int64, m Meta) error {
 	if err == nil {
 		err = setMeta(fd, m)
 	}
+	if err == nil && !m.ModTime.IsZero() {
+		ts := []unix.Timespec{unix.NsecToTimespec(m.ModTime.UnixNano()), unix.NsecToTimespec(m.ModTime.UnixNano())}
+		err = unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		unix.Unlinkat(pfd, tmp, 0)
+		unix.Unlinkat(pfd, name, 0)
 		return fmt.Errorf("%s: %w", r.full(rel), err)
 	}
-	if !m.ModTime.IsZero() {
-		ts := []unix.Timespec{unix.NsecToTimespec(m.ModTime.UnixNano()), unix.NsecToTimespec(m.ModTime.UnixNano())}
-		unix.UtimesNanoAt(pfd, tmp, ts, unix.AT_SYMLINK_NOFOLLOW)
+	if direct {
+		return nil
 	}
-	return replace(pfd, tmp, base, r.full(rel))
+	return replace(pfd, name, base, r.full(rel))
 }
 
 func setMeta(fd int, m Meta) error {

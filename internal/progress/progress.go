@@ -1,0 +1,119 @@
+// Package progress reports long work: a redrawn status line on a
+// terminal, plain lines otherwise, so logs stay readable.
+package progress
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Bar tracks bytes and items done against totals.
+type Bar struct {
+	mu          sync.Mutex
+	w           io.Writer
+	tty         bool
+	label       string
+	totalBytes  int64
+	totalItems  int
+	bytes       int64
+	items       int
+	start, last time.Time
+	lastPct     int
+}
+
+// IsTerminal reports whether f is a terminal.
+func IsTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// New starts a bar writing to w (a terminal gets a redrawn line).
+func New(w io.Writer, label string, totalBytes int64, totalItems int) *Bar {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = IsTerminal(f)
+	}
+	now := time.Now()
+	return &Bar{w: w, tty: tty, label: label, totalBytes: totalBytes, totalItems: totalItems, start: now, last: now, lastPct: -1}
+}
+
+// Add records n more bytes done.
+func (b *Bar) Add(n int64) {
+	b.mu.Lock()
+	b.bytes += n
+	b.maybeDraw(false)
+	b.mu.Unlock()
+}
+
+// Item records one more item done.
+func (b *Bar) Item() {
+	b.mu.Lock()
+	b.items++
+	b.maybeDraw(false)
+	b.mu.Unlock()
+}
+
+// Finish draws the final state.
+func (b *Bar) Finish() {
+	b.mu.Lock()
+	b.maybeDraw(true)
+	if b.tty {
+		fmt.Fprintln(b.w)
+	}
+	b.mu.Unlock()
+}
+
+func (b *Bar) maybeDraw(final bool) {
+	if b.w == nil {
+		return
+	}
+	now := time.Now()
+	pct := 0
+	if b.totalBytes > 0 {
+		pct = int(b.bytes * 100 / b.totalBytes)
+	} else if b.totalItems > 0 {
+		pct = b.items * 100 / b.totalItems
+	}
+	if b.tty {
+		if !final && now.Sub(b.last) < 100*time.Millisecond {
+			return
+		}
+	} else if !final && (pct/10 == b.lastPct/10 || now.Sub(b.last) < time.Second) && now.Sub(b.last) < 10*time.Second {
+		return
+	}
+	b.last, b.lastPct = now, pct
+	el := now.Sub(b.start).Seconds()
+	rate := 0.0
+	if el > 0 {
+		rate = float64(b.bytes) / el
+	}
+	eta := "-"
+	if rate > 0 && b.totalBytes > b.bytes {
+		eta = (time.Duration(float64(b.totalBytes-b.bytes)/rate) * time.Second / time.Second).Round(time.Second).String()
+	}
+	line := fmt.Sprintf("%s: %3d%% %d/%d, %s/%s, %s/s, ETA %s", b.label, pct, b.items, b.totalItems, Bytes(b.bytes), Bytes(b.totalBytes), Bytes(int64(rate)), eta)
+	if b.tty {
+		fmt.Fprintf(b.w, "\r\033[K%s", line)
+	} else {
+		fmt.Fprintln(b.w, line)
+	}
+}
+
+// Bytes formats a byte count in binary units.
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

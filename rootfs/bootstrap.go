@@ -1,0 +1,265 @@
+package rootfs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"nroot/apt"
+	"nroot/internal/fsroot"
+	"nroot/keyring"
+)
+
+// Formats Bootstrap can write.
+var Formats = []string{"dir", "tar", "tar.gz", "tar.zst"}
+
+// Options control Bootstrap.
+type Options struct {
+	// Config says what to resolve; ignored with FromLock.
+	Config apt.Config
+	Apt    apt.Options
+	// FromLock rebuilds exactly this plan, resolving nothing.
+	FromLock *apt.Plan
+	// Format is dir (default), tar, tar.gz or tar.zst.
+	Format string
+	// SourceDateEpoch, when set, clamps every mtime.
+	SourceDateEpoch time.Time
+	// Jobs bounds parallel downloads.
+	Jobs int
+	// Progress receives progress bars or lines; Log the structured log.
+	Progress io.Writer
+	Log      *slog.Logger
+}
+
+// Result reports what Bootstrap did.
+type Result struct {
+	Plan       *apt.Plan                `json:"plan"`
+	Target     string                   `json:"target"`
+	Format     string                   `json:"format"`
+	Configured bool                     `json:"configured"`
+	Note       string                   `json:"note,omitempty"`
+	Timings    map[string]time.Duration `json:"timings_ns"`
+}
+
+// Bootstrap builds a root filesystem at target: resolve (or replay a
+// lock), fetch, unpack, configure inside systemd-nspawn, write APT
+// sources, clean up. It builds in a temporary directory beside target and
+// renames it into place at the end, so a failure or an interrupt leaves
+// target as it was.
+func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err error) {
+	if o.Format == "" {
+		o.Format = "dir"
+	}
+	if !validFormat(o.Format) {
+		return nil, fmt.Errorf("bootstrap: unknown format %q (one of %s)", o.Format, strings.Join(Formats, ", "))
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := checkTarget(target, o.Format); err != nil {
+		return nil, err
+	}
+	res = &Result{Target: target, Format: o.Format, Timings: map[string]time.Duration{}}
+	step := func(name string, start time.Time) {
+		res.Timings[name] = time.Since(start)
+		o.Log.Info("done", "stage", name, "seconds", fmt.Sprintf("%.2f", time.Since(start).Seconds()))
+	}
+
+	t := time.Now()
+	plan := o.FromLock
+	if plan == nil {
+		cfg := o.Config
+		cfg.MergedUsr = true
+		if plan, err = apt.Resolve(ctx, cfg, o.Apt); err != nil {
+			return nil, err
+		}
+	}
+	res.Plan = plan
+	step("resolve", t)
+
+	t = time.Now()
+	fetcher := o.Apt.Fetcher
+	if fetcher == nil {
+		fetcher = apt.NewFetcher("")
+	}
+	fetched, err := Fetch(ctx, plan, fetcher, o.Jobs, o.Progress)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: fetch: %w", err)
+	}
+	step("fetch", t)
+
+	parent := filepath.Dir(filepath.Clean(target))
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(target)+".nroot-")
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	defer func() {
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, err
+	}
+
+	t = time.Now()
+	pkgs, err := Unpack(ctx, plan, fetched, tmp, UnpackOptions{ClampMtime: o.SourceDateEpoch, Log: o.Progress, TarCache: filepath.Join(fetcher.CacheDir, "unpacked")})
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	step("unpack", t)
+
+	if can, why := canConfigure(plan.Architectures[0]); can {
+		t = time.Now()
+		if err := Configure(ctx, tmp, pkgs, o.Progress); err != nil {
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+		res.Configured = true
+		step("configure", t)
+	} else {
+		res.Note = why + "; the packages are unpacked but not configured: run `nroot configure " + target + "` on a " + plan.Architectures[0] + " host (or one with a binfmt handler for it) to finish"
+		o.Log.Warn("not configured", "why", why)
+	}
+
+	t = time.Now()
+	if err := finish(tmp, plan, o); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := output(tmp, target, o); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if o.Format == "dir" {
+		tmp = "" // renamed into place
+	}
+	step("finish", t)
+	return res, nil
+}
+
+func validFormat(f string) bool {
+	for _, x := range Formats {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// checkTarget refuses to overwrite: a directory target must be absent or
+// empty, a tarball target absent.
+func checkTarget(target, format string) error {
+	fi, err := os.Lstat(target)
+	if os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Dir(filepath.Clean(target))); err != nil {
+			return fmt.Errorf("bootstrap: parent of %s: %w", target, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if format == "dir" && fi.IsDir() {
+		names, err := os.ReadDir(target)
+		if err == nil && len(names) == 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("bootstrap: %s already exists; nroot does not build over an existing %s (remove it or choose another TARGET)", target, map[bool]string{true: "directory", false: "file"}[fi.IsDir()])
+}
+
+// canConfigure says whether this host can run the target architecture's
+// binaries: natively, or through a registered binfmt_misc handler.
+func canConfigure(arch string) (bool, string) {
+	if arch == apt.HostArch() {
+		return true, ""
+	}
+	if compatible(apt.HostArch(), arch) {
+		return true, ""
+	}
+	qemu := map[string]string{"arm64": "aarch64", "armhf": "arm", "armel": "arm", "i386": "i386", "ppc64el": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "amd64": "x86_64", "mips64el": "mips64el", "loong64": "loongarch64"}[arch]
+	if qemu != "" {
+		if b, err := os.ReadFile("/proc/sys/fs/binfmt_misc/qemu-" + qemu); err == nil && strings.HasPrefix(string(b), "enabled") {
+			return true, ""
+		}
+	}
+	return false, fmt.Sprintf("this %s host cannot run %s binaries (no binfmt_misc handler qemu-%s registered; install qemu-user-binfmt to add one)", apt.HostArch(), arch, qemu)
+}
+
+func compatible(host, arch string) bool {
+	return host == "amd64" && arch == "i386" || host == "arm64" && arch == "armhf"
+}
+
+// finish writes APT sources, removes build leftovers and clamps mtimes.
+func finish(dir string, plan *apt.Plan, o Options) error {
+	root, err := fsroot.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	rings := map[string]*keyring.Keyring{}
+	for _, k := range keyring.Bundled() {
+		rings[k.Name] = k
+	}
+	if len(o.Apt.Keyrings) > 0 {
+		rings["user"] = keyring.Merge("user", o.Apt.Keyrings...)
+	}
+	if err := writeSources(root, plan, rings); err != nil {
+		return fmt.Errorf("apt sources: %w", err)
+	}
+	if err := cleanup(root); err != nil {
+		return fmt.Errorf("clean-up: %w", err)
+	}
+	if !o.SourceDateEpoch.IsZero() {
+		return clampMtimes(dir, o.SourceDateEpoch)
+	}
+	return nil
+}
+
+// output moves the finished tree into place, or writes it as a tarball
+// through a temporary file.
+func output(dir, target string, o Options) error {
+	if o.Format == "dir" {
+		if err := os.Rename(dir, target); err != nil {
+			return fmt.Errorf("moving the image into place: %w", err)
+		}
+		return nil
+	}
+	tmp := target + ".nroot-partial"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	var w io.WriteCloser = nopCloser{f}
+	switch o.Format {
+	case "tar.gz":
+		w = gzip.NewWriter(f)
+	case "tar.zst":
+		if w, err = zstd.NewWriter(f, zstd.WithEncoderConcurrency(1)); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	err = WriteTar(w, dir, o.SourceDateEpoch)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", target, err)
+	}
+	return os.Rename(tmp, target)
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

@@ -1,0 +1,254 @@
+package rootfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"pault.ag/go/debian/dependency"
+
+	"nroot/internal/fsroot"
+	"nroot/nspawn"
+)
+
+// firstPreinsts run before all others, as debootstrap runs them: users and
+// groups, the base layout, and /bin/sh.
+var firstPreinsts = []string{"base-passwd", "base-files", "dash"}
+
+// configureScript is run inside the container. It runs every preinst with
+// "install", then dpkg --configure -a, then the triggers that unpacking
+// outside dpkg could not activate. Markers on stdout name the step that
+// failed.
+const configureScript = `set -u
+export DPKG_RUNNING_VERSION="$(dpkg-query --showformat='${Version}' --show dpkg)"
+for pkg in $NROOT_PREINSTS; do
+	script=/var/lib/dpkg/info/$pkg.preinst
+	[ -e "$script" ] || continue
+	echo "nroot: preinst $pkg"
+	if ! DPKG_MAINTSCRIPT_PACKAGE="${pkg%%:*}" DPKG_MAINTSCRIPT_NAME=preinst DPKG_MAINTSCRIPT_ARCH="$(dpkg-query --showformat='${Architecture}' --show "$pkg")" "$script" install; then
+		echo "nroot: failed: preinst of $pkg"
+		exit 100
+	fi
+done
+echo "nroot: dpkg --configure -a"
+if ! dpkg --configure -a; then
+	echo "nroot: failed: dpkg --configure -a"
+	exit 101
+fi
+for t in $NROOT_TRIGGERS; do
+	dpkg-trigger --no-await "$t" 2>/dev/null || true
+done
+if ! dpkg --triggers-only --pending; then
+	echo "nroot: failed: dpkg --triggers-only --pending"
+	exit 102
+fi
+`
+
+const policyRCD = "#!/bin/sh\n# Written by nroot for the configuration stage: start no services.\nexit 101\n"
+
+const fakeStartStopDaemon = "#!/bin/sh\necho 'Warning: fake start-stop-daemon called, doing nothing' >&2\nexit 0\n"
+
+// ConfigureError says which package's maintainer script failed, with its
+// output.
+type ConfigureError struct {
+	Package string
+	Step    string
+	Output  string
+}
+
+func (e *ConfigureError) Error() string {
+	who := e.Step
+	if e.Package != "" {
+		who = fmt.Sprintf("%s of package %s", e.Step, e.Package)
+	}
+	return fmt.Sprintf("configure: %s failed; output:\n%s", who, e.Output)
+}
+
+var dpkgErrorRE = regexp.MustCompile(`error processing package ([^ ]+) \(--configure\)`)
+
+// Configure runs the maintainer scripts of unpacked packages inside the
+// root with systemd-nspawn, with services forbidden, then removes the
+// shims it put in place. It is the only step that runs code from the
+// image.
+func Configure(ctx context.Context, target string, pkgs []*installed, log io.Writer) error {
+	runner, err := nspawn.New(target)
+	if err != nil {
+		return err
+	}
+	root, err := fsroot.Open(target)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	undo, err := installShims(root)
+	defer undo()
+	if err != nil {
+		return err
+	}
+	runner.Env = append(runner.Env,
+		"NROOT_PREINSTS="+strings.Join(preinstOrder(pkgs), " "),
+		"NROOT_TRIGGERS="+strings.Join(triggerNames(pkgs), " "))
+	var out bytes.Buffer
+	w := io.Writer(&out)
+	if log != nil {
+		w = io.MultiWriter(&out, log)
+	}
+	err = runner.Run(ctx, nil, w, "/bin/sh", "-c", configureScript)
+	var ee *nspawn.ExitError
+	if errors.As(err, &ee) {
+		return explainFailure(out.String(), ee)
+	}
+	return err
+}
+
+func explainFailure(out string, ee *nspawn.ExitError) error {
+	ce := &ConfigureError{Step: "configuration", Output: tailLines(out, 60)}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "nroot: failed: preinst of ") {
+			ce.Step, ce.Package = "preinst", strings.TrimPrefix(line, "nroot: failed: preinst of ")
+		}
+		if m := dpkgErrorRE.FindStringSubmatch(line); m != nil && ce.Package == "" {
+			ce.Step, ce.Package = "dpkg --configure (postinst)", m[1]
+		}
+	}
+	if ce.Output == "" {
+		ce.Output = ee.Output
+	}
+	return ce
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// installShims forbids service starts for the duration, as mmdebstrap
+// and debootstrap do, and returns the function that removes the shims.
+func installShims(root *fsroot.Root) (func(), error) {
+	var undo []func()
+	done := func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	if err := root.MkdirAll("usr/sbin", 0o755); err != nil {
+		return done, err
+	}
+	if _, err := root.Lstat("usr/sbin/policy-rc.d"); err == nil {
+		return done, fmt.Errorf("usr/sbin/policy-rc.d already exists in the image")
+	}
+	if err := root.WriteFile("usr/sbin/policy-rc.d", strings.NewReader(policyRCD), int64(len(policyRCD)), fsroot.Meta{Mode: 0o755}); err != nil {
+		return done, err
+	}
+	undo = append(undo, func() { root.Remove("usr/sbin/policy-rc.d") })
+	ssd := "usr/sbin/start-stop-daemon"
+	if _, err := root.Lstat(ssd); err == nil {
+		real := filepath.Join(root.Path, ssd)
+		if err := os.Rename(real, real+".REAL"); err != nil {
+			return done, err
+		}
+		undo = append(undo, func() { os.Rename(real+".REAL", real) })
+		if err := root.WriteFile(ssd, strings.NewReader(fakeStartStopDaemon), int64(len(fakeStartStopDaemon)), fsroot.Meta{Mode: 0o755}); err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// preinstOrder is the order preinsts run in: base-passwd, base-files and
+// dash first, then the rest with each package after what it
+// Pre-Depends and Depends on, ties broken by name.
+func preinstOrder(pkgs []*installed) []string {
+	byName := map[string]*installed{}
+	provides := map[string][]string{}
+	for _, p := range pkgs {
+		byName[p.name()] = p
+		if d, err := dependency.Parse(p.ctl.Fields.Get("Provides")); err == nil {
+			for _, rel := range d.Relations {
+				for _, poss := range rel.Possibilities {
+					provides[poss.Name] = append(provides[poss.Name], p.name())
+				}
+			}
+		}
+	}
+	deps := map[string][]string{}
+	for _, p := range pkgs {
+		for _, field := range []string{"Pre-Depends", "Depends"} {
+			d, err := dependency.Parse(p.ctl.Fields.Get(field))
+			if err != nil {
+				continue
+			}
+			for _, rel := range d.Relations {
+				for _, poss := range rel.Possibilities {
+					targets := provides[poss.Name]
+					if byName[poss.Name] != nil {
+						targets = append(targets, poss.Name)
+					}
+					for _, t := range targets {
+						if t != p.name() {
+							deps[p.name()] = append(deps[p.name()], t)
+						}
+					}
+				}
+			}
+		}
+	}
+	var order []string
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(string)
+	visit = func(n string) {
+		if state[n] != 0 {
+			return // done, or a cycle: broken here
+		}
+		state[n] = 1
+		ds := append([]string(nil), deps[n]...)
+		sort.Strings(ds)
+		for _, d := range ds {
+			visit(d)
+		}
+		state[n] = 2
+		order = append(order, byName[n].infoName())
+	}
+	for _, n := range firstPreinsts {
+		if byName[n] != nil {
+			state[n] = 2
+			order = append(order, byName[n].infoName())
+		}
+	}
+	var names []string
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		visit(n)
+	}
+	return order
+}
+
+// triggerNames lists every trigger some package is interested in.
+func triggerNames(pkgs []*installed) []string {
+	file, named := map[string][]string{}, map[string][]string{}
+	for _, p := range pkgs {
+		interests(p, file, named)
+	}
+	var out []string
+	for _, m := range []map[string][]string{named, file} {
+		for _, k := range sortedKeys(m) {
+			if !strings.ContainsAny(k, " \t'\"$`\\") {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,143 @@
+package rootfs
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"nroot/apt"
+	"nroot/internal/fsroot"
+	"nroot/keyring"
+)
+
+// packagedKeyrings are where the distributions' keyring packages install
+// their keyrings; Signed-By points there when the image has one, so the
+// image follows the distribution's key rotations.
+var packagedKeyrings = map[string][]string{
+	keyring.Debian: {"usr/share/keyrings/debian-archive-keyring.pgp", "usr/share/keyrings/debian-archive-keyring.gpg"},
+	keyring.Ubuntu: {"usr/share/keyrings/ubuntu-archive-keyring.gpg"},
+}
+
+// writeSources writes the image's APT sources as one deb822 file, with
+// codenames (never aliases), every component, and a Signed-By keyring
+// inside the image.
+func writeSources(root *fsroot.Root, plan *apt.Plan, rings map[string]*keyring.Keyring) error {
+	if err := root.MkdirAll("etc/apt/sources.list.d", 0o755); err != nil {
+		return err
+	}
+	signedBy := map[string]string{}
+	for _, k := range plan.Keyrings {
+		for _, p := range packagedKeyrings[k.Name] {
+			if _, err := root.Lstat(p); err == nil {
+				signedBy[k.Name] = "/" + p
+				break
+			}
+		}
+		if signedBy[k.Name] != "" {
+			continue
+		}
+		kr := rings[k.Name]
+		if kr == nil {
+			return fmt.Errorf("keyring %s of the plan is not loaded; pass it with --keyring", k.Name)
+		}
+		rel := "etc/apt/keyrings/nroot-" + safeName(k.Name) + ".pgp"
+		if err := root.MkdirAll("etc/apt/keyrings", 0o755); err != nil {
+			return err
+		}
+		if err := root.WriteFile(rel, bytes.NewReader(kr.Raw), int64(len(kr.Raw)), fsroot.Meta{Mode: 0o644}); err != nil {
+			return err
+		}
+		signedBy[k.Name] = "/" + rel
+	}
+	type group struct {
+		uri, keyring string
+		suites       []string
+		components   []string
+	}
+	var groups []*group
+	for _, s := range plan.Sources {
+		var g *group
+		for _, x := range groups {
+			if x.uri == s.URI && x.keyring == s.Keyring && strings.Join(x.components, " ") == strings.Join(s.Components, " ") {
+				g = x
+			}
+		}
+		if g == nil {
+			g = &group{uri: s.URI, keyring: s.Keyring, components: s.Components}
+			groups = append(groups, g)
+		}
+		g.suites = append(g.suites, s.Codename)
+	}
+	var b strings.Builder
+	b.WriteString("# Written by nroot bootstrap.\n")
+	for _, g := range groups {
+		fmt.Fprintf(&b, "\nTypes: deb\nURIs: %s\nSuites: %s\nComponents: %s\nSigned-By: %s\n",
+			g.uri, strings.Join(g.suites, " "), strings.Join(g.components, " "), signedBy[g.keyring])
+	}
+	name := "etc/apt/sources.list.d/" + strings.ToLower(safeName(plan.Origin)) + ".sources"
+	if plan.Origin == "" {
+		name = "etc/apt/sources.list.d/nroot.sources"
+	}
+	return root.WriteFile(name, strings.NewReader(b.String()), int64(b.Len()), fsroot.Meta{Mode: 0o644})
+}
+
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// cleanupPaths are removed as mmdebstrap removes them: logs of the build,
+// caches, and the dpkg database's backups.
+var cleanupGlobs = []string{
+	"var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*_*",
+	"var/log/dpkg.log", "var/log/apt/*.log", "var/log/apt/eipp.log.xz", "var/log/alternatives.log", "var/log/bootstrap.log",
+	"var/cache/ldconfig/aux-cache", "var/lib/dpkg/*-old", "var/cache/debconf/*-old", "var/lib/dbus/machine-id",
+}
+
+// cleanup removes build leftovers and writes /etc/machine-id as
+// "uninitialized", so each node generates its own at first boot.
+func cleanup(root *fsroot.Root) error {
+	for _, g := range cleanupGlobs {
+		matches, _ := filepath.Glob(filepath.Join(root.Path, g))
+		for _, m := range matches {
+			rel, _ := filepath.Rel(root.Path, m)
+			if err := root.Remove(rel); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+		}
+	}
+	if err := root.MkdirAll("etc", 0o755); err != nil {
+		return err
+	}
+	const id = "uninitialized\n"
+	return root.WriteFile("etc/machine-id", strings.NewReader(id), int64(len(id)), fsroot.Meta{Mode: 0o444})
+}
+
+// clampMtimes sets every mtime later than t to t, for reproducible
+// output under SOURCE_DATE_EPOCH.
+func clampMtimes(dir string, t time.Time) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		if time.Unix(st.Mtim.Unix()).After(t) {
+			return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		return nil
+	})
+}
