@@ -98,6 +98,14 @@ type LockedPackage struct {
 	Essential    bool   `json:"essential,omitempty"`
 	Priority     string `json:"priority,omitempty"`
 	Reason       string `json:"reason"` // the stage that seeded it, or the package that pulled it in
+	Stage        string `json:"stage"`  // the stage it was selected in
+}
+
+// AutoInstalled says whether apt would mark the package automatically
+// installed: pulled in as a dependency outside the essential stage (which
+// mmdebstrap installs with dpkg, not apt).
+func (p *LockedPackage) AutoInstalled() bool {
+	return p.Reason != p.Stage && p.Stage != "essential"
 }
 
 // URL is where the package is downloaded from.
@@ -243,7 +251,7 @@ func NewPlan(u *Universe, res *Resolution, cfg Config) *Plan {
 		lp := LockedPackage{
 			Name: pkg.Name, Version: pkg.Version, Architecture: pkg.Architecture,
 			Filename: pkg.Filename, Size: pkg.Size, SHA256: pkg.SHA256,
-			Essential: pkg.Essential, Priority: pkg.Priority, Reason: res.Why[pkg],
+			Essential: pkg.Essential, Priority: pkg.Priority, Reason: res.Why[pkg], Stage: res.Stage[pkg],
 		}
 		if pkg.Origin != nil {
 			lp.URI = pkg.Origin.Source.URI

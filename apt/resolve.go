@@ -111,6 +111,8 @@ type Resolution struct {
 	Packages []*Package
 	Stages   []Stage
 	Why      map[*Package]string
+	// Stage is the stage during which each package was selected.
+	Stage map[*Package]string
 }
 
 // UnsatisfiableError explains why a package cannot be installed, with the
@@ -133,6 +135,8 @@ type resolver struct {
 	order    []*Package
 	parent   map[*Package]*Package
 	seed     map[*Package]string
+	stage    map[*Package]string
+	current  string
 	done     map[*Package]bool
 	excluded map[string]bool
 }
@@ -170,6 +174,7 @@ func (u *Universe) resolve(req Request, first []string) (*Resolution, error) {
 		marked:   map[string]*Package{},
 		parent:   map[*Package]*Package{},
 		seed:     map[*Package]string{},
+		stage:    map[*Package]string{},
 		done:     map[*Package]bool{},
 		excluded: map[string]bool{},
 	}
@@ -177,6 +182,7 @@ func (u *Universe) resolve(req Request, first []string) (*Resolution, error) {
 		r.excluded[x] = true
 	}
 	for _, st := range stages {
+		r.current = st.Name
 		var seeds []*Package
 		for _, name := range st.Seeds {
 			p, err := r.seedPackage(name)
@@ -199,7 +205,7 @@ func (u *Universe) resolve(req Request, first []string) (*Resolution, error) {
 	if err := r.checkConflicts(); err != nil {
 		return nil, err
 	}
-	res := &Resolution{Packages: r.order, Stages: stages, Why: map[*Package]string{}}
+	res := &Resolution{Packages: r.order, Stages: stages, Why: map[*Package]string{}, Stage: r.stage}
 	for _, p := range r.order {
 		if s, ok := r.seed[p]; ok {
 			res.Why[p] = s
@@ -224,6 +230,7 @@ func (r *resolver) isMarked(p *Package) bool {
 func (r *resolver) mark(p, parent *Package) {
 	r.marked[r.key(p.Name, p.Architecture)] = p
 	r.order = append(r.order, p)
+	r.stage[p] = r.current
 	if parent != nil {
 		r.parent[p] = parent
 	}

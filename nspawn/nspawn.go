@@ -77,7 +77,9 @@ func New(root string) (*Runner, error) {
 
 // Args returns the full command line for argv.
 func (r *Runner) Args(argv ...string) []string {
-	args := []string{r.Host.Nspawn, "--quiet", "--directory=" + r.Root, "--as-pid2", "--console=pipe"}
+	// --timezone=off: nspawn would otherwise rewrite the image's
+	// /etc/localtime to the build host's zone.
+	args := []string{r.Host.Nspawn, "--quiet", "--directory=" + r.Root, "--as-pid2", "--console=pipe", "--timezone=off"}
 	args = append(args, r.Host.Flags()...)
 	if r.ResolvConf != "" {
 		args = append(args, "--resolv-conf="+r.ResolvConf)

@@ -119,7 +119,11 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 
 	if can, why := canConfigure(plan.Architectures[0]); can {
 		t = time.Now()
-		if err := Configure(ctx, tmp, pkgs, o.Progress); err != nil {
+		stageOf := map[string]string{}
+		for _, p := range plan.Packages {
+			stageOf[p.Name] = p.Stage
+		}
+		if err := Configure(ctx, tmp, pkgs, stageOf, o.Progress); err != nil {
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 		res.Configured = true
@@ -215,6 +219,12 @@ func finish(dir string, plan *apt.Plan, o Options) error {
 	}
 	if err := cleanup(root); err != nil {
 		return fmt.Errorf("clean-up: %w", err)
+	}
+	if err := writeBaseFiles(root, plan); err != nil {
+		return err
+	}
+	if err := makeDev(root); err != nil {
+		return fmt.Errorf("/dev: %w", err)
 	}
 	if !o.SourceDateEpoch.IsZero() {
 		return clampMtimes(dir, o.SourceDateEpoch)

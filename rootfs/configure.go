@@ -22,34 +22,52 @@ import (
 // groups, the base layout, and /bin/sh.
 var firstPreinsts = []string{"base-passwd", "base-files", "dash"}
 
-// configureScript is run inside the container. It runs every preinst with
-// "install", then dpkg --configure -a, then the triggers that unpacking
-// outside dpkg could not activate. Markers on stdout name the step that
-// failed.
-const configureScript = `set -u
+// configureScript is run inside the container. For each stage, as
+// mmdebstrap installs the essential set before the rest, it runs the
+// stage's preinsts with "install", then configures the stage's packages
+// in dependency order; then it runs the triggers that unpacking outside
+// dpkg could not activate. Markers on stdout name the step that failed.
+func configureScript(stages [][]string, triggers []string) string {
+	var b strings.Builder
+	b.WriteString(`set -u
 export DPKG_RUNNING_VERSION="$(dpkg-query --showformat='${Version}' --show dpkg)"
-for pkg in $NROOT_PREINSTS; do
-	script=/var/lib/dpkg/info/$pkg.preinst
-	[ -e "$script" ] || continue
-	echo "nroot: preinst $pkg"
-	if ! DPKG_MAINTSCRIPT_PACKAGE="${pkg%%:*}" DPKG_MAINTSCRIPT_NAME=preinst DPKG_MAINTSCRIPT_ARCH="$(dpkg-query --showformat='${Architecture}' --show "$pkg")" "$script" install; then
-		echo "nroot: failed: preinst of $pkg"
-		exit 100
+preinst() {
+	for pkg in "$@"; do
+		script=/var/lib/dpkg/info/$pkg.preinst
+		[ -e "$script" ] || continue
+		echo "nroot: preinst $pkg"
+		if ! DPKG_MAINTSCRIPT_PACKAGE="${pkg%%:*}" DPKG_MAINTSCRIPT_NAME=preinst DPKG_MAINTSCRIPT_ARCH="$(dpkg-query --showformat='${Architecture}' --show "$pkg")" "$script" install; then
+			echo "nroot: failed: preinst of $pkg"
+			exit 100
+		fi
+	done
+}
+configure() {
+	echo "nroot: dpkg --configure"
+	if ! dpkg --configure "$@"; then
+		echo "nroot: failed: dpkg --configure"
+		exit 101
 	fi
-done
-echo "nroot: dpkg --configure -a"
-if ! dpkg --configure -a; then
-	echo "nroot: failed: dpkg --configure -a"
-	exit 101
-fi
-for t in $NROOT_TRIGGERS; do
-	dpkg-trigger --no-await "$t" 2>/dev/null || true
-done
-if ! dpkg --triggers-only --pending; then
+}
+`)
+	for _, st := range stages {
+		if len(st) == 0 {
+			continue
+		}
+		list := strings.Join(st, " ")
+		fmt.Fprintf(&b, "preinst %s\nconfigure %s\n", list, list)
+	}
+	b.WriteString("configure -a\n")
+	for _, t := range triggers {
+		fmt.Fprintf(&b, "dpkg-trigger --no-await %s 2>/dev/null || true\n", t)
+	}
+	b.WriteString(`if ! dpkg --triggers-only --pending; then
 	echo "nroot: failed: dpkg --triggers-only --pending"
 	exit 102
 fi
-`
+`)
+	return b.String()
+}
 
 const policyRCD = "#!/bin/sh\n# Written by nroot for the configuration stage: start no services.\nexit 101\n"
 
@@ -77,7 +95,7 @@ var dpkgErrorRE = regexp.MustCompile(`error processing package ([^ ]+) \(--confi
 // root with systemd-nspawn, with services forbidden, then removes the
 // shims it put in place. It is the only step that runs code from the
 // image.
-func Configure(ctx context.Context, target string, pkgs []*installed, log io.Writer) error {
+func Configure(ctx context.Context, target string, pkgs []*installed, stageOf map[string]string, log io.Writer) error {
 	runner, err := nspawn.New(target)
 	if err != nil {
 		return err
@@ -92,15 +110,13 @@ func Configure(ctx context.Context, target string, pkgs []*installed, log io.Wri
 	if err != nil {
 		return err
 	}
-	runner.Env = append(runner.Env,
-		"NROOT_PREINSTS="+strings.Join(preinstOrder(pkgs), " "),
-		"NROOT_TRIGGERS="+strings.Join(triggerNames(pkgs), " "))
 	var out bytes.Buffer
 	w := io.Writer(&out)
 	if log != nil {
 		w = io.MultiWriter(&out, log)
 	}
-	err = runner.Run(ctx, nil, w, "/bin/sh", "-c", configureScript)
+	script := configureScript(configureStages(pkgs, stageOf), triggerNames(pkgs))
+	err = runner.Run(ctx, nil, w, "/bin/sh", "-c", script)
 	var ee *nspawn.ExitError
 	if errors.As(err, &ee) {
 		return explainFailure(out.String(), ee)
@@ -165,6 +181,29 @@ func installShims(root *fsroot.Root) (func(), error) {
 	return done, nil
 }
 
+var safeToken = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+:~/_-]*$`)
+
+// configureStages splits the packages by the stage that selected them, in
+// stage order, each in preinstOrder.
+func configureStages(pkgs []*installed, stageOf map[string]string) [][]string {
+	var names []string
+	groups := map[string][]*installed{}
+	for _, p := range pkgs {
+		st := stageOf[p.name()]
+		if _, ok := groups[st]; !ok {
+			names = append(names, st)
+		}
+		groups[st] = append(groups[st], p)
+	}
+	// The essential stage first; others in the order first seen.
+	sort.SliceStable(names, func(i, j int) bool { return names[i] == "essential" && names[j] != "essential" })
+	var out [][]string
+	for _, n := range names {
+		out = append(out, preinstOrder(groups[n]))
+	}
+	return out
+}
+
 // preinstOrder is the order preinsts run in: base-passwd, base-files and
 // dash first, then the rest with each package after what it
 // Pre-Depends and Depends on, ties broken by name.
@@ -217,7 +256,9 @@ func preinstOrder(pkgs []*installed) []string {
 			visit(d)
 		}
 		state[n] = 2
-		order = append(order, byName[n].infoName())
+		if safeToken.MatchString(byName[n].infoName()) {
+			order = append(order, byName[n].infoName())
+		}
 	}
 	for _, n := range firstPreinsts {
 		if byName[n] != nil {
@@ -245,7 +286,7 @@ func triggerNames(pkgs []*installed) []string {
 	var out []string
 	for _, m := range []map[string][]string{named, file} {
 		for _, k := range sortedKeys(m) {
-			if !strings.ContainsAny(k, " \t'\"$`\\") {
+			if safeToken.MatchString(k) {
 				out = append(out, k)
 			}
 		}

@@ -141,3 +141,84 @@ func clampMtimes(dir string, t time.Time) error {
 		return nil
 	})
 }
+
+// devNodes are the device nodes, links and directories mmdebstrap puts in
+// /dev, for chroot use; a booted node mounts devtmpfs over them.
+var devNodes = []struct {
+	name         string
+	mode         uint32 // type and permission bits; 0 for a symlink
+	major, minor uint32
+	link         string
+}{
+	{"console", unix.S_IFCHR | 0o666, 5, 1, ""},
+	{"fd", 0, 0, 0, "/proc/self/fd"},
+	{"full", unix.S_IFCHR | 0o666, 1, 7, ""},
+	{"null", unix.S_IFCHR | 0o666, 1, 3, ""},
+	{"ptmx", unix.S_IFCHR | 0o666, 5, 2, ""},
+	{"pts", unix.S_IFDIR | 0o755, 0, 0, ""},
+	{"random", unix.S_IFCHR | 0o666, 1, 8, ""},
+	{"shm", unix.S_IFDIR | 0o755, 0, 0, ""},
+	{"stderr", 0, 0, 0, "/proc/self/fd/2"},
+	{"stdin", 0, 0, 0, "/proc/self/fd/0"},
+	{"stdout", 0, 0, 0, "/proc/self/fd/1"},
+	{"tty", unix.S_IFCHR | 0o666, 5, 0, ""},
+	{"urandom", unix.S_IFCHR | 0o666, 1, 9, ""},
+	{"zero", unix.S_IFCHR | 0o666, 1, 5, ""},
+}
+
+// makeDev fills /dev as mmdebstrap does. Without root, device nodes
+// cannot be made and only the links and directories are.
+func makeDev(root *fsroot.Root) error {
+	if err := root.MkdirAll("dev", 0o755); err != nil {
+		return err
+	}
+	isRoot := os.Geteuid() == 0
+	for _, d := range devNodes {
+		rel := "dev/" + d.name
+		if _, err := root.Lstat(rel); err == nil {
+			continue
+		}
+		var err error
+		switch {
+		case d.link != "":
+			err = root.Symlink(d.link, rel, fsroot.Meta{})
+		case d.mode&unix.S_IFMT == unix.S_IFDIR:
+			err = root.Mkdir(rel, d.mode&0o7777)
+		case isRoot:
+			err = root.Mknod(rel, d.mode, unix.Mkdev(d.major, d.minor), fsroot.Meta{Mode: d.mode & 0o7777})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeBaseFiles writes what mmdebstrap and debootstrap leave in every
+// image: an fstab with no root entry, and apt's record of which packages
+// were installed only as dependencies, so `apt autoremove` works.
+func writeBaseFiles(root *fsroot.Root, plan *apt.Plan) error {
+	if _, err := root.Lstat("etc/fstab"); err != nil {
+		const fstab = "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n"
+		if err := root.WriteFile("etc/fstab", strings.NewReader(fstab), int64(len(fstab)), fsroot.Meta{Mode: 0o644}); err != nil {
+			return err
+		}
+	}
+	var b strings.Builder
+	for _, p := range plan.Packages {
+		if p.AutoInstalled() {
+			arch := p.Architecture
+			if arch == "all" {
+				arch = plan.Architectures[0]
+			}
+			fmt.Fprintf(&b, "Package: %s\nArchitecture: %s\nAuto-Installed: 1\n\n", p.Name, arch)
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := root.MkdirAll("var/lib/apt", 0o755); err != nil {
+		return err
+	}
+	return root.WriteFile("var/lib/apt/extended_states", strings.NewReader(b.String()), int64(b.Len()), fsroot.Meta{Mode: 0o644})
+}

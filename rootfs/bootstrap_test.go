@@ -1,0 +1,289 @@
+package rootfs_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"nroot/apt"
+	"nroot/internal/testenv"
+	"nroot/rootfs"
+)
+
+func cacheDir() string {
+	if d := os.Getenv("NROOT_TEST_CACHE"); d != "" {
+		return d
+	}
+	return apt.DefaultCacheDir()
+}
+
+func bootstrapOptions(mirror, suite, variant string) rootfs.Options {
+	f := apt.NewFetcher(cacheDir())
+	return rootfs.Options{
+		Config: apt.Config{Suite: suite, Variant: variant, Mirrors: []string{"deb " + mirror + " " + suite + " main"}},
+		Apt:    apt.Options{Fetcher: f},
+	}
+}
+
+func requireBootstrap(t *testing.T) string {
+	t.Helper()
+	mirror := testenv.Mirror(t)
+	testenv.Root(t)
+	testenv.Command(t, "systemd-nspawn")
+	return mirror
+}
+
+func compareVariants() []string {
+	if v := os.Getenv("NROOT_COMPARE_VARIANTS"); v != "" {
+		return strings.Split(v, ",")
+	}
+	return []string{"minbase"}
+}
+
+// TestBootstrapMatchesMmdebstrap builds the same suite and variant with
+// nroot and with mmdebstrap (with its merged-usr hook for bookworm, which
+// is what nroot does) and compares the installed packages and the trees.
+func TestBootstrapMatchesMmdebstrap(t *testing.T) {
+	mirror := requireBootstrap(t)
+	mmdebstrap := testenv.Command(t, "mmdebstrap")
+	for _, suite := range []string{"bookworm", "trixie"} {
+		for _, variant := range compareVariants() {
+			t.Run(suite+"/"+variant, func(t *testing.T) {
+				base := t.TempDir()
+				mine := filepath.Join(base, "nroot")
+				if _, err := rootfs.Bootstrap(context.Background(), mine, bootstrapOptions(mirror, suite, variant)); err != nil {
+					t.Fatal(err)
+				}
+				ref := filepath.Join(base, "mmdebstrap")
+				args := []string{"--quiet", "--mode=root", "--format=directory", "--variant=" + variant}
+				if suite == "bookworm" {
+					args = append(args, "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr")
+				}
+				args = append(args, suite, ref, "deb "+mirror+" "+suite+" main")
+				if out, err := exec.Command(mmdebstrap, args...).CombinedOutput(); err != nil {
+					t.Fatalf("mmdebstrap: %v\n%s", err, out)
+				}
+				if got, want := installed(t, mine), installed(t, ref); !slices.Equal(got, want) {
+					t.Errorf("dpkg-query -W differs:\nnroot:      %v\nmmdebstrap: %v", diff(got, want), diff(want, got))
+				}
+				if out, err := exec.Command("chroot", mine, "dpkg", "--audit").CombinedOutput(); err != nil || len(out) != 0 {
+					t.Errorf("dpkg --audit: %v\n%s", err, out)
+				}
+				for _, d := range compareTrees(t, mine, ref) {
+					t.Errorf("tree differs: %s", d)
+				}
+				checkImage(t, mine, suite)
+				out, err := exec.Command("systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--console=pipe", "-D", mine,
+					"--setenv=DEBIAN_FRONTEND=noninteractive", "/bin/sh", "-c", "apt-get update -q && apt-get install -y -q hello && hello").CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "Hello, world!") {
+					t.Errorf("apt-get install hello inside the image: %v\n%s", err, out)
+				}
+			})
+		}
+	}
+}
+
+func installed(t *testing.T, root string) []string {
+	out, err := exec.Command("dpkg-query", "--admindir="+root+"/var/lib/dpkg", "-W", "-f", "${Package}:${Architecture}=${Version} ${db:Status-Abbrev}\n").Output()
+	if err != nil {
+		t.Fatalf("dpkg-query in %s: %v", root, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	slices.Sort(lines)
+	return lines
+}
+
+func diff(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// checkImage checks what nroot promises beyond mmdebstrap.
+func checkImage(t *testing.T, root, suite string) {
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/machine-id")); string(b) != "uninitialized\n" {
+		t.Errorf("machine-id %q", b)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "var/lib/dbus/machine-id")); err == nil {
+		t.Error("var/lib/dbus/machine-id exists")
+	}
+	src, err := os.ReadFile(filepath.Join(root, "etc/apt/sources.list.d/debian.sources"))
+	if err != nil || !strings.Contains(string(src), "Suites: "+suite) || !strings.Contains(string(src), "Signed-By: /") {
+		t.Errorf("sources: %v\n%s", err, src)
+	}
+	for _, shim := range []string{"usr/sbin/policy-rc.d", "usr/sbin/start-stop-daemon.REAL"} {
+		if _, err := os.Lstat(filepath.Join(root, shim)); err == nil {
+			t.Errorf("%s left behind", shim)
+		}
+	}
+	for _, link := range []string{"bin", "sbin", "lib"} {
+		if l, err := os.Readlink(filepath.Join(root, link)); err != nil || l != "usr/"+link {
+			t.Errorf("/%s is not merged: %q %v", link, l, err)
+		}
+	}
+}
+
+// explained are the differences from mmdebstrap that nroot documents
+// (README, "bootstrap"): build logs and caches, files copied from the
+// build host, and what nroot writes differently on purpose.
+var explained = []string{
+	"var/log/", "var/cache/", "var/lib/apt/lists/", "var/lib/dpkg/", "tmp/", "run/",
+	"etc/resolv.conf", "etc/hostname", "etc/machine-id", "etc/apt/sources.list", "etc/apt/apt.conf.d/99mmdebstrap",
+	"etc/shadow-", "etc/gshadow-", "etc/passwd-", "etc/group-", "etc/subuid-", "etc/subgid-",
+	"etc/ld.so.cache", "var/lib/systemd/deb-systemd-helper-enabled/",
+}
+
+func isExplained(p string) bool {
+	for _, e := range explained {
+		if p == strings.TrimSuffix(e, "/") || strings.HasPrefix(p, e) {
+			return true
+		}
+	}
+	return false
+}
+
+type node struct {
+	mode     os.FileMode
+	uid, gid uint32
+	size     int64
+	link     string
+}
+
+func walk(t *testing.T, root string) map[string]node {
+	out := map[string]node{}
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		st := fi.Sys().(*syscall.Stat_t)
+		n := node{mode: fi.Mode(), uid: st.Uid, gid: st.Gid}
+		if fi.Mode().IsRegular() {
+			n.size = fi.Size()
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			n.link, _ = os.Readlink(p)
+		}
+		out[rel] = n
+		return nil
+	})
+	return out
+}
+
+func compareTrees(t *testing.T, mine, ref string) []string {
+	a, b := walk(t, mine), walk(t, ref)
+	var out []string
+	for p, na := range a {
+		if isExplained(p) {
+			continue
+		}
+		nb, ok := b[p]
+		switch {
+		case !ok:
+			out = append(out, "only in nroot: "+p)
+		case na != nb:
+			out = append(out, fmt.Sprintf("%s: nroot %+v, mmdebstrap %+v", p, na, nb))
+		}
+	}
+	for p := range b {
+		if _, ok := a[p]; !ok && !isExplained(p) {
+			out = append(out, "only in mmdebstrap: "+p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestTarReproducible builds twice from one lock with SOURCE_DATE_EPOCH
+// and expects the same bytes.
+func TestTarReproducible(t *testing.T) {
+	mirror := requireBootstrap(t)
+	base := t.TempDir()
+	o := bootstrapOptions(mirror, "trixie", "minbase")
+	o.Format, o.SourceDateEpoch = "tar", time.Unix(1700000000, 0)
+	first, err := rootfs.Bootstrap(context.Background(), filepath.Join(base, "a.tar"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.FromLock = first.Plan
+	if _, err := rootfs.Bootstrap(context.Background(), filepath.Join(base, "b.tar"), o); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := sum(t, filepath.Join(base, "a.tar")), sum(t, filepath.Join(base, "b.tar")); a != b {
+		t.Fatalf("tarballs differ: %s %s", a, b)
+	}
+}
+
+func sum(t *testing.T, p string) string {
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, f)
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// TestInterruptedBootstrap cancels builds at several points: TARGET must
+// stay absent, no temporary directory or process may be left, and the
+// next build must succeed.
+func TestInterruptedBootstrap(t *testing.T) {
+	mirror := requireBootstrap(t)
+	base := t.TempDir()
+	target := filepath.Join(base, "node")
+	for _, after := range []time.Duration{300 * time.Millisecond, 2 * time.Second, 5 * time.Second} {
+		ctx, cancel := context.WithTimeout(context.Background(), after)
+		var log bytes.Buffer
+		o := bootstrapOptions(mirror, "trixie", "minbase")
+		o.Progress = &log
+		_, err := rootfs.Bootstrap(ctx, target, o)
+		cancel()
+		if err == nil {
+			t.Logf("build finished within %v; nothing to interrupt", after)
+			os.RemoveAll(target)
+			continue
+		}
+		if _, serr := os.Lstat(target); serr == nil {
+			t.Fatalf("interrupted after %v (%v), but %s exists", after, err, target)
+		}
+		if names, _ := os.ReadDir(base); len(names) != 0 {
+			t.Fatalf("interrupted after %v: left %v", after, names)
+		}
+		if out, _ := exec.Command("pgrep", "-f", "systemd-nspawn.*"+base).Output(); len(out) > 0 {
+			t.Fatalf("systemd-nspawn still running: %s", out)
+		}
+	}
+	if _, err := rootfs.Bootstrap(context.Background(), target, bootstrapOptions(mirror, "trixie", "minbase")); err != nil {
+		t.Fatalf("build after interrupts: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(target, "usr/bin/dpkg")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBootstrapRefusesExistingTarget(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "keep"), []byte("x"), 0o644)
+	_, err := rootfs.Bootstrap(context.Background(), dir, rootfs.Options{Config: apt.Config{Suite: "trixie"}})
+	if err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("err = %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "keep")); string(b) != "x" {
+		t.Fatal("target touched")
+	}
+}
