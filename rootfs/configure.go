@@ -14,6 +14,8 @@ import (
 
 	"pault.ag/go/debian/dependency"
 
+	"nroot/control"
+	"nroot/deb"
 	"nroot/internal/fsroot"
 	"nroot/nspawn"
 )
@@ -292,4 +294,42 @@ func triggerNames(pkgs []*installed) []string {
 		}
 	}
 	return out
+}
+
+// ConfigureDir finishes a root that Bootstrap unpacked but could not
+// configure (a foreign architecture): it reads the unpacked packages from
+// the dpkg database and runs their maintainer scripts.
+func ConfigureDir(ctx context.Context, target string, log io.Writer) error {
+	f, err := os.Open(filepath.Join(target, admindir, "status"))
+	if err != nil {
+		return fmt.Errorf("configure %s: not an unpacked root (no dpkg status): %w", target, err)
+	}
+	defer f.Close()
+	paras, err := control.ReadAll(f)
+	if err != nil {
+		return fmt.Errorf("configure %s: dpkg status: %w", target, err)
+	}
+	var pkgs []*installed
+	for _, p := range paras {
+		if !strings.HasSuffix(p.Get("Status"), " unpacked") {
+			continue
+		}
+		ip := &installed{ctl: &deb.Control{Fields: p, Files: map[string][]byte{}}, multi: p.Get("Multi-Arch") == "same"}
+		if b, err := os.ReadFile(filepath.Join(target, admindir, "info", ip.infoName()+".triggers")); err == nil {
+			ip.ctl.Files["triggers"] = b
+		}
+		pkgs = append(pkgs, ip)
+	}
+	if len(pkgs) == 0 {
+		return fmt.Errorf("configure %s: no unpacked packages to configure", target)
+	}
+	if err := Configure(ctx, target, pkgs, nil, log); err != nil {
+		return err
+	}
+	root, err := fsroot.Open(target)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return cleanup(root)
 }

@@ -19,7 +19,7 @@ func newBootstrapCmd(g *globals) *cobra.Command {
 	var lock, fromLock, format string
 	var jobs int
 	cmd := &cobra.Command{
-		Use:   "bootstrap [flags] SUITE TARGET [MIRROR...]",
+		Use:   "bootstrap [flags] SUITE TARGET [MIRROR...] | --from-lock FILE TARGET",
 		Short: "Build a Debian or Ubuntu root filesystem, as mmdebstrap does",
 		Long: `Bootstrap resolves the variant's packages (or replays --from-lock), downloads
 them in parallel into the shared cache, checks each against its signed SHA256,
@@ -38,9 +38,17 @@ not copied into the image.`,
 		Example: `  nroot bootstrap stable ./node
   nroot bootstrap --variant=minbase --include=openssh-server trixie ./node
   nroot bootstrap --lock node.lock --format=tar.zst bookworm node.tar.zst
-  SOURCE_DATE_EPOCH=1700000000 nroot bootstrap --from-lock node.lock --format=tar bookworm node.tar`,
-		Args: cobra.MinimumNArgs(2),
+  SOURCE_DATE_EPOCH=1700000000 nroot bootstrap --from-lock node.lock --format=tar node.tar`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if fromLock != "" && len(args) == 1 {
+				return nil // TARGET alone: the lock names the suite
+			}
+			return cobra.MinimumNArgs(2)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				args = []string{"", args[0]}
+			}
 			o, err := af.options(g)
 			if err != nil {
 				return err
@@ -65,6 +73,9 @@ not copied into the image.`,
 				f.Close()
 				if err != nil {
 					return err
+				}
+				if s := args[0]; s != "" && s != bo.FromLock.Suite && s != bo.FromLock.Codename {
+					return fmt.Errorf("lockfile %s is for %s, not %s", fromLock, bo.FromLock.Codename, s)
 				}
 			}
 			res, err := rootfs.Bootstrap(cmd.Context(), args[1], bo)
