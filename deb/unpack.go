@@ -2,6 +2,7 @@ package deb
 
 import (
 	"archive/tar"
+	"path"
 	"fmt"
 	"io"
 	"strings"
@@ -34,6 +35,8 @@ type UnpackOptions struct {
 	// DeferDirs leaves directory owners, modes and times to the caller,
 	// in Manifest.Dirs.
 	DeferDirs bool
+	// Pool, when set, writes small files and symlinks concurrently.
+	Pool *WritePool
 }
 
 // DirMeta is a directory's metadata as the archive gives it.
@@ -57,8 +60,17 @@ type Manifest struct {
 // elsewhere; a symlink at a path being written is replaced, not followed.
 // An existing directory symlink is kept when the archive has a directory
 // there, as dpkg keeps merged-/usr's bin -> usr/bin.
-func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (*Manifest, error) {
-	m := &Manifest{Paths: []string{"/."}}
+func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (m *Manifest, err error) {
+	m = &Manifest{Paths: []string{"/."}}
+	var b *batch
+	if o.Pool != nil {
+		b = o.Pool.batch()
+		defer func() {
+			if werr := b.wait(); err == nil {
+				err = werr
+			}
+		}()
+	}
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -83,6 +95,12 @@ func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (*Manifest, erro
 		if rel != "." {
 			m.Paths = append(m.Paths, "/"+rel)
 		}
+		if b != nil {
+			// A queued symlink may be on this entry's way.
+			for d := path.Dir(rel); d != "." && d != "/"; d = path.Dir(d) {
+				b.waitFor(d)
+			}
+		}
 		switch h.Typeflag {
 		case tar.TypeDir:
 			if err := root.Mkdir(rel, 0o755); err != nil {
@@ -97,9 +115,30 @@ func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (*Manifest, erro
 		if o.Claim != nil {
 			write, done = o.Claim(rel)
 		}
+		if b != nil && write {
+			queued, err := queueEntry(b, root, tr, h, rel, meta, m, o, done)
+			if err != nil {
+				done()
+				return m, err
+			}
+			if queued {
+				continue
+			}
+			if h.Typeflag == tar.TypeLink {
+				if old, err := fsroot.Clean(h.Linkname); err == nil {
+					b.waitFor(old)
+				}
+			}
+		}
 		err = writeEntry(root, tr, h, rel, meta, m, o, write)
 		done()
 		if err != nil {
+			return m, err
+		}
+	}
+	if b != nil {
+		// Directory metadata goes on after the files in them exist.
+		if err := b.wait(); err != nil {
 			return m, err
 		}
 	}
@@ -124,6 +163,35 @@ func ApplyDirs(root *fsroot.Root, dirs []DirMeta) error {
 		}
 	}
 	return nil
+}
+
+// queueEntry hands a small file or a symlink to the pool and reports
+// whether it did; the pool calls done once it is written.
+func queueEntry(b *batch, root *fsroot.Root, tr *tar.Reader, h *tar.Header, rel string, meta fsroot.Meta, m *Manifest, o UnpackOptions, done func()) (bool, error) {
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeRegA:
+		if h.Size > poolMaxFile {
+			return false, nil
+		}
+		data := make([]byte, h.Size)
+		if _, err := io.ReadFull(tr, data); err != nil {
+			return false, fmt.Errorf("data archive: %s: %w", h.Name, noEOF(err))
+		}
+		dst := rel
+		if o.Conffiles["/"+rel] {
+			dst += ".dpkg-new"
+		}
+		m.Size += h.Size
+		b.writeFile(root, dst, data, meta, done)
+		return true, nil
+	case tar.TypeSymlink:
+		if h.Linkname == "" {
+			return false, fmt.Errorf("data archive: symlink %s has no target", h.Name)
+		}
+		b.symlink(root, h.Linkname, rel, meta, done)
+		return true, nil
+	}
+	return false, nil
 }
 
 // writeEntry writes one non-directory entry; with write false it only

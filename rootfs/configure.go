@@ -27,9 +27,11 @@ var firstPreinsts = []string{"base-passwd", "base-files", "dash"}
 // configureScript is run inside the container. For each stage, as
 // mmdebstrap installs the essential set before the rest, it runs the
 // stage's preinsts with "install", then configures the stage's packages
-// in dependency order; then it runs the triggers that unpacking outside
-// dpkg could not activate. Markers on stdout name the step that failed.
-func configureScript(stages [][]string, triggers []string) string {
+// in dependency order. Every file is unpacked before the first script
+// runs, so the triggers dpkg would activate while unpacking have nothing
+// left to do that the postinsts do not. Markers on stdout name the step
+// that failed.
+func configureScript(stages [][]string) string {
 	var b strings.Builder
 	b.WriteString(`set -u
 export DPKG_RUNNING_VERSION="$(dpkg-query --showformat='${Version}' --show dpkg)"
@@ -60,14 +62,6 @@ configure() {
 		fmt.Fprintf(&b, "preinst %s\nconfigure %s\n", list, list)
 	}
 	b.WriteString("configure -a\n")
-	for _, t := range triggers {
-		fmt.Fprintf(&b, "dpkg-trigger --no-await %s 2>/dev/null || true\n", t)
-	}
-	b.WriteString(`if ! dpkg --triggers-only --pending; then
-	echo "nroot: failed: dpkg --triggers-only --pending"
-	exit 102
-fi
-`)
 	return b.String()
 }
 
@@ -117,7 +111,7 @@ func Configure(ctx context.Context, target string, pkgs []*installed, stageOf ma
 	if log != nil {
 		w = io.MultiWriter(&out, log)
 	}
-	script := configureScript(configureStages(pkgs, stageOf), triggerNames(pkgs))
+	script := configureScript(configureStages(pkgs, stageOf))
 	err = runner.Run(ctx, nil, w, "/bin/sh", "-c", script)
 	var ee *nspawn.ExitError
 	if errors.As(err, &ee) {
@@ -277,23 +271,6 @@ func preinstOrder(pkgs []*installed) []string {
 		visit(n)
 	}
 	return order
-}
-
-// triggerNames lists every trigger some package is interested in.
-func triggerNames(pkgs []*installed) []string {
-	file, named := map[string][]string{}, map[string][]string{}
-	for _, p := range pkgs {
-		interests(p, file, named)
-	}
-	var out []string
-	for _, m := range []map[string][]string{named, file} {
-		for _, k := range sortedKeys(m) {
-			if safeToken.MatchString(k) {
-				out = append(out, k)
-			}
-		}
-	}
-	return out
 }
 
 // ConfigureDir finishes a root that Bootstrap unpacked but could not

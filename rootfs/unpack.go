@@ -75,10 +75,15 @@ func Unpack(ctx context.Context, plan *apt.Plan, fetched Fetched, target string,
 	bar := progress.New(o.Log, "unpack", 0, len(order))
 	out := make([]*installed, len(order))
 	cl := newClaims()
+	// Creating inodes dominates unpacking on slow (virtual) disks and
+	// overlaps well, so several goroutines create files while the
+	// packages' archives are read.
+	pool := deb.NewWritePool(4*runtime.NumCPU(), 64<<20)
+	defer pool.Close()
 	unpack := func(i int) error {
 		p := order[i]
 		ip, err := unpackOne(root, p, fetched[p.SHA256], o.TarCache, deb.UnpackOptions{
-			Chown: chown, Devices: chown, ClampMtime: o.ClampMtime, DeferDirs: true,
+			Chown: chown, Devices: chown, ClampMtime: o.ClampMtime, DeferDirs: true, Pool: pool,
 			Claim: func(rel string) (bool, func()) { return cl.claim(rel, i) },
 		})
 		if err != nil {
@@ -353,3 +358,4 @@ func makeMergedUsr(root *fsroot.Root, arch string) error {
 	}
 	return nil
 }
+

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"nroot/apt"
+)
+
+func newMirrorCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "mirror",
+		Short: "Show the mirror nroot uses when none is given, and where it came from",
+		Example: `  nroot mirror
+  NROOT_MIRROR=http://MIRROR/debian nroot mirror --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			host, err := apt.HostSources(apt.HostSourceFiles)
+			if err != nil {
+				return err
+			}
+			m, sec, from, err := apt.FindMirror("", host)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(os.Stdout).Encode(map[string]string{"mirror": m, "security": sec, "from": from})
+			}
+			fmt.Println(m)
+			fmt.Fprintf(os.Stderr, "from %s", from)
+			if sec != "" {
+				fmt.Fprintf(os.Stderr, "; security archive %s", sec)
+			}
+			fmt.Fprintln(os.Stderr)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

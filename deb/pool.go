@@ -1,0 +1,131 @@
+package deb
+
+import (
+	"bytes"
+	"sync"
+
+	"nroot/internal/fsroot"
+)
+
+// WritePool writes small files on several goroutines. Creating an inode
+// is slow on many filesystems (network and virtual disks most of all) but
+// overlaps well, so while one goroutine reads archives others create the
+// files. Memory held by queued files is bounded.
+type WritePool struct {
+	jobs   chan func()
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	cond   *sync.Cond
+	budget int64 // bytes that may still be queued
+}
+
+// Files larger than this are written by the reading goroutine itself.
+const poolMaxFile = 1 << 20
+
+// NewWritePool starts workers goroutines with budget bytes of queue.
+func NewWritePool(workers int, budget int64) *WritePool {
+	p := &WritePool{jobs: make(chan func()), budget: budget}
+	p.cond = sync.NewCond(&p.mu)
+	for range workers {
+		go func() {
+			for job := range p.jobs {
+				job()
+			}
+		}()
+	}
+	return p
+}
+
+// Close stops the workers once queued work is done.
+func (p *WritePool) Close() { close(p.jobs) }
+
+func (p *WritePool) reserve(n int64) {
+	p.mu.Lock()
+	for p.budget < n {
+		p.cond.Wait()
+	}
+	p.budget -= n
+	p.mu.Unlock()
+}
+
+func (p *WritePool) release(n int64) {
+	p.mu.Lock()
+	p.budget += n
+	p.mu.Unlock()
+	p.cond.Broadcast()
+}
+
+// batch tracks one archive's queued writes, so hard links wait for their
+// target and the archive's unpack waits for all of them.
+type batch struct {
+	pool    *WritePool
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	err     error
+	pending map[string]chan struct{}
+}
+
+func (p *WritePool) batch() *batch {
+	return &batch{pool: p, pending: map[string]chan struct{}{}}
+}
+
+func (b *batch) fail(err error) {
+	b.mu.Lock()
+	if b.err == nil {
+		b.err = err
+	}
+	b.mu.Unlock()
+}
+
+// waitFor blocks until a queued write of rel, if any, is done.
+func (b *batch) waitFor(rel string) {
+	b.mu.Lock()
+	ch := b.pending[rel]
+	b.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
+
+// writeFile queues a file whose content is in data.
+func (b *batch) writeFile(root *fsroot.Root, rel string, data []byte, m fsroot.Meta, done func()) {
+	n := int64(len(data)) + 512
+	b.pool.reserve(n)
+	ch := make(chan struct{})
+	b.mu.Lock()
+	b.pending[rel] = ch
+	b.mu.Unlock()
+	b.wg.Add(1)
+	b.pool.jobs <- func() {
+		defer b.wg.Done()
+		defer close(ch)
+		defer b.pool.release(n)
+		defer done()
+		if err := root.WriteFile(rel, bytes.NewReader(data), int64(len(data)), m); err != nil {
+			b.fail(err)
+		}
+	}
+}
+
+// symlink queues a symlink.
+func (b *batch) symlink(root *fsroot.Root, target, rel string, m fsroot.Meta, done func()) {
+	ch := make(chan struct{})
+	b.mu.Lock()
+	b.pending[rel] = ch
+	b.mu.Unlock()
+	b.wg.Add(1)
+	b.pool.jobs <- func() {
+		defer b.wg.Done()
+		defer close(ch)
+		defer done()
+		if err := root.Symlink(target, rel, m); err != nil {
+			b.fail(err)
+		}
+	}
+}
+
+// wait waits for the batch and returns its first error.
+func (b *batch) wait() error {
+	b.wg.Wait()
+	return b.err
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs nroot and mmdebstrap alternately on the same suite, variant and
+# mirror, and prints wall time, peak RSS and nroot/mmdebstrap ratios.
+# "cold" gives nroot an empty cache each run; "warm" reuses one.
+# mmdebstrap keeps no package cache between runs, so it is the same run
+# for both comparisons. Needs root.
+set -euo pipefail
+suite=${SUITE:-bookworm}
+variant=${VARIANT:-minbase}
+runs=${RUNS:-3}
+nroot=${NROOT:-./bin/nroot}
+mirror=$($nroot mirror 2>/dev/null)
+line="deb $mirror $suite main"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+hook=()
+[ "$suite" = bookworm ] && hook=(--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr)
+
+measure() { # name, command...: prints "seconds maxrss_kb"
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/$name.log" 2>&1 || { echo "bench: $name failed:" >&2; tail -20 "$work/$name.log" >&2; exit 1; }
+  cat "$work/time"
+}
+
+warm="$work/warm-cache"
+$nroot bootstrap -q --cache-dir "$warm" --variant="$variant" "$suite" "$work/prime" "$line" >/dev/null
+rm -rf "$work/prime"
+
+declare -a mm cold hot
+for i in $(seq "$runs"); do
+  read -r t m < <(measure mmdebstrap mmdebstrap --quiet --mode=root --format=directory --variant="$variant" "${hook[@]}" "$suite" "$work/mm" "$line")
+  mm+=("$t"); echo "run $i: mmdebstrap ${t}s, ${m} KB"
+  rm -rf "$work/mm"
+  read -r t m < <(measure nroot-cold $nroot bootstrap -q --cache-dir "$work/cold-$i" --variant="$variant" "$suite" "$work/cold" "$line")
+  cold+=("$t"); echo "run $i: nroot cold ${t}s, ${m} KB"
+  rm -rf "$work/cold" "$work/cold-$i"
+  read -r t m < <(measure nroot-warm $nroot bootstrap -q --cache-dir "$warm" --variant="$variant" "$suite" "$work/hot" "$line")
+  hot+=("$t"); echo "run $i: nroot warm ${t}s, ${m} KB"
+  rm -rf "$work/hot"
+done
+
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+m=$(median "${mm[@]}"); c=$(median "${cold[@]}"); h=$(median "${hot[@]}")
+echo "bootstrap $suite $variant, median of $runs: mmdebstrap ${m}s, nroot cold ${c}s, nroot warm ${h}s"
+awk -v m="$m" -v c="$c" -v h="$h" 'BEGIN { printf "ratio cold nroot/mmdebstrap %.2f (goal <= 0.50), warm %.2f (goal <= 0.25)\n", c/m, h/m }'
