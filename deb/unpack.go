@@ -2,9 +2,9 @@ package deb
 
 import (
 	"archive/tar"
-	"path"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 	"time"
 

@@ -358,4 +358,3 @@ func makeMergedUsr(root *fsroot.Root, arch string) error {
 	}
 	return nil
 }
-
