@@ -5,6 +5,7 @@ export GOTOOLCHAIN ?= auto
 FUZZTIME ?= 10s
 SUITE   ?= stable
 VARIANT ?= important
+TARGET  ?= ./node
 
 .PHONY: all build deps run test unit fuzz bench compare clean
 
@@ -18,7 +19,7 @@ deps:
 
 # The main job on defaults.
 run: deps build
-	./bin/nroot resolve --variant=$(VARIANT) $(SUITE)
+	./bin/nroot bootstrap --variant=$(VARIANT) $(SUITE) $(TARGET)
 
 # Every test: vet, unit and integration tests against the real archive and
 # tools, then each fuzz target for FUZZTIME.
@@ -31,13 +32,15 @@ unit:
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
-# Speeds the issues name: Packages parse and resolve of trixie minbase.
-bench: deps
+# Speeds the issues name: Packages parse and resolve of trixie minbase,
+# then bootstrap against mmdebstrap (cold and warm).
+bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./apt
+	./scripts/bench-bootstrap.sh
 
 # The resolver against mmdebstrap for every priority variant (slow).
 compare: deps
-	NROOT_COMPARE_VARIANTS=minbase,important,standard $(GO) test -count=1 -timeout 60m -run Mmdebstrap -v ./apt
+	NROOT_COMPARE_VARIANTS=minbase,important,standard $(GO) test -count=1 -timeout 90m -run Mmdebstrap -v ./apt ./rootfs
 
 clean:
 	rm -rf bin

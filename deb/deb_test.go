@@ -71,6 +71,10 @@ func buildDeb(t testing.TB, entries []entry) []byte {
 }
 
 func unpackBytes(t testing.TB, deb []byte, dir string) (*Manifest, error) {
+	return unpackWith(t, deb, dir, nil)
+}
+
+func unpackWith(t testing.TB, deb []byte, dir string, pool *WritePool) (*Manifest, error) {
 	r, err := NewReader(bytes.NewReader(deb))
 	if err != nil {
 		return nil, err
@@ -85,7 +89,7 @@ func unpackBytes(t testing.TB, deb []byte, dir string) (*Manifest, error) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	return Unpack(tr, root, UnpackOptions{ClampMtime: time.Unix(1800000000, 0)})
+	return Unpack(tr, root, UnpackOptions{ClampMtime: time.Unix(1800000000, 0), Pool: pool})
 }
 
 func TestUnpackRealKeyringPackages(t *testing.T) {
@@ -178,37 +182,44 @@ func TestUnpackHostile(t *testing.T) {
 			{name: "./hl", typ: tar.TypeLink, link: "./link/victim"},
 		}, "no such file"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			base := t.TempDir()
-			outside := filepath.Join(base, "outside")
-			os.Mkdir(outside, 0o755)
-			os.WriteFile(filepath.Join(outside, "victim"), []byte("safe"), 0o644)
-			root := filepath.Join(base, "root")
-			os.Mkdir(root, 0o755)
-			for i := range tt.entries {
-				tt.entries[i].link = strings.ReplaceAll(tt.entries[i].link, "OUTSIDE", outside)
-			}
-			_, err := unpackBytes(t, buildDeb(t, tt.entries), root)
-			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Fatalf("err = %v, want %q", err, tt.wantErr)
-			}
-			// Nothing may appear beside root or change outside it.
-			names, _ := os.ReadDir(base)
-			if len(names) != 2 {
-				t.Errorf("entries beside root: %v", names)
-			}
-			got, _ := os.ReadDir(outside)
-			if len(got) != 1 {
-				t.Errorf("outside now holds %v", got)
-			}
-			if b, _ := os.ReadFile(filepath.Join(outside, "victim")); string(b) != "safe" {
-				t.Errorf("victim changed to %q", b)
-			}
-			if _, err := os.Stat(filepath.Join(base, "escape")); err == nil {
-				t.Error("escape written beside root")
-			}
-		})
+	pool := NewWritePool(4, 1<<20)
+	defer pool.Close()
+	for _, tc := range []struct {
+		name string
+		pool *WritePool
+	}{{"serial", nil}, {"pool", pool}} {
+		for _, tt := range tests {
+			t.Run(tc.name+"/"+tt.name, func(t *testing.T) {
+				base := t.TempDir()
+				outside := filepath.Join(base, "outside")
+				os.Mkdir(outside, 0o755)
+				os.WriteFile(filepath.Join(outside, "victim"), []byte("safe"), 0o644)
+				root := filepath.Join(base, "root")
+				os.Mkdir(root, 0o755)
+				for i := range tt.entries {
+					tt.entries[i].link = strings.ReplaceAll(tt.entries[i].link, "OUTSIDE", outside)
+				}
+				_, err := unpackWith(t, buildDeb(t, tt.entries), root, tc.pool)
+				if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				// Nothing may appear beside root or change outside it.
+				names, _ := os.ReadDir(base)
+				if len(names) != 2 {
+					t.Errorf("entries beside root: %v", names)
+				}
+				got, _ := os.ReadDir(outside)
+				if len(got) != 1 {
+					t.Errorf("outside now holds %v", got)
+				}
+				if b, _ := os.ReadFile(filepath.Join(outside, "victim")); string(b) != "safe" {
+					t.Errorf("victim changed to %q", b)
+				}
+				if _, err := os.Stat(filepath.Join(base, "escape")); err == nil {
+					t.Error("escape written beside root")
+				}
+			})
+		}
 	}
 }
 
@@ -280,13 +291,14 @@ func TestReaderRefuses(t *testing.T) {
 }
 
 func FuzzUnpack(f *testing.F) {
+	pool := NewWritePool(4, 1<<20)
 	f.Add(buildDeb(f, []entry{{name: "./a", body: "hello"}, {name: "./l", typ: tar.TypeSymlink, link: "/etc"}}))
 	f.Add(buildDeb(f, []entry{{name: "./../x", body: "x"}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		base := t.TempDir()
 		root := filepath.Join(base, "root")
 		os.Mkdir(root, 0o755)
-		unpackBytes(t, data, root)
+		unpackWith(t, data, root, pool)
 		if names, _ := os.ReadDir(base); len(names) != 1 {
 			t.Fatalf("wrote beside the root: %v", names)
 		}
