@@ -1,9 +1,11 @@
 // Package nspawn runs commands inside a root filesystem with
-// systemd-nspawn. It is the only part of nroot that executes code from an
-// image, and it adapts its flags to what the host allows.
+// systemd-nspawn, or chroot where nspawn is missing. It is the only part
+// of nroot that executes code from an image, and it adapts to what the
+// host allows.
 package nspawn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +48,18 @@ func (h Host) Flags() []string {
 	return []string{"--register=no", "--keep-unit"}
 }
 
+// Mode is how a command runs.
+type Mode int
+
+const (
+	// Pipe runs a command with its output captured: the default.
+	Pipe Mode = iota
+	// Interactive gives the command the terminal.
+	Interactive
+	// Boot boots the image's init as a container.
+	Boot
+)
+
 // Runner runs commands in one root.
 type Runner struct {
 	Root string
@@ -54,46 +68,98 @@ type Runner struct {
 	Env []string
 	// Binds are extra bind mounts ("SRC:DST").
 	Binds []string
-	// ResolvConf is nspawn's --resolv-conf mode; "off" leaves the
-	// image's resolv.conf untouched.
-	ResolvConf string
+	// DNS gives the command the host's resolvers for the duration, and
+	// puts the image's own /etc/resolv.conf back afterwards.
+	DNS bool
+	// Chroot forces the chroot runner even when nspawn exists.
+	Chroot bool
+	// Stdin, Stdout and Stderr default to nothing and a tail buffer.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
 }
-
-// ErrNoNspawn says systemd-nspawn is not installed.
-var ErrNoNspawn = errors.New("systemd-nspawn not found; install systemd-container")
 
 // DefaultEnv is the environment every command runs with.
 var DefaultEnv = []string{"DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true", "LC_ALL=C.UTF-8", "LANGUAGE=C.UTF-8", "LANG=C.UTF-8",
 	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
-// New returns a runner for root on this host.
+// New returns a runner for root on this host. It fails when the root's
+// architecture cannot run here.
 func New(root string) (*Runner, error) {
-	h := DetectHost()
-	if h.Nspawn == "" {
-		return nil, ErrNoNspawn
+	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("nspawn: %s is not a directory", root)
 	}
-	return &Runner{Root: root, Host: h, Env: append([]string(nil), DefaultEnv...), ResolvConf: "off"}, nil
+	if err := CheckArch(root); err != nil {
+		return nil, err
+	}
+	return &Runner{Root: root, Host: DetectHost(), Env: append([]string(nil), DefaultEnv...)}, nil
 }
 
-// Args returns the full command line for argv.
-func (r *Runner) Args(argv ...string) []string {
-	// --timezone=off: nspawn would otherwise rewrite the image's
-	// /etc/localtime to the build host's zone.
-	args := []string{r.Host.Nspawn, "--quiet", "--directory=" + r.Root, "--as-pid2", "--console=pipe", "--timezone=off"}
-	args = append(args, r.Host.Flags()...)
-	if r.ResolvConf != "" {
-		args = append(args, "--resolv-conf="+r.ResolvConf)
+// BindPackageCache bind-mounts dir (created if needed) over the image's
+// /var/cache/apt/archives, so packages apt downloads inside are kept
+// between runs and images.
+func (r *Runner) BindPackageCache(dir string) error {
+	if err := os.MkdirAll(dir+"/partial", 0o755); err != nil {
+		return fmt.Errorf("nspawn: package cache: %w", err)
 	}
+	if err := os.MkdirAll(r.Root+"/var/cache/apt/archives", 0o755); err != nil {
+		return fmt.Errorf("nspawn: package cache: %w", err)
+	}
+	r.Binds = append(r.Binds, dir+":/var/cache/apt/archives")
+	return nil
+}
+
+// Name says which runner will be used.
+func (r *Runner) Name() string {
+	if r.Chroot || r.Host.Nspawn == "" {
+		return "chroot"
+	}
+	return "systemd-nspawn"
+}
+
+// nspawnArgs returns the systemd-nspawn command line for argv.
+func (r *Runner) nspawnArgs(mode Mode, argv []string) []string {
+	// --timezone=off and --resolv-conf=off: nspawn would otherwise
+	// rewrite the image's /etc/localtime and /etc/resolv.conf.
+	args := []string{r.Host.Nspawn, "--quiet", "--directory=" + r.Root, "--timezone=off", "--resolv-conf=off"}
+	switch mode {
+	case Pipe:
+		args = append(args, "--as-pid2", "--console=pipe")
+	case Interactive:
+		args = append(args, "--as-pid2", "--console=interactive")
+	case Boot:
+		args = append(args, "--boot")
+	}
+	args = append(args, r.Host.Flags()...)
 	for _, e := range r.Env {
 		args = append(args, "--setenv="+e)
 	}
 	for _, b := range r.Binds {
 		args = append(args, "--bind="+b)
 	}
+	if mode == Boot {
+		return args
+	}
 	return append(append(args, "--"), argv...)
 }
 
-// ExitError is a command that ran and failed inside the container.
+// chrootScript mounts what programs expect, in a private mount namespace
+// so that the mounts vanish with the command however it ends, then
+// enters the root.
+const chrootScript = `set -e
+root=$1; shift
+mount --make-rprivate /
+mount -t proc proc "$root/proc"
+mount --rbind /sys "$root/sys"
+mount --rbind /dev "$root/dev"
+exec chroot "$root" "$@"`
+
+func (r *Runner) chrootArgs(argv []string) []string {
+	args := []string{"unshare", "--mount", "--fork", "--kill-child=SIGTERM", "--", "/bin/sh", "-c", chrootScript, "nroot-chroot", r.Root, "/usr/bin/env", "-i"}
+	args = append(args, r.Env...)
+	return append(args, argv...)
+}
+
+// ExitError is a command that ran and failed inside the image.
 type ExitError struct {
 	Argv   []string
 	Status int
@@ -101,41 +167,155 @@ type ExitError struct {
 }
 
 func (e *ExitError) Error() string {
-	msg := fmt.Sprintf("%s exited with status %d inside the container", strings.Join(e.Argv, " "), e.Status)
+	msg := fmt.Sprintf("%s exited with status %d inside the image", strings.Join(e.Argv, " "), e.Status)
 	if e.Output != "" {
 		msg += "; its output ends:\n" + e.Output
 	}
 	return msg
 }
 
-// Run runs argv in the container, streaming its output to out (which may
-// be nil) and keeping the tail for the error. Cancelling ctx stops the
-// container with SIGTERM, so nspawn can remove its mounts, and kills it
-// if it has not stopped 10 seconds later.
-func (r *Runner) Run(ctx context.Context, stdin io.Reader, out io.Writer, argv ...string) error {
-	args := r.Args(argv...)
+// ErrNoRunner says neither systemd-nspawn nor a usable chroot exists.
+var ErrNoRunner = errors.New("neither systemd-nspawn (package systemd-container) nor unshare and chroot (util-linux, coreutils) are installed")
+
+// Run runs argv in the image and waits. Output goes to Stdout/Stderr
+// (when set), and its tail is kept for the error. Cancelling ctx stops
+// the command with SIGTERM, so nspawn can remove its mounts, and kills it
+// if it has not stopped 10 seconds later. An exit status other than 0 is
+// an *ExitError.
+func (r *Runner) Run(ctx context.Context, argv ...string) error {
+	return r.run(ctx, Pipe, argv)
+}
+
+// Shell runs argv, or an interactive shell, on the terminal.
+func (r *Runner) Shell(ctx context.Context, argv ...string) error {
+	if len(argv) == 0 {
+		argv = []string{"/bin/bash", "-l"}
+		if _, err := os.Lstat(r.Root + "/bin/bash"); err != nil {
+			argv = []string{"/bin/sh", "-l"}
+		}
+	}
+	return r.run(ctx, Interactive, argv)
+}
+
+// Boot boots the image's init in a container until it powers off.
+func (r *Runner) Boot(ctx context.Context) error {
+	if r.Name() != "systemd-nspawn" {
+		return fmt.Errorf("nspawn: booting an image needs systemd-nspawn (package systemd-container)")
+	}
+	return r.run(ctx, Boot, nil)
+}
+
+func (r *Runner) run(ctx context.Context, mode Mode, argv []string) error {
+	var args []string
+	switch {
+	case r.Name() == "systemd-nspawn":
+		args = r.nspawnArgs(mode, argv)
+	default:
+		if _, err := exec.LookPath("unshare"); err != nil {
+			return ErrNoRunner
+		}
+		args = r.chrootArgs(argv)
+	}
+	if r.DNS {
+		restore, err := provideDNS(r.Root)
+		if err != nil {
+			return err
+		}
+		defer restore()
+	}
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	cmd.Stdin = stdin
-	tail := &tailBuffer{max: 8 << 10}
-	w := io.Writer(tail)
-	if out != nil {
-		w = io.MultiWriter(out, tail)
+	if r.Name() == "chroot" {
+		// The command runs as a grandchild; stop the whole group.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: mode == Pipe}
+		if mode == Pipe {
+			cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+		}
 	}
-	cmd.Stdout, cmd.Stderr = w, w
+	cmd.WaitDelay = 10 * time.Second
+	tail := &tailBuffer{max: 16 << 10}
+	cmd.Stdin = r.Stdin
+	if mode == Interactive || mode == Boot {
+		if cmd.Stdin == nil {
+			cmd.Stdin = os.Stdin
+		}
+		cmd.Stdout, cmd.Stderr = orDefault(r.Stdout, os.Stdout), orDefault(r.Stderr, os.Stderr)
+	} else {
+		lf := &lineFilter{w: tee(r.Stderr, tail)}
+		defer lf.flush()
+		cmd.Stdout, cmd.Stderr = tee(r.Stdout, tail), lf
+	}
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		return fmt.Errorf("nspawn %s: %w", r.Root, ctx.Err())
+		return fmt.Errorf("%s %s: %w", r.Name(), r.Root, ctx.Err())
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return &ExitError{Argv: argv, Status: ee.ExitCode(), Output: tail.String()}
+		return &ExitError{Argv: argv, Status: ee.ExitCode(), Output: filterNoise(tail.String())}
 	}
 	if err != nil {
-		return fmt.Errorf("nspawn %s: %w", r.Root, err)
+		return fmt.Errorf("%s %s: %w", r.Name(), r.Root, err)
 	}
 	return nil
+}
+
+func orDefault(w, def io.Writer) io.Writer {
+	if w == nil {
+		return def
+	}
+	return w
+}
+
+func tee(w io.Writer, tail *tailBuffer) io.Writer {
+	if w == nil {
+		return tail
+	}
+	return io.MultiWriter(w, tail)
+}
+
+// lineFilter passes whole lines through, minus nspawn's noise.
+type lineFilter struct {
+	w   io.Writer
+	buf []byte
+}
+
+func (f *lineFilter) Write(p []byte) (int, error) {
+	f.buf = append(f.buf, p...)
+	for {
+		i := bytes.IndexByte(f.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := f.buf[:i+1]
+		if !bytes.HasPrefix(line, []byte(noise)) {
+			if _, err := f.w.Write(line); err != nil {
+				return len(p), err
+			}
+		}
+		f.buf = f.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+func (f *lineFilter) flush() {
+	if len(f.buf) > 0 && !bytes.HasPrefix(f.buf, []byte(noise)) {
+		f.w.Write(f.buf)
+	}
+	f.buf = nil
+}
+
+const noise = "Attempted to remove disk file system under"
+
+// filterNoise drops nspawn's own complaint about cleaning a propagation
+// directory on hosts whose /run is not a tmpfs; it is harmless.
+func filterNoise(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(l, noise) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // tailBuffer keeps the last max bytes written.

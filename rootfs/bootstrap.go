@@ -16,6 +16,7 @@ import (
 	"nroot/apt"
 	"nroot/internal/fsroot"
 	"nroot/keyring"
+	"nroot/nspawn"
 )
 
 // Formats Bootstrap can write.
@@ -117,7 +118,7 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	}
 	step("unpack", t)
 
-	if can, why := canConfigure(plan.Architectures[0]); can {
+	if archErr := nspawn.CheckArch(tmp); archErr == nil {
 		t = time.Now()
 		stageOf := map[string]string{}
 		for _, p := range plan.Packages {
@@ -129,8 +130,8 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 		res.Configured = true
 		step("configure", t)
 	} else {
-		res.Note = why + "; the packages are unpacked but not configured: run `nroot configure " + target + "` on a " + plan.Architectures[0] + " host (or one with a binfmt handler for it) to finish"
-		o.Log.Warn("not configured", "why", why)
+		res.Note = strings.ReplaceAll(archErr.Error(), tmp, target) + "; the packages are unpacked but not configured: run `nroot configure " + target + "` on a " + plan.Architectures[0] + " host (or one with a binfmt handler for it) to finish"
+		o.Log.Warn("not configured", "why", archErr)
 	}
 
 	t = time.Now()
@@ -176,28 +177,6 @@ func checkTarget(target, format string) error {
 		}
 	}
 	return fmt.Errorf("bootstrap: %s already exists; nroot does not build over an existing %s (remove it or choose another TARGET)", target, map[bool]string{true: "directory", false: "file"}[fi.IsDir()])
-}
-
-// canConfigure says whether this host can run the target architecture's
-// binaries: natively, or through a registered binfmt_misc handler.
-func canConfigure(arch string) (bool, string) {
-	if arch == apt.HostArch() {
-		return true, ""
-	}
-	if compatible(apt.HostArch(), arch) {
-		return true, ""
-	}
-	qemu := map[string]string{"arm64": "aarch64", "armhf": "arm", "armel": "arm", "i386": "i386", "ppc64el": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "amd64": "x86_64", "mips64el": "mips64el", "loong64": "loongarch64"}[arch]
-	if qemu != "" {
-		if b, err := os.ReadFile("/proc/sys/fs/binfmt_misc/qemu-" + qemu); err == nil && strings.HasPrefix(string(b), "enabled") {
-			return true, ""
-		}
-	}
-	return false, fmt.Sprintf("this %s host cannot run %s binaries (no binfmt_misc handler qemu-%s registered; install qemu-user-binfmt to add one)", apt.HostArch(), arch, qemu)
-}
-
-func compatible(host, arch string) bool {
-	return host == "amd64" && arch == "i386" || host == "arm64" && arch == "armhf"
 }
 
 // finish writes APT sources, removes build leftovers and clamps mtimes.

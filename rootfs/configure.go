@@ -107,12 +107,13 @@ func Configure(ctx context.Context, target string, pkgs []*installed, stageOf ma
 		return err
 	}
 	var out bytes.Buffer
-	w := io.Writer(&out)
+	runner.Stdout = io.Writer(&out)
 	if log != nil {
-		w = io.MultiWriter(&out, log)
+		runner.Stdout = io.MultiWriter(&out, log)
 	}
+	runner.Stderr = runner.Stdout
 	script := configureScript(configureStages(pkgs, stageOf))
-	err = runner.Run(ctx, nil, w, "/bin/sh", "-c", script)
+	err = runner.Run(ctx, "/bin/sh", "-c", script)
 	var ee *nspawn.ExitError
 	if errors.As(err, &ee) {
 		return explainFailure(out.String(), ee)
