@@ -1,0 +1,399 @@
+// Package initrd reads, checks and writes initramfs images: sequences of
+// cpio archives, uncompressed or compressed, the way the kernel and
+// dracut lay them out. The API streams like archive/tar.
+package initrd
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+)
+
+// Segment describes one archive of an image, once read to its end.
+type Segment struct {
+	Index            int         `json:"index"`
+	Offset           int64       `json:"offset"`
+	CompressedSize   int64       `json:"compressed_size"`
+	UncompressedSize int64       `json:"uncompressed_size"`
+	Compression      Compression `json:"compression"`
+	Entries          int         `json:"entries"`
+}
+
+// counter counts the bytes taken from the image, lets decoders read byte
+// by byte without over-reading, and takes back the few bytes a decoder
+// reads past its stream's end to find that it ended.
+type counter struct {
+	br   *bufio.Reader
+	n    int64
+	back []byte // pushed-back bytes, served first (last element first)
+	hist [8]byte
+	h    int // bytes in hist
+}
+
+func (c *counter) remember(p []byte) {
+	for _, b := range p {
+		copy(c.hist[:], c.hist[1:])
+		c.hist[len(c.hist)-1] = b
+		if c.h < len(c.hist) {
+			c.h++
+		}
+	}
+}
+
+func (c *counter) Read(p []byte) (int, error) {
+	if len(c.back) > 0 {
+		b, _ := c.ReadByte()
+		p[0] = b
+		return 1, nil
+	}
+	n, err := c.br.Read(p)
+	c.n += int64(n)
+	c.remember(p[:n])
+	return n, err
+}
+
+func (c *counter) ReadByte() (byte, error) {
+	var b byte
+	if k := len(c.back); k > 0 {
+		b, c.back = c.back[k-1], c.back[:k-1]
+	} else {
+		var err error
+		if b, err = c.br.ReadByte(); err != nil {
+			return 0, err
+		}
+	}
+	c.n++
+	c.remember([]byte{b})
+	return b, nil
+}
+
+// unread pushes back the last k bytes read (k <= 8).
+func (c *counter) unread(k int) {
+	if k > c.h {
+		k = c.h
+	}
+	for i := 0; i < k; i++ {
+		c.back = append(c.back, c.hist[len(c.hist)-1-i])
+	}
+	c.h -= k
+	copy(c.hist[k:], c.hist[:len(c.hist)-k])
+	c.n -= int64(k)
+}
+
+func (c *counter) Peek(n int) ([]byte, error) {
+	if len(c.back) == 0 {
+		return c.br.Peek(n)
+	}
+	out := make([]byte, 0, n)
+	for i := len(c.back) - 1; i >= 0 && len(out) < n; i-- {
+		out = append(out, c.back[i])
+	}
+	if len(out) < n {
+		more, err := c.br.Peek(n - len(out))
+		out = append(out, more...)
+		if len(out) < n {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// overread turns the error a decoder gives when it reads past the end
+// of its stream into io.EOF, giving back the bytes it read: ulikunitz/xz
+// reads one byte to check nothing follows a single stream, Go's bzip2
+// reads two looking for a concatenated stream.
+type overread struct {
+	r   io.Reader
+	src *counter
+	msg string
+	k   int
+}
+
+func (o *overread) Read(p []byte) (int, error) {
+	n, err := o.r.Read(p)
+	if err != nil && err != io.EOF && err.Error() == o.msg {
+		o.src.unread(o.k)
+		return n, io.EOF
+	}
+	return n, err
+}
+
+// segCounter counts the uncompressed bytes of a segment.
+type segCounter struct {
+	r io.Reader
+	n int64
+}
+
+func (s *segCounter) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	s.n += int64(n)
+	return n, err
+}
+
+// FormatError locates a problem in an image.
+type FormatError struct {
+	Offset  int64 // in the image, or of the segment for compressed data
+	Segment int
+	Msg     string
+}
+
+func (e *FormatError) Error() string {
+	return fmt.Sprintf("segment %d at offset %d: %s", e.Segment, e.Offset, e.Msg)
+}
+
+// Reader reads every entry of every segment of an image, in order.
+type Reader struct {
+	src      *counter
+	segs     []Segment
+	cur      *segCounter // the current segment's cpio stream, nil between segments
+	closeDec func()
+	remain   int64 // body bytes of the current entry not yet read
+	pad      int64 // padding after the body
+	hdr      *Header
+	crc      uint32
+	err      error
+}
+
+// NewReader returns a reader of the image r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{src: &counter{br: bufio.NewReaderSize(r, 256<<10)}}
+}
+
+// Segments returns the segments read so far; complete after Next has
+// returned io.EOF.
+func (r *Reader) Segments() []Segment { return r.segs }
+
+func (r *Reader) seg() *Segment { return &r.segs[len(r.segs)-1] }
+
+func (r *Reader) fail(msg string, a ...any) error {
+	e := &FormatError{Msg: fmt.Sprintf(msg, a...)}
+	if len(r.segs) > 0 {
+		e.Segment, e.Offset = r.seg().Index, r.seg().Offset
+	} else {
+		e.Offset = r.src.n
+	}
+	r.err = e
+	return e
+}
+
+// Next advances to the next entry, skipping the rest of the current one.
+// TRAILER!!! entries are not returned. At the end of the image it
+// returns io.EOF.
+func (r *Reader) Next() (*Header, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if err := r.skipBody(); err != nil {
+		return nil, err
+	}
+	for {
+		if r.cur == nil {
+			ok, err := r.startSegment()
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, io.EOF
+			}
+		}
+		h, err := r.readEntry()
+		if err != nil {
+			return nil, err
+		}
+		if h != nil {
+			return h, nil
+		}
+	}
+}
+
+// startSegment skips padding and opens the next segment; false at the
+// end of the image.
+func (r *Reader) startSegment() (bool, error) {
+	for {
+		b, err := r.src.Peek(1)
+		if err == io.EOF || len(b) == 0 {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if b[0] != 0 {
+			break
+		}
+		r.src.ReadByte()
+	}
+	off := r.src.n
+	magic, _ := r.src.Peek(6)
+	seg := Segment{Index: len(r.segs), Offset: off}
+	if len(magic) == 6 && string(magic[:5]) == "07070" && (magic[5] == '1' || magic[5] == '2' || magic[5] == '7') {
+		seg.Compression = None
+		r.segs = append(r.segs, seg)
+		r.cur = &segCounter{r: r.src}
+		r.closeDec = func() {}
+		return true, nil
+	}
+	c, ok := detect(magic)
+	if !ok {
+		r.segs = append(r.segs, seg)
+		return false, r.fail("unknown data (starts % x): not a cpio archive or a known compression", magic)
+	}
+	seg.Compression = c
+	r.segs = append(r.segs, seg)
+	if c == LZO {
+		return false, r.fail("unsupported compression lzo at offset %d (no Go decoder); rebuild the image with another compressor", off)
+	}
+	dec, closeDec, err := openSegment(c, r.src)
+	if err != nil {
+		return false, r.fail("%s: %v", c, err)
+	}
+	switch c {
+	case XZ:
+		dec = &overread{r: dec, src: r.src, msg: "xz: unexpected data after stream", k: 1}
+	case Bzip2:
+		dec = &overread{r: dec, src: r.src, msg: "bzip2 data invalid: bad magic value in continuation file", k: 2}
+	}
+	r.cur, r.closeDec = &segCounter{r: dec}, closeDec
+	return true, nil
+}
+
+// endSegment records the segment's sizes and returns to the image.
+func (r *Reader) endSegment() {
+	s := r.seg()
+	s.CompressedSize = r.src.n - s.Offset
+	s.UncompressedSize = r.cur.n
+	r.closeDec()
+	r.cur = nil
+}
+
+// readEntry reads the next header of the current segment; nil, nil when
+// the segment ended.
+func (r *Reader) readEntry() (*Header, error) {
+	seg := r.seg()
+	var magic [6]byte
+	n, err := io.ReadFull(r.cur, magic[:])
+	if err == io.EOF && n == 0 && seg.Compression != None {
+		r.endSegment()
+		return nil, nil
+	}
+	if err != nil {
+		return nil, r.fail("truncated: %v", truncated(err))
+	}
+	// Within a compressed stream, archives may follow one another with
+	// zero padding between them.
+	if seg.Compression != None && magic == [6]byte{} {
+		var one [1]byte
+		for {
+			n, err := r.cur.Read(one[:])
+			if n == 0 && err == io.EOF {
+				r.endSegment()
+				return nil, nil
+			}
+			if err != nil && err != io.EOF {
+				return nil, r.fail("padding: %v", err)
+			}
+			if n == 1 && one[0] != 0 {
+				break
+			}
+		}
+		magic[0] = one[0]
+		if _, err := io.ReadFull(r.cur, magic[1:]); err != nil {
+			return nil, r.fail("truncated: %v", truncated(err))
+		}
+	}
+	h, nameLen, err := readHeader(r.cur, string(magic[:]))
+	if err != nil {
+		return nil, r.fail("entry %d: %v", seg.Entries, err)
+	}
+	name := make([]byte, nameLen)
+	if _, err := io.ReadFull(r.cur, name); err != nil {
+		return nil, r.fail("entry %d: truncated name: %v", seg.Entries, truncated(err))
+	}
+	if name[nameLen-1] != 0 {
+		return nil, r.fail("entry %d: name not NUL-terminated", seg.Entries)
+	}
+	h.Name = string(name[:nameLen-1])
+	hdrLen := int64(110)
+	if h.Format == FormatODC {
+		hdrLen = 76
+	}
+	if h.Format != FormatODC {
+		if _, err := io.CopyN(io.Discard, r.cur, pad4(hdrLen+int64(nameLen))); err != nil {
+			return nil, r.fail("entry %s: truncated: %v", h.Name, truncated(err))
+		}
+	}
+	h.Segment, h.Offset, h.Compression = seg.Index, seg.Offset, seg.Compression
+	r.remain, r.pad, r.hdr, r.crc = h.Size, 0, h, 0
+	if h.Format != FormatODC {
+		r.pad = pad4(h.Size)
+	}
+	if h.Name == Trailer {
+		if err := r.skipBody(); err != nil {
+			return nil, err
+		}
+		if seg.Compression == None {
+			r.endSegment()
+		}
+		return nil, nil
+	}
+	seg.Entries++
+	if h.IsSymlink() {
+		if h.Size > MaxSymlink {
+			return nil, r.fail("symlink %s: target of %d bytes", h.Name, h.Size)
+		}
+		t := make([]byte, h.Size)
+		if _, err := io.ReadFull(r, t); err != nil {
+			return nil, err
+		}
+		h.Linkname = string(t)
+	}
+	return h, nil
+}
+
+// Read reads the current entry's data.
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.remain <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.remain {
+		p = p[:r.remain]
+	}
+	n, err := r.cur.Read(p)
+	r.remain -= int64(n)
+	if r.hdr.Format == FormatCRC {
+		for _, b := range p[:n] {
+			r.crc += uint32(b)
+		}
+	}
+	if r.remain == 0 && r.hdr.Format == FormatCRC && r.hdr.IsRegular() && r.crc != r.hdr.Checksum {
+		return n, r.fail("entry %s: checksum %08x, header says %08x", r.hdr.Name, r.crc, r.hdr.Checksum)
+	}
+	if err == io.EOF && r.remain > 0 {
+		return n, r.fail("entry %s: truncated data (%d bytes missing)", r.hdr.Name, r.remain)
+	}
+	if err != nil && err != io.EOF {
+		return n, r.fail("entry %s: %v", r.hdr.Name, err)
+	}
+	return n, nil
+}
+
+func (r *Reader) skipBody() error {
+	if r.hdr == nil {
+		return nil
+	}
+	if r.remain > 0 {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return err
+		}
+	}
+	if r.pad > 0 {
+		if _, err := io.CopyN(io.Discard, r.cur, r.pad); err != nil {
+			return r.fail("entry %s: truncated padding", r.hdr.Name)
+		}
+		r.pad = 0
+	}
+	r.hdr = nil
+	return nil
+}

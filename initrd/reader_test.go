@@ -1,0 +1,213 @@
+package initrd
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"nroot/internal/testenv"
+)
+
+// tree makes a small directory tree with every entry type cpio carries.
+func tree(t *testing.T, extra string) string {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "usr/bin"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "etc/cmdline.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "usr/bin/tool"), bytes.Repeat([]byte("binary "), 5000), 0o755)
+	os.WriteFile(filepath.Join(dir, "etc/cmdline.d/nfs.conf"), []byte("rd.neednet=1\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "odd"), []byte("x"), 0o711)
+	os.Chmod(filepath.Join(dir, "odd"), os.ModeSetuid|0o711)
+	os.Symlink("usr/bin", filepath.Join(dir, "bin"))
+	os.Link(filepath.Join(dir, "usr/bin/tool"), filepath.Join(dir, "usr/bin/tool2"))
+	if extra != "" {
+		os.WriteFile(filepath.Join(dir, extra), []byte(extra), 0o644)
+	}
+	return dir
+}
+
+// gnuCpio archives dir with GNU cpio in the given format.
+func gnuCpio(t *testing.T, dir, format string) []byte {
+	testenv.Command(t, "cpio")
+	cmd := exec.Command("sh", "-c", "find . | LC_ALL=C sort | cpio --quiet -o -H "+format)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("cpio: %v", err)
+	}
+	return out
+}
+
+func gnuList(t *testing.T, archive []byte) []string {
+	cmd := exec.Command("cpio", "--quiet", "-t")
+	cmd.Stdin = bytes.NewReader(archive)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("cpio -t: %v", err)
+	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n")
+}
+
+func compress(t *testing.T, name string, data []byte) []byte {
+	cmds := map[string][]string{
+		"gzip": {"gzip", "-c", "-9"}, "xz": {"xz", "-c", "--check=crc32"}, "zstd": {"zstd", "-c", "-q", "-19"},
+		"lz4-legacy": {"lz4", "-c", "-l", "-q"}, "lz4": {"lz4", "-c", "-q"}, "bzip2": {"bzip2", "-c"}, "lzma": {"xz", "-c", "--format=lzma"},
+	}
+	argv := cmds[name]
+	testenv.Command(t, argv[0])
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin = bytes.NewReader(data)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return out
+}
+
+func listAll(t *testing.T, img []byte) ([]string, []Segment, error) {
+	r := NewReader(bytes.NewReader(img))
+	var names []string
+	for {
+		h, err := r.Next()
+		if err == io.EOF {
+			return names, r.Segments(), nil
+		}
+		if err != nil {
+			return names, r.Segments(), err
+		}
+		names = append(names, h.Name)
+	}
+}
+
+// TestReadsWhatGNUCpioWrites checks every compressor and cpio format,
+// alone and as the second segment after an uncompressed early archive
+// with padding between, against cpio -t.
+func TestReadsWhatGNUCpioWrites(t *testing.T) {
+	early := gnuCpio(t, tree(t, "early_cpio"), "newc")
+	for _, format := range []string{"newc", "crc", "odc"} {
+		main := gnuCpio(t, tree(t, "main"), format)
+		want := gnuList(t, main)
+		for _, comp := range []string{"none", "gzip", "xz", "zstd", "lz4-legacy", "lz4", "bzip2", "lzma"} {
+			t.Run(format+"/"+comp, func(t *testing.T) {
+				seg := main
+				if comp != "none" {
+					seg = compress(t, comp, main)
+				}
+				img := append(append(bytes.Clone(early), make([]byte, 4-len(early)%4+4)...), seg...)
+				// A third segment after the compressed one proves it ended
+				// exactly where it should.
+				img = append(img, early...)
+				names, segs, err := listAll(t, img)
+				if err != nil {
+					t.Fatal(err)
+				}
+				earlyNames := gnuList(t, early)
+				all := append(append(append([]string{}, earlyNames...), want...), earlyNames...)
+				if !slices.Equal(names, all) {
+					t.Fatalf("names:\n%v\nwant:\n%v", names, all)
+				}
+				// GNU cpio pads archives to 512-byte blocks; outside a
+				// compressed stream that padding is between segments.
+				size := int64(len(seg))
+				if comp == "none" {
+					size = segs[1].UncompressedSize
+				}
+				if len(segs) != 3 || string(segs[1].Compression) != comp || segs[1].CompressedSize != size || (comp != "none" && segs[1].UncompressedSize != int64(len(main))) {
+					t.Fatalf("segments %+v (compressed %d, uncompressed %d)", segs, len(seg), len(main))
+				}
+			})
+		}
+	}
+}
+
+func TestEntryDetails(t *testing.T) {
+	dir := tree(t, "")
+	r := NewReader(bytes.NewReader(gnuCpio(t, dir, "crc")))
+	seen := map[string]*Header{}
+	for {
+		h, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == "usr/bin/tool" || h.Name == "usr/bin/tool2" {
+			b, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Size = int64(len(b))
+		}
+		seen[h.Name] = h
+	}
+	if h := seen["bin"]; h == nil || !h.IsSymlink() || h.Linkname != "usr/bin" {
+		t.Errorf("bin: %+v", h)
+	}
+	if h := seen["odd"]; h == nil || h.Mode&0o7777 != 0o4711 {
+		t.Errorf("odd: %+v", h)
+	}
+	a, b := seen["usr/bin/tool"], seen["usr/bin/tool2"]
+	if a == nil || b == nil || a.Ino != b.Ino || a.NLink != 2 {
+		t.Errorf("hard links: %+v %+v", a, b)
+	}
+}
+
+func TestCorruptImages(t *testing.T) {
+	main := gnuCpio(t, tree(t, ""), "crc")
+	gz := compress(t, "gzip", main)
+	flipped := bytes.Clone(main)
+	i := bytes.Index(flipped, bytes.Repeat([]byte("binary "), 3))
+	flipped[i] ^= 1
+	tests := []struct {
+		name    string
+		img     []byte
+		wantErr string
+	}{
+		{"bad magic", []byte("not an image at all"), "unknown data"},
+		{"truncated uncompressed", main[:len(main)/2], "truncated"},
+		{"truncated gzip", gz[:len(gz)/2], "segment 0"},
+		{"crc mismatch", flipped, "checksum"},
+		{"lzo", []byte("\x89LZO\x00\r\n\x1a\n"), "unsupported compression lzo at offset 0"},
+		{"huge size", []byte("070701" + strings.Repeat("0", 48) + "FFFFFFFF" + strings.Repeat("0", 32) + "00000002" + "00000000" + "a\x00"), "truncated"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewReader(bytes.NewReader(tt.img))
+			var err error
+			for err == nil {
+				_, err = r.Next()
+				if err == nil {
+					_, err = io.Copy(io.Discard, r)
+				}
+			}
+			if err == io.EOF || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func FuzzReader(f *testing.F) {
+	f.Add([]byte("070701" + strings.Repeat("0", 96) + "0000000B00000000TRAILER!!!\x00"))
+	f.Add([]byte{0x1f, 0x8b, 8, 0})
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0x24, 0, 0, 0})
+	f.Add([]byte{0x02, 0x21, 0x4c, 0x18, 1, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := NewReader(bytes.NewReader(data))
+		for range 1000 {
+			h, err := r.Next()
+			if err != nil {
+				return
+			}
+			if h.Name == "" && h.Size < 0 {
+				t.Fatal("impossible header")
+			}
+			io.Copy(io.Discard, io.LimitReader(r, 1<<20))
+		}
+	})
+}
