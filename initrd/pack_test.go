@@ -1,0 +1,117 @@
+package initrd
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestPackRoundTrip(t *testing.T) {
+	dir := tree(t, "")
+	early := t.TempDir()
+	os.MkdirAll(filepath.Join(early, "kernel/x86/microcode"), 0o755)
+	os.WriteFile(filepath.Join(early, "kernel/x86/microcode/GenuineIntel.bin"), []byte("ucode"), 0o644)
+	for _, c := range []Compression{None, Gzip, XZ, Zstd, LZ4Legacy} {
+		t.Run(string(c), func(t *testing.T) {
+			o := PackOptions{Compression: c, Early: early, Clamp: time.Unix(1700000000, 0)}
+			var a, b bytes.Buffer
+			if err := Pack(&a, dir, o); err != nil {
+				t.Fatal(err)
+			}
+			if err := Pack(&b, dir, o); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(a.Bytes(), b.Bytes()) {
+				t.Fatal("two packs of one tree differ")
+			}
+			info, err := Inspect(bytes.NewReader(a.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !info.EarlyCPIO || len(info.Microcode) != 1 || len(info.Segments) != 2 || info.Segments[1].Compression != c {
+				t.Fatalf("info %+v", info)
+			}
+			if info.Segments[1].Offset%4 != 0 {
+				t.Fatalf("main archive at offset %d, not 4-aligned", info.Segments[1].Offset)
+			}
+			if c == None {
+				// GNU cpio reads what we write, segment by segment.
+				main := a.Bytes()[info.Segments[1].Offset:]
+				got := gnuList(t, main)
+				want := []string{"bin", "etc", "etc/cmdline.d", "etc/cmdline.d/nfs.conf", "odd", "usr", "usr/bin", "usr/bin/tool", "usr/bin/tool2"}
+				if !slices.Equal(got, want) {
+					t.Fatalf("cpio -t: %v", got)
+				}
+			}
+			entries := map[string]*Header{}
+			var toolData []byte
+			Scan(bytes.NewReader(a.Bytes()), func(h *Header, r io.Reader) error {
+				entries[h.Name] = h
+				if h.Name == "usr/bin/tool" {
+					toolData, _ = io.ReadAll(r)
+				}
+				return nil
+			})
+			tool, tool2 := entries["usr/bin/tool"], entries["usr/bin/tool2"]
+			if tool.Ino != tool2.Ino || tool.NLink != 2 || tool2.Size != 0 || len(toolData) != 35000 {
+				t.Errorf("hard link not deduplicated: %+v %+v (%d bytes)", tool, tool2, len(toolData))
+			}
+			if entries["bin"].Linkname != "usr/bin" || entries["odd"].Mode&0o7777 != 0o4711 || entries["odd"].UID != 0 {
+				t.Errorf("entries %+v %+v", entries["bin"], entries["odd"])
+			}
+			if !entries["odd"].ModTime.Equal(time.Unix(1700000000, 0)) {
+				t.Errorf("mtime not clamped: %v", entries["odd"].ModTime)
+			}
+		})
+	}
+}
+
+func TestWriterKeepsDevices(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteArchive(&buf, []Record{Directory("dev", 0o755), CharDev("dev/console", 0o600, 5, 1), Symlink("dev/fd", "/proc/self/fd")}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*Header{}
+	Scan(bytes.NewReader(buf.Bytes()), func(h *Header, _ io.Reader) error { got[h.Name] = h; return nil })
+	if c := got["dev/console"]; c == nil || c.RDevMajor != 5 || c.RDevMinor != 1 || c.Mode != TypeChr|0o600 {
+		t.Fatalf("console %+v", c)
+	}
+	if got["dev/fd"].Linkname != "/proc/self/fd" {
+		t.Fatalf("symlink %+v", got["dev/fd"])
+	}
+}
+
+func TestAppend(t *testing.T) {
+	var img bytes.Buffer
+	if err := Pack(&img, tree(t, ""), PackOptions{Compression: Zstd}); err != nil {
+		t.Fatal(err)
+	}
+	add := filepath.Join(t.TempDir(), "new-init")
+	os.WriteFile(add, []byte("#!/bin/sh\necho new\n"), 0o755)
+	var out bytes.Buffer
+	if err := Append(&out, bytes.NewReader(img.Bytes()), []AddSpec{ParseAdd(add + ":/usr/lib/new/init")}, PackOptions{Compression: Gzip}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(out.Bytes(), img.Bytes()) {
+		t.Fatal("append changed the original image")
+	}
+	info, err := Inspect(bytes.NewReader(out.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	Scan(bytes.NewReader(out.Bytes()[info.Segments[1].Offset:]), func(h *Header, _ io.Reader) error {
+		names = append(names, h.Name)
+		return nil
+	})
+	if len(info.Segments) != 2 || info.Segments[1].Compression != Gzip || !slices.Equal(names, []string{"usr", "usr/lib", "usr/lib/new", "usr/lib/new/init"}) {
+		t.Fatalf("segments %+v, names %v", info.Segments, names)
+	}
+	if err := Append(io.Discard, bytes.NewReader(img.Bytes()), []AddSpec{{Src: add, Dest: "../escape"}}, PackOptions{}); err == nil {
+		t.Fatal("escaping destination accepted")
+	}
+}
