@@ -52,8 +52,9 @@ type Info struct {
 // small files whose content Info keeps.
 const maxMeta = 1 << 20
 
-// collect records what one entry says about the image.
-func (in *Info) collect(h *Header, data io.Reader) {
+// Collect records what one entry says about the image; call it for each
+// entry, then Finish.
+func (in *Info) Collect(h *Header, data io.Reader) {
 	in.Entries++
 	name := CleanName(h.Name)
 	read := func() string {
@@ -121,11 +122,16 @@ func kernelVersionOf(name string) string {
 func Inspect(r io.Reader) (*Info, error) {
 	in := &Info{}
 	segs, err := Scan(r, func(h *Header, data io.Reader) error {
-		in.collect(h, data)
+		in.Collect(h, data)
 		return nil
 	})
+	in.Finish(segs)
+	return in, err
+}
+
+// Finish completes an Info after the last entry.
+func (in *Info) Finish(segs []Segment) {
 	in.Segments = segs
 	sort.Strings(in.KernelVersions)
 	sort.Strings(in.Hooks)
-	return in, err
 }

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"nroot/initrd"
+)
+
+func newInitrdCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "initrd",
+		Short: "Inspect, verify, diff and assemble initramfs images",
+		Long: `The initrd commands read every segment of an initramfs, uncompressed or
+compressed (gzip, xz, zstd, lz4, bzip2, lzma), to the end of the file, where
+lsinitrd reads two and stops.`,
+	}
+	cmd.AddCommand(newInitrdLsCmd(), newInitrdCatCmd(), newInitrdExtractCmd(), newInitrdDiffCmd(), newInitrdVerifyCmd(), newInitrdPackCmd(), newInitrdAppendCmd())
+	return cmd
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newInitrdLsCmd() *cobra.Command {
+	var long, segments, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ls IMAGE [GLOB...]",
+		Short: "List an image's entries, like lsinitrd and cpio -tv",
+		Example: `  nroot initrd ls /boot/initrd.img-6.12.48+deb13-amd64
+  nroot initrd ls --long IMAGE 'usr/lib/modules/*/kernel/fs/nfs/*'
+  nroot initrd ls --segments IMAGE
+  nroot initrd ls --json IMAGE`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			fi, _ := f.Stat()
+			out := bufio.NewWriterSize(os.Stdout, 1<<16)
+			defer out.Flush()
+			globs := args[1:]
+			type jsonEntry struct {
+				Name     string `json:"name"`
+				Mode     string `json:"mode"`
+				UID      int    `json:"uid"`
+				GID      int    `json:"gid"`
+				NLink    int    `json:"nlink"`
+				Size     int64  `json:"size"`
+				MTime    int64  `json:"mtime"`
+				Linkname string `json:"linkname,omitempty"`
+				Segment  int    `json:"segment"`
+			}
+			var entries []jsonEntry
+			info := &initrd.Info{}
+			var lines []string
+			segs, err := initrd.Scan(f, func(h *initrd.Header, data io.Reader) error {
+				info.Collect(h, data)
+				if !initrd.Match(h.Name, globs) {
+					return nil
+				}
+				switch {
+				case asJSON:
+					entries = append(entries, jsonEntry{initrd.CleanName(h.Name), fmt.Sprintf("%o", h.Mode), h.UID, h.GID, h.NLink, h.Size, h.ModTime.Unix(), h.Linkname, h.Segment})
+				case segments:
+				case long:
+					lines = append(lines, initrd.FormatLong(h))
+				default:
+					lines = append(lines, initrd.CleanName(h.Name))
+				}
+				return nil
+			})
+			info.Finish(segs)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			if asJSON {
+				return printJSON(map[string]any{"image": args[0], "info": info, "entries": entries})
+			}
+			if segments {
+				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+				fmt.Fprintln(tw, "SEGMENT\tOFFSET\tCOMPRESSED\tUNCOMPRESSED\tCOMPRESSION\tENTRIES\t")
+				for _, s := range segs {
+					fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%d\t\n", s.Index, s.Offset, s.CompressedSize, s.UncompressedSize, s.Compression, s.Entries)
+				}
+				return tw.Flush()
+			}
+			if len(globs) == 0 {
+				initrd.WriteHeaderSummary(out, args[0], fi.Size(), info)
+			}
+			for _, l := range lines {
+				fmt.Fprintln(out, l)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&long, "long", "l", false, "show mode, links, owner, size, mtime and symlink targets")
+	cmd.Flags().BoolVar(&segments, "segments", false, "list the segments: offset, sizes, compression, entries")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

@@ -1,0 +1,214 @@
+package initrd
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Entry is what Diff compares of one path.
+type Entry struct {
+	Type     string `json:"type"`
+	Mode     string `json:"mode"`
+	UID      int    `json:"uid"`
+	GID      int    `json:"gid"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256,omitempty"`
+	Linkname string `json:"linkname,omitempty"`
+	RDev     string `json:"rdev,omitempty"`
+}
+
+func typeName(m uint32) string {
+	switch m & TypeMask {
+	case TypeDir:
+		return "dir"
+	case TypeLink:
+		return "symlink"
+	case TypeReg:
+		return "file"
+	case TypeChr:
+		return "char"
+	case TypeBlk:
+		return "block"
+	case TypeFifo:
+		return "fifo"
+	case TypeSock:
+		return "socket"
+	}
+	return "unknown"
+}
+
+// Index reads an image into a map of path to Entry, hashing file
+// contents, plus its Info. Later segments override earlier ones, as the
+// kernel unpacks them.
+func Index(r io.Reader) (map[string]Entry, *Info, error) {
+	out := map[string]Entry{}
+	info := &Info{}
+	segs, err := Scan(r, func(h *Header, data io.Reader) error {
+		name := CleanName(h.Name)
+		e := Entry{Type: typeName(h.Mode), Mode: fmt.Sprintf("%04o", h.Mode&0o7777), UID: h.UID, GID: h.GID, Linkname: h.Linkname}
+		if h.IsRegular() {
+			hr := &hashingReader{r: data, h: sha256.New()}
+			info.Collect(h, hr)
+			if _, err := io.Copy(io.Discard, hr); err != nil {
+				return err
+			}
+			if prev, ok := out[name]; ok && hr.n == 0 && h.NLink > 1 && prev.Type == "file" {
+				return nil // a later link without its data
+			}
+			e.Size = hr.n
+			e.SHA256 = hex.EncodeToString(hr.h.Sum(nil))
+		} else {
+			info.Collect(h, data)
+		}
+		if h.Mode&TypeMask == TypeChr || h.Mode&TypeMask == TypeBlk {
+			e.RDev = fmt.Sprintf("%d:%d", h.RDevMajor, h.RDevMinor)
+		}
+		out[name] = e
+		return nil
+	})
+	info.Finish(segs)
+	return out, info, err
+}
+
+// hashingReader hashes and counts what is read through it.
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (h *hashingReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.h.Write(p[:n])
+	h.n += int64(n)
+	return n, err
+}
+
+// Change is one difference between two images.
+type Change struct {
+	Path   string `json:"path"`
+	Kind   string `json:"kind"` // added, removed, changed
+	Fields string `json:"fields,omitempty"`
+	Old    *Entry `json:"old,omitempty"`
+	New    *Entry `json:"new,omitempty"`
+}
+
+// DiffResult is the comparison of two images.
+type DiffResult struct {
+	Changes              []Change            `json:"changes"`
+	ByTopDir             map[string][]Change `json:"-"`
+	KernelModulesAdded   []string            `json:"kernel_modules_added,omitempty"`
+	KernelModulesRemoved []string            `json:"kernel_modules_removed,omitempty"`
+	KernelModulesChanged []string            `json:"kernel_modules_changed,omitempty"`
+	DracutModulesAdded   []string            `json:"dracut_modules_added,omitempty"`
+	DracutModulesRemoved []string            `json:"dracut_modules_removed,omitempty"`
+	Added                int                 `json:"added"`
+	Removed              int                 `json:"removed"`
+	Changed              int                 `json:"changed"`
+}
+
+// Diff compares two images.
+func Diff(a, b io.Reader) (*DiffResult, error) {
+	ea, ia, err := Index(a)
+	if err != nil {
+		return nil, fmt.Errorf("first image: %w", err)
+	}
+	eb, ib, err := Index(b)
+	if err != nil {
+		return nil, fmt.Errorf("second image: %w", err)
+	}
+	res := &DiffResult{ByTopDir: map[string][]Change{}}
+	paths := map[string]bool{}
+	for p := range ea {
+		paths[p] = true
+	}
+	for p := range eb {
+		paths[p] = true
+	}
+	var sorted []string
+	for p := range paths {
+		sorted = append(sorted, p)
+	}
+	sort.Strings(sorted)
+	for _, p := range sorted {
+		x, inA := ea[p]
+		y, inB := eb[p]
+		var c Change
+		switch {
+		case !inA:
+			c = Change{Path: p, Kind: "added", New: &y}
+			res.Added++
+		case !inB:
+			c = Change{Path: p, Kind: "removed", Old: &x}
+			res.Removed++
+		case x != y:
+			c = Change{Path: p, Kind: "changed", Old: &x, New: &y, Fields: changedFields(x, y)}
+			res.Changed++
+		default:
+			continue
+		}
+		res.Changes = append(res.Changes, c)
+		top, _, _ := strings.Cut(p, "/")
+		res.ByTopDir[top] = append(res.ByTopDir[top], c)
+		if isKernelModule(p) {
+			mod := path.Base(p)
+			switch c.Kind {
+			case "added":
+				res.KernelModulesAdded = append(res.KernelModulesAdded, mod)
+			case "removed":
+				res.KernelModulesRemoved = append(res.KernelModulesRemoved, mod)
+			default:
+				res.KernelModulesChanged = append(res.KernelModulesChanged, mod)
+			}
+		}
+	}
+	res.DracutModulesAdded = minus(ib.DracutModules, ia.DracutModules)
+	res.DracutModulesRemoved = minus(ia.DracutModules, ib.DracutModules)
+	return res, nil
+}
+
+func isKernelModule(p string) bool {
+	return kernelVersionOf(p) != "" && (strings.HasSuffix(p, ".ko") || strings.Contains(path.Base(p), ".ko."))
+}
+
+func minus(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func changedFields(x, y Entry) string {
+	var f []string
+	if x.Type != y.Type {
+		f = append(f, "type")
+	}
+	if x.Mode != y.Mode {
+		f = append(f, "mode")
+	}
+	if x.UID != y.UID || x.GID != y.GID {
+		f = append(f, "owner")
+	}
+	if x.Size != y.Size {
+		f = append(f, "size")
+	}
+	if x.SHA256 != y.SHA256 {
+		f = append(f, "content")
+	}
+	if x.Linkname != y.Linkname {
+		f = append(f, "target")
+	}
+	if x.RDev != y.RDev {
+		f = append(f, "rdev")
+	}
+	return strings.Join(f, ",")
+}

@@ -1,0 +1,169 @@
+package initrd
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"nroot/internal/fsroot"
+)
+
+// ExtractOptions control Extract.
+type ExtractOptions struct {
+	Globs []string
+	// Devices creates device nodes (needs root); otherwise they are
+	// skipped and listed in the result.
+	Devices bool
+	// Chown keeps owners (needs root).
+	Chown bool
+}
+
+// ExtractResult says what Extract did.
+type ExtractResult struct {
+	Entries int      `json:"entries"`
+	Skipped []string `json:"skipped,omitempty"`
+}
+
+// Extract writes an image's entries below dir, every path resolved inside
+// it, so no name or symlink in the image can make it write elsewhere.
+// Later segments overwrite earlier ones, as the kernel unpacks them. Hard
+// links are recreated from inode numbers.
+func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	root, err := fsroot.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	res := &ExtractResult{}
+	type linkKey struct {
+		seg      int
+		ino      uint64
+		maj, min uint32
+	}
+	links := map[linkKey][]string{} // names written so far for each inode
+	var dirs []struct {
+		rel  string
+		meta fsroot.Meta
+	}
+	_, err = Scan(r, func(h *Header, data io.Reader) error {
+		if !Match(h.Name, o.Globs) {
+			return nil
+		}
+		rel, err := fsroot.Clean(h.Name)
+		if err != nil {
+			return fmt.Errorf("entry %q: %w", h.Name, err)
+		}
+		if rel == "." {
+			return nil
+		}
+		res.Entries++
+		meta := fsroot.Meta{Mode: h.Mode & 0o7777, UID: h.UID, GID: h.GID, Chown: o.Chown, ModTime: h.ModTime}
+		// Parents an image leaves out are made as the kernel would.
+		if err := root.MkdirAll(parentOf(rel), 0o755); err != nil {
+			return err
+		}
+		switch h.Mode & TypeMask {
+		case TypeDir:
+			if err := root.Mkdir(rel, 0o755); err != nil {
+				return err
+			}
+			dirs = append(dirs, struct {
+				rel  string
+				meta fsroot.Meta
+			}{rel, meta})
+		case TypeReg:
+			key := linkKey{h.Segment, h.Ino, h.DevMajor, h.DevMinor}
+			if h.NLink > 1 {
+				names, ok := links[key]
+				links[key] = append(names, rel)
+				if ok {
+					if h.Size == 0 {
+						return root.Link(names[0], rel)
+					}
+					// The data came with a later link (GNU cpio puts it on
+					// the last): write it, then link every name to it.
+					if err := root.WriteFile(rel, data, h.Size, meta); err != nil {
+						return err
+					}
+					for _, n := range names {
+						if err := root.Link(rel, n); err != nil {
+							return err
+						}
+					}
+					return nil
+				}
+			}
+			return root.WriteFile(rel, data, h.Size, meta)
+		case TypeLink:
+			return root.Symlink(h.Linkname, rel, meta)
+		case TypeChr, TypeBlk, TypeFifo, TypeSock:
+			if h.Mode&TypeMask != TypeFifo && !o.Devices {
+				res.Skipped = append(res.Skipped, rel)
+				return nil
+			}
+			return root.Mknod(rel, h.Mode, unix.Mkdev(h.RDevMajor, h.RDevMinor), meta)
+		default:
+			return fmt.Errorf("entry %q: unknown type %o", h.Name, h.Mode&TypeMask)
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		root.SetDirMeta(dirs[i].rel, dirs[i].meta)
+		root.Chtimes(dirs[i].rel, dirs[i].meta.ModTime)
+	}
+	return res, nil
+}
+
+func parentOf(rel string) string {
+	i := bytes.LastIndexByte([]byte(rel), '/')
+	if i < 0 {
+		return "."
+	}
+	return rel[:i]
+}
+
+// Cat copies one file's data (the last one of that name, as the kernel
+// would leave it) to w.
+func Cat(r io.Reader, name string, w io.Writer) error {
+	want := CleanName(name)
+	var found []byte
+	var ok bool
+	var target string
+	_, err := Scan(r, func(h *Header, data io.Reader) error {
+		if CleanName(h.Name) != want {
+			return nil
+		}
+		ok = true
+		target = ""
+		if h.IsSymlink() {
+			target = h.Linkname
+			return nil
+		}
+		if !h.IsRegular() {
+			return fmt.Errorf("%s is not a regular file", want)
+		}
+		b, err := io.ReadAll(io.LimitReader(data, h.Size))
+		found = b
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s: no such entry in the image", want)
+	}
+	if target != "" {
+		return fmt.Errorf("%s is a symlink to %s", want, target)
+	}
+	_, err = w.Write(found)
+	return err
+}
