@@ -1,0 +1,137 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"nroot/apt"
+	"nroot/node"
+)
+
+func newNodeCmd(g *globals) *cobra.Command {
+	var o node.Options
+	var pwFile string
+	var sshKeys []string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "node ROOT",
+		Short: "Turn a root filesystem into a diskless node image",
+		Long: `Node installs the kernel, dracut, dracut-network, nfs-common and what the
+release's dracut needs for its network handler (systemd-networkd with dbus
+where dracut has it), inside ROOT with systemd-nspawn. It writes
+/etc/dracut.conf.d/90-nroot.conf for a generic (not host-only) initramfs
+with the base, network, nfs and overlay modules, builds it for each
+installed kernel (or --kver) found in ROOT, never on the host, and checks it
+as nroot initrd verify --nfs --overlay does.
+
+It works out the kernel command line for the image's dracut:
+  Debian's dracut 059 (bookworm): rootovl, from its overlay-root module;
+  dracut-ng before 110 (trixie's 106): rd.live.overlay.overlayfs=1;
+  dracut-ng 110 and later: rd.overlay;
+and writes it to ROOT/boot/nroot-cmdline, with SERVER and /PATH for
+nroot export to fill in.
+
+Then it makes the image shareable: /etc/machine-id uninitialized with
+/var/lib/dbus/machine-id a link to it, no SSH host keys (a unit makes them at
+boot when openssh-server is installed), no /etc/hostname unless --hostname,
+no root entry in /etc/fstab, and tmpfs /tmp and /var/tmp.`,
+		Example: `  nroot node ./node
+  nroot node --root-password-file pw.txt --ssh-key ~/.ssh/id_ed25519.pub --packages=openssh-server ./node
+  nroot node check ./node`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if pwFile != "" {
+				b, err := os.ReadFile(pwFile)
+				if err != nil {
+					return fmt.Errorf("--root-password-file: %w", err)
+				}
+				o.RootPassword = strings.TrimRight(string(b), "\r\n")
+			}
+			for _, k := range sshKeys {
+				b, err := os.ReadFile(k)
+				if err != nil {
+					return fmt.Errorf("--ssh-key: %w", err)
+				}
+				o.SSHKeys = append(o.SSHKeys, strings.TrimSpace(string(b)))
+			}
+			dir := g.cacheDir
+			if dir == "" {
+				dir = apt.DefaultCacheDir()
+			}
+			o.CacheDir = filepath.Join(dir, "apt-archives")
+			if !g.quiet {
+				o.Log = os.Stderr
+			}
+			res, err := node.Build(cmd.Context(), args[0], o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(res)
+			}
+			for _, k := range res.Kernels {
+				fmt.Printf("kernel %s: %s, %s\n", k.Version, k.Vmlinuz, k.Initrd)
+			}
+			fmt.Printf("dracut %s: network %s, overlay %s\n", res.Dracut.Version, res.Dracut.NetworkHandler, res.Dracut.OverlayModule)
+			fmt.Println(res.Cmdline)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.Kernel, "kernel", "", "kernel package (default linux-image-ARCH)")
+	cmd.Flags().StringVar(&o.RootPassword, "root-password", "", "set root's password (visible in the process list; prefer --root-password-file)")
+	cmd.Flags().StringVar(&pwFile, "root-password-file", "", "read root's password from this file")
+	cmd.Flags().StringArrayVar(&sshKeys, "ssh-key", nil, "public key file to authorize for root; repeatable")
+	cmd.Flags().StringSliceVar(&o.Packages, "packages", nil, "extra packages to install, comma-separated")
+	cmd.Flags().StringVar(&o.Kver, "kver", "", "build the initramfs for this installed kernel only")
+	cmd.Flags().StringVar(&o.Hostname, "hostname", "", "write /etc/hostname (every node shares it)")
+	cmd.Flags().BoolVar(&o.E2EProbe, "e2e-probe", false, "install a unit that reports failed units, the root's type and a write test on the console, then powers off")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.AddCommand(newNodeCheckCmd())
+	return cmd
+}
+
+func newNodeCheckCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "check ROOT",
+		Short:   "Report whether an image is a bootable, shareable node, PASS/FAIL per check",
+		Example: `  nroot node check ./node --json`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			checks := node.Checks(args[0])
+			failed := 0
+			for _, c := range checks {
+				if !c.Pass {
+					failed++
+				}
+			}
+			if asJSON {
+				if err := printJSON(map[string]any{"root": args[0], "checks": checks, "pass": failed == 0}); err != nil {
+					return err
+				}
+			} else {
+				printChecks(os.Stdout, checks)
+			}
+			if failed > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("%s: %d of %d checks failed", args[0], failed, len(checks))}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printChecks(w io.Writer, checks []node.Check) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, c := range checks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Status(), c.Name, c.Reason)
+	}
+	tw.Flush()
+}
