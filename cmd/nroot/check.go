@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"nroot/apt"
+	"nroot/nfscheck"
+)
+
+func newCheckCmd(g *globals) *cobra.Command {
+	var o nfscheck.Options
+	var lock string
+	var asJSON bool
+	var mountPort, nfsPort int
+	cmd := &cobra.Command{
+		Use:   "check nfs://SERVER[:PORT]/PATH",
+		Short: "Mount an NFS export in-process and prove a node can boot from it",
+		Long: `Check mounts the export with an in-process NFSv3 client (no kernel mount, no
+root needed), lists the exports, reports the server's FSINFO, walks the whole
+tree with pipelined READDIRPLUS and READLINK, compares it with --rootfs (type,
+mode with setuid/setgid, owner, size, symlink target; with --deep the SHA256
+of every file) or with the packages of --lock, and runs boot-readiness checks:
+/sbin/init, kernel modules for /boot's kernel, no root entry in fstab,
+machine-id, SSH host keys, root_squash, and a read-only or writable export as
+the image expects.
+
+Exit status: 0 when everything passes; 1 when checks fail or the trees
+differ; 2 when the server cannot be reached or the export does not exist,
+with the step that failed (portmap, mount or nfs), within --timeout.`,
+		Example: `  nroot check nfs://10.0.0.1/srv/node --rootfs /srv/node
+  nroot check --deep --json nfs://nfs-server/srv/node --rootfs ./node
+  nroot check --mount-port 20048 nfs://10.0.0.1:2049/srv/node --lock node.lock`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := nfscheck.ParseURL(args[0])
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if nfsPort != 0 {
+				t.NFSPort = nfsPort
+			}
+			t.MountPort = mountPort
+			o.Target = t
+			if lock != "" {
+				f, err := os.Open(lock)
+				if err != nil {
+					return err
+				}
+				o.Lock, err = apt.ReadLock(f, lock)
+				f.Close()
+				if err != nil {
+					return err
+				}
+			}
+			rep, err := nfscheck.Run(cmd.Context(), o)
+			var se *nfscheck.StepError
+			if errors.As(err, &se) {
+				return &exitError{code: 2, err: fmt.Errorf("%s: %w", args[0], err)}
+			}
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if asJSON {
+				if err := printJSON(rep); err != nil {
+					return err
+				}
+			} else {
+				printReport(rep)
+			}
+			if rep.Failed() {
+				return &exitError{code: 1, err: fmt.Errorf("%s: checks failed", args[0])}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.Rootfs, "rootfs", "", "compare the export with this root filesystem")
+	cmd.Flags().StringVar(&lock, "lock", "", "compare the export's installed packages with this lockfile")
+	cmd.Flags().BoolVar(&o.Deep, "deep", false, "read every file and compare SHA256")
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", 60*time.Second, "give up after this long")
+	cmd.Flags().IntVar(&o.Parallel, "parallel", 32, "requests in flight")
+	cmd.Flags().IntVar(&mountPort, "mount-port", 0, "MOUNT port (default: ask the portmapper)")
+	cmd.Flags().IntVar(&nfsPort, "nfs-port", 0, "NFS port (default: from the URL, or the portmapper)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func printReport(r *nfscheck.Report) {
+	fmt.Printf("server %s, export %s (mount port %d, nfs port %d); exports: %v\n", r.Server, r.Path, r.MountPort, r.NFSPort, r.Exports)
+	if r.FSInfo != nil {
+		fmt.Printf("fsinfo: rtmax %d, rtpref %d, wtmax %d, maxfilesize %d\n", r.FSInfo.RTMax, r.FSInfo.RTPref, r.FSInfo.WTMax, r.FSInfo.Size)
+	}
+	fmt.Printf("walked %d entries in %.2fs (%.0f entries/s, %d requests)", r.Stats.Entries, r.WalkSeconds, r.EntriesPerS, r.Stats.Requests)
+	if r.ReadMBps > 0 {
+		fmt.Printf(", read %.1f MB at %.0f MB/s", float64(r.Stats.BytesRead)/1e6, r.ReadMBps)
+	}
+	fmt.Println()
+	if r.Compared != "" {
+		for i, d := range r.Differences {
+			if i == 200 {
+				fmt.Printf("... and %d more\n", len(r.Differences)-200)
+				break
+			}
+			switch d.Kind {
+			case "changed":
+				fmt.Printf("changed  %s (%s)\n", d.Path, d.Fields)
+			default:
+				fmt.Printf("%-8s %s\n", d.Kind, d.Path)
+			}
+		}
+		fmt.Printf("compared with %s: %d missing, %d extra, %d changed\n", r.Compared, r.Missing, r.Extra, r.Changed)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	for _, c := range r.Checks {
+		line := fmt.Sprintf("%s\t%s\t%s", c.Status, c.Name, c.Reason)
+		if c.Fix != "" && c.Status != "PASS" {
+			line += "; fix: " + c.Fix
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+}
