@@ -106,17 +106,17 @@ func privileged() bool { return os.Geteuid() == 0 }
 
 // Conn is a mounted export: the NFS client and the root file handle.
 type Conn struct {
-	nfs    *rpc.Client
-	pool   []*rpc.Client // more connections to the NFS port, for pipelining
-	next   atomic.Uint64
-	mnt    *rpc.Client
-	Target *nfs.Target
-	Root   []byte
-	Auth   rpc.Auth
-	Info   *nfs.FSInfo
-	Ports  struct{ Mount, NFS int }
+	nfs     *rpc.Client
+	pool    []*rpc.Client // more connections to the NFS port, for pipelining
+	next    atomic.Uint64
+	mnt     *rpc.Client
+	Target  *nfs.Target
+	Root    []byte
+	Auth    rpc.Auth
+	Info    *nfs.FSInfo
+	Ports   struct{ Mount, NFS int }
 	Exports []string
-	closed bool
+	closed  bool
 }
 
 // Close unmounts and closes the connections.
