@@ -1,0 +1,212 @@
+// Package ganesha starts a private nfs-ganesha (FSAL VFS) on 127.0.0.1 for
+// tests and the end-to-end run, with its own configuration, ports, pid
+// file and log, and rpcbind when none is running; Stop ends what it
+// started and nothing else.
+package ganesha
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Export is one export of the server.
+type Export struct {
+	ID         int
+	Path       string // directory on this machine
+	Pseudo     string // NFSv4 path
+	ReadWrite  bool
+	RootSquash bool
+	// PrivilegedPort makes the export refuse clients whose source port
+	// is not below 1024 (the "secure" default of knfsd).
+	PrivilegedPort bool
+}
+
+// Server is a running nfs-ganesha.
+type Server struct {
+	Dir       string
+	NFSPort   int
+	MountPort int
+	Log       string
+	cmd       *exec.Cmd
+	rpcbind   *exec.Cmd
+}
+
+// Options choose ports; zero picks free ones.
+type Options struct {
+	NFSPort   int
+	MountPort int
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func listening(port int) bool {
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 300*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// Config renders the ganesha configuration.
+func Config(dir string, nfsPort, mountPort, nlmPort, rquotaPort int, exports []Export) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `NFS_CORE_PARAM {
+    Protocols = 3, 4;
+    Bind_addr = 127.0.0.1;
+    NFS_Port = %d;
+    MNT_Port = %d;
+    NLM_Port = %d;
+    Rquota_Port = %d;
+    Enable_NLM = false;
+    Enable_RQUOTA = false;
+    Enable_UDP = false;
+}
+NFSV4 {
+    Graceless = true;
+    RecoveryBackend = fs;
+    RecoveryRoot = %s/recovery;
+}
+NFS_KRB5 { Active_krb5 = false; }
+LOG { Default_Log_Level = WARN; }
+`, nfsPort, mountPort, nlmPort, rquotaPort, dir)
+	for _, e := range exports {
+		access, squash := "RO", "No_Root_Squash"
+		if e.ReadWrite {
+			access = "RW"
+		}
+		if e.RootSquash {
+			squash = "Root_Squash"
+		}
+		fmt.Fprintf(&b, `EXPORT {
+    Export_Id = %d;
+    Path = %s;
+    Pseudo = %s;
+    Access_Type = %s;
+    Squash = %s;
+    SecType = sys;
+    Protocols = 3, 4;
+    Transports = TCP;
+    PrivilegedPort = %v;
+    # Serve changes made on the server at once (tests change trees).
+    Attr_Expiration_Time = 0;
+    FSAL { Name = VFS; }
+}
+`, e.ID, e.Path, e.Pseudo, access, squash, e.PrivilegedPort)
+	}
+	return b.String()
+}
+
+// Start runs nfs-ganesha with the exports and waits until it answers.
+func Start(ctx context.Context, exports []Export, o Options) (*Server, error) {
+	bin, err := exec.LookPath("ganesha.nfsd")
+	if err != nil {
+		return nil, fmt.Errorf("ganesha: ganesha.nfsd not installed (packages nfs-ganesha, nfs-ganesha-vfs)")
+	}
+	dir, err := os.MkdirTemp("", "nroot-ganesha-")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Dir: dir, Log: filepath.Join(dir, "ganesha.log"), NFSPort: o.NFSPort, MountPort: o.MountPort}
+	fail := func(err error) (*Server, error) {
+		s.Stop()
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "recovery"), 0o755); err != nil {
+		return fail(err)
+	}
+	if !listening(111) {
+		rb, err := exec.LookPath("rpcbind")
+		if err != nil {
+			return fail(fmt.Errorf("ganesha: rpcbind not installed and none is running"))
+		}
+		s.rpcbind = exec.Command(rb, "-f", "-w")
+		if err := s.rpcbind.Start(); err != nil {
+			return fail(fmt.Errorf("ganesha: starting rpcbind: %w", err))
+		}
+		for i := 0; i < 50 && !listening(111); i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	ports := []*int{&s.NFSPort, &s.MountPort}
+	for _, p := range ports {
+		if *p == 0 {
+			if *p, err = freePort(); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if listening(s.NFSPort) {
+		return fail(fmt.Errorf("ganesha: port %d is already in use (another NFS server?)", s.NFSPort))
+	}
+	nlm, _ := freePort()
+	rq, _ := freePort()
+	conf := filepath.Join(dir, "ganesha.conf")
+	if err := os.WriteFile(conf, []byte(Config(dir, s.NFSPort, s.MountPort, nlm, rq, exports)), 0o644); err != nil {
+		return fail(err)
+	}
+	s.cmd = exec.Command(bin, "-F", "-L", s.Log, "-f", conf, "-p", filepath.Join(dir, "ganesha.pid"))
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		return fail(fmt.Errorf("ganesha: %w", err))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !listening(s.NFSPort) || !listening(s.MountPort) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			log, _ := os.ReadFile(s.Log)
+			return fail(fmt.Errorf("ganesha did not start listening on %d and %d; its log:\n%s", s.NFSPort, s.MountPort, tail(string(log), 30)))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return s, nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Stop ends ganesha (and rpcbind if Start started it) and removes its
+// directory.
+func (s *Server) Stop() {
+	for _, c := range []*exec.Cmd{s.cmd, s.rpcbind} {
+		if c == nil || c.Process == nil {
+			continue
+		}
+		c.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			c.Process.Kill()
+			<-done
+		}
+	}
+	if s.Dir != "" {
+		os.RemoveAll(s.Dir)
+	}
+}
+
+// Pause stops the server without ending it (SIGSTOP), to play a slow or
+// hung server; Resume continues it.
+func (s *Server) Pause()  { s.cmd.Process.Signal(syscall.SIGSTOP) }
+func (s *Server) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }

@@ -1,0 +1,271 @@
+package nfscheck_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"nroot/apt"
+	"nroot/internal/ganesha"
+	"nroot/internal/testenv"
+	"nroot/nfscheck"
+)
+
+// fixtureRoot builds a small root filesystem with what the checks look
+// at: merged-/usr links, an init reached through two symlinks, a kernel
+// with its modules, root-only files, a setuid binary.
+func fixtureRoot(t *testing.T) string {
+	root := filepath.Join(t.TempDir(), "root")
+	mk := func(p string, mode os.FileMode, data string) {
+		full := filepath.Join(root, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(full, mode)
+	}
+	for _, d := range []string{"usr/bin", "usr/sbin", "usr/lib/systemd", "etc/ssh", "boot", "usr/lib/modules/6.1.0-9-amd64/kernel", "root", "var/lib/dpkg"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	os.Chmod(filepath.Join(root, "root"), 0o700)
+	for _, l := range []struct{ name, target string }{{"bin", "usr/bin"}, {"sbin", "usr/sbin"}, {"lib", "usr/lib"}, {"usr/sbin/init", "../lib/systemd/systemd"}} {
+		os.Symlink(l.target, filepath.Join(root, l.name))
+	}
+	mk("usr/lib/systemd/systemd", 0o755, "\x7fELF systemd")
+	mk("usr/bin/su", 0o755|os.ModeSetuid, "\x7fELF su")
+	mk("boot/vmlinuz-6.1.0-9-amd64", 0o644, strings.Repeat("k", 300000))
+	mk("usr/lib/modules/6.1.0-9-amd64/kernel/nfs.ko", 0o644, "module")
+	mk("etc/shadow", 0o640, "root:*:20000:0:99999:7:::\n")
+	os.Chown(filepath.Join(root, "etc/shadow"), 0, 42)
+	mk("root/.profile", 0o600, "secret")
+	mk("etc/machine-id", 0o444, "uninitialized\n")
+	mk("etc/fstab", 0o644, "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n")
+	mk("boot/nroot-cmdline", 0o644, "root=nfs4:SERVER:/PATH ro ip=dhcp rd.neednet=1 rootovl\n")
+	mk("var/lib/dpkg/status", 0o644, "Package: base-files\nStatus: install ok installed\nVersion: 13.8\n\nPackage: dash\nStatus: install ok installed\nVersion: 0.5.12-12\n")
+	return root
+}
+
+func startServer(t *testing.T, exports ...ganesha.Export) *ganesha.Server {
+	testenv.Root(t)
+	testenv.Command(t, "ganesha.nfsd")
+	s, err := ganesha.Start(context.Background(), exports, ganesha.Options{})
+	if err != nil {
+		if testenv.CI() {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func target(s *ganesha.Server, path string) nfscheck.Target {
+	return nfscheck.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, MountPort: s.MountPort, Path: path}
+}
+
+func statuses(r *nfscheck.Report) map[string]string {
+	m := map[string]string{}
+	for _, c := range r.Checks {
+		if m[c.Name] != "FAIL" {
+			m[c.Name] = c.Status
+		}
+	}
+	return m
+}
+
+func TestExportMatchesRootfs(t *testing.T) {
+	root := fixtureRoot(t)
+	s := startServer(t, ganesha.Export{ID: 1, Path: root, Pseudo: "/node"})
+	rep, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: target(s, root), Rootfs: root, Deep: true, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Differences) != 0 {
+		t.Fatalf("differences: %+v", rep.Differences)
+	}
+	for name, st := range statuses(rep) {
+		if st != "PASS" {
+			t.Errorf("check %s: %s", name, st)
+		}
+	}
+	if rep.Stats.Entries < 20 || rep.EntriesPerS <= 0 || rep.Stats.BytesRead < 300000 || rep.FSInfo == nil || len(rep.Exports) == 0 {
+		t.Errorf("figures: %+v exports %v", rep.Stats, rep.Exports)
+	}
+
+	// Change a mode, a symlink and a file's content (same size) on the
+	// server side: exactly these three are reported.
+	os.Chmod(filepath.Join(root, "usr/bin/su"), 0o755)
+	os.Remove(filepath.Join(root, "bin"))
+	os.Symlink("usr/sbin", filepath.Join(root, "bin"))
+	os.WriteFile(filepath.Join(root, "etc/machine-id"), []byte("0123456789abc\n"), 0o444)
+	local := fixtureRoot(t)
+	rep, err = nfscheck.Run(context.Background(), nfscheck.Options{Target: target(s, root), Rootfs: local, Deep: true, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range rep.Differences {
+		got[d.Path] = d.Kind + ":" + d.Fields
+	}
+	want := map[string]string{"/usr/bin/su": "changed:mode", "/bin": "changed:target", "/etc/machine-id": "changed:content"}
+	if len(got) != len(want) || rep.Changed != 3 {
+		t.Fatalf("differences %v, want %v", got, want)
+	}
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("%s: %q, want %q", p, got[p], w)
+		}
+	}
+	if statuses(rep)["machine-id"] != "FAIL" {
+		t.Error("a fixed machine-id was not reported")
+	}
+}
+
+func TestRootSquash(t *testing.T) {
+	root := fixtureRoot(t)
+	s := startServer(t, ganesha.Export{ID: 2, Path: root, Pseudo: "/squashed", RootSquash: true})
+	rep, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: target(s, root), Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rep.Checks {
+		if c.Name == "root-squash" {
+			if c.Status != "FAIL" || !strings.Contains(c.Reason, "/etc/shadow") || !strings.Contains(c.Fix, "no_root_squash") {
+				t.Fatalf("root-squash check: %+v", c)
+			}
+			return
+		}
+	}
+	t.Fatal("no root-squash check")
+}
+
+func TestLockComparison(t *testing.T) {
+	root := fixtureRoot(t)
+	s := startServer(t, ganesha.Export{ID: 3, Path: root, Pseudo: "/l"})
+	plan := &apt.Plan{Packages: []apt.LockedPackage{{Name: "base-files", Version: "13.8"}, {Name: "dash", Version: "0.5.12-13"}, {Name: "bash", Version: "5.2"}}}
+	rep, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: target(s, root), Lock: plan, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Missing != 1 || rep.Changed != 1 {
+		t.Fatalf("differences %+v", rep.Differences)
+	}
+}
+
+// TestUnhappyPaths: each failure gives a step error within the timeout.
+func TestUnhappyPaths(t *testing.T) {
+	root := fixtureRoot(t)
+	s := startServer(t, ganesha.Export{ID: 4, Path: root, Pseudo: "/u"})
+	const timeout = 4 * time.Second
+	run := func(tg nfscheck.Target) (time.Duration, error) {
+		start := time.Now()
+		_, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: tg, Timeout: timeout})
+		return time.Since(start), err
+	}
+	check := func(name string, tg nfscheck.Target, step, text string) {
+		t.Run(name, func(t *testing.T) {
+			took, err := run(tg)
+			var se *nfscheck.StepError
+			if !errors.As(err, &se) || se.Step != step || !strings.Contains(err.Error(), text) {
+				t.Fatalf("err = %v, want step %s mentioning %q", err, step, text)
+			}
+			if took > timeout+3*time.Second {
+				t.Fatalf("took %v with a %v timeout", took, timeout)
+			}
+		})
+	}
+	check("wrong path", target(s, "/no/such/export"), "mount", "the server exports "+root)
+	closed := nfscheck.Target{Host: "127.0.0.1", NFSPort: 1, MountPort: 1, Path: root}
+	check("server not running", closed, "mount", "refused")
+
+	t.Run("slow server", func(t *testing.T) {
+		s.Pause()
+		defer s.Resume()
+		took, err := run(target(s, root))
+		if err == nil || took > timeout+3*time.Second {
+			t.Fatalf("err = %v after %v", err, took)
+		}
+		var se *nfscheck.StepError
+		if !errors.As(err, &se) {
+			t.Fatalf("not a step error: %v", err)
+		}
+	})
+	t.Run("connection dropped mid-walk", func(t *testing.T) {
+		big := filepath.Join(root, "many")
+		for i := range 3000 {
+			os.MkdirAll(filepath.Join(big, "d"+string(rune('a'+i%26)), "x"+itoa(i)), 0o755)
+		}
+		s2 := startServer(t, ganesha.Export{ID: 5, Path: root, Pseudo: "/d"})
+		go func() {
+			time.Sleep(150 * time.Millisecond)
+			s2.Stop()
+		}()
+		took, err := run(target(s2, root))
+		if err == nil {
+			t.Skip("the walk finished before the server stopped")
+		}
+		var se *nfscheck.StepError
+		if !errors.As(err, &se) || took > timeout+3*time.Second {
+			t.Fatalf("err = %v after %v", err, took)
+		}
+	})
+}
+
+func itoa(i int) string {
+	return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i%10)) + string(rune('0'+i/10%10)) + string(rune('0'+i/100%10)) + string(rune('0'+i/1000%10)))
+}
+
+// TestUnprivileged runs nroot check as nobody: with an unprivileged
+// source port it works against an export that allows it, and an export
+// that demands a privileged port is explained.
+func TestUnprivileged(t *testing.T) {
+	root := fixtureRoot(t)
+	os.Chmod(filepath.Dir(root), 0o755)
+	s := startServer(t, ganesha.Export{ID: 6, Path: root, Pseudo: "/open"})
+	bin := filepath.Join(t.TempDir(), "nroot")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/nroot").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v %s", err, out)
+	}
+	os.Chmod(filepath.Dir(bin), 0o755)
+	asNobody := func(args ...string) (string, int) {
+		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		return string(out), code
+	}
+	url := "nfs://127.0.0.1:" + itoaPort(s.NFSPort) + root
+	out, code := asNobody("check", "--mount-port", itoaPort(s.MountPort), "--timeout", "20s", url)
+	if code != 0 || !strings.Contains(out, "walked") {
+		t.Fatalf("as nobody: exit %d\n%s", code, out)
+	}
+	s.Stop()
+	s2 := startServer(t, ganesha.Export{ID: 7, Path: root, Pseudo: "/secure", PrivilegedPort: true})
+	url = "nfs://127.0.0.1:" + itoaPort(s2.NFSPort) + root
+	out, code = asNobody("check", "--mount-port", itoaPort(s2.MountPort), "--timeout", "20s", url)
+	if code != 2 || !strings.Contains(out, "insecure") {
+		t.Fatalf("privileged-port export as nobody: exit %d\n%s", code, out)
+	}
+}
+
+func itoaPort(p int) string { return strings.TrimSpace(fmtInt(p)) }
+
+func fmtInt(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	s := ""
+	for n > 0 {
+		s = string(rune('0'+n%10)) + s
+		n /= 10
+	}
+	return s
+}
