@@ -136,6 +136,7 @@ func Start(ctx context.Context, exports []Export, o Options) (*Server, error) {
 			return fail(fmt.Errorf("ganesha: rpcbind not installed and none is running"))
 		}
 		s.rpcbind = exec.Command(rb, "-f", "-w")
+		s.rpcbind.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := s.rpcbind.Start(); err != nil {
 			return fail(fmt.Errorf("ganesha: starting rpcbind: %w", err))
 		}
@@ -185,28 +186,34 @@ func tail(s string, n int) string {
 }
 
 // Stop ends ganesha (and rpcbind if Start started it) and removes its
-// directory.
+// directory. Each runs in its own process group, which is signalled
+// whole: ganesha forks even in the foreground.
 func (s *Server) Stop() {
 	for _, c := range []*exec.Cmd{s.cmd, s.rpcbind} {
 		if c == nil || c.Process == nil {
 			continue
 		}
-		c.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { c.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			c.Process.Kill()
-			<-done
+		pg := -c.Process.Pid
+		syscall.Kill(pg, syscall.SIGCONT)
+		syscall.Kill(pg, syscall.SIGTERM)
+		go c.Wait()
+		deadline := time.Now().Add(10 * time.Second)
+		for syscall.Kill(pg, 0) == nil {
+			if time.Now().After(deadline) {
+				syscall.Kill(pg, syscall.SIGKILL)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
+		c.Process = nil
 	}
 	if s.Dir != "" {
 		os.RemoveAll(s.Dir)
+		s.Dir = ""
 	}
 }
 
 // Pause stops the server without ending it (SIGSTOP), to play a slow or
 // hung server; Resume continues it.
-func (s *Server) Pause()  { s.cmd.Process.Signal(syscall.SIGSTOP) }
-func (s *Server) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
+func (s *Server) Pause()  { syscall.Kill(-s.cmd.Process.Pid, syscall.SIGSTOP) }
+func (s *Server) Resume() { syscall.Kill(-s.cmd.Process.Pid, syscall.SIGCONT) }
