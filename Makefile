@@ -7,7 +7,7 @@ SUITE   ?= stable
 VARIANT ?= important
 TARGET  ?= ./node
 
-.PHONY: all build deps run test unit fuzz bench compare clean
+.PHONY: all build deps run test unit fuzz bench compare e2e clean
 
 all: build
 
@@ -41,6 +41,11 @@ bench: deps build
 # The resolver against mmdebstrap for every priority variant (slow).
 compare: deps
 	NROOT_COMPARE_VARIANTS=minbase,important,standard $(GO) test -count=1 -timeout 90m -run Mmdebstrap -v ./apt ./rootfs
+
+# The whole mission: bootstrap, node, initrd verify, ganesha export,
+# export check, and a QEMU boot over NFSv4 (bookworm and trixie).
+e2e: deps
+	$(GO) test -tags e2e -count=1 -timeout 80m -v -run NodeBootsOverNFS ./e2e
 
 clean:
 	rm -rf bin

@@ -79,6 +79,9 @@ func Config(dir string, nfsPort, mountPort, nlmPort, rquotaPort int, exports []E
 }
 NFSV4 {
     Graceless = true;
+    # Owners as numbers: a node's kernel then maps them without the
+    # idmapper upcall, which can deadlock against systemd at boot.
+    Only_Numeric_Owners = true;
     RecoveryBackend = fs;
     RecoveryRoot = %s/recovery;
 }
@@ -105,6 +108,7 @@ LOG { Default_Log_Level = WARN; }
     PrivilegedPort = %v;
     # Serve changes made on the server at once (tests change trees).
     Attr_Expiration_Time = 0;
+    Delegations = None;
     FSAL { Name = VFS; }
 }
 `, e.ID, e.Path, e.Pseudo, access, squash, e.PrivilegedPort)

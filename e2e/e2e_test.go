@@ -1,0 +1,268 @@
+//go:build e2e
+
+// Package e2e runs the whole mission: bootstrap a node image, make it a
+// diskless node, verify its initramfs, export it with nfs-ganesha, check
+// the export, and boot it in QEMU over NFSv4 until its probe reports.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"nroot/apt"
+	"nroot/initrd"
+	"nroot/internal/ganesha"
+	"nroot/internal/testenv"
+	"nroot/nfscheck"
+	"nroot/node"
+	"nroot/rootfs"
+)
+
+func suites() []string {
+	if s := os.Getenv("NROOT_E2E_SUITES"); s != "" {
+		return strings.Split(s, ",")
+	}
+	return []string{"bookworm", "trixie"}
+}
+
+func TestNodeBootsOverNFS(t *testing.T) {
+	testenv.Mirror(t)
+	testenv.Root(t)
+	for _, c := range []string{"systemd-nspawn", "ganesha.nfsd", "qemu-system-x86_64"} {
+		testenv.Command(t, c)
+	}
+	all := map[string]map[string]float64{}
+	for i, suite := range suites() {
+		t.Run(suite, func(t *testing.T) {
+			all[suite] = pipeline(t, suite, i == 0)
+		})
+	}
+	if p := os.Getenv("NROOT_E2E_TIMINGS"); p != "" {
+		b, _ := json.MarshalIndent(all, "", "  ")
+		os.WriteFile(p, b, 0o644)
+	}
+}
+
+type stages struct {
+	t     *testing.T
+	times map[string]float64
+	order []string
+	log   string // serial log to show on failure
+}
+
+// run times one stage and names it when it fails.
+func (s *stages) run(name string, fn func() error) {
+	s.t.Helper()
+	start := time.Now()
+	err := fn()
+	s.times[name] = time.Since(start).Seconds()
+	s.order = append(s.order, name)
+	s.t.Logf("stage %-14s %6.1fs", name, s.times[name])
+	if err != nil {
+		if s.log != "" {
+			s.t.Logf("last 100 lines of the serial log:\n%s", lastLines(s.log, 100))
+		}
+		s.t.Fatalf("stage %s failed: %v", name, err)
+	}
+}
+
+func lastLines(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	clean := regexp.MustCompile(`\x1b\[[0-9;?]*[a-zA-Z]`).ReplaceAll(b, nil)
+	lines := strings.Split(strings.TrimRight(string(clean), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func cache() *apt.Fetcher { return apt.NewFetcher(os.Getenv("NROOT_TEST_CACHE")) }
+
+func pipeline(t *testing.T, suite string, twice bool) map[string]float64 {
+	ctx := context.Background()
+	work := t.TempDir()
+	os.Chmod(work, 0o755)
+	root := filepath.Join(work, "root")
+	st := &stages{t: t, times: map[string]float64{}}
+	st.run("bootstrap", func() error {
+		_, err := rootfs.Bootstrap(ctx, root, rootfs.Options{Config: apt.Config{Suite: suite}, Apt: apt.Options{Fetcher: cache()}})
+		return err
+	})
+	var res *node.Result
+	st.run("node", func() error {
+		var err error
+		res, err = node.Build(ctx, root, node.Options{E2EProbe: true, CacheDir: filepath.Join(cache().CacheDir, "apt-archives")})
+		return err
+	})
+	k := res.Kernels[0]
+	st.run("initrd-verify", func() error {
+		f, err := os.Open(filepath.Join(root, k.Initrd))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		checks, _, err := initrd.Verify(f, initrd.VerifyOptions{NFS: true, Overlay: true, Kver: k.Version, Rootfs: root})
+		if err != nil {
+			return err
+		}
+		for _, c := range checks {
+			if !c.Pass {
+				return fmt.Errorf("%s: %s", c.Name, c.Reason)
+			}
+		}
+		return nil
+	})
+	var srv *ganesha.Server
+	var cfg *node.ExportConfig
+	st.run("export", func() error {
+		var err error
+		cfg, err = node.Export(root, node.ExportOptions{Server: "10.0.2.2", Path: "/node", Ganesha: true})
+		if err != nil {
+			return err
+		}
+		// NFSv4 on the standard port: the guest reaches the host's
+		// loopback through QEMU's user network at 10.0.2.2.
+		srv, err = ganesha.Start(ctx, []ganesha.Export{{ID: 1, Path: root, Pseudo: "/node"}}, ganesha.Options{NFSPort: 2049})
+		return err
+	})
+	t.Cleanup(srv.Stop)
+	st.run("export-check", func() error {
+		rep, err := nfscheck.Run(ctx, nfscheck.Options{Target: nfscheck.Target{Host: "127.0.0.1", NFSPort: srv.NFSPort, MountPort: srv.MountPort, Path: root}, Rootfs: root, Timeout: 5 * time.Minute})
+		if err != nil {
+			return err
+		}
+		if n := len(rep.Differences); n > 0 {
+			return fmt.Errorf("%d differences between the export and the image, first %+v", n, rep.Differences[0])
+		}
+		for _, c := range rep.Checks {
+			if c.Status == "FAIL" {
+				return fmt.Errorf("check %s: %s", c.Name, c.Reason)
+			}
+		}
+		t.Logf("export check: %d entries in %.2fs", rep.Stats.Entries, rep.WalkSeconds)
+		return nil
+	})
+	var ids []string
+	for n := 1; n <= map[bool]int{true: 2, false: 1}[twice]; n++ {
+		var p probe
+		st.log = filepath.Join(work, fmt.Sprintf("serial-%d.log", n))
+		st.run(fmt.Sprintf("boot-%d", n), func() error {
+			var err error
+			p, err = boot(ctx, root, k, cfg.Cmdline+" console=ttyS0", st.log)
+			if err != nil {
+				return err
+			}
+			st.times[fmt.Sprintf("multi-user-%d", n)] = p.multiUser.Seconds()
+			switch {
+			case p.failed != "0":
+				return fmt.Errorf("%s failed units: %s", p.failed, p.failedList)
+			case p.fstype != "overlay":
+				return fmt.Errorf("/ is %q, not an overlay", p.fstype)
+			case p.write != "ok":
+				return fmt.Errorf("writing /etc/nroot-probe: %s", p.write)
+			case p.machineID == "" || p.machineID == "uninitialized":
+				return fmt.Errorf("machine-id %q was not generated", p.machineID)
+			}
+			// What the node wrote stayed in its overlay.
+			if _, err := os.Stat(filepath.Join(root, "etc/nroot-probe")); err == nil {
+				return fmt.Errorf("the probe's write reached the export")
+			}
+			if b, _ := os.ReadFile(filepath.Join(root, "etc/machine-id")); strings.Contains(string(b), p.machineID) {
+				return fmt.Errorf("the node's machine-id is in the export")
+			}
+			return nil
+		})
+		ids = append(ids, p.machineID)
+	}
+	if len(ids) == 2 && ids[0] == ids[1] {
+		t.Fatalf("two boots got the same machine-id %s", ids[0])
+	}
+	st.log = ""
+	var b strings.Builder
+	for _, s := range st.order {
+		fmt.Fprintf(&b, "  %-14s %6.1fs\n", s, st.times[s])
+	}
+	t.Logf("%s timings:\n%s", suite, b.String())
+	return st.times
+}
+
+type probe struct {
+	failed, failedList, fstype, write, machineID string
+	multiUser                                    time.Duration
+}
+
+// accel uses KVM only when asked: on hosts where /dev/kvm exists but
+// nested virtualisation is broken, a KVM guest hangs silently.
+func accel() string {
+	if os.Getenv("NROOT_KVM") == "1" {
+		return "kvm"
+	}
+	return "tcg"
+}
+
+// boot runs the node in QEMU until its probe reports and it powers off.
+func boot(ctx context.Context, root string, k node.Kernel, cmdline, log string) (probe, error) {
+	var p probe
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	defer cancel()
+	out, err := os.Create(log)
+	if err != nil {
+		return p, err
+	}
+	defer out.Close()
+	// One vCPU: on a two-core host, TCG threads for two would starve
+	// QEMU's network loop and nfs-ganesha, and the guest's NFS times out.
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", accel(), "-m", "1536", "-smp", "1",
+		"-nographic", "-no-reboot", "-kernel", filepath.Join(root, k.Vmlinuz), "-initrd", filepath.Join(root, k.Initrd),
+		"-append", cmdline, "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0")
+	pr, pw, _ := os.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return p, err
+	}
+	pw.Close()
+	sc := bufio.NewScanner(pr)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	re := regexp.MustCompile(`NROOT-PROBE (\S+?)=(.*)$`)
+	done := false
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		fmt.Fprintln(out, line)
+		if m := re.FindStringSubmatch(line); m != nil {
+			v := strings.TrimSpace(m[2])
+			switch m[1] {
+			case "failed-units":
+				p.failed, p.multiUser = v, time.Since(start)
+			case "root-fstype":
+				p.fstype = v
+			case "write":
+				p.write = v
+			case "machine-id":
+				p.machineID = v
+			}
+		} else if p.failed != "" && p.failed != "0" && strings.Contains(line, ".service") {
+			p.failedList += strings.TrimSpace(line) + "; "
+		}
+		if strings.Contains(line, "NROOT-PROBE done") {
+			done = true
+		}
+	}
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		return p, fmt.Errorf("no probe report within 20 minutes")
+	}
+	if !done {
+		return p, fmt.Errorf("the node stopped before its probe reported (%v)", err)
+	}
+	return p, nil
+}
