@@ -5,7 +5,7 @@ export GOTOOLCHAIN ?= auto
 FUZZTIME ?= 10s
 SUITE   ?= stable
 VARIANT ?= important
-TARGET  ?= ./node
+TARGET  ?= ./nroot-node
 
 .PHONY: all build deps run test unit fuzz bench compare e2e clean
 

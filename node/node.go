@@ -1,0 +1,433 @@
+// Package node turns a root filesystem into a diskless node image: a
+// kernel, a dracut initramfs that mounts the root over NFS with a writable
+// overlay, the kernel command line that boots it, and an identity that a
+// hundred nodes can share.
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"nroot/control"
+	"nroot/initrd"
+	"nroot/internal/fsroot"
+	"nroot/nspawn"
+)
+
+// Options control Build.
+type Options struct {
+	Kernel       string   // kernel package; default linux-image-ARCH
+	RootPassword string   // set root's password when not empty
+	SSHKeys      []string // authorized_keys lines for root
+	Packages     []string // extra packages to install
+	Kver         string   // build the initramfs for this kernel only
+	Hostname     string   // write /etc/hostname (all nodes will share it)
+	E2EProbe     bool     // install the end-to-end probe unit
+	CacheDir     string   // apt package cache bound into the image
+	Log          io.Writer
+}
+
+// Result is what Build made.
+type Result struct {
+	Kernels []Kernel `json:"kernels"`
+	Cmdline string   `json:"cmdline"`
+	Dracut  Dracut   `json:"dracut"`
+	Checks  []Check  `json:"checks"`
+}
+
+// Kernel is one installed kernel and its initramfs.
+type Kernel struct {
+	Version string `json:"version"`
+	Vmlinuz string `json:"vmlinuz"`
+	Initrd  string `json:"initrd"`
+}
+
+// Dracut describes the image's dracut and the choices made for it.
+type Dracut struct {
+	Version        string `json:"version"`
+	NetworkHandler string `json:"network_handler"`
+	OverlayModule  string `json:"overlay_module"`
+	OverlayParam   string `json:"overlay_param"`
+}
+
+// State records the node options that Check needs to judge the image.
+type State struct {
+	Hostname bool     `json:"hostname_requested"`
+	Cmdline  string   `json:"cmdline"`
+	Kernels  []string `json:"kernels"`
+}
+
+const (
+	stateFile   = "etc/nroot/node.json"
+	cmdlineFile = "boot/nroot-cmdline"
+	dracutConf  = "etc/dracut.conf.d/90-nroot.conf"
+)
+
+// basePackages are what an NFS-root boot needs beside the kernel; dbus
+// lets dracut's systemd-networkd module in.
+var basePackages = []string{"dracut", "dracut-network", "nfs-common", "dbus"}
+
+// Build installs the kernel and dracut inside root with systemd-nspawn,
+// configures dracut for a generic NFS-root image with an overlay, builds
+// the initramfs for each kernel and verifies it, writes the kernel command
+// line to ROOT/boot/nroot-cmdline and fixes the node identity.
+func Build(ctx context.Context, root string, o Options) (*Result, error) {
+	if _, err := os.Stat(filepath.Join(root, "var/lib/dpkg/status")); err != nil {
+		return nil, fmt.Errorf("node: %s is not a Debian or Ubuntu root filesystem (no var/lib/dpkg/status); make one with nroot bootstrap", root)
+	}
+	r, err := nspawn.New(root)
+	if err != nil {
+		return nil, err
+	}
+	r.DNS = true
+	r.Stdout, r.Stderr = o.Log, o.Log
+	if o.CacheDir != "" {
+		if err := r.BindPackageCache(o.CacheDir); err != nil {
+			return nil, err
+		}
+	}
+	kernel := o.Kernel
+	if kernel == "" {
+		kernel, err = defaultKernel(root)
+		if err != nil {
+			return nil, err
+		}
+	}
+	run := func(step string, argv ...string) error {
+		logf(o.Log, "node: %s", step)
+		if err := r.Run(ctx, argv...); err != nil {
+			return fmt.Errorf("node: %s: %w", step, err)
+		}
+		return nil
+	}
+	apt := []string{"apt-get", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "--no-install-recommends", "install"}
+	if err := run("apt-get update", "apt-get", "-q", "update"); err != nil {
+		return nil, fmt.Errorf("%w\nnroot needs the image's APT sources to reach a mirror; check %s/etc/apt/sources.list.d", err, root)
+	}
+	pkgs := append(append([]string{}, basePackages...), o.Packages...)
+	if err := run("installing "+strings.Join(pkgs, " "), append(apt, pkgs...)...); err != nil {
+		return nil, err
+	}
+	if mods, err := dracutModules(root); err == nil && mods["network-legacy"] && !exists(root, "usr/sbin/dhclient", "sbin/dhclient") {
+		// network-legacy (dhclient) is the handler that keeps the
+		// root's network up across switch-root; systemd-networkd in the
+		// initramfs was seen to drop it (trixie: EIO on /sbin/init) or
+		// to never finish (bookworm).
+		if err := run("installing isc-dhcp-client", append(apt, "isc-dhcp-client")...); err != nil {
+			logf(o.Log, "node: isc-dhcp-client is not installable, using another network handler: %v", err)
+		}
+	}
+	d, err := detectDracut(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeDracutConf(root, d); err != nil {
+		return nil, err
+	}
+	// With the configuration in place, the kernel's postinst builds the
+	// initramfs through /etc/kernel/postinst.d/dracut.
+	confTime := time.Now()
+	if err := run("installing "+kernel, append(apt, kernel)...); err != nil {
+		return nil, fmt.Errorf("%w\nthe kernel package is %q; pass --kernel NAME for another (apt-cache search linux-image)", err, kernel)
+	}
+	kvers, err := Kernels(root)
+	if err != nil {
+		return nil, err
+	}
+	if o.Kver != "" {
+		if !contains(kvers, o.Kver) {
+			return nil, fmt.Errorf("node: --kver %s is not installed in %s (installed: %s)", o.Kver, root, strings.Join(kvers, ", "))
+		}
+		kvers = []string{o.Kver}
+	}
+	res := &Result{Dracut: d}
+	for _, k := range kvers {
+		img := filepath.Join(root, "boot", "initrd.img-"+k)
+		if fi, err := os.Stat(img); err != nil || fi.ModTime().Before(confTime) {
+			if err := run("dracut for "+k, "dracut", "--force", "--kver", k, "/boot/initrd.img-"+k); err != nil {
+				return nil, err
+			}
+		}
+		if err := verifyInitrd(img, root, k); err != nil {
+			return nil, err
+		}
+		res.Kernels = append(res.Kernels, Kernel{Version: k, Vmlinuz: "/boot/vmlinuz-" + k, Initrd: "/boot/initrd.img-" + k})
+	}
+	res.Cmdline = Cmdline(d)
+	if err := writeFile(root, cmdlineFile, res.Cmdline+"\n", 0o644); err != nil {
+		return nil, err
+	}
+	if o.RootPassword != "" {
+		r.Stdin = strings.NewReader("root:" + o.RootPassword + "\n")
+		err := run("setting root's password", "chpasswd")
+		r.Stdin = nil
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := writeIdentity(root, o); err != nil {
+		return nil, err
+	}
+	if o.E2EProbe {
+		if err := installProbe(root); err != nil {
+			return nil, err
+		}
+	}
+	if err := run("cleaning apt's lists", "sh", "-c", "apt-get clean && rm -rf /var/lib/apt/lists/*_*"); err != nil {
+		return nil, err
+	}
+	st := State{Hostname: o.Hostname != "", Cmdline: res.Cmdline, Kernels: kvers}
+	b, _ := json.MarshalIndent(st, "", "  ")
+	if err := writeFile(root, stateFile, string(b)+"\n", 0o644); err != nil {
+		return nil, err
+	}
+	res.Checks = Checks(root)
+	for _, c := range res.Checks {
+		if !c.Pass {
+			return res, fmt.Errorf("node: check %s failed: %s", c.Name, c.Reason)
+		}
+	}
+	return res, nil
+}
+
+func logf(w io.Writer, format string, a ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format+"\n", a...)
+	}
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// defaultKernel is the kernel metapackage for the image's architecture.
+func defaultKernel(root string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(root, "var/lib/dpkg/arch"))
+	arch := ""
+	if err == nil {
+		arch = strings.Fields(string(b) + " ")[0]
+	}
+	if arch == "" {
+		st, err := dpkgStatus(root)
+		if err != nil {
+			return "", err
+		}
+		arch = st["dpkg"].Get("Architecture")
+	}
+	flavour := map[string]string{"amd64": "amd64", "arm64": "arm64", "i386": "686-pae", "armhf": "armmp", "ppc64el": "powerpc64le", "s390x": "s390x", "riscv64": "riscv64"}[arch]
+	if flavour == "" {
+		return "", fmt.Errorf("node: no default kernel for architecture %q; pass --kernel", arch)
+	}
+	if origin, _ := os.ReadFile(filepath.Join(root, "etc/os-release")); bytes.Contains(origin, []byte("ID=ubuntu")) {
+		return "linux-image-generic", nil
+	}
+	return "linux-image-" + flavour, nil
+}
+
+// dpkgStatus reads the image's installed packages.
+func dpkgStatus(root string) (map[string]*control.Paragraph, error) {
+	f, err := os.Open(filepath.Join(root, "var/lib/dpkg/status"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ps, err := control.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: dpkg status: %w", root, err)
+	}
+	out := map[string]*control.Paragraph{}
+	for _, p := range ps {
+		if strings.HasSuffix(p.Get("Status"), " installed") {
+			out[p.Get("Package")] = p
+		}
+	}
+	return out, nil
+}
+
+// Kernels lists the kernel versions installed in root, from its
+// /lib/modules and /boot, never from the host.
+func Kernels(root string) ([]string, error) {
+	var out []string
+	for _, dir := range []string{"usr/lib/modules", "lib/modules"} {
+		ents, err := os.ReadDir(filepath.Join(root, dir))
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			k := e.Name()
+			if _, err := os.Stat(filepath.Join(root, "boot", "vmlinuz-"+k)); err == nil && !contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("node: %s has no kernel (no /boot/vmlinuz-K with /lib/modules/K); install one with --kernel", root)
+	}
+	return out, nil
+}
+
+// detectDracut finds the image's dracut flavour and what it supports.
+func detectDracut(root string) (Dracut, error) {
+	st, err := dpkgStatus(root)
+	if err != nil {
+		return Dracut{}, err
+	}
+	d := Dracut{}
+	for _, p := range []string{"dracut-core", "dracut"} {
+		if pk, ok := st[p]; ok {
+			d.Version = pk.Get("Version")
+			break
+		}
+	}
+	mods, err := dracutModules(root)
+	if err != nil {
+		return d, err
+	}
+	switch {
+	case mods["network-legacy"] && exists(root, "usr/sbin/dhclient", "sbin/dhclient"):
+		d.NetworkHandler = "network-legacy"
+	case mods["systemd-networkd"] && exists(root, "usr/lib/systemd/systemd-networkd", "lib/systemd/systemd-networkd"):
+		d.NetworkHandler = "systemd-networkd"
+	case mods["network-manager"] && exists(root, "usr/sbin/NetworkManager"):
+		d.NetworkHandler = "network-manager"
+	default:
+		return d, fmt.Errorf("node: dracut %s in %s has no usable network module (systemd-networkd, network-manager or network-legacy); install dracut-network and systemd or network-manager", d.Version, root)
+	}
+	major := dracutMajor(d.Version)
+	switch {
+	case mods["overlay-root"]:
+		// Debian's dracut 059 ignores rd.live.overlay.overlayfs on an
+		// NFS root; its own overlay-root module is what works.
+		d.OverlayModule, d.OverlayParam = "overlay-root", "rootovl"
+	case mods["overlayfs"] && major >= 110:
+		d.OverlayModule, d.OverlayParam = "overlayfs", "rd.overlay"
+	case mods["overlayfs"]:
+		d.OverlayModule, d.OverlayParam = "overlayfs", "rd.live.overlay.overlayfs=1"
+	default:
+		return d, fmt.Errorf("node: dracut %s in %s has neither the overlay-root nor the overlayfs module, so the root cannot be made writable", d.Version, root)
+	}
+	if !mods["nfs"] {
+		return d, fmt.Errorf("node: dracut %s in %s has no nfs module; install dracut-network", d.Version, root)
+	}
+	return d, nil
+}
+
+func dracutMajor(v string) int {
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+func exists(root string, rels ...string) bool {
+	for _, r := range rels {
+		if _, err := os.Stat(filepath.Join(root, r)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// dracutModules lists the image's dracut module names (modules.d/NNname).
+func dracutModules(root string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, dir := range []string{"usr/lib/dracut/modules.d", "lib/dracut/modules.d"} {
+		ents, err := os.ReadDir(filepath.Join(root, dir))
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			n := e.Name()
+			if len(n) > 2 && n[0] >= '0' && n[0] <= '9' && n[1] >= '0' && n[1] <= '9' {
+				out[n[2:]] = true
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("node: %s has no dracut modules; is dracut installed?", root)
+	}
+	return out, nil
+}
+
+// writeDracutConf makes the image's initramfs generic (any node, not the
+// build host) and gives it what an NFS root with an overlay needs.
+func writeDracutConf(root string, d Dracut) error {
+	conf := fmt.Sprintf(`# Written by nroot node: a generic initramfs that mounts the root over NFS
+# and puts a writable overlay over it.
+hostonly="no"
+hostonly_cmdline="no"
+add_dracutmodules+=" base network %s nfs %s "
+%sadd_drivers+=" nfs nfsv3 nfsv4 overlay "
+`, d.NetworkHandler, d.OverlayModule, omitOthers(d.NetworkHandler))
+	return writeFile(root, dracutConf, conf, 0o644)
+}
+
+// omitOthers keeps dracut's network module from pulling in a second
+// handler next to the chosen one.
+func omitOthers(handler string) string {
+	var omit []string
+	for _, h := range []string{"systemd-networkd", "network-manager", "network-legacy"} {
+		if h != handler {
+			omit = append(omit, h)
+		}
+	}
+	return fmt.Sprintf("omit_dracutmodules+=\" %s \"\n", strings.Join(omit, " "))
+}
+
+// Cmdline is the kernel command line for the image's dracut; SERVER and
+// /PATH are filled in by nroot export.
+func Cmdline(d Dracut) string {
+	return "root=nfs4:SERVER:/PATH ro ip=dhcp rd.neednet=1 " + d.OverlayParam
+}
+
+func verifyInitrd(img, root, k string) error {
+	f, err := os.Open(img)
+	if err != nil {
+		return fmt.Errorf("node: no initramfs for %s: %w", k, err)
+	}
+	defer f.Close()
+	checks, _, err := initrd.Verify(f, initrd.VerifyOptions{NFS: true, Overlay: true, Kver: k, Rootfs: root})
+	if err != nil {
+		return fmt.Errorf("node: %s: %w", img, err)
+	}
+	var failed []string
+	for _, c := range checks {
+		if !c.Pass {
+			failed = append(failed, c.Name+": "+c.Reason)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("node: %s fails verification:\n  %s", img, strings.Join(failed, "\n  "))
+	}
+	return nil
+}
+
+func writeFile(root, rel, content string, mode uint32) error {
+	r, err := fsroot.Open(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := r.MkdirAll(filepath.Dir(rel), 0o755); err != nil {
+		return err
+	}
+	return r.WriteFile(rel, strings.NewReader(content), int64(len(content)), fsroot.Meta{Mode: mode})
+}

@@ -1,0 +1,53 @@
+package node
+
+import "nroot/internal/fsroot"
+
+// probeScript reports, on the console, what the end-to-end test checks:
+// failed units, the root's filesystem type, whether / is writable, the
+// machine-id, then powers off.
+const probeScript = `#!/bin/sh
+# nroot end-to-end probe
+failed=$(systemctl --failed --no-legend | wc -l)
+fstype=$(findmnt -n -o FSTYPE /)
+if echo "probe $(date +%s)" > /etc/nroot-probe 2>/dev/null; then write=ok; else write=failed; fi
+echo "NROOT-PROBE failed-units=$failed" > /dev/console
+echo "NROOT-PROBE root-fstype=$fstype" > /dev/console
+echo "NROOT-PROBE write=$write" > /dev/console
+echo "NROOT-PROBE machine-id=$(cat /etc/machine-id)" > /dev/console
+systemctl --failed --no-legend > /dev/console
+echo "NROOT-PROBE done" > /dev/console
+systemctl poweroff
+`
+
+const probeUnit = `[Unit]
+Description=nroot end-to-end probe
+After=multi-user.target
+Wants=multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/nroot-probe
+StandardOutput=journal+console
+
+[Install]
+WantedBy=multi-user.target
+`
+
+// installProbe puts the probe unit in the image (--e2e-probe).
+func installProbe(root string) error {
+	if err := writeFile(root, "usr/local/sbin/nroot-probe", probeScript, 0o755); err != nil {
+		return err
+	}
+	if err := writeFile(root, "etc/systemd/system/nroot-probe.service", probeUnit, 0o644); err != nil {
+		return err
+	}
+	r, err := fsroot.Open(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := r.MkdirAll("etc/systemd/system/multi-user.target.wants", 0o755); err != nil {
+		return err
+	}
+	return r.Symlink("/etc/systemd/system/nroot-probe.service", "etc/systemd/system/multi-user.target.wants/nroot-probe.service", fsroot.Meta{})
+}
