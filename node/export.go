@@ -59,6 +59,8 @@ func Export(root string, o ExportOptions) (*ExportConfig, error) {
 	c.Ganesha = fmt.Sprintf(`# Owners as numbers, so nodes map them without the idmapper upcall.
 NFSV4 {
     Only_Numeric_Owners = true;
+    # nfs-ganesha 4's NFSv4.2 READ_PLUS gives Linux 6.12 clients EIO.
+    Minor_Versions = 0, 1;
 }
 EXPORT {
     Export_Id = %d;

@@ -82,6 +82,9 @@ NFSV4 {
     # Owners as numbers: a node's kernel then maps them without the
     # idmapper upcall, which can deadlock against systemd at boot.
     Only_Numeric_Owners = true;
+    # NFSv4.2's READ_PLUS from nfs-ganesha 4 gives Linux 6.12 clients
+    # EIO (trixie could not execute /sbin/init); 4.1 is enough.
+    Minor_Versions = 0, 1;
     RecoveryBackend = fs;
     RecoveryRoot = %s/recovery;
 }
