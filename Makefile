@@ -33,10 +33,15 @@ fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 # Speeds the issues name: Packages parse and resolve of trixie minbase,
-# then bootstrap against mmdebstrap (cold and warm).
+# bootstrap against mmdebstrap (cold and warm), the export check of a
+# minbase export, initramfs listing against lsinitrd and 3cpio, and the
+# end-to-end stages (bootstrap, node, initrd verify, export check, boot).
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./apt
 	./scripts/bench-bootstrap.sh
+	$(GO) test -run '^$$' -bench ExportCheck -benchtime 3x ./nfscheck
+	./scripts/bench-initrd.sh
+	NROOT_E2E_SUITES=bookworm $(GO) test -tags e2e -count=1 -timeout 40m -v -run NodeBootsOverNFS ./e2e | grep -E 'stage |timings'
 
 # The resolver against mmdebstrap for every priority variant (slow).
 compare: deps
