@@ -374,6 +374,9 @@ func writeDracutConf(root string, d Dracut) error {
 # and puts a writable overlay over it.
 hostonly="no"
 hostonly_cmdline="no"
+# zstd: Debian kernels unpack it, and it is several times faster to build
+# than dracut's default gzip -9.
+compress="zstd"
 add_dracutmodules+=" base network %s nfs %s "
 %sadd_drivers+=" nfs nfsv3 nfsv4 overlay "
 `, d.NetworkHandler, d.OverlayModule, omitOthers(d.NetworkHandler))
