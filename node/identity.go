@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"nroot/initrd"
 	"nroot/internal/fsroot"
 )
 
@@ -148,26 +149,14 @@ func writeFstab(root string) error {
 	return writeFile(root, "etc/fstab", strings.Join(out, "\n")+"\n", 0o644)
 }
 
-// Check is one named PASS/FAIL result.
-type Check struct {
-	Name   string `json:"name"`
-	Pass   bool   `json:"pass"`
-	Reason string `json:"reason"`
-}
-
-// Status is PASS or FAIL.
-func (c Check) Status() string {
-	if c.Pass {
-		return "PASS"
-	}
-	return "FAIL"
-}
+// Check is one named PASS/FAIL result, as initrd's checks are.
+type Check = initrd.Check
 
 // Checks reports whether root is a bootable, shareable node image.
 func Checks(root string) []Check {
 	var out []Check
 	add := func(name string, pass bool, format string, a ...any) {
-		out = append(out, Check{name, pass, fmt.Sprintf(format, a...)})
+		out = append(out, Check{Name: name, Pass: pass, Reason: fmt.Sprintf(format, a...)})
 	}
 	kvers, err := Kernels(root)
 	if err != nil {

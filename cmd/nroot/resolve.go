@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"nroot/apt"
+	"nroot/internal/progress"
 	"nroot/keyring"
 )
 
@@ -102,7 +103,7 @@ part of InRelease, is refused.`,
 			for _, p := range plan.Packages {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", p.Name, p.Version, p.Architecture, p.Size)
 			}
-			fmt.Fprintf(tw, "\n%d packages, %s to download (%s %s, %s)\n", len(plan.Packages), humanBytes(plan.TotalSize), plan.Codename, plan.Variant, strings.Join(plan.Architectures, ","))
+			fmt.Fprintf(tw, "\n%d packages, %s to download (%s %s, %s)\n", len(plan.Packages), progress.Bytes(plan.TotalSize), plan.Codename, plan.Variant, strings.Join(plan.Architectures, ","))
 			return tw.Flush()
 		},
 	}
@@ -128,17 +129,4 @@ func writeLockFile(path string, plan *apt.Plan) error {
 		return fmt.Errorf("lockfile %s: %w", path, err)
 	}
 	return os.Rename(tmp, path)
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
