@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -113,5 +114,80 @@ func TestAppend(t *testing.T) {
 	}
 	if err := Append(io.Discard, bytes.NewReader(img.Bytes()), []AddSpec{{Src: add, Dest: "../escape"}}, PackOptions{}); err == nil {
 		t.Fatal("escaping destination accepted")
+	}
+}
+
+// TestExtractIsSafe extracts hostile archives: names with "..", absolute
+// names, a symlink to the outside followed by a write through it, and a
+// huge declared size. Nothing may appear outside the directory.
+func TestExtractIsSafe(t *testing.T) {
+	outside := t.TempDir()
+	tests := []struct {
+		name    string
+		recs    []Record
+		wantErr string
+	}{
+		{"dot-dot", []Record{StaticFile("../escape", []byte("x"), 0o644)}, `contains ".."`},
+		{"deep dot-dot", []Record{StaticFile("a/../../escape", []byte("x"), 0o644)}, `contains ".."`},
+		{"absolute symlink then write", []Record{Symlink("link", outside), StaticFile("link/escape", []byte("x"), 0o644)}, ""},
+		{"relative symlink climbing out", []Record{Directory("a", 0o755), Symlink("a/up", "../../../../.."+outside), StaticFile("a/up/escape", []byte("x"), 0o644)}, ""},
+		{"symlink replaced by file", []Record{Symlink("f", outside+"/escape"), StaticFile("f", []byte("x"), 0o644)}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var img bytes.Buffer
+			if err := WriteArchive(&img, tt.recs); err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(t.TempDir(), "x")
+			_, err := Extract(bytes.NewReader(img.Bytes()), dir, ExtractOptions{})
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			if names, _ := os.ReadDir(outside); len(names) != 0 {
+				t.Fatalf("written outside: %v", names)
+			}
+			if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "escape")); err == nil {
+				t.Fatal("written beside the directory")
+			}
+		})
+	}
+	// A header that declares far more data than the image holds.
+	huge := []byte("070701" + strings.Repeat("0", 8) + "000081A4" + strings.Repeat("0", 32) + "7FFFFFFF" + strings.Repeat("0", 32) + "00000002" + "00000000" + "a\x00")
+	if _, err := Extract(bytes.NewReader(huge), filepath.Join(t.TempDir(), "h"), ExtractOptions{}); err == nil {
+		t.Fatal("truncated huge entry accepted")
+	}
+}
+
+func TestDiffAndVerifyNameWhatIsMissing(t *testing.T) {
+	dir := tree(t, "")
+	var a, b bytes.Buffer
+	Pack(&a, dir, PackOptions{Compression: Gzip})
+	os.WriteFile(filepath.Join(dir, "usr/bin/tool"), []byte("changed"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "lib/modules/6.1.0-9-amd64/kernel/fs"), 0o755)
+	os.WriteFile(filepath.Join(dir, "lib/modules/6.1.0-9-amd64/kernel/fs/overlay.ko"), []byte("ko"), 0o644)
+	os.WriteFile(filepath.Join(dir, "lib/modules/6.1.0-9-amd64/modules.dep"), []byte("kernel/fs/overlay.ko:\n"), 0o644)
+	Pack(&b, dir, PackOptions{Compression: Zstd})
+	res, err := Diff(bytes.NewReader(a.Bytes()), bytes.NewReader(b.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed == 0 || res.Added == 0 || len(res.KernelModulesAdded) != 1 || res.KernelModulesAdded[0] != "overlay.ko" {
+		t.Fatalf("diff %+v", res)
+	}
+	checks, _, err := Verify(bytes.NewReader(b.Bytes()), VerifyOptions{NFS: true, Overlay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := map[string]bool{}
+	for _, c := range checks {
+		if !c.Pass {
+			failed[c.Name] = true
+		}
+	}
+	for _, want := range []string{"init", "dracut-modules", "nfs-mount", "overlay-hook", "kernel-modules"} {
+		if !failed[want] {
+			t.Errorf("check %s did not fail on an image without it: %+v", want, checks)
+		}
 	}
 }
