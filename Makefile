@@ -50,7 +50,7 @@ compare: deps
 # The whole mission: bootstrap, node, initrd verify, ganesha export,
 # export check, and a QEMU boot over NFSv4 (bookworm and trixie).
 e2e: deps
-	$(GO) test -tags e2e -count=1 -timeout 80m -v -run NodeBootsOverNFS ./e2e
+	$(GO) test -tags e2e -count=1 -timeout 80m -v -run "NodeBootsOverNFS|PackedInitrdBoots" ./e2e
 
 clean:
 	rm -rf bin
