@@ -20,6 +20,9 @@ deps:
 # The main job on defaults.
 run: deps build
 	./bin/nroot bootstrap --variant=$(VARIANT) $(SUITE) $(TARGET)
+	./bin/nroot node $(TARGET)
+	./bin/nroot node check $(TARGET)
+	./bin/nroot export $(TARGET) --server=SERVER
 
 # Every test: vet, unit and integration tests against the real archive and
 # tools, then each fuzz target for FUZZTIME.
