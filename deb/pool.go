@@ -87,10 +87,10 @@ func (b *batch) waitFor(rel string) {
 	}
 }
 
-// writeFile queues a file whose content is in data.
-func (b *batch) writeFile(root *fsroot.Root, rel string, data []byte, m fsroot.Meta, done func()) {
-	n := int64(len(data)) + 512
-	b.pool.reserve(n)
+// queue runs write on the pool, recording rel as pending until it is
+// done; cost bytes of the queue budget are held meanwhile.
+func (b *batch) queue(rel string, cost int64, done func(), write func() error) {
+	b.pool.reserve(cost)
 	ch := make(chan struct{})
 	b.mu.Lock()
 	b.pending[rel] = ch
@@ -99,29 +99,24 @@ func (b *batch) writeFile(root *fsroot.Root, rel string, data []byte, m fsroot.M
 	b.pool.jobs <- func() {
 		defer b.wg.Done()
 		defer close(ch)
-		defer b.pool.release(n)
+		defer b.pool.release(cost)
 		defer done()
-		if err := root.WriteFile(rel, bytes.NewReader(data), int64(len(data)), m); err != nil {
+		if err := write(); err != nil {
 			b.fail(err)
 		}
 	}
 }
 
+// writeFile queues a file whose content is in data.
+func (b *batch) writeFile(root *fsroot.Root, rel string, data []byte, m fsroot.Meta, done func()) {
+	b.queue(rel, int64(len(data))+512, done, func() error {
+		return root.WriteFile(rel, bytes.NewReader(data), int64(len(data)), m)
+	})
+}
+
 // symlink queues a symlink.
 func (b *batch) symlink(root *fsroot.Root, target, rel string, m fsroot.Meta, done func()) {
-	ch := make(chan struct{})
-	b.mu.Lock()
-	b.pending[rel] = ch
-	b.mu.Unlock()
-	b.wg.Add(1)
-	b.pool.jobs <- func() {
-		defer b.wg.Done()
-		defer close(ch)
-		defer done()
-		if err := root.Symlink(target, rel, m); err != nil {
-			b.fail(err)
-		}
-	}
+	b.queue(rel, 512, done, func() error { return root.Symlink(target, rel, m) })
 }
 
 // wait waits for the batch and returns its first error.

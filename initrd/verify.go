@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"nroot/internal/fsroot"
 )
 
 // Check is one named verification and its outcome.
@@ -137,31 +139,16 @@ func (p *peekReader) Read(b []byte) (int, error) {
 // resolve follows symlinks inside the image, as the booted initramfs
 // would, and returns the final entry.
 func (s *scanned) resolve(name string) (*Header, string) {
-	name = CleanName(name)
-	for i := 0; i < 40; i++ {
-		// Resolve each parent directory too (lib -> usr/lib).
-		parts := strings.Split(name, "/")
-		cur := ""
-		redo := false
-		for j, p := range parts {
-			cand := path.Join(cur, p)
-			h := s.entries[cand]
-			if h != nil && h.IsSymlink() {
-				t := h.Linkname
-				if !strings.HasPrefix(t, "/") {
-					t = path.Join(path.Dir(cand), t)
-				}
-				name = CleanName(path.Join(append([]string{t}, parts[j+1:]...)...))
-				redo = true
-				break
-			}
-			cur = cand
+	real, ok := fsroot.ResolveLinks(CleanName(name), func(q string) (string, bool) {
+		if h := s.entries[q]; h != nil && h.IsSymlink() {
+			return h.Linkname, true
 		}
-		if !redo {
-			return s.entries[name], name
-		}
+		return "", false
+	})
+	if !ok {
+		return nil, real
 	}
-	return nil, name
+	return s.entries[real], real
 }
 
 // Verify runs the named checks on an image.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"path"
 	"sort"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"nroot/apt"
 	"nroot/control"
+	"nroot/internal/fsroot"
 )
 
 // Options control Run.
@@ -132,45 +132,27 @@ func asStep(err error) error {
 	return err
 }
 
-// resolve follows symlinks inside the export, merged-/usr included, as the
-// node will see them; the library's Lookup does not follow them.
+// resolve follows symlinks inside the export, merged-/usr included, as
+// the node will see them; the library's Lookup does not follow them.
 func resolve(t Tree, p string) (*Node, string) {
-	p = strings.Trim(path.Clean("/"+p), "/")
-	for i := 0; i < 40; i++ {
-		parts := strings.Split(p, "/")
-		cur := ""
-		redo := false
-		for j, part := range parts {
-			if part == "" {
-				continue
-			}
-			cand := path.Join(cur, part)
-			n := t[cand]
-			if n != nil && n.Type == "symlink" && (j < len(parts)-1 || true) {
-				target := n.Link
-				if !strings.HasPrefix(target, "/") {
-					target = path.Join("/", cur, target)
-				}
-				p = strings.Trim(path.Clean(path.Join(append([]string{target}, parts[j+1:]...)...)), "/")
-				redo = true
-				break
-			}
-			cur = cand
+	real, ok := fsroot.ResolveLinks(p, func(q string) (string, bool) {
+		if n := t[q]; n != nil && n.Type == "symlink" {
+			return n.Link, true
 		}
-		if !redo {
-			return t[p], p
-		}
+		return "", false
+	})
+	if !ok {
+		return nil, real
 	}
-	return nil, p
+	return t[real], real
 }
 
 // readSmall reads a small file of the export.
 func readSmall(ctx context.Context, c *Conn, t Tree, p string) ([]byte, error) {
-	n, real := resolve(t, p)
+	n, _ := resolve(t, p)
 	if n == nil || n.Type != "file" {
 		return nil, errNotFound
 	}
-	_ = real
 	if n.Size > 1<<20 {
 		return nil, fmt.Errorf("%s is larger than 1 MiB", p)
 	}

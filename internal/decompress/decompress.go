@@ -1,11 +1,10 @@
-// Package decompress opens the compressed streams nroot meets in archive
-// indices, .deb members and initramfs segments, chosen by file extension
-// or by magic number.
+// Package decompress opens the compressed streams of archive indices and
+// .deb members, chosen by file extension. (Initramfs segments, found by
+// magic and needing exact stream ends, are initrd's own.)
 package decompress
 
 import (
 	"bufio"
-	"bytes"
 	"compress/bzip2"
 	"fmt"
 	"io"
@@ -42,21 +41,6 @@ func ByExt(ext string) (Format, error) {
 		return Bzip2, nil
 	}
 	return "", fmt.Errorf("unsupported compression %q", ext)
-}
-
-// Magic identifies a format by the first bytes of a stream.
-func Magic(b []byte) (Format, bool) {
-	switch {
-	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
-		return Gzip, true
-	case bytes.HasPrefix(b, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		return XZ, true
-	case bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return Zstd, true
-	case bytes.HasPrefix(b, []byte("BZh")):
-		return Bzip2, true
-	}
-	return "", false
 }
 
 type readCloser struct {
