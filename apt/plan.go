@@ -116,13 +116,14 @@ func (p *LockedPackage) URL() string {
 // Resolve finds the mirror, opens and verifies the suite and its updates
 // and security suites, reads their indices and resolves the variant.
 func Resolve(ctx context.Context, cfg Config, o Options) (*Plan, error) {
-	sources, err := Sources(ctx, cfg, o)
+	sources, dists, err := sources(ctx, cfg, o)
 	if err != nil {
 		return nil, err
 	}
-	dists, err := OpenDists(ctx, sources, o)
-	if err != nil {
-		return nil, err
+	if dists == nil {
+		if dists, err = OpenDists(ctx, sources, o); err != nil {
+			return nil, err
+		}
 	}
 	archs := cfg.Archs
 	if len(archs) == 0 {
@@ -154,23 +155,31 @@ func variantName(v string) string {
 // suite is opened to learn its codename, and for Debian and Ubuntu the
 // -updates and -security suites are added when the archive has them.
 func Sources(ctx context.Context, cfg Config, o Options) ([]*Source, error) {
+	srcs, _, err := sources(ctx, cfg, o)
+	return srcs, err
+}
+
+// sources is Sources that also returns the suites it had to open to
+// decide, so they are not fetched and verified twice; nil when it opened
+// none.
+func sources(ctx context.Context, cfg Config, o Options) ([]*Source, []*Dist, error) {
 	comps := cfg.Components
 	if len(comps) == 0 {
 		comps = []string{"main"}
 	}
 	if cfg.Suite == "" {
-		return nil, fmt.Errorf("no suite given (e.g. stable, trixie, noble)")
+		return nil, nil, fmt.Errorf("no suite given (e.g. stable, trixie, noble)")
 	}
 	if len(cfg.Mirrors) > 0 {
 		var out []*Source
 		for _, m := range cfg.Mirrors {
 			s, err := ParseSourceArg(m, cfg.Suite, comps)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			out = append(out, s)
 		}
-		return out, nil
+		return out, nil, nil
 	}
 	patterns := cfg.HostSources
 	if patterns == nil {
@@ -178,22 +187,22 @@ func Sources(ctx context.Context, cfg Config, o Options) ([]*Source, error) {
 	}
 	host, err := HostSources(patterns)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mirror, security, from, err := FindMirror("", host)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	o.log().Info("mirror", "uri", mirror, "from", from)
 	main := &Source{URI: mirror, Suite: cfg.Suite, Components: comps}
 	d, err := OpenDist(ctx, main, o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := []*Source{main}
+	out, dists := []*Source{main}, []*Dist{d}
 	code := d.Release.Codename
 	if code == "" || code == "sid" || code == "unstable" || code == "experimental" || strings.Contains(code, "-") {
-		return out, nil
+		return out, dists, nil
 	}
 	extra := []*Source{{URI: mirror, Suite: code + "-updates", Components: comps}}
 	switch d.Release.Origin {
@@ -207,19 +216,20 @@ func Sources(ctx context.Context, cfg Config, o Options) ([]*Source, error) {
 	case "Ubuntu":
 		extra = append(extra, &Source{URI: mirror, Suite: code + "-security", Components: comps})
 	default:
-		return out, nil
+		return out, dists, nil
 	}
 	for _, s := range extra {
-		if _, err := OpenDist(ctx, s, o); err != nil {
+		ed, err := OpenDist(ctx, s, o)
+		if err != nil {
 			if IsNotFound(err) {
 				o.log().Warn("suite not found, skipping", "suite", s.Suite, "uri", s.URI)
 				continue
 			}
-			return nil, err
+			return nil, nil, err
 		}
-		out = append(out, s)
+		out, dists = append(out, s), append(dists, ed)
 	}
-	return out, nil
+	return out, dists, nil
 }
 
 // NewPlan records a resolution as a plan.
