@@ -125,9 +125,14 @@ func checkImage(t *testing.T, root, suite string) {
 	if err != nil || !strings.Contains(string(src), "Suites: "+suite) || !strings.Contains(string(src), "Signed-By: /") {
 		t.Errorf("sources: %v\n%s", err, src)
 	}
-	for _, shim := range []string{"usr/sbin/policy-rc.d", "usr/sbin/start-stop-daemon.REAL"} {
+	for _, shim := range []string{"usr/sbin/policy-rc.d", "usr/sbin/start-stop-daemon.REAL", "usr/bin/ischroot.REAL"} {
 		if _, err := os.Lstat(filepath.Join(root, shim)); err == nil {
 			t.Errorf("%s left behind", shim)
+		}
+	}
+	for _, prog := range []string{"usr/sbin/start-stop-daemon", "usr/bin/ischroot"} {
+		if b, err := os.ReadFile(filepath.Join(root, prog)); err != nil || !bytes.HasPrefix(b, []byte("\x7fELF")) {
+			t.Errorf("%s is not the packaged program after configuration (%v)", prog, err)
 		}
 	}
 	for _, link := range []string{"bin", "sbin", "lib"} {

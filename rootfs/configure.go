@@ -31,20 +31,18 @@ var firstPreinsts = []string{"base-passwd", "base-files", "dash"}
 // runs, so the triggers dpkg would activate while unpacking have nothing
 // left to do that the postinsts do not. Markers on stdout name the step
 // that failed.
-func configureScript(stages [][]string) string {
+func configureScript(stages [][]string, archOf map[string]string) string {
 	var b strings.Builder
 	b.WriteString(`set -u
 export DPKG_RUNNING_VERSION="$(dpkg-query --showformat='${Version}' --show dpkg)"
-preinst() {
-	for pkg in "$@"; do
-		script=/var/lib/dpkg/info/$pkg.preinst
-		[ -e "$script" ] || continue
-		echo "nroot: preinst $pkg"
-		if ! DPKG_MAINTSCRIPT_PACKAGE="${pkg%%:*}" DPKG_MAINTSCRIPT_NAME=preinst DPKG_MAINTSCRIPT_ARCH="$(dpkg-query --showformat='${Architecture}' --show "$pkg")" "$script" install; then
-			echo "nroot: failed: preinst of $pkg"
-			exit 100
-		fi
-	done
+preinst() { # package, architecture
+	script=/var/lib/dpkg/info/$1.preinst
+	[ -e "$script" ] || return 0
+	echo "nroot: preinst $1"
+	if ! DPKG_MAINTSCRIPT_PACKAGE="${1%%:*}" DPKG_MAINTSCRIPT_NAME=preinst DPKG_MAINTSCRIPT_ARCH="$2" "$script" install; then
+		echo "nroot: failed: preinst of $1"
+		exit 100
+	fi
 }
 configure() {
 	echo "nroot: dpkg --configure"
@@ -58,8 +56,14 @@ configure() {
 		if len(st) == 0 {
 			continue
 		}
-		list := strings.Join(st, " ")
-		fmt.Fprintf(&b, "preinst %s\nconfigure %s\n", list, list)
+		for _, pkg := range st {
+			arch := archOf[pkg]
+			if !safeToken.MatchString(arch) {
+				arch = "''"
+			}
+			fmt.Fprintf(&b, "preinst %s %s\n", pkg, arch)
+		}
+		fmt.Fprintf(&b, "configure %s\n", strings.Join(st, " "))
 	}
 	b.WriteString("configure -a\n")
 	return b.String()
@@ -68,6 +72,8 @@ configure() {
 const policyRCD = "#!/bin/sh\n# Written by nroot for the configuration stage: start no services.\nexit 101\n"
 
 const fakeStartStopDaemon = "#!/bin/sh\necho 'Warning: fake start-stop-daemon called, doing nothing' >&2\nexit 0\n"
+
+const fakeIsChroot = "#!/bin/sh\n# Written by nroot for the configuration stage, as in a chroot.\nexit 0\n"
 
 // ConfigureError says which package's maintainer script failed, with its
 // output.
@@ -112,7 +118,11 @@ func Configure(ctx context.Context, target string, pkgs []*installed, stageOf ma
 		runner.Stdout = io.MultiWriter(&out, log)
 	}
 	runner.Stderr = runner.Stdout
-	script := configureScript(configureStages(pkgs, stageOf))
+	archOf := map[string]string{}
+	for _, p := range pkgs {
+		archOf[p.infoName()] = p.ctl.Fields.Get("Architecture")
+	}
+	script := configureScript(configureStages(pkgs, stageOf), archOf)
 	err = runner.Run(ctx, "/bin/sh", "-c", script)
 	var ee *nspawn.ExitError
 	if errors.As(err, &ee) {
@@ -164,14 +174,23 @@ func installShims(root *fsroot.Root) (func(), error) {
 		return done, err
 	}
 	undo = append(undo, func() { root.Remove("usr/sbin/policy-rc.d") })
-	ssd := "usr/sbin/start-stop-daemon"
-	if _, err := root.Lstat(ssd); err == nil {
-		real := filepath.Join(root.Path, ssd)
+	// Programs replaced for the duration: start-stop-daemon starts
+	// nothing, and ischroot says "chroot" as it does under mmdebstrap
+	// and debootstrap (inside a container it says no, and libc6's
+	// postinst then tries to re-exec init and sleeps a second).
+	for _, shim := range []struct{ path, script string }{
+		{"usr/sbin/start-stop-daemon", fakeStartStopDaemon},
+		{"usr/bin/ischroot", fakeIsChroot},
+	} {
+		if _, err := root.Lstat(shim.path); err != nil {
+			continue
+		}
+		real := filepath.Join(root.Path, shim.path)
 		if err := os.Rename(real, real+".REAL"); err != nil {
 			return done, err
 		}
 		undo = append(undo, func() { os.Rename(real+".REAL", real) })
-		if err := root.WriteFile(ssd, strings.NewReader(fakeStartStopDaemon), int64(len(fakeStartStopDaemon)), fsroot.Meta{Mode: 0o755}); err != nil {
+		if err := root.WriteFile(shim.path, strings.NewReader(shim.script), int64(len(shim.script)), fsroot.Meta{Mode: 0o755}); err != nil {
 			return done, err
 		}
 	}
