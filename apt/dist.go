@@ -254,7 +254,7 @@ func openCompressed(path, ext string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := decompress.NewReader(format, fh)
+	r, err := decompress.NewStreamReader(format, fh)
 	if err != nil {
 		fh.Close()
 		return nil, err

@@ -191,7 +191,7 @@ func (d *Reader) DataStream() (io.Reader, io.Closer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	z, err := decompress.NewReader(format, d.ar)
+	z, err := decompress.NewStreamReader(format, d.ar)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", h.Name, err)
 	}

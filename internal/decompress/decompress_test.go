@@ -1,0 +1,144 @@
+package decompress
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+func compress(t *testing.T, f Format, data []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	var w io.WriteCloser
+	var err error
+	switch f {
+	case None:
+		return data
+	case Gzip:
+		w = gzip.NewWriter(&b)
+	case XZ:
+		w, err = xz.NewWriter(&b)
+	case Zstd:
+		w, err = zstd.NewWriter(&b)
+	default:
+		t.Fatalf("no encoder for %s", f)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// readers are the ways nroot decodes a stream: the Go decoders, and for
+// xz the host's program.
+func readers(t *testing.T) map[string]func(Format, io.Reader) (io.ReadCloser, error) {
+	m := map[string]func(Format, io.Reader) (io.ReadCloser, error){"go": NewReader}
+	path, err := exec.LookPath("xz")
+	if err != nil {
+		if os.Getenv("CI") == "true" { // testenv imports apt, which imports this package
+			t.Fatal("required component missing (CI=true): xz (package xz-utils)")
+		}
+		t.Log("no xz program: testing the Go decoders only")
+		return m
+	}
+	m["program"] = func(f Format, r io.Reader) (io.ReadCloser, error) {
+		if f != XZ {
+			return NewReader(f, r)
+		}
+		return startProgram(path, []string{"--decompress", "--stdout", "--quiet"}, r)
+	}
+	return m
+}
+
+func TestRoundTrip(t *testing.T) {
+	data := []byte(strings.Repeat("Package: nroot\nVersion: 1.0\n\n", 20000))
+	for name, open := range readers(t) {
+		for _, f := range []Format{None, Gzip, XZ, Zstd} {
+			t.Run(name+"/"+string(f), func(t *testing.T) {
+				r, err := open(f, bytes.NewReader(compress(t, f, data)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, data) {
+					t.Fatalf("got %d bytes, want %d", len(got), len(data))
+				}
+				if err := r.Close(); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	}
+}
+
+func TestDamagedStream(t *testing.T) {
+	// Text with little repetition, so that every compressed byte matters.
+	rng := rand.New(rand.NewPCG(1, 2))
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = "abcdefghijklmnopqrstuvwxyz \n"[rng.IntN(28)]
+	}
+	for name, open := range readers(t) {
+		for _, f := range []Format{Gzip, XZ, Zstd} {
+			good := compress(t, f, data)
+			cases := map[string][]byte{
+				"truncated": good[:len(good)/2],
+				"flipped":   append(append(append([]byte(nil), good[:len(good)/2]...), good[len(good)/2]^0xff), good[len(good)/2+1:]...),
+			}
+			for cname, bad := range cases {
+				t.Run(name+"/"+string(f)+"/"+cname, func(t *testing.T) {
+					r, err := open(f, bytes.NewReader(bad))
+					if err == nil {
+						_, err = io.ReadAll(r)
+						r.Close()
+					}
+					if err == nil {
+						t.Fatal("damaged stream decoded without an error")
+					}
+				})
+			}
+		}
+	}
+}
+
+// A stream closed before its end stops the program and reaps it.
+func TestProgramClosedEarly(t *testing.T) {
+	path, err := exec.LookPath("xz")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("required component missing (CI=true): xz (package xz-utils)")
+		}
+		t.Skip("no xz program")
+	}
+	data := bytes.Repeat([]byte("x"), 64<<20)
+	p, err := startProgram(path, []string{"--decompress", "--stdout", "--quiet"}, bytes.NewReader(compress(t, XZ, data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	if _, err := io.ReadFull(p, buf); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if p.cmd.ProcessState == nil {
+		t.Fatal("xz was not waited for")
+	}
+	if _, err := p.Read(buf); err == nil {
+		t.Fatal("read after Close succeeded")
+	}
+}
