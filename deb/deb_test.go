@@ -74,7 +74,7 @@ func unpackBytes(t testing.TB, deb []byte, dir string) (*Manifest, error) {
 	return unpackWith(t, deb, dir, nil)
 }
 
-func unpackWith(t testing.TB, deb []byte, dir string, pool *WritePool) (*Manifest, error) {
+func unpackWith(t testing.TB, deb []byte, dir string, pool *fsroot.WritePool) (*Manifest, error) {
 	r, err := NewReader(bytes.NewReader(deb))
 	if err != nil {
 		return nil, err
@@ -182,11 +182,11 @@ func TestUnpackHostile(t *testing.T) {
 			{name: "./hl", typ: tar.TypeLink, link: "./link/victim"},
 		}, "no such file"},
 	}
-	pool := NewWritePool(4, 1<<20)
+	pool := fsroot.NewWritePool(4, 1<<20)
 	defer pool.Close()
 	for _, tc := range []struct {
 		name string
-		pool *WritePool
+		pool *fsroot.WritePool
 	}{{"serial", nil}, {"pool", pool}} {
 		for _, tt := range tests {
 			t.Run(tc.name+"/"+tt.name, func(t *testing.T) {
@@ -291,7 +291,7 @@ func TestReaderRefuses(t *testing.T) {
 }
 
 func FuzzUnpack(f *testing.F) {
-	pool := NewWritePool(4, 1<<20)
+	pool := fsroot.NewWritePool(4, 1<<20)
 	f.Add(buildDeb(f, []entry{{name: "./a", body: "hello"}, {name: "./l", typ: tar.TypeSymlink, link: "/etc"}}))
 	f.Add(buildDeb(f, []entry{{name: "./../x", body: "x"}}))
 	f.Fuzz(func(t *testing.T, data []byte) {

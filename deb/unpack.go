@@ -36,7 +36,7 @@ type UnpackOptions struct {
 	// in Manifest.Dirs.
 	DeferDirs bool
 	// Pool, when set, writes small files and symlinks concurrently.
-	Pool *WritePool
+	Pool *fsroot.WritePool
 }
 
 // DirMeta is a directory's metadata as the archive gives it.
@@ -62,11 +62,11 @@ type Manifest struct {
 // there, as dpkg keeps merged-/usr's bin -> usr/bin.
 func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (m *Manifest, err error) {
 	m = &Manifest{Paths: []string{"/."}}
-	var b *batch
+	var b *fsroot.Batch
 	if o.Pool != nil {
-		b = o.Pool.batch()
+		b = o.Pool.Batch()
 		defer func() {
-			if werr := b.wait(); err == nil {
+			if werr := b.Wait(); err == nil {
 				err = werr
 			}
 		}()
@@ -98,7 +98,7 @@ func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (m *Manifest, er
 		if b != nil {
 			// A queued symlink may be on this entry's way.
 			for d := path.Dir(rel); d != "." && d != "/"; d = path.Dir(d) {
-				b.waitFor(d)
+				b.WaitFor(d)
 			}
 		}
 		switch h.Typeflag {
@@ -126,7 +126,7 @@ func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (m *Manifest, er
 			}
 			if h.Typeflag == tar.TypeLink {
 				if old, err := fsroot.Clean(h.Linkname); err == nil {
-					b.waitFor(old)
+					b.WaitFor(old)
 				}
 			}
 		}
@@ -138,7 +138,7 @@ func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (m *Manifest, er
 	}
 	if b != nil {
 		// Directory metadata goes on after the files in them exist.
-		if err := b.wait(); err != nil {
+		if err := b.Wait(); err != nil {
 			return m, err
 		}
 	}
@@ -167,10 +167,10 @@ func ApplyDirs(root *fsroot.Root, dirs []DirMeta) error {
 
 // queueEntry hands a small file or a symlink to the pool and reports
 // whether it did; the pool calls done once it is written.
-func queueEntry(b *batch, root *fsroot.Root, tr *tar.Reader, h *tar.Header, rel string, meta fsroot.Meta, m *Manifest, o UnpackOptions, done func()) (bool, error) {
+func queueEntry(b *fsroot.Batch, root *fsroot.Root, tr *tar.Reader, h *tar.Header, rel string, meta fsroot.Meta, m *Manifest, o UnpackOptions, done func()) (bool, error) {
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeRegA:
-		if h.Size > poolMaxFile {
+		if h.Size > fsroot.PoolMaxFile {
 			return false, nil
 		}
 		data := make([]byte, h.Size)
@@ -182,13 +182,13 @@ func queueEntry(b *batch, root *fsroot.Root, tr *tar.Reader, h *tar.Header, rel 
 			dst += ".dpkg-new"
 		}
 		m.Size += h.Size
-		b.writeFile(root, dst, data, meta, done)
+		b.WriteFile(root, dst, data, meta, done)
 		return true, nil
 	case tar.TypeSymlink:
 		if h.Linkname == "" {
 			return false, fmt.Errorf("data archive: symlink %s has no target", h.Name)
 		}
-		b.symlink(root, h.Linkname, rel, meta, done)
+		b.Symlink(root, h.Linkname, rel, meta, done)
 		return true, nil
 	}
 	return false, nil

@@ -78,7 +78,7 @@ func Unpack(ctx context.Context, plan *apt.Plan, fetched Fetched, target string,
 	// Creating inodes dominates unpacking on slow (virtual) disks and
 	// overlaps well, so several goroutines create files while the
 	// packages' archives are read.
-	pool := deb.NewWritePool(4*runtime.NumCPU(), 64<<20)
+	pool := fsroot.NewWritePool(4*runtime.NumCPU(), 64<<20)
 	defer pool.Close()
 	unpack := func(i int) error {
 		p := order[i]
@@ -122,8 +122,15 @@ func Unpack(ctx context.Context, plan *apt.Plan, fetched Fetched, target string,
 		}()
 	}
 	var firstErr error
-feed:
+	// Largest first, so that no big package is left unpacking alone at
+	// the end; which package wins a shared path does not depend on it.
+	feedOrder := make([]int, 0, len(order))
 	for i := start; i < len(order); i++ {
+		feedOrder = append(feedOrder, i)
+	}
+	sort.SliceStable(feedOrder, func(a, b int) bool { return order[feedOrder[a]].Size > order[feedOrder[b]].Size })
+feed:
+	for _, i := range feedOrder {
 		select {
 		case next <- i:
 		case firstErr = <-errs:
@@ -246,6 +253,19 @@ func unpackOne(root *fsroot.Root, p *apt.LockedPackage, file, tarCache string, o
 	return &installed{ctl: ctl, manifest: m, multi: ctl.Fields.Get("Multi-Arch") == "same"}, nil
 }
 
+// zstd coders are reused across packages: each new one allocates its
+// tables and history afresh.
+var (
+	zstdEncoders = sync.Pool{New: func() any {
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		return e
+	}}
+	zstdDecoders = sync.Pool{New: func() any {
+		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+		return d
+	}}
+)
+
 // dataTar opens the package's data archive, from the tar cache when it
 // has it. finish must be called with the unpack's error; it completes or
 // discards the cache entry and returns the error to report.
@@ -259,13 +279,14 @@ func dataTar(r *deb.Reader, sum, cacheDir string) (*tar.Reader, func(error) erro
 	}
 	path := filepath.Join(cacheDir, sum[:2], sum+".tar.zst")
 	if f, err := os.Open(path); err == nil {
-		z, err := zstd.NewReader(bufio.NewReaderSize(f, 256<<10), zstd.WithDecoderConcurrency(1))
-		if err != nil {
+		z := zstdDecoders.Get().(*zstd.Decoder)
+		if err := z.Reset(bufio.NewReaderSize(f, 256<<10)); err != nil {
 			f.Close()
 			return nil, nil, err
 		}
 		return tar.NewReader(z), func(err error) error {
-			z.Close()
+			z.Reset(nil)
+			zstdDecoders.Put(z)
 			f.Close()
 			if err != nil {
 				// A damaged cache entry must not poison the next build.
@@ -289,7 +310,8 @@ func dataTar(r *deb.Reader, sum, cacheDir string) (*tar.Reader, func(error) erro
 		return nil, nil, err
 	}
 	bw := bufio.NewWriterSize(tmp, 256<<10)
-	enc, _ := zstd.NewWriter(bw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	enc := zstdEncoders.Get().(*zstd.Encoder)
+	enc.Reset(bw)
 	tr := tar.NewReader(io.TeeReader(src, enc))
 	return tr, func(err error) error {
 		if err == nil {
@@ -299,6 +321,7 @@ func dataTar(r *deb.Reader, sum, cacheDir string) (*tar.Reader, func(error) erro
 		}
 		closer.Close()
 		cerr := enc.Close()
+		zstdEncoders.Put(enc)
 		if err == nil && cerr == nil {
 			cerr = bw.Flush()
 		}

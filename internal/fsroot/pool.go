@@ -1,10 +1,8 @@
-package deb
+package fsroot
 
 import (
 	"bytes"
 	"sync"
-
-	"nroot/internal/fsroot"
 )
 
 // WritePool writes small files on several goroutines. Creating an inode
@@ -20,7 +18,7 @@ type WritePool struct {
 }
 
 // Files larger than this are written by the reading goroutine itself.
-const poolMaxFile = 1 << 20
+const PoolMaxFile = 1 << 20
 
 // NewWritePool starts workers goroutines with budget bytes of queue.
 func NewWritePool(workers int, budget int64) *WritePool {
@@ -55,9 +53,9 @@ func (p *WritePool) release(n int64) {
 	p.cond.Broadcast()
 }
 
-// batch tracks one archive's queued writes, so hard links wait for their
+// Batch tracks one archive's queued writes, so hard links wait for their
 // target and the archive's unpack waits for all of them.
-type batch struct {
+type Batch struct {
 	pool    *WritePool
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -65,11 +63,12 @@ type batch struct {
 	pending map[string]chan struct{}
 }
 
-func (p *WritePool) batch() *batch {
-	return &batch{pool: p, pending: map[string]chan struct{}{}}
+// Batch starts a group of writes to wait for together.
+func (p *WritePool) Batch() *Batch {
+	return &Batch{pool: p, pending: map[string]chan struct{}{}}
 }
 
-func (b *batch) fail(err error) {
+func (b *Batch) fail(err error) {
 	b.mu.Lock()
 	if b.err == nil {
 		b.err = err
@@ -77,8 +76,8 @@ func (b *batch) fail(err error) {
 	b.mu.Unlock()
 }
 
-// waitFor blocks until a queued write of rel, if any, is done.
-func (b *batch) waitFor(rel string) {
+// WaitFor blocks until a queued write of rel, if any, is done.
+func (b *Batch) WaitFor(rel string) {
 	b.mu.Lock()
 	ch := b.pending[rel]
 	b.mu.Unlock()
@@ -89,7 +88,7 @@ func (b *batch) waitFor(rel string) {
 
 // queue runs write on the pool, recording rel as pending until it is
 // done; cost bytes of the queue budget are held meanwhile.
-func (b *batch) queue(rel string, cost int64, done func(), write func() error) {
+func (b *Batch) queue(rel string, cost int64, done func(), write func() error) {
 	b.pool.reserve(cost)
 	ch := make(chan struct{})
 	b.mu.Lock()
@@ -107,20 +106,20 @@ func (b *batch) queue(rel string, cost int64, done func(), write func() error) {
 	}
 }
 
-// writeFile queues a file whose content is in data.
-func (b *batch) writeFile(root *fsroot.Root, rel string, data []byte, m fsroot.Meta, done func()) {
+// WriteFile queues a file whose content is in data.
+func (b *Batch) WriteFile(root *Root, rel string, data []byte, m Meta, done func()) {
 	b.queue(rel, int64(len(data))+512, done, func() error {
 		return root.WriteFile(rel, bytes.NewReader(data), int64(len(data)), m)
 	})
 }
 
-// symlink queues a symlink.
-func (b *batch) symlink(root *fsroot.Root, target, rel string, m fsroot.Meta, done func()) {
+// Symlink queues a symlink.
+func (b *Batch) Symlink(root *Root, target, rel string, m Meta, done func()) {
 	b.queue(rel, 512, done, func() error { return root.Symlink(target, rel, m) })
 }
 
-// wait waits for the batch and returns its first error.
-func (b *batch) wait() error {
+// Wait waits for the batch and returns its first error.
+func (b *Batch) Wait() error {
 	b.wg.Wait()
 	return b.err
 }
