@@ -4,6 +4,11 @@
 # "cold" gives nroot an empty cache each run; "warm" reuses one.
 # mmdebstrap keeps no package cache between runs, so it is the same run
 # for both comparisons. Needs root.
+# Every tree is kept until the end: on ext4 without a journal, inode
+# allocation skips inodes freed in the last 60 s (300 s while their inode
+# table blocks are not yet written back), so a build that starts soon
+# after an rm -rf is slowed by it, whichever tool it is. For the same
+# reason the bench first syncs and waits SETTLE seconds (default 60).
 set -euo pipefail
 suite=${SUITE:-bookworm}
 variant=${VARIANT:-minbase}
@@ -22,21 +27,20 @@ measure() { # name, command...: prints "seconds maxrss_kb"
   cat "$work/time"
 }
 
+sync
+sleep "${SETTLE:-60}"
+
 warm="$work/warm-cache"
 $nroot bootstrap -q --cache-dir "$warm" --variant="$variant" "$suite" "$work/prime" "$line" >/dev/null
-rm -rf "$work/prime"
 
 declare -a mm cold hot
 for i in $(seq "$runs"); do
-  read -r t m < <(measure mmdebstrap mmdebstrap --quiet --mode=root --format=directory --variant="$variant" "${hook[@]}" "$suite" "$work/mm" "$line")
+  read -r t m < <(measure mmdebstrap mmdebstrap --quiet --mode=root --format=directory --variant="$variant" "${hook[@]}" "$suite" "$work/mm-$i" "$line")
   mm+=("$t"); echo "run $i: mmdebstrap ${t}s, ${m} KB"
-  rm -rf "$work/mm"
-  read -r t m < <(measure nroot-cold $nroot bootstrap -q --cache-dir "$work/cold-$i" --variant="$variant" "$suite" "$work/cold" "$line")
+  read -r t m < <(measure nroot-cold $nroot bootstrap -q --cache-dir "$work/cold-$i" --variant="$variant" "$suite" "$work/cold-root-$i" "$line")
   cold+=("$t"); echo "run $i: nroot cold ${t}s, ${m} KB"
-  rm -rf "$work/cold" "$work/cold-$i"
-  read -r t m < <(measure nroot-warm $nroot bootstrap -q --cache-dir "$warm" --variant="$variant" "$suite" "$work/hot" "$line")
+  read -r t m < <(measure nroot-warm $nroot bootstrap -q --cache-dir "$warm" --variant="$variant" "$suite" "$work/warm-root-$i" "$line")
   hot+=("$t"); echo "run $i: nroot warm ${t}s, ${m} KB"
-  rm -rf "$work/hot"
 done
 
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
