@@ -23,21 +23,64 @@ type Segment struct {
 // by byte without over-reading, and takes back the few bytes a decoder
 // reads past its stream's end to find that it ended.
 type counter struct {
-	br   *bufio.Reader
-	n    int64
-	back []byte // pushed-back bytes, served first (last element first)
+	raw  *rawCounter
+	br   *bufio.Reader // over raw
+	back []byte        // pushed-back bytes, served first (last element first)
 	hist [8]byte
 	h    int // bytes in hist
 }
 
-func (c *counter) remember(p []byte) {
-	for _, b := range p {
-		copy(c.hist[:], c.hist[1:])
-		c.hist[len(c.hist)-1] = b
-		if c.h < len(c.hist) {
-			c.h++
-		}
+func newCounter(r io.Reader) *counter {
+	raw := &rawCounter{r: r}
+	return &counter{raw: raw, br: bufio.NewReaderSize(raw, 256<<10)}
+}
+
+// pos is the offset in the image of the next byte to be read.
+func (c *counter) pos() int64 {
+	return c.raw.n - int64(c.br.Buffered()) - int64(len(c.back))
+}
+
+// direct is what a decoder that never reads past its stream's end may
+// read from: the buffered reader itself when nothing is pushed back, so
+// that decoders with a fast path for *bufio.Reader (flate) take it. The
+// position stays exact; the history for unread is not kept.
+func (c *counter) direct() byteReader {
+	if len(c.back) == 0 {
+		c.h = 0
+		return c.br
 	}
+	return c
+}
+
+// rawCounter counts the bytes read from the image.
+type rawCounter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *rawCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// remember keeps the last len(hist) bytes read, for unread.
+func (c *counter) remember(p []byte) {
+	k := len(p)
+	if k >= len(c.hist) {
+		copy(c.hist[:], p[k-len(c.hist):])
+		c.h = len(c.hist)
+		return
+	}
+	copy(c.hist[:], c.hist[k:])
+	copy(c.hist[len(c.hist)-k:], p)
+	c.h = min(c.h+k, len(c.hist))
+}
+
+func (c *counter) rememberByte(b byte) {
+	copy(c.hist[:], c.hist[1:])
+	c.hist[len(c.hist)-1] = b
+	c.h = min(c.h+1, len(c.hist))
 }
 
 func (c *counter) Read(p []byte) (int, error) {
@@ -47,7 +90,6 @@ func (c *counter) Read(p []byte) (int, error) {
 		return 1, nil
 	}
 	n, err := c.br.Read(p)
-	c.n += int64(n)
 	c.remember(p[:n])
 	return n, err
 }
@@ -62,8 +104,7 @@ func (c *counter) ReadByte() (byte, error) {
 			return 0, err
 		}
 	}
-	c.n++
-	c.remember([]byte{b})
+	c.rememberByte(b)
 	return b, nil
 }
 
@@ -77,7 +118,6 @@ func (c *counter) unread(k int) {
 	}
 	c.h -= k
 	copy(c.hist[k:], c.hist[:len(c.hist)-k])
-	c.n -= int64(k)
 }
 
 func (c *counter) Peek(n int) ([]byte, error) {
@@ -156,7 +196,7 @@ type Reader struct {
 
 // NewReader returns a reader of the image r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{src: &counter{br: bufio.NewReaderSize(r, 256<<10)}}
+	return &Reader{src: newCounter(r)}
 }
 
 // Segments returns the segments read so far; complete after Next has
@@ -170,7 +210,7 @@ func (r *Reader) fail(msg string, a ...any) error {
 	if len(r.segs) > 0 {
 		e.Segment, e.Offset = r.seg().Index, r.seg().Offset
 	} else {
-		e.Offset = r.src.n
+		e.Offset = r.src.pos()
 	}
 	r.err = e
 	return e
@@ -222,7 +262,7 @@ func (r *Reader) startSegment() (bool, error) {
 		}
 		r.src.ReadByte()
 	}
-	off := r.src.n
+	off := r.src.pos()
 	magic, _ := r.src.Peek(6)
 	seg := Segment{Index: len(r.segs), Offset: off}
 	if len(magic) == 6 && string(magic[:5]) == "07070" && (magic[5] == '1' || magic[5] == '2' || magic[5] == '7') {
@@ -242,7 +282,11 @@ func (r *Reader) startSegment() (bool, error) {
 	if c == LZO {
 		return false, r.fail("unsupported compression lzo at offset %d (no Go decoder); rebuild the image with another compressor", off)
 	}
-	dec, closeDec, err := openSegment(c, r.src)
+	in := byteReader(r.src)
+	if c == Gzip {
+		in = r.src.direct()
+	}
+	dec, closeDec, err := openSegment(c, in)
 	if err != nil {
 		return false, r.fail("%s: %v", c, err)
 	}
@@ -259,7 +303,7 @@ func (r *Reader) startSegment() (bool, error) {
 // endSegment records the segment's sizes and returns to the image.
 func (r *Reader) endSegment() {
 	s := r.seg()
-	s.CompressedSize = r.src.n - s.Offset
+	s.CompressedSize = r.src.pos() - s.Offset
 	s.UncompressedSize = r.cur.n
 	r.closeDec()
 	r.cur = nil
