@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 
@@ -30,7 +31,9 @@ type ExtractResult struct {
 // Extract writes an image's entries below dir, every path resolved inside
 // it, so no name or symlink in the image can make it write elsewhere.
 // Later segments overwrite earlier ones, as the kernel unpacks them. Hard
-// links are recreated from inode numbers.
+// links are recreated from inode numbers. Small files and symlinks are
+// written by a pool of goroutines while the image is decoded; writes to
+// one path, and to the paths below a pending symlink, stay in order.
 func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -40,6 +43,10 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 		return nil, err
 	}
 	defer root.Close()
+	// Writing is kernel work that competes with decoding for the CPUs.
+	pool := fsroot.NewWritePool(runtime.NumCPU(), 64<<20)
+	defer pool.Close()
+	b := pool.Batch()
 	res := &ExtractResult{}
 	type linkKey struct {
 		seg      int
@@ -64,6 +71,11 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 		}
 		res.Entries++
 		meta := fsroot.Meta{Mode: h.Mode & 0o7777, UID: h.UID, GID: h.GID, Chown: o.Chown, ModTime: h.ModTime}
+		// A queued write of this path, or of a symlink on its way, goes
+		// first.
+		for d := rel; d != "."; d = parentOf(d) {
+			b.WaitFor(d)
+		}
 		// Parents an image leaves out are made as the kernel would.
 		if err := root.MkdirAll(parentOf(rel), 0o755); err != nil {
 			return err
@@ -78,11 +90,14 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 				meta fsroot.Meta
 			}{rel, meta})
 		case TypeReg:
-			key := linkKey{h.Segment, h.Ino, h.DevMajor, h.DevMinor}
 			if h.NLink > 1 {
+				key := linkKey{h.Segment, h.Ino, h.DevMajor, h.DevMinor}
 				names, ok := links[key]
 				links[key] = append(names, rel)
 				if ok {
+					for _, n := range names {
+						b.WaitFor(n)
+					}
 					if h.Size == 0 {
 						return root.Link(names[0], rel)
 					}
@@ -99,9 +114,16 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 					return nil
 				}
 			}
-			return root.WriteFile(rel, data, h.Size, meta)
+			if h.Size > fsroot.PoolMaxFile {
+				return root.WriteFile(rel, data, h.Size, meta)
+			}
+			buf := make([]byte, h.Size)
+			if _, err := io.ReadFull(data, buf); err != nil {
+				return fmt.Errorf("entry %q: %w", h.Name, err)
+			}
+			b.WriteFile(root, rel, buf, meta, func() {})
 		case TypeLink:
-			return root.Symlink(h.Linkname, rel, meta)
+			b.Symlink(root, h.Linkname, rel, meta, func() {})
 		case TypeChr, TypeBlk, TypeFifo, TypeSock:
 			if h.Mode&TypeMask != TypeFifo && !o.Devices {
 				res.Skipped = append(res.Skipped, rel)
@@ -113,6 +135,9 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 		}
 		return nil
 	})
+	if werr := b.Wait(); err == nil {
+		err = werr
+	}
 	if err != nil {
 		return res, err
 	}
