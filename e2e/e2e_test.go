@@ -110,9 +110,14 @@ func pipeline(t *testing.T, suite string, twice bool) map[string]float64 {
 			return err
 		}
 		defer f.Close()
-		checks, _, err := initrd.Verify(f, initrd.VerifyOptions{NFS: true, Overlay: true, Kver: k.Version, Rootfs: root})
+		checks, info, err := initrd.Verify(f, initrd.VerifyOptions{NFS: true, Overlay: true, Kver: k.Version, Rootfs: root})
 		if err != nil {
 			return err
+		}
+		// nroot node asks dracut for zstd; dracut quietly falls back to
+		// gzip when the image has no zstd program.
+		if segs := info.Segments; len(segs) == 0 || segs[len(segs)-1].Compression != initrd.Zstd {
+			return fmt.Errorf("main initramfs segment is not zstd-compressed: %+v", segs)
 		}
 		for _, c := range checks {
 			if !c.Pass {

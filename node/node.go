@@ -72,8 +72,9 @@ const (
 )
 
 // basePackages are what an NFS-root boot needs beside the kernel; dbus
-// lets dracut's systemd-networkd module in.
-var basePackages = []string{"dracut", "dracut-network", "nfs-common", "dbus"}
+// lets dracut's systemd-networkd module in, and without zstd dracut
+// quietly ignores compress="zstd" and uses gzip.
+var basePackages = []string{"dracut", "dracut-network", "nfs-common", "dbus", "zstd"}
 
 // Build installs the kernel and dracut inside root with systemd-nspawn,
 // configures dracut for a generic NFS-root image with an overlay, builds
