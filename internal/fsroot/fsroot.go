@@ -5,12 +5,14 @@
 package fsroot
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -217,8 +219,7 @@ func (r *Root) WriteFile(rel string, src io.Reader, size int64, m Meta) error {
 	if err != nil {
 		return &os.PathError{Op: "create", Path: r.full(rel), Err: err}
 	}
-	f := os.NewFile(uintptr(fd), r.full(rel))
-	n, err := io.Copy(f, io.LimitReader(src, size))
+	n, err := copyTo(fd, src, size)
 	if err == nil && n != size {
 		err = fmt.Errorf("short content: %d of %d bytes", n, size)
 	}
@@ -229,7 +230,7 @@ func (r *Root) WriteFile(rel string, src io.Reader, size int64, m Meta) error {
 		ts := []unix.Timespec{unix.NsecToTimespec(m.ModTime.UnixNano()), unix.NsecToTimespec(m.ModTime.UnixNano())}
 		err = unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH)
 	}
-	if cerr := f.Close(); err == nil {
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -240,6 +241,61 @@ func (r *Root) WriteFile(rel string, src io.Reader, size int64, m Meta) error {
 		return nil
 	}
 	return replace(pfd, name, base, r.full(rel))
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// copyTo writes up to size bytes of src to fd with plain write calls: an
+// *os.File would add an fstat, an fcntl and a 32 KiB bounce buffer for
+// every file. Content already in memory is written from where it is.
+func copyTo(fd int, src io.Reader, size int64) (int64, error) {
+	if br, ok := src.(*bytes.Reader); ok && int64(br.Len()) <= size {
+		// A bytes.Reader hands over its bytes without a copy only
+		// through WriteTo.
+		return br.WriteTo(fdWriter(fd))
+	}
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var n int64
+	for n < size {
+		chunk := buf
+		if rest := size - n; rest < int64(len(chunk)) {
+			chunk = chunk[:rest]
+		}
+		k, rerr := io.ReadFull(src, chunk)
+		if k > 0 {
+			if _, err := fdWriter(fd).Write(chunk[:k]); err != nil {
+				return n, err
+			}
+			n += int64(k)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+	return n, nil
+}
+
+// fdWriter writes all of p to a file descriptor.
+type fdWriter int
+
+func (w fdWriter) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		k, err := unix.Write(int(w), p[done:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return done, err
+		}
+		done += k
+	}
+	return done, nil
 }
 
 func setMeta(fd int, m Meta) error {
