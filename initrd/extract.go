@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -53,7 +54,8 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 		ino      uint64
 		maj, min uint32
 	}
-	links := map[linkKey][]string{} // names written so far for each inode
+	links := map[linkKey][]string{}     // names written so far for each inode
+	known := map[string]bool{".": true} // directories that exist
 	var dirs []struct {
 		rel  string
 		meta fsroot.Meta
@@ -77,14 +79,18 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 			b.WaitFor(d)
 		}
 		// Parents an image leaves out are made as the kernel would.
-		if err := root.MkdirAll(parentOf(rel), 0o755); err != nil {
-			return err
+		if parent := parentOf(rel); !known[parent] {
+			if err := root.MkdirAll(parent, 0o755); err != nil {
+				return err
+			}
+			known[parent] = true
 		}
 		switch h.Mode & TypeMask {
 		case TypeDir:
 			if err := root.Mkdir(rel, 0o755); err != nil {
 				return err
 			}
+			known[rel] = true
 			dirs = append(dirs, struct {
 				rel  string
 				meta fsroot.Meta
@@ -123,6 +129,13 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 			}
 			b.WriteFile(root, rel, buf, meta, func() {})
 		case TypeLink:
+			// Directories known through a symlink this one replaces
+			// may lead elsewhere now.
+			for d := range known {
+				if strings.HasPrefix(d, rel+"/") {
+					delete(known, d)
+				}
+			}
 			b.Symlink(root, h.Linkname, rel, meta, func() {})
 		case TypeChr, TypeBlk, TypeFifo, TypeSock:
 			if h.Mode&TypeMask != TypeFifo && !o.Devices {
