@@ -170,7 +170,7 @@ func ApplyDirs(root *fsroot.Root, dirs []DirMeta) error {
 func queueEntry(b *fsroot.Batch, root *fsroot.Root, tr *tar.Reader, h *tar.Header, rel string, meta fsroot.Meta, m *Manifest, o UnpackOptions, done func()) (bool, error) {
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeRegA:
-		if h.Size > fsroot.PoolMaxFile {
+		if h.Size > b.MaxFile() {
 			return false, nil
 		}
 		data := make([]byte, h.Size)

@@ -120,7 +120,7 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 					return nil
 				}
 			}
-			if h.Size > fsroot.PoolMaxFile {
+			if h.Size > pool.MaxFile() {
 				return root.WriteFile(rel, data, h.Size, meta)
 			}
 			buf := make([]byte, h.Size)

@@ -10,6 +10,7 @@ import (
 // overlaps well, so while one goroutine reads archives others create the
 // files. Memory held by queued files is bounded.
 type WritePool struct {
+	max    int64 // largest file queued
 	jobs   chan func()
 	wg     sync.WaitGroup
 	mu     sync.Mutex
@@ -17,12 +18,10 @@ type WritePool struct {
 	budget int64 // bytes that may still be queued
 }
 
-// Files larger than this are written by the reading goroutine itself.
-const PoolMaxFile = 1 << 20
 
 // NewWritePool starts workers goroutines with budget bytes of queue.
 func NewWritePool(workers int, budget int64) *WritePool {
-	p := &WritePool{jobs: make(chan func()), budget: budget}
+	p := &WritePool{max: budget / 4, jobs: make(chan func()), budget: budget}
 	p.cond = sync.NewCond(&p.mu)
 	for range workers {
 		go func() {
@@ -33,6 +32,11 @@ func NewWritePool(workers int, budget int64) *WritePool {
 	}
 	return p
 }
+
+// MaxFile is the size of the largest file to queue: a quarter of the
+// budget, so that several big files are written at once and none waits
+// for the whole queue to drain. Larger ones are written by the reader.
+func (p *WritePool) MaxFile() int64 { return p.max }
 
 // Close stops the workers once queued work is done.
 func (p *WritePool) Close() { close(p.jobs) }
@@ -62,6 +66,9 @@ type Batch struct {
 	err     error
 	pending map[string]chan struct{}
 }
+
+// MaxFile is the pool's MaxFile.
+func (b *Batch) MaxFile() int64 { return b.pool.max }
 
 // Batch starts a group of writes to wait for together.
 func (p *WritePool) Batch() *Batch {
