@@ -8,7 +8,8 @@
 # allocation skips inodes freed in the last 60 s (300 s while their inode
 # table blocks are not yet written back), so a build that starts soon
 # after an rm -rf is slowed by it, whichever tool it is. For the same
-# reason the bench first syncs and waits SETTLE seconds (default 60).
+# reason the bench first syncs and waits SETTLE seconds (default 61), and
+# again after each mmdebstrap run.
 set -euo pipefail
 suite=${SUITE:-bookworm}
 variant=${VARIANT:-minbase}
@@ -23,12 +24,15 @@ hook=()
 
 measure() { # name, command...: prints "seconds maxrss_kb"
   local name=$1; shift
+  # Each run starts with the previous runs' data written back, so that
+  # no run pays for another's writeback.
+  sync
   /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/$name.log" 2>&1 || { echo "bench: $name failed:" >&2; tail -20 "$work/$name.log" >&2; exit 1; }
   cat "$work/time"
 }
 
 sync
-sleep "${SETTLE:-60}"
+sleep "${SETTLE:-61}"
 
 warm="$work/warm-cache"
 $nroot bootstrap -q --cache-dir "$warm" --variant="$variant" "$suite" "$work/prime" "$line" >/dev/null
@@ -37,6 +41,10 @@ declare -a mm cold hot
 for i in $(seq "$runs"); do
   read -r t m < <(measure mmdebstrap mmdebstrap --quiet --mode=root --format=directory --variant="$variant" "${hook[@]}" "$suite" "$work/mm-$i" "$line")
   mm+=("$t"); echo "run $i: mmdebstrap ${t}s, ${m} KB"
+  # mmdebstrap unpacks the essential set twice (tar, then dpkg over it),
+  # freeing thousands of inodes; let that pass before the next tool runs.
+  sync
+  sleep "${SETTLE:-61}"
   read -r t m < <(measure nroot-cold $nroot bootstrap -q --cache-dir "$work/cold-$i" --variant="$variant" "$suite" "$work/cold-root-$i" "$line")
   cold+=("$t"); echo "run $i: nroot cold ${t}s, ${m} KB"
   read -r t m < <(measure nroot-warm $nroot bootstrap -q --cache-dir "$warm" --variant="$variant" "$suite" "$work/warm-root-$i" "$line")

@@ -1,31 +1,47 @@
 #!/usr/bin/env bash
 # Lists and extracts real dracut images (40 MB or more) with nroot, with
 # lsinitrd and with 3cpio, and prints the times and ratios. Two images of
-# one node root: the one nroot node builds (zstd) and one its dracut
+# each node root: the one nroot node builds (zstd) and one its dracut
 # builds with --gzip (dracut 059's default). lsinitrd runs in the node
 # image that made them; 3cpio (Debian unstable's package, which needs
 # glibc 2.39 and runs the zstd/xz/lz4 programs) runs inside a trixie
 # root. Needs root.
-#   ROOT=dir holding boot/initrd.img-* with dracut installed (default:
-#   built with nroot bootstrap + nroot node into the cache)
+#   ROOT=dir holding boot/initrd.img-* with dracut installed, or
+#   SUITES="bookworm trixie" (default): node roots built with nroot
+#   bootstrap + nroot node into the cache
 #   RUNS=n: best of n (default 3)
 set -euo pipefail
 nroot=${NROOT:-$PWD/bin/nroot}
 runs=${RUNS:-3}
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/nroot/bench
 mkdir -p "$cache"
-root=${ROOT:-$cache/bookworm-node}
-if [ ! -e "$root/boot/nroot-cmdline" ]; then
-  rm -rf "$root"
-  "$nroot" bootstrap -q bookworm "$root"
-  "$nroot" node -q "$root"
+# node roots: ROOT, or one per suite of SUITES built with nroot
+roots=()
+if [ -n "${ROOT:-}" ]; then
+  roots=("$ROOT")
+else
+  for suite in ${SUITES:-bookworm trixie}; do
+    root=$cache/$suite-node
+    if [ ! -e "$root/boot/nroot-cmdline" ]; then
+      rm -rf "$root"
+      "$nroot" bootstrap -q "$suite" "$root"
+      "$nroot" node -q "$root"
+    fi
+    roots+=("$root")
+  done
 fi
-img=$(ls "$root"/boot/initrd.img-* | head -1)
-kver=${img##*/initrd.img-}
-gz=$root/var/tmp/nroot-bench-gzip.img
-if [ ! -s "$gz" ] || [ "$gz" -ot "$img" ]; then
-  "$nroot" run -q --no-dns "$root" -- dracut -q --force --gzip /var/tmp/nroot-bench-gzip.img "$kver" >/dev/null
-fi
+# in each: the image nroot node built, and a gzip one from the same dracut
+images=()
+for root in "${roots[@]}"; do
+  img=$(ls "$root"/boot/initrd.img-* | head -1)
+  kver=${img##*/initrd.img-}
+  gz=$root/var/tmp/nroot-bench-gzip.img
+  if [ ! -s "$gz" ] || [ "$gz" -ot "$img" ]; then
+    "$nroot" run -q --no-dns "$root" -- dracut -q --force --gzip /var/tmp/nroot-bench-gzip.img "$kver" >"$cache/dracut.log" 2>&1 ||
+      { cat "$cache/dracut.log" >&2; exit 1; }
+  fi
+  images+=("$root:$img" "$root:$gz")
+done
 
 trixie=$cache/trixie-3cpio
 if [ ! -x "$trixie/usr/local/bin/3cpio" ] || [ ! -x "$trixie/usr/bin/zstd" ]; then
@@ -51,29 +67,39 @@ trap 'rm -rf "$out"' EXIT
 sync
 sleep "${SETTLE:-60}"
 
-# best of $runs, in seconds, of a command run inside an image; $i is the
-# run number.
+# one run, in milliseconds, of a command inside an image or on the host
 inside() { # root, image dir, command
   "$nroot" run -q --no-dns --no-package-cache --bind "$2:/img" --bind "$out:/out" "$1" -- sh -c "
-    for i in \$(seq $runs); do s=\$(date +%s%N); $3 >/dev/null 2>&1 || echo fail >&2; e=\$(date +%s%N); echo \$(( (e - s) / 1000000 )); done" |
-    sort -n | head -1 | awk '{ printf "%.3f", $1 / 1000 }'
+    s=\$(date +%s%N); $3 >/dev/null 2>&1 || echo fail >&2; e=\$(date +%s%N); echo \$(( (e - s) / 1000000 ))"
 }
-host() { # command, with $i the run number
-  for i in $(seq "$runs"); do
-    s=$(date +%s%N); eval "$1" >/dev/null 2>&1 || echo fail >&2; e=$(date +%s%N); echo $(( (e - s) / 1000000 ))
-  done | sort -n | head -1 | awk '{ printf "%.3f", $1 / 1000 }'
+host() { # command
+  local s e
+  s=$(date +%s%N); eval "$1" >/dev/null 2>&1 || echo fail >&2; e=$(date +%s%N); echo $(( (e - s) / 1000000 ))
 }
+best() { sort -n | head -1 | awk '{ printf "%.3f", $1 / 1000 }'; }
 
-for image in "$img" "$gz"; do
+for pair in "${images[@]}"; do
+  root=${pair%%:*}
+  image=${pair#*:}
   base=$(basename "$image")
   dir=$(dirname "$image")
-  echo "image: $image ($(( $(stat -c %s "$image") / 1048576 )) MiB, $("$nroot" initrd ls --segments "$image" | awk 'NR > 1 { print $5 }' | sort -u | paste -sd,))"
-  tag=$(echo "$base" | tr -c 'a-z0-9' _)
-  t_nroot=$(host "$nroot initrd ls --long $image")
-  t_lsinitrd=$(inside "$root" "$dir" "lsinitrd /img/$base")
-  t_3cpio=$(inside "$trixie" "$dir" "/usr/local/bin/3cpio -tv /img/$base")
-  t_nroot_x=$(host "$nroot initrd extract $image $out/nroot-$tag-\$i")
-  t_3cpio_x=$(inside "$trixie" "$dir" "mkdir /out/3cpio-$tag-\$i && /usr/local/bin/3cpio -x -C /out/3cpio-$tag-\$i /img/$base")
+  version=$(sed -n 's/^DRACUT_VERSION=//p' "$root"/usr/lib/dracut/dracut-version.sh 2>/dev/null || true)
+  mib=$(( $(stat -c %s "$image") / 1048576 ))
+  comp=$("$nroot" initrd ls --segments "$image" | awk 'NR > 1 { print $5 }' | sort -u | paste -sd,)
+  echo "image: $image, dracut $version ($mib MiB, $comp)"
+  tag=$(echo "$image" | tr -c 'a-z0-9' _)
+  # The tools take turns, run by run, so a slow spell of the machine
+  # falls on all of them; each gets its best of $runs.
+  : >"$out/n" >"$out/l" >"$out/c" >"$out/nx" >"$out/cx"
+  for i in $(seq "$runs"); do
+    host "$nroot initrd ls --long $image" >>"$out/n"
+    inside "$root" "$dir" "lsinitrd /img/$base" >>"$out/l"
+    inside "$trixie" "$dir" "/usr/local/bin/3cpio -tv /img/$base" >>"$out/c"
+    host "$nroot initrd extract $image $out/nroot-$tag-$i" >>"$out/nx"
+    inside "$trixie" "$dir" "mkdir /out/3cpio-$tag-$i && /usr/local/bin/3cpio -x -C /out/3cpio-$tag-$i /img/$base" >>"$out/cx"
+  done
+  t_nroot=$(best <"$out/n") t_lsinitrd=$(best <"$out/l") t_3cpio=$(best <"$out/c")
+  t_nroot_x=$(best <"$out/nx") t_3cpio_x=$(best <"$out/cx")
   echo "  list:    nroot ${t_nroot}s, lsinitrd ${t_lsinitrd}s, 3cpio ${t_3cpio}s"
   echo "  extract: nroot ${t_nroot_x}s, 3cpio ${t_3cpio_x}s"
   awk -v n="$t_nroot" -v l="$t_lsinitrd" -v c="$t_3cpio" -v nx="$t_nroot_x" -v cx="$t_3cpio_x" 'BEGIN {
