@@ -2,6 +2,7 @@ package apt
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,4 +153,43 @@ func FuzzReadLock(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Sources takes MIRROR arguments as they are, without the network, and
+// refuses a configuration it cannot use.
+func TestSourcesFromArguments(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want []string
+		err  string
+	}{
+		{"bare uri", Config{Suite: "trixie", Mirrors: []string{"http://mirror.invalid/debian"}},
+			[]string{"deb http://mirror.invalid/debian trixie main"}, ""},
+		{"one-line entries", Config{Suite: "trixie", Components: []string{"main", "contrib"}, Mirrors: []string{
+			"deb http://mirror.invalid/debian trixie main contrib", "deb http://mirror.invalid/debian-security trixie-security main"}},
+			[]string{"deb http://mirror.invalid/debian trixie main contrib", "deb http://mirror.invalid/debian-security trixie-security main"}, ""},
+		{"no suite", Config{Mirrors: []string{"http://mirror.invalid/debian"}}, nil, "no suite"},
+		{"empty mirror", Config{Suite: "trixie", Mirrors: []string{" "}}, nil, "empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srcs, err := Sources(context.Background(), tc.cfg, Options{})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range srcs {
+				got = append(got, s.String())
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
 }

@@ -18,7 +18,6 @@ type WritePool struct {
 	budget int64 // bytes that may still be queued
 }
 
-
 // NewWritePool starts workers goroutines with budget bytes of queue.
 func NewWritePool(workers int, budget int64) *WritePool {
 	p := &WritePool{max: budget / 4, jobs: make(chan func()), budget: budget}
