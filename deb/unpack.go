@@ -72,6 +72,11 @@ func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (m *Manifest, er
 		}()
 	}
 	for {
+		if b != nil {
+			if err := b.Err(); err != nil {
+				return m, err
+			}
+		}
 		h, err := tr.Next()
 		if err == io.EOF {
 			break

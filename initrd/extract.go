@@ -61,6 +61,9 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 		meta fsroot.Meta
 	}
 	_, err = Scan(r, func(h *Header, data io.Reader) error {
+		if err := b.Err(); err != nil {
+			return err
+		}
 		if !Match(h.Name, o.Globs) {
 			return nil
 		}

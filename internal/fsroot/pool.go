@@ -82,6 +82,14 @@ func (b *Batch) fail(err error) {
 	b.mu.Unlock()
 }
 
+// Err is the first error of a queued write so far, so a reader can stop
+// early.
+func (b *Batch) Err() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
 // WaitFor blocks until a queued write of rel, if any, is done.
 func (b *Batch) WaitFor(rel string) {
 	b.mu.Lock()
