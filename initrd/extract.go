@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -81,19 +80,25 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 		for d := rel; d != "."; d = parentOf(d) {
 			b.WaitFor(d)
 		}
+		// Something else in place of a known directory (a symlink to one
+		// that was walked through) may lead elsewhere now: forget them all.
+		if known[rel] && h.Mode&TypeMask != TypeDir {
+			clear(known)
+			known["."] = true
+		}
 		// Parents an image leaves out are made as the kernel would.
 		if parent := parentOf(rel); !known[parent] {
 			if err := root.MkdirAll(parent, 0o755); err != nil {
 				return err
 			}
-			known[parent] = true
+			markKnown(known, parent)
 		}
 		switch h.Mode & TypeMask {
 		case TypeDir:
 			if err := root.Mkdir(rel, 0o755); err != nil {
 				return err
 			}
-			known[rel] = true
+			markKnown(known, rel)
 			dirs = append(dirs, struct {
 				rel  string
 				meta fsroot.Meta
@@ -132,13 +137,6 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 			}
 			b.WriteFile(root, rel, buf, meta, func() {})
 		case TypeLink:
-			// Directories known through a symlink this one replaces
-			// may lead elsewhere now.
-			for d := range known {
-				if strings.HasPrefix(d, rel+"/") {
-					delete(known, d)
-				}
-			}
 			b.Symlink(root, h.Linkname, rel, meta, func() {})
 		case TypeChr, TypeBlk, TypeFifo, TypeSock:
 			if h.Mode&TypeMask != TypeFifo && !o.Devices {
@@ -162,6 +160,13 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 		root.Chtimes(dirs[i].rel, dirs[i].meta.ModTime)
 	}
 	return res, nil
+}
+
+// markKnown records that dir and its parents exist.
+func markKnown(known map[string]bool, dir string) {
+	for d := dir; d != "." && !known[d]; d = parentOf(d) {
+		known[d] = true
+	}
 }
 
 func parentOf(rel string) string {

@@ -2,6 +2,7 @@ package initrd
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -189,5 +190,41 @@ func TestDiffAndVerifyNameWhatIsMissing(t *testing.T) {
 		if !failed[want] {
 			t.Errorf("check %s did not fail on an image without it: %+v", want, checks)
 		}
+	}
+}
+
+// TestExtractKeepsOrder checks what the write pool must not change: a
+// later entry of a name wins, and a write through a symlink goes where the
+// symlink points when that entry comes, also after the symlink is
+// replaced, as the kernel unpacks.
+func TestExtractKeepsOrder(t *testing.T) {
+	var recs []Record
+	recs = append(recs, Directory("one", 0o755), Directory("two", 0o755), Symlink("l", "one"))
+	for i := range 200 {
+		recs = append(recs, StaticFile(fmt.Sprintf("l/d/f%d", i), []byte("first"), 0o644))
+	}
+	recs = append(recs, Symlink("l", "two"), StaticFile("l/d/g", []byte("second"), 0o644))
+	for i := range 200 {
+		recs = append(recs, StaticFile(fmt.Sprintf("same%d", i%3), []byte(fmt.Sprint(i)), 0o644))
+	}
+	var img bytes.Buffer
+	if err := WriteArchive(&img, recs); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := Extract(bytes.NewReader(img.Bytes()), dir, ExtractOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"one/d/f0": "first", "one/d/f199": "first", "two/d/g": "second", "same0": "198", "same1": "199", "same2": "197"}
+	for name, content := range want {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != content {
+			t.Errorf("%s: %q, %v; want %q", name, b, err, content)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "two/d/f0")); err == nil {
+		t.Error("two/d/f0 exists: a write went through the later symlink")
+	}
+	if l, _ := os.Readlink(filepath.Join(dir, "l")); l != "two" {
+		t.Errorf("l -> %q, want two", l)
 	}
 }
