@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"fmt"
 	"io"
-	"path"
 	"strings"
 	"time"
 
@@ -101,10 +100,7 @@ func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (m *Manifest, er
 			m.Paths = append(m.Paths, "/"+rel)
 		}
 		if b != nil {
-			// A queued symlink may be on this entry's way.
-			for d := path.Dir(rel); d != "." && d != "/"; d = path.Dir(d) {
-				b.WaitFor(d)
-			}
+			b.WaitForParents(rel)
 		}
 		switch h.Typeflag {
 		case tar.TypeDir:

@@ -77,9 +77,8 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 		meta := fsroot.Meta{Mode: h.Mode & 0o7777, UID: h.UID, GID: h.GID, Chown: o.Chown, ModTime: h.ModTime}
 		// A queued write of this path, or of a symlink on its way, goes
 		// first.
-		for d := rel; d != "."; d = parentOf(d) {
-			b.WaitFor(d)
-		}
+		b.WaitFor(rel)
+		b.WaitForParents(rel)
 		// Something else in place of a known directory (a symlink to one
 		// that was walked through) may lead elsewhere now: forget them all.
 		if known[rel] && h.Mode&TypeMask != TypeDir {
@@ -133,7 +132,7 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 			}
 			buf := make([]byte, h.Size)
 			if _, err := io.ReadFull(data, buf); err != nil {
-				return fmt.Errorf("entry %q: %w", h.Name, err)
+				return err // the reader names the entry and segment
 			}
 			b.WriteFile(root, rel, buf, meta, func() {})
 		case TypeLink:

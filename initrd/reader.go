@@ -23,7 +23,7 @@ type Segment struct {
 // by byte without over-reading, and takes back the few bytes a decoder
 // reads past its stream's end to find that it ended.
 type counter struct {
-	raw  *rawCounter
+	raw  *countingReader
 	br   *bufio.Reader // over raw
 	back []byte        // pushed-back bytes, served first (last element first)
 	hist [8]byte
@@ -31,7 +31,7 @@ type counter struct {
 }
 
 func newCounter(r io.Reader) *counter {
-	raw := &rawCounter{r: r}
+	raw := &countingReader{r: r}
 	return &counter{raw: raw, br: bufio.NewReaderSize(raw, 256<<10)}
 }
 
@@ -50,18 +50,6 @@ func (c *counter) direct() byteReader {
 		return c.br
 	}
 	return c
-}
-
-// rawCounter counts the bytes read from the image.
-type rawCounter struct {
-	r io.Reader
-	n int64
-}
-
-func (c *rawCounter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // remember keeps the last len(hist) bytes read, for unread.
@@ -158,13 +146,14 @@ func (o *overread) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// segCounter counts the uncompressed bytes of a segment.
-type segCounter struct {
+// countingReader counts the bytes read through it: from the image under
+// the buffer, and of each segment's cpio stream.
+type countingReader struct {
 	r io.Reader
 	n int64
 }
 
-func (s *segCounter) Read(p []byte) (int, error) {
+func (s *countingReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
 	s.n += int64(n)
 	return n, err
@@ -185,7 +174,7 @@ func (e *FormatError) Error() string {
 type Reader struct {
 	src      *counter
 	segs     []Segment
-	cur      *segCounter // the current segment's cpio stream, nil between segments
+	cur      *countingReader // the current segment's cpio stream, nil between segments
 	closeDec func()
 	remain   int64 // body bytes of the current entry not yet read
 	pad      int64 // padding after the body
@@ -268,7 +257,7 @@ func (r *Reader) startSegment() (bool, error) {
 	if len(magic) == 6 && string(magic[:5]) == "07070" && (magic[5] == '1' || magic[5] == '2' || magic[5] == '7') {
 		seg.Compression = None
 		r.segs = append(r.segs, seg)
-		r.cur = &segCounter{r: r.src}
+		r.cur = &countingReader{r: r.src}
 		r.closeDec = func() {}
 		return true, nil
 	}
@@ -296,7 +285,7 @@ func (r *Reader) startSegment() (bool, error) {
 	case Bzip2:
 		dec = &overread{r: dec, src: r.src, msg: "bzip2 data invalid: bad magic value in continuation file", k: 2}
 	}
-	r.cur, r.closeDec = &segCounter{r: dec}, closeDec
+	r.cur, r.closeDec = &countingReader{r: dec}, closeDec
 	return true, nil
 }
 

@@ -256,28 +256,7 @@ func copyTo(fd int, src io.Reader, size int64) (int64, error) {
 	}
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
-	buf := *bp
-	var n int64
-	for n < size {
-		chunk := buf
-		if rest := size - n; rest < int64(len(chunk)) {
-			chunk = chunk[:rest]
-		}
-		k, rerr := io.ReadFull(src, chunk)
-		if k > 0 {
-			if _, err := fdWriter(fd).Write(chunk[:k]); err != nil {
-				return n, err
-			}
-			n += int64(k)
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
-	return n, nil
+	return io.CopyBuffer(fdWriter(fd), io.LimitReader(src, size), *bp)
 }
 
 // fdWriter writes all of p to a file descriptor.

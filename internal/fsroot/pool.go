@@ -2,6 +2,7 @@ package fsroot
 
 import (
 	"bytes"
+	"path"
 	"sync"
 )
 
@@ -88,6 +89,14 @@ func (b *Batch) Err() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.err
+}
+
+// WaitForParents waits for queued writes of every directory above rel:
+// one of them may be a symlink that rel's path goes through.
+func (b *Batch) WaitForParents(rel string) {
+	for d := path.Dir(rel); d != "." && d != "/"; d = path.Dir(d) {
+		b.WaitFor(d)
+	}
 }
 
 // WaitFor blocks until a queued write of rel, if any, is done.
