@@ -10,10 +10,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"nroot/internal/testenv"
 	"nroot/nfscheck"
 	"nroot/node"
+	"nroot/nspawn"
 	"nroot/rootfs"
 )
 
@@ -126,6 +129,16 @@ func pipeline(t *testing.T, suite string, twice bool) map[string]float64 {
 		}
 		return nil
 	})
+	st.run("initrd-list", func() error {
+		n, err := listAgreesWithCpio(filepath.Join(root, k.Initrd))
+		t.Logf("initrd ls: %d entries, equal to cpio -t segment by segment", n)
+		return err
+	})
+	if twice {
+		st.run("initrd-verify-omit", func() error {
+			return verifyNamesWhatIsOmitted(ctx, root, k.Version)
+		})
+	}
 	var srv *ganesha.Server
 	var cfg *node.ExportConfig
 	st.run("export", func() error {
@@ -270,4 +283,118 @@ func boot(ctx context.Context, root string, k node.Kernel, cmdline, log string) 
 		return p, fmt.Errorf("the node stopped before its probe reported (%v)", err)
 	}
 	return p, nil
+}
+
+// decompressors are the programs that undo each compression, for cpio -t.
+var decompressors = map[initrd.Compression][]string{
+	initrd.None: {"cat"}, initrd.Gzip: {"gzip", "-dc"}, initrd.Zstd: {"zstd", "-dcq"}, initrd.XZ: {"xz", "-dc"},
+	initrd.LZMA: {"xz", "-dc", "--format=lzma"}, initrd.LZ4: {"lz4", "-dcq"}, initrd.LZ4Legacy: {"lz4", "-dcq"}, initrd.Bzip2: {"bzip2", "-dc"},
+}
+
+// listAgreesWithCpio lists a real image with initrd's reader and, segment
+// by segment, with the compressor's own program and GNU cpio -t; the
+// entry lists must be equal.
+func listAgreesWithCpio(image string) (int, error) {
+	f, err := os.Open(image)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	perSeg := map[int][]string{}
+	segs, err := initrd.Scan(f, func(h *initrd.Header, _ io.Reader) error {
+		perSeg[h.Segment] = append(perSeg[h.Segment], h.Name)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, seg := range segs {
+		argv := decompressors[seg.Compression]
+		if argv == nil {
+			return 0, fmt.Errorf("segment %d: no program for %s", seg.Index, seg.Compression)
+		}
+		dec := exec.Command(argv[0], argv[1:]...)
+		dec.Stdin = io.NewSectionReader(f, seg.Offset, seg.CompressedSize)
+		pipe, err := dec.StdoutPipe()
+		if err != nil {
+			return 0, err
+		}
+		list := exec.Command("cpio", "--quiet", "-t")
+		list.Stdin = pipe
+		var out, errs strings.Builder
+		list.Stdout, list.Stderr, dec.Stderr = &out, &errs, &errs
+		if err := dec.Start(); err != nil {
+			return 0, err
+		}
+		if err := list.Run(); err != nil {
+			return 0, fmt.Errorf("segment %d: cpio -t: %v: %s", seg.Index, err, errs.String())
+		}
+		if err := dec.Wait(); err != nil {
+			return 0, fmt.Errorf("segment %d: %s: %v: %s", seg.Index, argv[0], err, errs.String())
+		}
+		want := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		if got := perSeg[seg.Index]; !slices.Equal(got, want) {
+			return 0, fmt.Errorf("segment %d (%s): initrd lists %d entries, cpio -t %d; first difference %s", seg.Index, seg.Compression, len(got), len(want), firstDifference(got, want))
+		}
+		total += len(want)
+	}
+	return total, nil
+}
+
+func firstDifference(a, b []string) string {
+	for i := range max(len(a), len(b)) {
+		x, y := "(end)", "(end)"
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			return fmt.Sprintf("at %d: %q vs %q", i, x, y)
+		}
+	}
+	return "none"
+}
+
+// verifyNamesWhatIsOmitted builds a second image in the node root with
+// the image's own dracut, leaving out the nfs and overlay modules, and
+// checks that verify --nfs --overlay fails on it, naming those checks.
+func verifyNamesWhatIsOmitted(ctx context.Context, root, kver string) error {
+	r, err := nspawn.New(root)
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	r.Stdout, r.Stderr = &out, &out
+	const img = "/var/tmp/nroot-e2e-omit.img"
+	defer os.Remove(filepath.Join(root, img))
+	if err := r.Run(ctx, "dracut", "-q", "--force", "--omit", "nfs overlay-root overlayfs", img, kver); err != nil {
+		return fmt.Errorf("dracut --omit: %v\n%s", err, out.String())
+	}
+	f, err := os.Open(filepath.Join(root, img))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	checks, _, err := initrd.Verify(f, initrd.VerifyOptions{NFS: true, Overlay: true, Kver: kver, Rootfs: root})
+	if err != nil {
+		return err
+	}
+	status := map[string]bool{}
+	for _, c := range checks {
+		status[c.Name] = c.Pass
+	}
+	for _, name := range []string{"dracut-nfs", "nfs-mount", "nfs-lib", "overlay-hook"} {
+		if pass, ok := status[name]; !ok || pass {
+			return fmt.Errorf("check %s did not fail on an image built without nfs and overlay: %+v", name, checks)
+		}
+	}
+	for _, name := range []string{"init", "dracut-base", "elf-deps"} {
+		if !status[name] {
+			return fmt.Errorf("check %s failed on an image that has it: %+v", name, checks)
+		}
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -81,7 +82,7 @@ func openSegment(c Compression, r byteReader) (io.Reader, func(), error) {
 		return z, func() {}, nil
 	case Zstd:
 		fr := &zstdFrames{r: r}
-		z, err := zstd.NewReader(fr, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+		z, err := zstd.NewReader(fr, zstd.WithDecoderConcurrency(zstdConcurrency()), zstd.WithDecoderMaxMemory(1<<30))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -101,6 +102,19 @@ func openSegment(c Compression, r byteReader) (io.Reader, func(), error) {
 		return z, func() {}, nil
 	}
 	return nil, nil, fmt.Errorf("unsupported compression %s", c)
+}
+
+// zstdConcurrency is how many blocks the zstd decoder keeps in flight.
+// With more than one CPU, the stream decoder decodes the literals and
+// sequences of later blocks while earlier ones are executed; on two
+// CPUs a bookworm image (190 MB of modules) lists in 0.13 s with 16
+// blocks in flight against 0.19 s decoding synchronously, for about
+// 20 MB more memory. On one CPU the pipeline only adds work.
+func zstdConcurrency() int {
+	if n := runtime.GOMAXPROCS(0); n > 1 {
+		return min(8*n, 16)
+	}
+	return 1
 }
 
 // zstdFrames passes through exactly the zstd frames (and skippable

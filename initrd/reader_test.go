@@ -2,13 +2,19 @@ package initrd
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/gzip"
 
 	"nroot/internal/testenv"
 )
@@ -210,4 +216,132 @@ func FuzzReader(f *testing.F) {
 			io.Copy(io.Discard, io.LimitReader(r, 1<<20))
 		}
 	})
+}
+
+// sparseData is n bytes of zeros with 4 KiB of pseudo-random bytes at
+// the start of every MiB: cheap to compress, yet not only runs.
+type sparseData struct {
+	n, off int64
+	rnd    *rand.Rand
+}
+
+func (s *sparseData) Read(p []byte) (int, error) {
+	if s.off >= s.n {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), s.n-s.off)]
+	for i := range p {
+		p[i] = 0
+	}
+	for i := range p {
+		if (s.off+int64(i))%(1<<20) < 4096 {
+			p[i] = byte(s.rnd.Uint32())
+		}
+	}
+	s.off += int64(len(p))
+	return len(p), nil
+}
+
+// TestListingMemoryBounded lists a 1 GiB image (an early archive, then
+// a zstd and a gzip segment holding 1 GiB of files) in a child process
+// and checks its peak RSS stays under 64 MiB: bodies are streamed, not
+// held.
+func TestListingMemoryBounded(t *testing.T) {
+	if img := os.Getenv("NROOT_TEST_LIST_IMAGE"); img != "" {
+		f, err := os.Open(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		n := 0
+		if _, err := Scan(f, func(h *Header, data io.Reader) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if n != 2+8+4 {
+			t.Fatalf("%d entries", n)
+		}
+		// The peak of this process's own memory: the rusage of a child
+		// also counts the parent's, whose memory it shared until exec.
+		status, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(l, "VmHWM:") {
+				fmt.Println(l)
+			}
+		}
+		return
+	}
+	if testing.Short() {
+		t.Skip("writes a 1 GiB image")
+	}
+	path := filepath.Join(t.TempDir(), "big.img")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	early := NewWriter(f)
+	early.WriteHeader(&Header{Name: "early_cpio", Mode: TypeReg | 0o644, Size: 2, NLink: 1})
+	early.Write([]byte("1\n"))
+	early.WriteHeader(&Header{Name: "kernel", Mode: TypeDir | 0o755, NLink: 2})
+	if err := early.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, seg := range []struct {
+		c     Compression
+		files int
+	}{{Zstd, 8}, {Gzip, 4}} {
+		var z io.WriteCloser
+		if seg.c == Gzip {
+			z, err = gzip.NewWriterLevel(f, gzip.BestSpeed)
+		} else {
+			z, err = compressor(seg.c, f)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := NewWriter(z)
+		for i := range seg.files {
+			size := 1<<30/12 + int64(i)
+			if err := w.WriteHeader(&Header{Name: fmt.Sprintf("%s/file%d", seg.c, i), Mode: TypeReg | 0o644, Size: size, NLink: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.Copy(w, &sparseData{n: size, rnd: rnd}); err != nil {
+				t.Fatal(err)
+			}
+			total += size
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := z.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if total < 1<<30 {
+		t.Fatalf("only %d bytes of files", total)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestListingMemoryBounded$")
+	cmd.Env = append(os.Environ(), "NROOT_TEST_LIST_IMAGE="+path)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("listing: %v\n%s", err, out)
+	}
+	var kb int64
+	if m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(out); m != nil {
+		kb, _ = strconv.ParseInt(string(m[1]), 10, 64)
+	} else {
+		t.Fatalf("no VmHWM from the listing process:\n%s", out)
+	}
+	rss := kb << 10
+	t.Logf("peak RSS listing %d bytes of files: %d MiB", total, rss>>20)
+	if rss >= 64<<20 {
+		t.Fatalf("peak RSS %d MiB listing a 1 GiB image, want < 64 MiB", rss>>20)
+	}
 }
