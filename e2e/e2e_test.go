@@ -135,7 +135,7 @@ func pipeline(t *testing.T, suite string, twice bool) map[string]float64 {
 		return err
 	})
 	if twice {
-		st.run("initrd-verify-omit", func() error {
+		st.run("initrd-omit", func() error {
 			return verifyNamesWhatIsOmitted(ctx, root, k.Version)
 		})
 	}

@@ -103,6 +103,8 @@ type Change struct {
 type DiffResult struct {
 	Changes              []Change            `json:"changes"`
 	ByTopDir             map[string][]Change `json:"-"`
+	KernelsAdded         []string            `json:"kernels_added,omitempty"`
+	KernelsRemoved       []string            `json:"kernels_removed,omitempty"`
 	KernelModulesAdded   []string            `json:"kernel_modules_added,omitempty"`
 	KernelModulesRemoved []string            `json:"kernel_modules_removed,omitempty"`
 	KernelModulesChanged []string            `json:"kernel_modules_changed,omitempty"`
@@ -124,19 +126,7 @@ func Diff(a, b io.Reader) (*DiffResult, error) {
 		return nil, fmt.Errorf("second image: %w", err)
 	}
 	res := &DiffResult{ByTopDir: map[string][]Change{}}
-	paths := map[string]bool{}
-	for p := range ea {
-		paths[p] = true
-	}
-	for p := range eb {
-		paths[p] = true
-	}
-	var sorted []string
-	for p := range paths {
-		sorted = append(sorted, p)
-	}
-	sort.Strings(sorted)
-	for _, p := range sorted {
+	for _, p := range sortedKeys(ea, eb) {
 		x, inA := ea[p]
 		y, inB := eb[p]
 		var c Change
@@ -156,16 +146,24 @@ func Diff(a, b io.Reader) (*DiffResult, error) {
 		res.Changes = append(res.Changes, c)
 		top, _, _ := strings.Cut(p, "/")
 		res.ByTopDir[top] = append(res.ByTopDir[top], c)
-		if isKernelModule(p) {
-			mod := path.Base(p)
-			switch c.Kind {
-			case "added":
-				res.KernelModulesAdded = append(res.KernelModulesAdded, mod)
-			case "removed":
-				res.KernelModulesRemoved = append(res.KernelModulesRemoved, mod)
-			default:
-				res.KernelModulesChanged = append(res.KernelModulesChanged, mod)
-			}
+	}
+	res.KernelsAdded = minus(ib.KernelVersions, ia.KernelVersions)
+	res.KernelsRemoved = minus(ia.KernelVersions, ib.KernelVersions)
+	// Modules by name, as modprobe knows them, so that a kernel update
+	// or a change of module compression is not every module twice.
+	ma, mb := kernelModules(ea), kernelModules(eb)
+	for _, name := range sortedKeys(ma, mb) {
+		x, inA := ma[name]
+		y, inB := mb[name]
+		switch {
+		case !inA:
+			res.KernelModulesAdded = append(res.KernelModulesAdded, name)
+		case !inB:
+			res.KernelModulesRemoved = append(res.KernelModulesRemoved, name)
+		case x != y && len(res.KernelsAdded) == 0 && len(res.KernelsRemoved) == 0:
+			// Across kernel versions every module differs; only the
+			// same kernel's modules are compared by content.
+			res.KernelModulesChanged = append(res.KernelModulesChanged, name)
 		}
 	}
 	res.DracutModulesAdded = minus(ib.DracutModules, ia.DracutModules)
@@ -175,6 +173,35 @@ func Diff(a, b io.Reader) (*DiffResult, error) {
 
 func isKernelModule(p string) bool {
 	return kernelVersionOf(p) != "" && (strings.HasSuffix(p, ".ko") || strings.Contains(path.Base(p), ".ko."))
+}
+
+// kernelModules maps each module name of an image to what identifies
+// its files: their paths below the kernel version and their hashes.
+func kernelModules(entries map[string]Entry) map[string]string {
+	out := map[string]string{}
+	for _, p := range sortedKeys(entries) {
+		e := entries[p]
+		if e.Type == "file" && isKernelModule(p) {
+			out[moduleName(p)] += p + ":" + e.SHA256 + ";"
+		}
+	}
+	return out
+}
+
+// sortedKeys returns the keys of the maps, sorted, each once.
+func sortedKeys[V any](maps ...map[string]V) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range maps {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func minus(a, b []string) []string {

@@ -160,6 +160,51 @@ func TestExtractIsSafe(t *testing.T) {
 	}
 }
 
+// TestDiffKernelModules checks the module summary: by module name, so a
+// kernel update or recompressed modules are not every module twice, and
+// contents compared only within the same kernel.
+func TestDiffKernelModules(t *testing.T) {
+	type files map[string]string
+	image := func(fs files) []byte {
+		dir := t.TempDir()
+		for name, data := range fs {
+			os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)
+			os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644)
+		}
+		var b bytes.Buffer
+		if err := Pack(&b, dir, PackOptions{Compression: Zstd}); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	const k1, k2 = "usr/lib/modules/6.1.0-1-amd64/kernel/", "usr/lib/modules/6.1.0-2-amd64/kernel/"
+	tests := []struct {
+		name                                  string
+		a, b                                  files
+		added, removed, changed, kernelsAdded string
+	}{
+		{"same kernel", files{k1 + "fs/nfs/nfs.ko": "a", k1 + "fs/overlayfs/overlay.ko": "o", k1 + "net/sunrpc/sunrpc.ko": "s"},
+			files{k1 + "fs/nfs/nfs.ko": "b", k1 + "fs/overlayfs/overlay.ko": "o", k1 + "fs/nfs/nfsv4.ko": "4"}, "nfsv4", "sunrpc", "nfs", ""},
+		{"recompressed", files{k1 + "fs/nfs/nfs.ko": "a", k1 + "drivers/md/dm-mod.ko": "d"},
+			files{k1 + "fs/nfs/nfs.ko.xz": "xa", k1 + "drivers/md/dm-mod.ko.xz": "xd"}, "", "", "dm_mod nfs", ""},
+		{"kernel update", files{k1 + "fs/nfs/nfs.ko": "a", k1 + "fs/overlayfs/overlay.ko": "o"},
+			files{k2 + "fs/nfs/nfs.ko.zst": "b", k2 + "fs/nfs/nfsv4.ko.zst": "4"}, "nfsv4", "overlay", "", "6.1.0-2-amd64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := Diff(bytes.NewReader(image(tt.a)), bytes.NewReader(image(tt.b)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []string{strings.Join(res.KernelModulesAdded, " "), strings.Join(res.KernelModulesRemoved, " "), strings.Join(res.KernelModulesChanged, " "), strings.Join(res.KernelsAdded, " ")}
+			want := []string{tt.added, tt.removed, tt.changed, tt.kernelsAdded}
+			if !slices.Equal(got, want) {
+				t.Errorf("added, removed, changed, kernels added = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 func TestDiffAndVerifyNameWhatIsMissing(t *testing.T) {
 	dir := tree(t, "")
 	var a, b bytes.Buffer
@@ -173,7 +218,7 @@ func TestDiffAndVerifyNameWhatIsMissing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Changed == 0 || res.Added == 0 || len(res.KernelModulesAdded) != 1 || res.KernelModulesAdded[0] != "overlay.ko" {
+	if res.Changed == 0 || res.Added == 0 || len(res.KernelModulesAdded) != 1 || res.KernelModulesAdded[0] != "overlay" || len(res.KernelsAdded) != 1 {
 		t.Fatalf("diff %+v", res)
 	}
 	checks, _, err := Verify(bytes.NewReader(b.Bytes()), VerifyOptions{NFS: true, Overlay: true})

@@ -127,7 +127,7 @@ differ, as diff(1).`,
 				for _, s := range []struct {
 					label string
 					v     []string
-				}{{"kernel modules added", res.KernelModulesAdded}, {"kernel modules removed", res.KernelModulesRemoved}, {"kernel modules changed", res.KernelModulesChanged},
+				}{{"kernels added", res.KernelsAdded}, {"kernels removed", res.KernelsRemoved}, {"kernel modules added", res.KernelModulesAdded}, {"kernel modules removed", res.KernelModulesRemoved}, {"kernel modules changed", res.KernelModulesChanged},
 					{"dracut modules added", res.DracutModulesAdded}, {"dracut modules removed", res.DracutModulesRemoved}} {
 					if len(s.v) > 0 {
 						fmt.Printf("%s: %s\n", s.label, strings.Join(s.v, " "))
