@@ -14,8 +14,10 @@ type ListOptions struct {
 	Globs []string // only entries matching one of these (path.Match, or a prefix directory)
 }
 
-// Match reports whether an entry's name matches any glob: a shell pattern
-// on the whole path, or a directory the entry is in.
+// Match reports whether an entry's name matches any glob: a shell
+// pattern on the whole path, whose * and ? also match "/" as in cpio and
+// lsinitrd ("etc/*" is everything below etc), or a directory the entry
+// is in.
 func Match(name string, globs []string) bool {
 	if len(globs) == 0 {
 		return true
@@ -23,7 +25,13 @@ func Match(name string, globs []string) bool {
 	name = CleanName(name)
 	for _, g := range globs {
 		g = CleanName(g)
-		if ok, _ := path.Match(g, name); ok || name == g || strings.HasPrefix(name, g+"/") {
+		if name == g || strings.HasPrefix(name, g+"/") {
+			return true
+		}
+		// path.Match's wildcards stop at "/"; with "/" turned into a
+		// byte no name holds they cross it, as fnmatch without
+		// FNM_PATHNAME does.
+		if ok, _ := path.Match(strings.ReplaceAll(g, "/", "\x00"), strings.ReplaceAll(name, "/", "\x00")); ok {
 			return true
 		}
 	}
