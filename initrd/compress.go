@@ -12,8 +12,9 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
-	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
+
+	"nroot/internal/decompress"
 )
 
 // Compression names a segment's compression.
@@ -75,20 +76,22 @@ func openSegment(c Compression, r byteReader) (io.Reader, func(), error) {
 		z.Multistream(false)
 		return z, func() { z.Close() }, nil
 	case XZ:
-		z, err := xz.ReaderConfig{SingleStream: true}.NewReader(r)
+		// Exactly the stream, for the host's xz program when there is
+		// one (liblzma, on every CPU), for the Go decoder otherwise.
+		z, err := decompress.NewParallelXZReader(&passThrough{r: r, next: (&xzStream{r: r}).next})
 		if err != nil {
 			return nil, nil, err
 		}
-		return z, func() {}, nil
+		return z, func() { z.Close() }, nil
 	case Zstd:
-		fr := &zstdFrames{r: r}
+		fr := &passThrough{r: r, next: (&zstdFrames{r: r}).next}
 		z, err := zstd.NewReader(fr, zstd.WithDecoderConcurrency(zstdConcurrency()), zstd.WithDecoderMaxMemory(1<<30))
 		if err != nil {
 			return nil, nil, err
 		}
 		return z, z.Close, nil
 	case LZ4:
-		fr := &lz4Frame{r: r}
+		fr := &passThrough{r: r, next: (&lz4Frame{r: r}).next}
 		return lz4.NewReader(fr), func() {}, nil
 	case LZ4Legacy:
 		return &lz4Legacy{r: r}, func() {}, nil
@@ -117,78 +120,47 @@ func zstdConcurrency() int {
 	return 1
 }
 
-// zstdFrames passes through exactly the zstd frames (and skippable
-// frames) at the start of r, parsing their block headers, and reports EOF
-// after the last, because the zstd decoder reads ahead of its input.
+// zstdFrames parses the zstd frames (and skippable frames) at the start
+// of a stream, block header by block header, for a passThrough that
+// reports EOF after the last, because the zstd decoder reads ahead of
+// its input.
 type zstdFrames struct {
-	r      byteReader
-	remain int64 // bytes of the current unit to pass through
-	state  int   // 0: expect a frame; 1: in blocks; 2: done
-	last   bool
-	check  bool
-	peeked []byte
+	r     byteReader
+	state int // 0: expect a frame; 1: in blocks; 2: done
+	last  bool
+	check bool
 }
 
 var errZstdFrame = errors.New("zstd: malformed frame")
 
-func (z *zstdFrames) readFull(n int) ([]byte, error) {
-	b := make([]byte, n)
-	_, err := io.ReadFull(z.r, b)
-	return b, err
-}
-
-func (z *zstdFrames) Read(p []byte) (int, error) {
-	for z.remain == 0 {
-		if err := z.advance(); err != nil {
-			return 0, err
-		}
-	}
-	if len(z.peeked) > 0 {
-		n := copy(p, z.peeked)
-		z.peeked = z.peeked[n:]
-		z.remain -= int64(n)
-		return n, nil
-	}
-	if int64(len(p)) > z.remain {
-		p = p[:z.remain]
-	}
-	n, err := z.r.Read(p)
-	z.remain -= int64(n)
-	if err == io.EOF && z.remain > 0 {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
-}
-
-// advance parses the next header and sets how many bytes follow.
-func (z *zstdFrames) advance() error {
+// next parses the next unit's header.
+func (z *zstdFrames) next() ([]byte, int64, error) {
 	switch z.state {
 	case 0, 2:
 		// A frame starts only with a zstd or skippable magic; anything
 		// else is the next segment, left unread.
 		b, err := peekBytes(z.r, 4)
 		if err != nil || len(b) < 4 {
-			return io.EOF
+			return nil, 0, io.EOF
 		}
 		magic := binary.LittleEndian.Uint32(b)
 		if magic&0xFFFFFFF0 == 0x184D2A50 {
-			hdr, err := z.readFull(8)
+			hdr, err := readN(z.r, 8)
 			if err != nil {
-				return io.ErrUnexpectedEOF
+				return nil, 0, io.ErrUnexpectedEOF
 			}
 			// Skippable frame: pass its header and content through.
-			z.peeked, z.remain = hdr, 8+int64(binary.LittleEndian.Uint32(hdr[4:]))
-			return nil
+			return hdr, 8 + int64(binary.LittleEndian.Uint32(hdr[4:])), nil
 		}
 		if magic != 0xFD2FB528 {
 			if z.state == 0 {
-				return errZstdFrame
+				return nil, 0, errZstdFrame
 			}
-			return io.EOF
+			return nil, 0, io.EOF
 		}
-		hdr, err := z.readFull(5)
+		hdr, err := readN(z.r, 5)
 		if err != nil {
-			return io.ErrUnexpectedEOF
+			return nil, 0, io.ErrUnexpectedEOF
 		}
 		fhd := hdr[4]
 		fcsFlag, single, dictFlag := fhd>>6, fhd&0x20 != 0, fhd&3
@@ -210,29 +182,28 @@ func (z *zstdFrames) advance() error {
 		case 3:
 			n += 8
 		}
-		rest, err := z.readFull(n)
+		rest, err := readN(z.r, n)
 		if err != nil {
-			return io.ErrUnexpectedEOF
+			return nil, 0, io.ErrUnexpectedEOF
 		}
-		z.peeked = append(hdr, rest...)
-		z.remain = int64(len(z.peeked))
 		z.state, z.last = 1, false
-		return nil
+		hdr = append(hdr, rest...)
+		return hdr, int64(len(hdr)), nil
 	case 1:
 		if z.last {
 			z.state = 2
 			if z.check {
-				b, err := z.readFull(4)
+				b, err := readN(z.r, 4)
 				if err != nil {
-					return io.ErrUnexpectedEOF
+					return nil, 0, io.ErrUnexpectedEOF
 				}
-				z.peeked, z.remain = b, 4
+				return b, 4, nil
 			}
-			return nil
+			return nil, 0, nil
 		}
-		b, err := z.readFull(3)
+		b, err := readN(z.r, 3)
 		if err != nil {
-			return io.ErrUnexpectedEOF
+			return nil, 0, io.ErrUnexpectedEOF
 		}
 		v := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16
 		z.last = v&1 != 0
@@ -241,14 +212,12 @@ func (z *zstdFrames) advance() error {
 		case 1: // RLE: one byte
 			size = 1
 		case 3:
-			return errZstdFrame
+			return nil, 0, errZstdFrame
 		}
 		// Pass the block header on, then its content.
-		z.peeked = b
-		z.remain = 3 + size
-		return nil
+		return b, 3 + size, nil
 	}
-	return io.EOF
+	return nil, 0, io.EOF
 }
 
 // peekBytes reads up to n bytes ahead without consuming them, when the
@@ -260,44 +229,19 @@ func peekBytes(r byteReader, n int) ([]byte, error) {
 	return nil, errors.New("reader cannot peek")
 }
 
-// lz4Frame passes through exactly one LZ4 frame.
+// lz4Frame parses exactly one LZ4 frame, for a passThrough.
 type lz4Frame struct {
-	r      byteReader
-	remain int64
-	peeked []byte
-	state  int // 0 header, 1 blocks, 2 done
-	flg    byte
+	r     byteReader
+	state int // 0 header, 1 blocks, 2 done
+	flg   byte
 }
 
-func (f *lz4Frame) Read(p []byte) (int, error) {
-	for f.remain == 0 {
-		if err := f.advance(); err != nil {
-			return 0, err
-		}
-	}
-	if len(f.peeked) > 0 {
-		n := copy(p, f.peeked)
-		f.peeked = f.peeked[n:]
-		f.remain -= int64(n)
-		return n, nil
-	}
-	if int64(len(p)) > f.remain {
-		p = p[:f.remain]
-	}
-	n, err := f.r.Read(p)
-	f.remain -= int64(n)
-	if err == io.EOF && f.remain > 0 {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
-}
-
-func (f *lz4Frame) advance() error {
+func (f *lz4Frame) next() ([]byte, int64, error) {
 	switch f.state {
 	case 0:
 		hdr := make([]byte, 6)
 		if _, err := io.ReadFull(f.r, hdr); err != nil {
-			return io.ErrUnexpectedEOF
+			return nil, 0, io.ErrUnexpectedEOF
 		}
 		f.flg = hdr[4]
 		n := 1 // header checksum
@@ -309,16 +253,15 @@ func (f *lz4Frame) advance() error {
 		}
 		rest := make([]byte, n)
 		if _, err := io.ReadFull(f.r, rest); err != nil {
-			return io.ErrUnexpectedEOF
+			return nil, 0, io.ErrUnexpectedEOF
 		}
-		f.peeked = append(hdr, rest...)
-		f.remain = int64(len(f.peeked))
 		f.state = 1
-		return nil
+		hdr = append(hdr, rest...)
+		return hdr, int64(len(hdr)), nil
 	case 1:
 		b := make([]byte, 4)
 		if _, err := io.ReadFull(f.r, b); err != nil {
-			return io.ErrUnexpectedEOF
+			return nil, 0, io.ErrUnexpectedEOF
 		}
 		size := binary.LittleEndian.Uint32(b) & 0x7FFFFFFF
 		if size == 0 { // end mark
@@ -326,24 +269,22 @@ func (f *lz4Frame) advance() error {
 			if f.flg&0x04 != 0 {
 				c := make([]byte, 4)
 				if _, err := io.ReadFull(f.r, c); err != nil {
-					return io.ErrUnexpectedEOF
+					return nil, 0, io.ErrUnexpectedEOF
 				}
 				b = append(b, c...)
 			}
-			f.peeked, f.remain = b, int64(len(b))
-			return nil
+			return b, int64(len(b)), nil
 		}
 		if size > 4<<20+16 {
-			return errors.New("lz4: block larger than 4 MiB")
+			return nil, 0, errors.New("lz4: block larger than 4 MiB")
 		}
 		extra := int64(0)
 		if f.flg&0x10 != 0 {
 			extra = 4
 		}
-		f.peeked, f.remain = b, 4+int64(size)+extra
-		return nil
+		return b, 4 + int64(size) + extra, nil
 	}
-	return io.EOF
+	return nil, 0, io.EOF
 }
 
 // lz4Legacy decodes the kernel's legacy LZ4 format: a magic, then chunks

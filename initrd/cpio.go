@@ -163,6 +163,15 @@ func readHeader(r io.Reader, magic string) (h *Header, nameLen int, err error) {
 	return h, nameLen, nil
 }
 
+// readFailure says why a segment's data stopped: it ended too soon, or
+// its decoder found it damaged (the decoder's own words).
+func readFailure(err error) string {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return "truncated: unexpected EOF"
+	}
+	return err.Error()
+}
+
 func truncated(err error) error {
 	if err == io.EOF {
 		return io.ErrUnexpectedEOF

@@ -280,8 +280,6 @@ func (r *Reader) startSegment() (bool, error) {
 		return false, r.fail("%s: %v", c, err)
 	}
 	switch c {
-	case XZ:
-		dec = &overread{r: dec, src: r.src, msg: "xz: unexpected data after stream", k: 1}
 	case Bzip2:
 		dec = &overread{r: dec, src: r.src, msg: "bzip2 data invalid: bad magic value in continuation file", k: 2}
 	}
@@ -309,7 +307,7 @@ func (r *Reader) readEntry() (*Header, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, r.fail("truncated: %v", truncated(err))
+		return nil, r.fail("%s", readFailure(err))
 	}
 	// Within a compressed stream, archives may follow one another with
 	// zero padding between them.
@@ -330,7 +328,7 @@ func (r *Reader) readEntry() (*Header, error) {
 		}
 		magic[0] = one[0]
 		if _, err := io.ReadFull(r.cur, magic[1:]); err != nil {
-			return nil, r.fail("truncated: %v", truncated(err))
+			return nil, r.fail("%s", readFailure(err))
 		}
 	}
 	h, nameLen, err := readHeader(r.cur, string(magic[:]))
@@ -351,7 +349,7 @@ func (r *Reader) readEntry() (*Header, error) {
 	}
 	if h.Format != FormatODC {
 		if _, err := io.CopyN(io.Discard, r.cur, pad4(hdrLen+int64(nameLen))); err != nil {
-			return nil, r.fail("entry %s: truncated: %v", h.Name, truncated(err))
+			return nil, r.fail("entry %s: %s", h.Name, readFailure(err))
 		}
 	}
 	h.Segment, h.Offset, h.Compression = seg.Index, seg.Offset, seg.Compression

@@ -203,6 +203,16 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte{0x1f, 0x8b, 8, 0})
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0x24, 0, 0, 0})
 	f.Add([]byte{0x02, 0x21, 0x4c, 0x18, 1, 0, 0, 0, 0})
+	for _, c := range []Compression{XZ, Zstd, Gzip, LZ4Legacy} {
+		var b bytes.Buffer
+		z, _ := compressor(c, &b)
+		w := NewWriter(z)
+		w.WriteHeader(&Header{Name: "init", Mode: TypeReg | 0o755, Size: 4, NLink: 1})
+		w.Write([]byte("#!/s"))
+		w.Close()
+		z.Close()
+		f.Add(b.Bytes())
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := NewReader(bytes.NewReader(data))
 		for range 1000 {
@@ -343,5 +353,65 @@ func TestListingMemoryBounded(t *testing.T) {
 	t.Logf("peak RSS listing %d bytes of files: %d MiB", total, rss>>20)
 	if rss >= 64<<20 {
 		t.Fatalf("peak RSS %d MiB listing a 1 GiB image, want < 64 MiB", rss>>20)
+	}
+}
+
+// TestXZVariants reads xz segments as xz writes them: one block walked
+// chunk by chunk (with uncompressed chunks for random data), blocks with
+// their sizes in the headers (multi-threaded, as dracut runs xz), a BCJ
+// filter before LZMA2, and every check type. Each is the middle segment,
+// so its end must be found exactly. It runs with the host's xz program
+// and again, in a child process, with the Go decoder.
+func TestXZVariants(t *testing.T) {
+	testenv.Command(t, "xz")
+	dir := tree(t, "")
+	random := make([]byte, 300<<10)
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for i := range random {
+		random[i] = byte(rnd.Uint32())
+	}
+	os.WriteFile(filepath.Join(dir, "random"), random, 0o644)
+	main := gnuCpio(t, dir, "newc")
+	want := gnuList(t, main)
+	early := gnuCpio(t, tree(t, "early_cpio"), "newc")
+	for _, args := range [][]string{
+		{"--check=crc32"},
+		{"--check=crc32", "-T2", "--block-size=64KiB"},
+		{"--check=none", "--x86", "--lzma2=preset=6"},
+		{"--check=crc64", "-T2", "--block-size=100000"},
+		{"--check=sha256", "--lzma2=dict=1MiB"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			cmd := exec.Command("xz", append([]string{"-c"}, args...)...)
+			cmd.Stdin = bytes.NewReader(main)
+			seg, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := append(append(bytes.Clone(early), seg...), early...)
+			names, segs, err := listAll(t, img)
+			if os.Getenv("NROOT_XZ") == "go" && slices.Contains(args, "--x86") {
+				if err == nil || !strings.Contains(err.Error(), "install the xz program") {
+					t.Fatalf("Go decoder with a BCJ filter: %v, want the advice to install xz", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(segs) != 3 || segs[1].Compression != XZ || segs[1].CompressedSize != int64(len(seg)) || segs[1].UncompressedSize != int64(len(main)) {
+				t.Fatalf("segments %+v, xz stream of %d bytes", segs, len(seg))
+			}
+			if got := names[len(names)-len(want)-len(gnuList(t, early)):][:len(want)]; !slices.Equal(got, want) {
+				t.Fatalf("names %v, want %v", got, want)
+			}
+		})
+	}
+	if os.Getenv("NROOT_XZ") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestXZVariants$")
+		cmd.Env = append(os.Environ(), "NROOT_XZ=go")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("with the Go decoder: %v\n%s", err, out)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"compress/bzip2"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -72,9 +73,9 @@ func NewReader(f Format, r io.Reader) (io.ReadCloser, error) {
 	case XZ:
 		z, err := xz.NewReader(br)
 		if err != nil {
-			return nil, err
+			return nil, xzHint(err)
 		}
-		return readCloser{Reader: z}, nil
+		return readCloser{Reader: xzHinter{z}}, nil
 	case Zstd:
 		z, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
 		if err != nil {
@@ -85,4 +86,20 @@ func NewReader(f Format, r io.Reader) (io.ReadCloser, error) {
 		return readCloser{Reader: bzip2.NewReader(br)}, nil
 	}
 	return nil, fmt.Errorf("unsupported compression %q", f)
+}
+
+// xzHinter adds to the Go decoder's complaint about filters what to do:
+// it reads LZMA2 alone, not the BCJ or delta filters xz may put first.
+type xzHinter struct{ r io.Reader }
+
+func (h xzHinter) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	return n, xzHint(err)
+}
+
+func xzHint(err error) error {
+	if err != nil && err != io.EOF && strings.Contains(err.Error(), "filter") {
+		return fmt.Errorf("%w (the Go xz decoder reads LZMA2 without other filters; install the xz program)", err)
+	}
+	return err
 }
