@@ -86,7 +86,9 @@ for pair in "${images[@]}"; do
   version=$(sed -n 's/^DRACUT_VERSION=//p' "$root"/usr/lib/dracut/dracut-version.sh 2>/dev/null || true)
   mib=$(( $(stat -c %s "$image") / 1048576 ))
   comp=$("$nroot" initrd ls --segments "$image" | awk 'NR > 1 { print $5 }' | sort -u | paste -sd,)
-  echo "image: $image, dracut $version ($mib MiB, $comp)"
+  kind="the image nroot node builds"
+  case $image in *nroot-bench-gzip.img) kind="extra: the same dracut with --gzip" ;; esac
+  echo "image: $image, dracut $version ($mib MiB, $comp; $kind)"
   tag=$(echo "$image" | tr -c 'a-z0-9' _)
   # The tools take turns, run by run, so a slow spell of the machine
   # falls on all of them; each gets its best of $runs.
