@@ -162,11 +162,14 @@ func (s *countingReader) Read(p []byte) (int, error) {
 // FormatError locates a problem in an image.
 type FormatError struct {
 	Offset  int64 // in the image, or of the segment for compressed data
-	Segment int
+	Segment int   // -1 before the first segment
 	Msg     string
 }
 
 func (e *FormatError) Error() string {
+	if e.Segment < 0 {
+		return fmt.Sprintf("offset %d: %s", e.Offset, e.Msg)
+	}
 	return fmt.Sprintf("segment %d at offset %d: %s", e.Segment, e.Offset, e.Msg)
 }
 
@@ -195,7 +198,7 @@ func (r *Reader) Segments() []Segment { return r.segs }
 func (r *Reader) seg() *Segment { return &r.segs[len(r.segs)-1] }
 
 func (r *Reader) fail(msg string, a ...any) error {
-	e := &FormatError{Msg: fmt.Sprintf(msg, a...)}
+	e := &FormatError{Msg: fmt.Sprintf(msg, a...), Segment: -1}
 	if len(r.segs) > 0 {
 		e.Segment, e.Offset = r.seg().Index, r.seg().Offset
 	} else {
@@ -240,11 +243,14 @@ func (r *Reader) Next() (*Header, error) {
 func (r *Reader) startSegment() (bool, error) {
 	for {
 		b, err := r.src.Peek(1)
-		if err == io.EOF || len(b) == 0 {
-			return false, nil
+		if err != nil && err != io.EOF {
+			return false, r.fail("reading the image: %v", err)
 		}
-		if err != nil {
-			return false, err
+		if len(b) == 0 {
+			if len(r.segs) == 0 {
+				return false, r.fail("no cpio archive: the image is empty or only zero padding")
+			}
+			return false, nil
 		}
 		if b[0] != 0 {
 			break

@@ -175,6 +175,8 @@ func TestCorruptImages(t *testing.T) {
 		wantErr string
 	}{
 		{"bad magic", []byte("not an image at all"), "unknown data"},
+		{"empty", nil, "offset 0: no cpio archive"},
+		{"only padding", make([]byte, 4096), "offset 4096: no cpio archive"},
 		{"truncated uncompressed", main[:len(main)/2], "truncated"},
 		{"truncated gzip", gz[:len(gz)/2], "segment 0"},
 		{"crc mismatch", flipped, "checksum"},
