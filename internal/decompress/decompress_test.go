@@ -142,3 +142,39 @@ func TestProgramClosedEarly(t *testing.T) {
 		t.Fatal("read after Close succeeded")
 	}
 }
+
+// An xz stream whose header asks for a 1.5 GiB dictionary (one byte of
+// content, from xz --lzma2=dict=1536MiB) is refused by the parallel
+// reader, as zstd streams over 1 GiB are, with xz's complaint on one
+// line.
+func TestParallelXZRefusesHugeDictionary(t *testing.T) {
+	if xzProgram() == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("required component missing (CI=true): xz (package xz-utils)")
+		}
+		t.Skip("no xz program")
+	}
+	stream := []byte{
+		0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x04, 0xe6, 0xd6, 0xb4, 0x46,
+		0x02, 0x00, 0x21, 0x01, 0x25, 0x00, 0x00, 0x00, 0x3b, 0x78, 0x7b, 0x41,
+		0x01, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x00, 0x00, 0x64, 0x23, 0x39, 0x33,
+		0x2d, 0x10, 0x88, 0x1c, 0x00, 0x01, 0x19, 0x01, 0xa5, 0x2c, 0x81, 0xcc,
+		0x1f, 0xb6, 0xf3, 0x7d, 0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0x59, 0x5a,
+	}
+	// The same stream decodes without the limit.
+	r, err := NewStreamReader(XZ, bytes.NewReader(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(r); err != nil || string(b) != "\n" {
+		t.Fatalf("without a limit: %q, %v", b, err)
+	}
+	r, err = NewParallelXZReader(bytes.NewReader(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(r)
+	if err == nil || !strings.Contains(err.Error(), "Memory usage limit") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v, want xz's memory limit on one line", err)
+	}
+}

@@ -40,12 +40,13 @@ func NewStreamReader(f Format, r io.Reader) (io.ReadCloser, error) {
 // NewParallelXZReader is NewStreamReader for one large xz stream read on
 // its own, such as an initramfs segment: the xz program may decode its
 // blocks on every CPU (xz 5.4 and later do, when the encoder recorded
-// the blocks' sizes, as multi-threaded xz does).
+// the blocks' sizes, as multi-threaded xz does). As for zstd, a stream
+// asking for more than 1 GiB to decode is refused.
 func NewParallelXZReader(r io.Reader) (io.ReadCloser, error) {
 	if xzProgram() == "" {
 		return NewReader(XZ, r)
 	}
-	return startProgram(xzProgram(), []string{"--decompress", "--stdout", "--quiet", "--threads=0"}, r)
+	return startProgram(xzProgram(), []string{"--decompress", "--stdout", "--quiet", "--threads=0", "--memlimit-decompress=1GiB"}, r)
 }
 
 // program is a decompressor running in a child process.
@@ -93,9 +94,13 @@ func (p *program) finish() {
 	p.err = io.EOF
 	if err := p.cmd.Wait(); err != nil {
 		var ee *exec.ExitError
-		msg := strings.TrimSpace(p.stderr.String())
+		// The program names itself on each line of its complaint.
+		msg := strings.ReplaceAll(strings.TrimSpace(p.stderr.String()), "\n", "; ")
 		if errors.As(err, &ee) && msg != "" {
-			p.err = fmt.Errorf("%s: %s", p.cmd.Path, msg)
+			if !strings.HasPrefix(msg, p.cmd.Path+":") {
+				msg = p.cmd.Path + ": " + msg
+			}
+			p.err = errors.New(msg)
 		} else {
 			p.err = fmt.Errorf("%s: %w", p.cmd.Path, err)
 		}
