@@ -255,3 +255,47 @@ func TestCorruptCacheIsCaught(t *testing.T) {
 		t.Fatal("corrupted cache entry was not removed")
 	}
 }
+
+// TestExpiredSnapshot: a Release past its Valid-Until is refused, and
+// accepted with NoCheckValidUntil, marked Expired so the image's sources
+// say so; a current one is not marked.
+func TestExpiredSnapshot(t *testing.T) {
+	expire := func(a *testArchive) {
+		signed := string(a.files["dists/stable/InRelease"])
+		_, text, _ := strings.Cut(signed, "\n\n")
+		text, _, _ = strings.Cut(text, "-----BEGIN PGP SIGNATURE-----")
+		text = strings.TrimRight(text, "\n") + "\nValid-Until: " + time.Now().UTC().Add(-30*time.Minute).Format(time.RFC1123) + "\n"
+		a.files["dists/stable/InRelease"] = a.signer.clearsign(t, []byte(text))
+	}
+	for _, tt := range []struct {
+		name             string
+		tamper           func(*testArchive)
+		noCheck, expired bool
+		wantErr          string
+	}{
+		{"current", nil, false, false, ""},
+		{"current, flag given", nil, true, false, ""},
+		{"expired", expire, false, false, "expired: Valid-Until"},
+		{"expired, flag given", expire, true, true, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newTestArchive(t, false, tt.tamper)
+			o := a.options(t)
+			o.Keyrings = append(o.Keyrings, a.signer.ring)
+			o.NoCheckValidUntil = tt.noCheck
+			d, err := OpenDist(context.Background(), &Source{URI: a.srv.URL + "/debian", Suite: "stable", Components: []string{"main"}}, o)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Expired != tt.expired {
+				t.Fatalf("Expired = %v, want %v", d.Expired, tt.expired)
+			}
+		})
+	}
+}

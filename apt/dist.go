@@ -51,6 +51,9 @@ type Dist struct {
 	InReleaseSHA256 string // of the file as fetched
 	Signer          string // fingerprint of the key that signed it
 	Keyring         *keyring.Keyring
+	// Expired is set when the Release was past its Valid-Until and
+	// accepted because of NoCheckValidUntil (an archived snapshot).
+	Expired bool
 }
 
 func (s *Source) distURL(file string) string {
@@ -114,6 +117,7 @@ func OpenDist(ctx context.Context, src *Source, o Options) (*Dist, error) {
 	if err != nil {
 		return nil, fmt.Errorf("apt: %s: %w", d.URL, err)
 	}
+	d.Expired = !d.Release.ValidUntil.IsZero() && o.now().After(d.Release.ValidUntil)
 	return d, nil
 }
 

@@ -76,6 +76,9 @@ type LockedSource struct {
 	InReleaseSHA256 string   `json:"inrelease_sha256"`
 	Signer          string   `json:"signer"`
 	Keyring         string   `json:"keyring"`
+	// Expired: the Release was past its Valid-Until and accepted with
+	// --no-check-valid-until; the image's APT must accept it too.
+	Expired bool `json:"expired,omitempty"`
 }
 
 // LockedKeyring names a keyring that was trusted.
@@ -250,7 +253,7 @@ func NewPlan(u *Universe, res *Resolution, cfg Config) *Plan {
 	for _, d := range u.Dists {
 		p.Sources = append(p.Sources, LockedSource{
 			URI: d.Source.URI, Suite: d.Source.Suite, Codename: d.Release.Name(), Components: d.Source.Components,
-			InRelease: d.URL, InReleaseSHA256: d.InReleaseSHA256, Signer: d.Signer, Keyring: d.Keyring.Name,
+			InRelease: d.URL, InReleaseSHA256: d.InReleaseSHA256, Signer: d.Signer, Keyring: d.Keyring.Name, Expired: d.Expired,
 		})
 		if !seen[d.Keyring.Name] {
 			seen[d.Keyring.Name] = true

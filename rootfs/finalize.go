@@ -59,17 +59,18 @@ func writeSources(root *fsroot.Root, plan *apt.Plan, rings map[string]*keyring.K
 		uri, keyring string
 		suites       []string
 		components   []string
+		expired      bool
 	}
 	var groups []*group
 	for _, s := range plan.Sources {
 		var g *group
 		for _, x := range groups {
-			if x.uri == s.URI && x.keyring == s.Keyring && strings.Join(x.components, " ") == strings.Join(s.Components, " ") {
+			if x.uri == s.URI && x.keyring == s.Keyring && x.expired == s.Expired && strings.Join(x.components, " ") == strings.Join(s.Components, " ") {
 				g = x
 			}
 		}
 		if g == nil {
-			g = &group{uri: s.URI, keyring: s.Keyring, components: s.Components}
+			g = &group{uri: s.URI, keyring: s.Keyring, components: s.Components, expired: s.Expired}
 			groups = append(groups, g)
 		}
 		g.suites = append(g.suites, s.Codename)
@@ -79,6 +80,12 @@ func writeSources(root *fsroot.Root, plan *apt.Plan, rings map[string]*keyring.K
 	for _, g := range groups {
 		fmt.Fprintf(&b, "\nTypes: deb\nURIs: %s\nSuites: %s\nComponents: %s\nSigned-By: %s\n",
 			g.uri, strings.Join(g.suites, " "), strings.Join(g.components, " "), signedBy[g.keyring])
+		if g.expired {
+			// Built from an archived snapshot, past its Valid-Until,
+			// with --no-check-valid-until: apt in the image must
+			// accept it too.
+			b.WriteString("Check-Valid-Until: no\n")
+		}
 	}
 	name := "etc/apt/sources.list.d/" + strings.ToLower(safeName(plan.Origin)) + ".sources"
 	if plan.Origin == "" {

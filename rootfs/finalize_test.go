@@ -1,0 +1,57 @@
+package rootfs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"nroot/apt"
+	"nroot/internal/fsroot"
+	"nroot/keyring"
+)
+
+// TestWriteSources checks the image's deb822 sources: codenames, suites
+// of one mirror grouped, Signed-By the image's keyring package, and
+// Check-Valid-Until: no only for suites accepted past their Valid-Until.
+func TestWriteSources(t *testing.T) {
+	const mirror, security = "http://mirror.invalid/debian", "http://mirror.invalid/debian-security"
+	src := func(uri, codename string, expired bool) apt.LockedSource {
+		return apt.LockedSource{URI: uri, Suite: codename, Codename: codename, Components: []string{"main"}, Keyring: keyring.Debian, Expired: expired}
+	}
+	tests := []struct {
+		name    string
+		sources []apt.LockedSource
+		want    string
+	}{
+		{"current", []apt.LockedSource{src(mirror, "trixie", false), src(mirror, "trixie-updates", false), src(security, "trixie-security", false)},
+			"\nTypes: deb\nURIs: " + mirror + "\nSuites: trixie trixie-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.pgp\n" +
+				"\nTypes: deb\nURIs: " + security + "\nSuites: trixie-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.pgp\n"},
+		{"snapshot", []apt.LockedSource{src(mirror, "forky", true), src(mirror, "forky-updates", false)},
+			"\nTypes: deb\nURIs: " + mirror + "\nSuites: forky\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.pgp\nCheck-Valid-Until: no\n" +
+				"\nTypes: deb\nURIs: " + mirror + "\nSuites: forky-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.pgp\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.MkdirAll(filepath.Join(dir, "usr/share/keyrings"), 0o755)
+			os.WriteFile(filepath.Join(dir, "usr/share/keyrings/debian-archive-keyring.pgp"), []byte("keys"), 0o644)
+			root, err := fsroot.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
+			plan := &apt.Plan{Origin: "Debian", Sources: tt.sources, Keyrings: []apt.LockedKeyring{{Name: keyring.Debian}}}
+			if err := writeSources(root, plan, nil); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "etc/apt/sources.list.d/debian.sources"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.TrimPrefix(string(b), "# Written by nroot bootstrap.\n"); got != tt.want {
+				t.Errorf("sources:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+}
