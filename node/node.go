@@ -162,7 +162,7 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 		}
 		res.Kernels = append(res.Kernels, Kernel{Version: k, Vmlinuz: "/boot/vmlinuz-" + k, Initrd: "/boot/initrd.img-" + k})
 	}
-	res.Cmdline = Cmdline(d)
+	res.Cmdline = Cmdline(d, nfsClientParams(root, kvers)...)
 	if err := writeFile(root, cmdlineFile, res.Cmdline+"\n", 0o644); err != nil {
 		return nil, err
 	}
@@ -396,10 +396,11 @@ func omitOthers(handler string) string {
 	return fmt.Sprintf("omit_dracutmodules+=\" %s \"\n", strings.Join(omit, " "))
 }
 
-// Cmdline is the kernel command line for the image's dracut; SERVER and
-// /PATH are filled in by nroot export.
-func Cmdline(d Dracut) string {
-	return "root=nfs4:SERVER:/PATH ro ip=dhcp rd.neednet=1 " + d.OverlayParam
+// Cmdline is the kernel command line for the image's dracut, with the
+// extra parameters the image's kernels need; SERVER and /PATH are filled
+// in by nroot export.
+func Cmdline(d Dracut, extra ...string) string {
+	return strings.Join(append([]string{"root=nfs4:SERVER:/PATH ro ip=dhcp rd.neednet=1", d.OverlayParam}, extra...), " ")
 }
 
 func verifyInitrd(img, root, k string) error {

@@ -3,9 +3,13 @@ package node
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"nroot/internal/testenv"
 )
 
 func fixture(t *testing.T, files map[string]string) string {
@@ -149,5 +153,60 @@ func TestExport(t *testing.T) {
 	}
 	if _, err := Export(t.TempDir(), ExportOptions{}); err == nil || !strings.Contains(err.Error(), "run nroot node") {
 		t.Errorf("export of an image without a command line: %v", err)
+	}
+}
+
+// TestNFSClientParams: the image's nfsv4 module (kernels from 6.19 ask
+// for directory delegations, which older nfs-ganesha refuses) decides
+// whether the command line turns them off. The modules are ELF objects
+// with the .modinfo fields of Debian's 7.2 and 6.12 nfsv4 modules, found
+// through modules.dep, plain or xz-compressed; a built-in nfsv4 is found
+// in modules.builtin.modinfo.
+func TestNFSClientParams(t *testing.T) {
+	dir := t.TempDir()
+	const k = "9.9.9-test"
+	mods := filepath.Join(dir, "usr/lib/modules", k)
+	os.MkdirAll(filepath.Join(mods, "kernel/fs/nfs"), 0o755)
+	// A module file: an ELF object with the .modinfo section a kernel
+	// build writes, made by the host's assembler.
+	testenv.Command(t, "as")
+	obj := func(name, modinfo string) {
+		src := filepath.Join(dir, name+".s")
+		os.WriteFile(src, []byte(".section .modinfo,\"a\"\n.ascii \""+strings.ReplaceAll(modinfo, "\x00", "\\0")+"\"\n"), 0o644)
+		if out, err := exec.Command("as", "-o", filepath.Join(mods, "kernel/fs/nfs", name), src).CombinedOutput(); err != nil {
+			t.Fatalf("as: %v\n%s", err, out)
+		}
+	}
+	tests := []struct {
+		name, modinfo, builtin string
+		want                   []string
+	}{
+		{"kernel 7 module", "license=GPL\x00parm=directory_delegations:Enable the use of directory delegations\x00parmtype=directory_delegations:bool\x00parmtype=delegation_watermark:uint\x00", "", []string{"nfsv4.directory_delegations=0"}},
+		{"kernel 6.12 module", "license=GPL\x00parmtype=delegation_watermark:uint\x00", "", nil},
+		{"built in", "license=GPL\x00", "nfsv4.parmtype=directory_delegations:bool\x00", []string{"nfsv4.directory_delegations=0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			obj("nfsv4.ko", tt.modinfo)
+			os.WriteFile(filepath.Join(mods, "modules.dep"), []byte("kernel/fs/nfs/nfs.ko:\nkernel/fs/nfs/nfsv4.ko: kernel/fs/nfs/nfs.ko\n"), 0o644)
+			os.WriteFile(filepath.Join(mods, "modules.builtin.modinfo"), []byte(tt.builtin), 0o644)
+			if got := nfsClientParams(dir, []string{k}); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	// Compressed as Debian ships modules since trixie.
+	testenv.Command(t, "xz")
+	obj("nfsv4.ko", "parmtype=directory_delegations:bool\x00")
+	if out, err := exec.Command("xz", "--check=crc32", filepath.Join(mods, "kernel/fs/nfs/nfsv4.ko")).CombinedOutput(); err != nil {
+		t.Fatalf("xz: %v\n%s", err, out)
+	}
+	os.WriteFile(filepath.Join(mods, "modules.dep"), []byte("kernel/fs/nfs/nfsv4.ko.xz:\n"), 0o644)
+	os.WriteFile(filepath.Join(mods, "modules.builtin.modinfo"), nil, 0o644)
+	if got := nfsClientParams(dir, []string{k}); len(got) != 1 {
+		t.Errorf("xz-compressed module: got %q", got)
+	}
+	if c := Cmdline(Dracut{OverlayParam: "rd.overlay"}, "nfsv4.directory_delegations=0"); c != "root=nfs4:SERVER:/PATH ro ip=dhcp rd.neednet=1 rd.overlay nfsv4.directory_delegations=0" {
+		t.Errorf("Cmdline = %q", c)
 	}
 }
