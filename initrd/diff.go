@@ -176,7 +176,7 @@ func isKernelModule(p string) bool {
 }
 
 // kernelModules maps each module name of an image to what identifies
-// its files: their paths below the kernel version and their hashes.
+// its files: their paths and hashes, in path order.
 func kernelModules(entries map[string]Entry) map[string]string {
 	out := map[string]string{}
 	for _, p := range sortedKeys(entries) {

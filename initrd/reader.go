@@ -343,7 +343,7 @@ func (r *Reader) readEntry() (*Header, error) {
 	}
 	name := make([]byte, nameLen)
 	if _, err := io.ReadFull(r.cur, name); err != nil {
-		return nil, r.fail("entry %d: truncated name: %v", seg.Entries, truncated(err))
+		return nil, r.fail("entry %d: name: %s", seg.Entries, readFailure(err))
 	}
 	if name[nameLen-1] != 0 {
 		return nil, r.fail("entry %d: name not NUL-terminated", seg.Entries)

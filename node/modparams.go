@@ -30,12 +30,16 @@ func nfsClientParams(root string, kernels []string) []string {
 	return nil
 }
 
+// moduleDirs are where an image keeps its kernels' modules, merged /usr
+// first.
+var moduleDirs = []string{"usr/lib/modules", "lib/modules"}
+
 // hasModuleParam reports whether kernel k of the image declares the
 // parameter for module mod, built in (modules.builtin.modinfo) or as a
 // module file, compressed or not.
 func hasModuleParam(root, k, mod, param string) (bool, error) {
 	var dir string
-	for _, d := range []string{"usr/lib/modules", "lib/modules"} {
+	for _, d := range moduleDirs {
 		if fi, err := os.Stat(filepath.Join(root, d, k)); err == nil && fi.IsDir() {
 			dir = filepath.Join(root, d, k)
 			break

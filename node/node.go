@@ -262,7 +262,7 @@ func dpkgStatus(root string) (map[string]*control.Paragraph, error) {
 // /lib/modules and /boot, never from the host.
 func Kernels(root string) ([]string, error) {
 	var out []string
-	for _, dir := range []string{"usr/lib/modules", "lib/modules"} {
+	for _, dir := range moduleDirs {
 		ents, err := os.ReadDir(filepath.Join(root, dir))
 		if err != nil {
 			continue

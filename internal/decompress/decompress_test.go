@@ -57,7 +57,7 @@ func readers(t *testing.T) map[string]func(Format, io.Reader) (io.ReadCloser, er
 		if f != XZ {
 			return NewReader(f, r)
 		}
-		return startProgram(path, []string{"--decompress", "--stdout", "--quiet"}, r)
+		return startProgram(path, xzDecode, r)
 	}
 	return m
 }
@@ -126,7 +126,7 @@ func TestProgramClosedEarly(t *testing.T) {
 		t.Skip("no xz program")
 	}
 	data := bytes.Repeat([]byte("x"), 64<<20)
-	p, err := startProgram(path, []string{"--decompress", "--stdout", "--quiet"}, bytes.NewReader(compress(t, XZ, data)))
+	p, err := startProgram(path, xzDecode, bytes.NewReader(compress(t, XZ, data)))
 	if err != nil {
 		t.Fatal(err)
 	}

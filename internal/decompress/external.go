@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -34,8 +35,11 @@ func NewStreamReader(f Format, r io.Reader) (io.ReadCloser, error) {
 	if f != XZ || xzProgram() == "" {
 		return NewReader(f, r)
 	}
-	return startProgram(xzProgram(), []string{"--decompress", "--stdout", "--quiet"}, r)
+	return startProgram(xzProgram(), xzDecode, r)
 }
+
+// xzDecode are the xz program's arguments to decode stdin to stdout.
+var xzDecode = []string{"--decompress", "--stdout", "--quiet"}
 
 // NewParallelXZReader is NewStreamReader for one large xz stream read on
 // its own, such as an initramfs segment: the xz program may decode its
@@ -46,7 +50,7 @@ func NewParallelXZReader(r io.Reader) (io.ReadCloser, error) {
 	if xzProgram() == "" {
 		return NewReader(XZ, r)
 	}
-	return startProgram(xzProgram(), []string{"--decompress", "--stdout", "--quiet", "--threads=0", "--memlimit-decompress=1GiB"}, r)
+	return startProgram(xzProgram(), append(slices.Clip(xzDecode), "--threads=0", "--memlimit-decompress=1GiB"), r)
 }
 
 // program is a decompressor running in a child process.
