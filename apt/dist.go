@@ -36,6 +36,13 @@ func (o *Options) now() time.Time {
 	return o.Now
 }
 
+func (o *Options) fetcher() *Fetcher {
+	if o.Fetcher == nil {
+		o.Fetcher = NewFetcher("")
+	}
+	return o.Fetcher
+}
+
 func (o *Options) log() *slog.Logger {
 	if o.Log == nil {
 		return slog.New(slog.DiscardHandler)
@@ -63,10 +70,7 @@ func (s *Source) distURL(file string) string {
 // OpenDist fetches and verifies a suite's InRelease, falling back to
 // Release and Release.gpg, and checks its freshness and name.
 func OpenDist(ctx context.Context, src *Source, o Options) (*Dist, error) {
-	f := o.Fetcher
-	if f == nil {
-		f = NewFetcher("")
-	}
+	f := o.fetcher()
 	d := &Dist{Source: src}
 	inrelURL := src.distURL("InRelease")
 	data, err := f.GetMeta(ctx, inrelURL)

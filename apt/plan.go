@@ -21,6 +21,9 @@ type Config struct {
 	Exclude    []string
 	// MergedUsr: see Request.MergedUsr.
 	MergedUsr bool
+	// NoUpdates and NoSecurity leave out the SUITE-updates and
+	// SUITE-security pockets that are otherwise added, and required.
+	NoUpdates, NoSecurity bool
 	// HostSources is where the host's APT sources are read from when no
 	// mirror is given; nil means HostSourceFiles.
 	HostSources []string
@@ -59,6 +62,8 @@ type Plan struct {
 	Components    []string        `json:"components"`
 	Include       []string        `json:"include,omitempty"`
 	Exclude       []string        `json:"exclude,omitempty"`
+	NoUpdates     bool            `json:"no_updates,omitempty"`
+	NoSecurity    bool            `json:"no_security,omitempty"`
 	Sources       []LockedSource  `json:"sources"`
 	Keyrings      []LockedKeyring `json:"keyrings"`
 	Packages      []LockedPackage `json:"packages"`
@@ -173,7 +178,16 @@ func sources(ctx context.Context, cfg Config, o Options) ([]*Source, []*Dist, er
 	if cfg.Suite == "" {
 		return nil, nil, fmt.Errorf("no suite given (e.g. stable, trixie, noble)")
 	}
-	if len(cfg.Mirrors) > 0 {
+	var mirror, security, from string
+	switch {
+	case len(cfg.Mirrors) == 1 && len(strings.Fields(cfg.Mirrors[0])) == 1:
+		// One bare URL: the archive to use, with its pockets.
+		if err := checkURI(cfg.Mirrors[0]); err != nil {
+			return nil, nil, err
+		}
+		mirror, from = cfg.Mirrors[0], "command line"
+	case len(cfg.Mirrors) > 0:
+		// Source lines, or several mirrors: exactly as given.
 		var out []*Source
 		for _, m := range cfg.Mirrors {
 			s, err := ParseSourceArg(m, cfg.Suite, comps)
@@ -183,23 +197,23 @@ func sources(ctx context.Context, cfg Config, o Options) ([]*Source, []*Dist, er
 			out = append(out, s)
 		}
 		return out, nil, nil
+	default:
+		patterns := cfg.HostSources
+		if patterns == nil {
+			patterns = HostSourceFiles
+		}
+		host, err := HostSources(patterns)
+		if err != nil {
+			return nil, nil, err
+		}
+		if mirror, security, from, err = FindMirror("", host); err != nil {
+			return nil, nil, err
+		}
+		o.log().Info("mirror", "uri", mirror, "from", from)
 	}
-	patterns := cfg.HostSources
-	if patterns == nil {
-		patterns = HostSourceFiles
-	}
-	host, err := HostSources(patterns)
-	if err != nil {
-		return nil, nil, err
-	}
-	mirror, security, from, err := FindMirror("", host)
-	if err != nil {
-		return nil, nil, err
-	}
-	o.log().Info("mirror", "uri", mirror, "from", from)
 	main := &Source{URI: mirror, Suite: cfg.Suite, Components: comps}
 	d, err := OpenDist(ctx, main, o)
-	if err != nil {
+	if err := checkArchive(ctx, o.fetcher(), main, from, d, err); err != nil {
 		return nil, nil, err
 	}
 	out, dists := []*Source{main}, []*Dist{d}
@@ -207,26 +221,38 @@ func sources(ctx context.Context, cfg Config, o Options) ([]*Source, []*Dist, er
 	if code == "" || code == "sid" || code == "unstable" || code == "experimental" || strings.Contains(code, "-") {
 		return out, dists, nil
 	}
-	extra := []*Source{{URI: mirror, Suite: code + "-updates", Components: comps}}
+	var extra []*Source
+	if !cfg.NoUpdates {
+		extra = append(extra, &Source{URI: mirror, Suite: code + "-updates", Components: comps})
+	}
 	switch d.Release.Origin {
-	case "Debian":
-		if security == "" {
+	case Debian:
+		if from == "command line" || security == "" {
 			security = securityFor(mirror)
 		}
-		if security != "" {
-			extra = append(extra, &Source{URI: security, Suite: code + "-security", Components: comps})
-		}
-	case "Ubuntu":
-		extra = append(extra, &Source{URI: mirror, Suite: code + "-security", Components: comps})
+	case Ubuntu:
+		security = mirror
 	default:
 		return out, dists, nil
+	}
+	if !cfg.NoSecurity {
+		if security == "" {
+			return nil, nil, fmt.Errorf("apt: no security archive is known beside %s; name it with a \"deb URI %s-security COMPONENT\" MIRROR line, or pass --no-security to build without security updates", mirror, code)
+		}
+		extra = append(extra, &Source{URI: security, Suite: code + "-security", Components: comps})
 	}
 	for _, s := range extra {
 		ed, err := OpenDist(ctx, s, o)
 		if err != nil {
+			// A pocket that answers 404 is never skipped quietly:
+			// whoever sits on the path could strip the security
+			// updates that way.
 			if IsNotFound(err) {
-				o.log().Warn("suite not found, skipping", "suite", s.Suite, "uri", s.URI)
-				continue
+				flag := "--no-updates"
+				if isSecuritySuite(s.Suite) {
+					flag = "--no-security"
+				}
+				return nil, nil, fmt.Errorf("%w; to build without %s, pass %s", err, s.Suite, flag)
 			}
 			return nil, nil, err
 		}
@@ -248,11 +274,13 @@ func NewPlan(u *Universe, res *Resolution, cfg Config) *Plan {
 		Components:    main.Source.Components,
 		Include:       cfg.Include,
 		Exclude:       cfg.Exclude,
+		NoUpdates:     cfg.NoUpdates,
+		NoSecurity:    cfg.NoSecurity,
 	}
 	seen := map[string]bool{}
 	for _, d := range u.Dists {
 		p.Sources = append(p.Sources, LockedSource{
-			URI: d.Source.URI, Suite: d.Source.Suite, Codename: d.Release.Name(), Components: d.Source.Components,
+			URI: d.Source.URI, Suite: d.Source.Suite, Codename: d.Release.CodenameFor(d.Source.Suite), Components: d.Source.Components,
 			InRelease: d.URL, InReleaseSHA256: d.InReleaseSHA256, Signer: d.Signer, Keyring: d.Keyring.Name, Expired: d.Expired,
 		})
 		if !seen[d.Keyring.Name] {

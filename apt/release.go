@@ -139,6 +139,20 @@ func (r *Release) Check(o CheckOptions) error {
 	return nil
 }
 
+// CodenameFor is the codename spelling of the suite asked for: Debian's
+// pockets carry their own codename (bookworm-updates), Ubuntu's share the
+// release's (noble-updates says Codename: noble), so the pocket of the
+// asked name is kept.
+func (r *Release) CodenameFor(asked string) string {
+	name := r.Name()
+	for _, p := range suiteSuffixes {
+		if strings.HasSuffix(asked, p) && !strings.HasSuffix(name, p) {
+			return name + p
+		}
+	}
+	return name
+}
+
 // Name is the codename, or the suite when the Release has no codename.
 func (r *Release) Name() string {
 	if r.Codename != "" {

@@ -34,7 +34,17 @@ func suites() []string {
 	if s := os.Getenv("NROOT_E2E_SUITES"); s != "" {
 		return strings.Split(s, ",")
 	}
-	return []string{"bookworm", "trixie"}
+	return []string{"bookworm", "trixie", "noble"}
+}
+
+// mirrors is what bootstrap gets for a suite: nothing for Debian (the
+// mirror is found as a user's would be), the Ubuntu archive found at run
+// time for Ubuntu.
+func mirrors(t *testing.T, suite string) []string {
+	if apt.SuiteDistribution(suite) == apt.Ubuntu {
+		return []string{testenv.UbuntuMirror(t, "amd64")}
+	}
+	return nil
 }
 
 func TestNodeBootsOverNFS(t *testing.T) {
@@ -97,7 +107,7 @@ func pipeline(t *testing.T, suite string, twice bool) map[string]float64 {
 	root := filepath.Join(work, "root")
 	st := &stages{t: t, times: map[string]float64{}}
 	st.run("bootstrap", func() error {
-		_, err := rootfs.Bootstrap(ctx, root, rootfs.Options{Config: apt.Config{Suite: suite}, Apt: apt.Options{Fetcher: cache(), NoCheckValidUntil: os.Getenv("NROOT_E2E_NO_CHECK_VALID_UNTIL") == "1"}})
+		_, err := rootfs.Bootstrap(ctx, root, rootfs.Options{Config: apt.Config{Suite: suite, Mirrors: mirrors(t, suite)}, Apt: apt.Options{Fetcher: cache(), NoCheckValidUntil: os.Getenv("NROOT_E2E_NO_CHECK_VALID_UNTIL") == "1"}})
 		return err
 	})
 	var res *node.Result
@@ -180,6 +190,8 @@ func pipeline(t *testing.T, suite string, twice bool) map[string]float64 {
 				return err
 			}
 			st.times[fmt.Sprintf("multi-user-%d", n)] = p.multiUser.Seconds()
+			t.Logf("boot %d probe: failed-units=%s root-fstype=%s write=%s machine-id=%s multi-user after %.1fs",
+				n, p.failed, p.fstype, p.write, p.machineID, p.multiUser.Seconds())
 			switch {
 			case p.failed != "0":
 				return fmt.Errorf("%s failed units: %s", p.failed, p.failedList)

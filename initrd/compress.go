@@ -59,10 +59,7 @@ func detect(b []byte) (Compression, bool) {
 // byteReader is what the decoders are given: reading through ReadByte
 // lets them stop exactly at the end of their stream, so the next segment
 // starts where it should.
-type byteReader interface {
-	io.Reader
-	io.ByteReader
-}
+type byteReader = decompress.ByteReader
 
 // openSegment returns a reader of the decompressed segment that stops at
 // the end of the compressed stream, consuming no byte beyond it.
@@ -78,27 +75,29 @@ func openSegment(c Compression, r byteReader) (io.Reader, func(), error) {
 	case XZ:
 		// Exactly the stream, for the host's xz program when there is
 		// one (liblzma, on every CPU), for the Go decoder otherwise.
-		z, err := decompress.NewParallelXZReader(&passThrough{r: r, next: (&xzStream{r: r}).next})
+		z, err := decompress.NewParallelXZReader(decompress.NewXZStream(r, false))
 		if err != nil {
 			return nil, nil, err
 		}
 		return z, func() { z.Close() }, nil
 	case Zstd:
-		fr := &passThrough{r: r, next: (&zstdFrames{r: r}).next}
+		fr := &decompress.Units{R: r, Next: (&zstdFrames{r: r}).next}
 		z, err := zstd.NewReader(fr, zstd.WithDecoderConcurrency(zstdConcurrency()), zstd.WithDecoderMaxMemory(1<<30))
 		if err != nil {
 			return nil, nil, err
 		}
 		return z, z.Close, nil
 	case LZ4:
-		fr := &passThrough{r: r, next: (&lz4Frame{r: r}).next}
+		fr := &decompress.Units{R: r, Next: (&lz4Frame{r: r}).next}
 		return lz4.NewReader(fr), func() {}, nil
 	case LZ4Legacy:
 		return &lz4Legacy{r: r}, func() {}, nil
 	case Bzip2:
 		return bzip2.NewReader(r), func() {}, nil
 	case LZMA:
-		z, err := lzma.NewReader(r)
+		// The 13-byte header sets the dictionary the decoder
+		// allocates: capped as xz streams are.
+		z, err := lzma.ReaderConfig{DictCap: decompress.MaxDict}.NewReader(r)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -121,7 +120,7 @@ func zstdConcurrency() int {
 }
 
 // zstdFrames parses the zstd frames (and skippable frames) at the start
-// of a stream, block header by block header, for a passThrough that
+// of a stream, block header by block header, for decompress.Units that
 // reports EOF after the last, because the zstd decoder reads ahead of
 // its input.
 type zstdFrames struct {
@@ -145,7 +144,7 @@ func (z *zstdFrames) next() ([]byte, int64, error) {
 		}
 		magic := binary.LittleEndian.Uint32(b)
 		if magic&0xFFFFFFF0 == 0x184D2A50 {
-			hdr, err := readN(z.r, 8)
+			hdr, err := decompress.ReadN(z.r, 8)
 			if err != nil {
 				return nil, 0, io.ErrUnexpectedEOF
 			}
@@ -158,7 +157,7 @@ func (z *zstdFrames) next() ([]byte, int64, error) {
 			}
 			return nil, 0, io.EOF
 		}
-		hdr, err := readN(z.r, 5)
+		hdr, err := decompress.ReadN(z.r, 5)
 		if err != nil {
 			return nil, 0, io.ErrUnexpectedEOF
 		}
@@ -182,7 +181,7 @@ func (z *zstdFrames) next() ([]byte, int64, error) {
 		case 3:
 			n += 8
 		}
-		rest, err := readN(z.r, n)
+		rest, err := decompress.ReadN(z.r, n)
 		if err != nil {
 			return nil, 0, io.ErrUnexpectedEOF
 		}
@@ -193,7 +192,7 @@ func (z *zstdFrames) next() ([]byte, int64, error) {
 		if z.last {
 			z.state = 2
 			if z.check {
-				b, err := readN(z.r, 4)
+				b, err := decompress.ReadN(z.r, 4)
 				if err != nil {
 					return nil, 0, io.ErrUnexpectedEOF
 				}
@@ -201,7 +200,7 @@ func (z *zstdFrames) next() ([]byte, int64, error) {
 			}
 			return nil, 0, nil
 		}
-		b, err := readN(z.r, 3)
+		b, err := decompress.ReadN(z.r, 3)
 		if err != nil {
 			return nil, 0, io.ErrUnexpectedEOF
 		}
@@ -229,7 +228,7 @@ func peekBytes(r byteReader, n int) ([]byte, error) {
 	return nil, errors.New("reader cannot peek")
 }
 
-// lz4Frame parses exactly one LZ4 frame, for a passThrough.
+// lz4Frame parses exactly one LZ4 frame, for decompress.Units.
 type lz4Frame struct {
 	r     byteReader
 	state int // 0 header, 1 blocks, 2 done

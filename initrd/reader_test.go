@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -181,10 +182,16 @@ func TestCorruptImages(t *testing.T) {
 		{"truncated gzip", gz[:len(gz)/2], "segment 0"},
 		{"crc mismatch", flipped, "checksum"},
 		{"lzo", []byte("\x89LZO\x00\r\n\x1a\n"), "unsupported compression lzo at offset 0"},
+		// A 13-byte lzma header that asks for a 2 GiB dictionary.
+		{"lzma 2 GiB dictionary", append([]byte{0x5d, 0, 0, 0, 0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, make([]byte, 419)...), "dictionary"},
+		// An xz block header whose LZMA2 filter asks for 4 GiB.
+		{"xz 4 GiB dictionary", append([]byte{0xfd, '7', 'z', 'X', 'Z', 0, 0, 1, 0x69, 0x22, 0xde, 0x36, 0x02, 0x00, 0x21, 0x01, 0x28, 0, 0, 0, 0, 0, 0, 0}, make([]byte, 64)...), "dictionary larger than 1 GiB"},
 		{"huge size", []byte("070701" + strings.Repeat("0", 48) + "FFFFFFFF" + strings.Repeat("0", 32) + "00000002" + "00000000" + "a\x00"), "truncated"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
 			r := NewReader(bytes.NewReader(tt.img))
 			var err error
 			for err == nil {
@@ -195,6 +202,12 @@ func TestCorruptImages(t *testing.T) {
 			}
 			if err == io.EOF || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			// A header of a few bytes must not make the reader
+			// allocate gigabytes.
+			runtime.ReadMemStats(&after)
+			if d := after.TotalAlloc - before.TotalAlloc; d > 256<<20 {
+				t.Errorf("reading %d bytes allocated %d MiB", len(tt.img), d>>20)
 			}
 		})
 	}

@@ -3,9 +3,10 @@ package node
 import (
 	"fmt"
 	"hash/crc32"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"nroot/internal/fsroot"
 )
 
 // ExportOptions fill in the server side.
@@ -38,11 +39,16 @@ func Export(root string, o ExportOptions) (*ExportConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(filepath.Join(abs, cmdlineFile))
+	img, err := fsroot.Open(abs)
+	if err != nil {
+		return nil, fmt.Errorf("export: %w; give the directory of a node image", err)
+	}
+	defer img.Close()
+	b, err := img.ReadFile(cmdlineFile, maxSmallFile)
 	if err != nil {
 		return nil, fmt.Errorf("export: %s has no %s; run nroot node %s first", root, cmdlineFile, root)
 	}
-	kvers, err := Kernels(abs)
+	kvers, err := kernels(img)
 	if err != nil {
 		return nil, err
 	}

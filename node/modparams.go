@@ -6,11 +6,11 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+	"path"
 	"strings"
 
 	"nroot/internal/decompress"
+	"nroot/internal/fsroot"
 )
 
 // nfsClientParams are kernel command line parameters the image's NFS
@@ -21,9 +21,9 @@ import (
 // reading directories of its root. Turning them off costs a read-only
 // root little, so it is done whenever a kernel of the image has the
 // parameter.
-func nfsClientParams(root string, kernels []string) []string {
+func nfsClientParams(img *fsroot.Root, kernels []string) []string {
 	for _, k := range kernels {
-		if ok, _ := hasModuleParam(root, k, "nfsv4", "directory_delegations"); ok {
+		if ok, _ := hasModuleParam(img, k, "nfsv4", "directory_delegations"); ok {
 			return []string{"nfsv4.directory_delegations=0"}
 		}
 	}
@@ -34,14 +34,20 @@ func nfsClientParams(root string, kernels []string) []string {
 // first.
 var moduleDirs = []string{"usr/lib/modules", "lib/modules"}
 
+// Caps on the kernel files read from an image.
+const (
+	maxModuleIndex = 64 << 20  // modules.dep, modules.builtin.modinfo: a few MB
+	maxModule      = 256 << 20 // one module, uncompressed: a few MB at most
+)
+
 // hasModuleParam reports whether kernel k of the image declares the
 // parameter for module mod, built in (modules.builtin.modinfo) or as a
 // module file, compressed or not.
-func hasModuleParam(root, k, mod, param string) (bool, error) {
+func hasModuleParam(img *fsroot.Root, k, mod, param string) (bool, error) {
 	var dir string
 	for _, d := range moduleDirs {
-		if fi, err := os.Stat(filepath.Join(root, d, k)); err == nil && fi.IsDir() {
-			dir = filepath.Join(root, d, k)
+		if img.IsDir(d + "/" + k) {
+			dir = d + "/" + k
 			break
 		}
 	}
@@ -49,18 +55,18 @@ func hasModuleParam(root, k, mod, param string) (bool, error) {
 		return false, fmt.Errorf("node: no modules for kernel %s", k)
 	}
 	want := "parmtype=" + param + ":"
-	if b, err := os.ReadFile(filepath.Join(dir, "modules.builtin.modinfo")); err == nil {
+	if b, err := img.ReadFile(dir+"/modules.builtin.modinfo", maxModuleIndex); err == nil {
 		for _, f := range bytes.Split(b, []byte{0}) {
 			if strings.HasPrefix(string(f), mod+"."+want) {
 				return true, nil
 			}
 		}
 	}
-	file, err := findModule(dir, mod)
+	file, err := findModule(img, dir, mod)
 	if err != nil {
 		return false, err
 	}
-	info, err := modinfo(file)
+	info, err := modinfo(img, file)
 	if err != nil {
 		return false, err
 	}
@@ -72,38 +78,43 @@ func hasModuleParam(root, k, mod, param string) (bool, error) {
 	return false, nil
 }
 
-// findModule finds mod's file through modules.dep, as modprobe does.
-func findModule(dir, mod string) (string, error) {
-	f, err := os.Open(filepath.Join(dir, "modules.dep"))
+// findModule finds mod's file through modules.dep, as modprobe does, and
+// returns its path relative to the image's root.
+func findModule(img *fsroot.Root, dir, mod string) (string, error) {
+	f, err := img.Open(dir + "/modules.dep")
 	if err != nil {
 		return "", fmt.Errorf("node: %w", err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(io.LimitReader(f, maxModuleIndex))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		path, _, _ := strings.Cut(sc.Text(), ":")
-		base := filepath.Base(path)
+		p, _, _ := strings.Cut(sc.Text(), ":")
+		base := path.Base(p)
 		if name, _, ok := strings.Cut(base, ".ko"); ok && strings.ReplaceAll(name, "-", "_") == strings.ReplaceAll(mod, "-", "_") {
-			return filepath.Join(dir, path), nil
+			rel, err := fsroot.Clean(dir + "/" + p)
+			if err != nil {
+				return "", fmt.Errorf("node: %s/modules.dep: %w", dir, err)
+			}
+			return rel, nil
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return "", fmt.Errorf("node: %s: %w", filepath.Join(dir, "modules.dep"), err)
+		return "", fmt.Errorf("node: %s/modules.dep: %w", dir, err)
 	}
 	return "", fmt.Errorf("node: module %s is not in %s/modules.dep", mod, dir)
 }
 
 // modinfo returns the fields of a module's .modinfo section
 // ("parmtype=NAME:TYPE", "depends=...").
-func modinfo(file string) ([]string, error) {
-	f, err := os.Open(file)
+func modinfo(img *fsroot.Root, file string) ([]string, error) {
+	f, err := img.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	defer f.Close()
 	var r io.Reader = f
-	if ext := filepath.Ext(file); ext != ".ko" {
+	if ext := path.Ext(file); ext != ".ko" {
 		format, err := decompress.ByExt(ext)
 		if err != nil {
 			return nil, fmt.Errorf("node: module %s: %w", file, err)
@@ -115,11 +126,12 @@ func modinfo(file string) ([]string, error) {
 		defer z.Close()
 		r = z
 	}
-	// Modules are a few MB at most; the limit keeps a damaged one from
-	// taking more.
-	b, err := io.ReadAll(io.LimitReader(r, 256<<20))
+	b, err := io.ReadAll(io.LimitReader(r, maxModule+1))
 	if err != nil {
 		return nil, fmt.Errorf("node: module %s: %w", file, err)
+	}
+	if len(b) > maxModule {
+		return nil, fmt.Errorf("node: module %s: %w: over %d bytes", file, fsroot.ErrTooLarge, maxModule)
 	}
 	e, err := elf.NewFile(bytes.NewReader(b))
 	if err != nil {

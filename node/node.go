@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -76,12 +75,44 @@ const (
 // quietly ignores compress="zstd" and uses gzip.
 var basePackages = []string{"dracut", "dracut-network", "nfs-common", "dbus", "zstd"}
 
+// unwantedPackages do not belong on a diskless node: snapd mounts loop
+// images and refreshes itself over the shared root, cloud-init would
+// reconfigure every node from a datasource it does not have.
+var unwantedPackages = []string{"snapd", "cloud-init"}
+
+const noSnapPrefs = "etc/apt/preferences.d/nroot-node"
+
+// noSnapPinning keeps them out of later installs too, as Ubuntu's own
+// advice for blocking snapd does.
+var noSnapPinning = "# Written by nroot node: a diskless node runs neither snaps nor cloud-init.\nPackage: " +
+	strings.Join(unwantedPackages, " ") + "\nPin: release a=*\nPin-Priority: -1\n"
+
+// installedOf lists which of names the image has installed.
+func installedOf(img *fsroot.Root, names []string) []string {
+	st, err := dpkgStatus(img)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, n := range names {
+		if _, ok := st[n]; ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // Build installs the kernel and dracut inside root with systemd-nspawn,
 // configures dracut for a generic NFS-root image with an overlay, builds
 // the initramfs for each kernel and verifies it, writes the kernel command
 // line to ROOT/boot/nroot-cmdline and fixes the node identity.
 func Build(ctx context.Context, root string, o Options) (*Result, error) {
-	if _, err := os.Stat(filepath.Join(root, "var/lib/dpkg/status")); err != nil {
+	img, err := fsroot.Open(root)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	defer img.Close()
+	if !img.IsRegular("var/lib/dpkg/status") {
 		return nil, fmt.Errorf("node: %s is not a Debian or Ubuntu root filesystem (no var/lib/dpkg/status); make one with nroot bootstrap", root)
 	}
 	r, err := nspawn.New(root)
@@ -97,7 +128,7 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	}
 	kernel := o.Kernel
 	if kernel == "" {
-		kernel, err = defaultKernel(root)
+		kernel, err = defaultKernel(img)
 		if err != nil {
 			return nil, err
 		}
@@ -110,14 +141,22 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 		return nil
 	}
 	apt := []string{"apt-get", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "--no-install-recommends", "install"}
+	if err := writeFile(img, noSnapPrefs, noSnapPinning, 0o644); err != nil {
+		return nil, err
+	}
 	if err := run("apt-get update", "apt-get", "-q", "update"); err != nil {
 		return nil, fmt.Errorf("%w\nnroot needs the image's APT sources to reach a mirror; check %s/etc/apt/sources.list.d", err, root)
+	}
+	if unwanted := installedOf(img, unwantedPackages); len(unwanted) > 0 {
+		if err := run("removing "+strings.Join(unwanted, " "), append([]string{"apt-get", "-y", "-q", "purge"}, unwanted...)...); err != nil {
+			return nil, err
+		}
 	}
 	pkgs := append(append([]string{}, basePackages...), o.Packages...)
 	if err := run("installing "+strings.Join(pkgs, " "), append(apt, pkgs...)...); err != nil {
 		return nil, err
 	}
-	if mods, err := dracutModules(root); err == nil && mods["network-legacy"] && !exists(root, "usr/sbin/dhclient", "sbin/dhclient") {
+	if mods, err := dracutModules(img); err == nil && mods["network-legacy"] && !exists(img, "usr/sbin/dhclient", "sbin/dhclient") {
 		// network-legacy (dhclient) is the handler that keeps the
 		// root's network up across switch-root; systemd-networkd in the
 		// initramfs was seen to drop it (trixie: EIO on /sbin/init) or
@@ -126,11 +165,11 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 			logf(o.Log, "node: isc-dhcp-client is not installable, using another network handler: %v", err)
 		}
 	}
-	d, err := detectDracut(root)
+	d, err := detectDracut(img)
 	if err != nil {
 		return nil, err
 	}
-	if err := writeDracutConf(root, d); err != nil {
+	if err := writeDracutConf(img, d); err != nil {
 		return nil, err
 	}
 	// With the configuration in place, the kernel's postinst builds the
@@ -139,7 +178,7 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	if err := run("installing "+kernel, append(apt, kernel)...); err != nil {
 		return nil, fmt.Errorf("%w\nthe kernel package is %q; pass --kernel NAME for another (apt-cache search linux-image)", err, kernel)
 	}
-	kvers, err := Kernels(root)
+	kvers, err := kernels(img)
 	if err != nil {
 		return nil, err
 	}
@@ -151,19 +190,19 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	}
 	res := &Result{Dracut: d}
 	for _, k := range kvers {
-		img := filepath.Join(root, "boot", "initrd.img-"+k)
-		if fi, err := os.Stat(img); err != nil || fi.ModTime().Before(confTime) {
-			if err := run("dracut for "+k, "dracut", "--force", "--kver", k, "/boot/initrd.img-"+k); err != nil {
+		rel := "boot/initrd.img-" + k
+		if st, err := img.Lstat(rel); err != nil || time.Unix(st.Mtim.Unix()).Before(confTime) {
+			if err := run("dracut for "+k, "dracut", "--force", "--kver", k, "/"+rel); err != nil {
 				return nil, err
 			}
 		}
-		if err := verifyInitrd(img, root, k); err != nil {
+		if err := verifyInitrd(img, k); err != nil {
 			return nil, err
 		}
 		res.Kernels = append(res.Kernels, Kernel{Version: k, Vmlinuz: "/boot/vmlinuz-" + k, Initrd: "/boot/initrd.img-" + k})
 	}
-	res.Cmdline = Cmdline(d, nfsClientParams(root, kvers)...)
-	if err := writeFile(root, cmdlineFile, res.Cmdline+"\n", 0o644); err != nil {
+	res.Cmdline = Cmdline(d, nfsClientParams(img, kvers)...)
+	if err := writeFile(img, cmdlineFile, res.Cmdline+"\n", 0o644); err != nil {
 		return nil, err
 	}
 	if o.RootPassword != "" {
@@ -174,11 +213,11 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	if err := writeIdentity(root, o); err != nil {
+	if err := writeIdentity(img, o); err != nil {
 		return nil, err
 	}
 	if o.E2EProbe {
-		if err := installProbe(root); err != nil {
+		if err := installProbe(img); err != nil {
 			return nil, err
 		}
 	}
@@ -187,10 +226,10 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	}
 	st := State{Hostname: o.Hostname != "", Cmdline: res.Cmdline, Kernels: kvers}
 	b, _ := json.MarshalIndent(st, "", "  ")
-	if err := writeFile(root, stateFile, string(b)+"\n", 0o644); err != nil {
+	if err := writeFile(img, stateFile, string(b)+"\n", 0o644); err != nil {
 		return nil, err
 	}
-	res.Checks = Checks(root)
+	res.Checks = checks(img)
 	for _, c := range res.Checks {
 		if !c.Pass {
 			return res, fmt.Errorf("node: check %s failed: %s", c.Name, c.Reason)
@@ -214,40 +253,51 @@ func contains(s []string, x string) bool {
 	return false
 }
 
+// Caps on what is read of an image: its files are the image's word, and
+// it may have left a device or a huge file where a small one belongs.
+const (
+	maxSmallFile  = 1 << 20   // arch, os-release, fstab, machine-id, hostname, cmdline, state
+	maxDpkgStatus = 256 << 20 // the dpkg status file of a large image is a few MB
+)
+
 // defaultKernel is the kernel metapackage for the image's architecture.
-func defaultKernel(root string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(root, "var/lib/dpkg/arch"))
+func defaultKernel(img *fsroot.Root) (string, error) {
+	b, err := img.ReadFile("var/lib/dpkg/arch", maxSmallFile)
 	arch := ""
 	if err == nil {
 		arch = strings.Fields(string(b) + " ")[0]
 	}
 	if arch == "" {
-		st, err := dpkgStatus(root)
+		st, err := dpkgStatus(img)
 		if err != nil {
 			return "", err
 		}
-		arch = st["dpkg"].Get("Architecture")
+		if p := st["dpkg"]; p != nil {
+			arch = p.Get("Architecture")
+		}
 	}
 	flavour := map[string]string{"amd64": "amd64", "arm64": "arm64", "i386": "686-pae", "armhf": "armmp", "ppc64el": "powerpc64le", "s390x": "s390x", "riscv64": "riscv64"}[arch]
 	if flavour == "" {
 		return "", fmt.Errorf("node: no default kernel for architecture %q; pass --kernel", arch)
 	}
-	if origin, _ := os.ReadFile(filepath.Join(root, "etc/os-release")); bytes.Contains(origin, []byte("ID=ubuntu")) {
-		return "linux-image-generic", nil
+	if origin, _ := img.ReadFile("etc/os-release", maxSmallFile); bytes.Contains(origin, []byte("ID=ubuntu")) {
+		// virtual: the generic kernel with linux-modules only (no
+		// -extra), which has virtio-net, NFS and overlayfs.
+		return "linux-image-virtual", nil
 	}
 	return "linux-image-" + flavour, nil
 }
 
 // dpkgStatus reads the image's installed packages.
-func dpkgStatus(root string) (map[string]*control.Paragraph, error) {
-	f, err := os.Open(filepath.Join(root, "var/lib/dpkg/status"))
+func dpkgStatus(img *fsroot.Root) (map[string]*control.Paragraph, error) {
+	f, err := img.Open("var/lib/dpkg/status")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("node: dpkg status: %w", err)
 	}
 	defer f.Close()
-	ps, err := control.ReadAll(f)
+	ps, err := control.ReadAll(io.LimitReader(f, maxDpkgStatus))
 	if err != nil {
-		return nil, fmt.Errorf("%s: dpkg status: %w", root, err)
+		return nil, fmt.Errorf("%s: dpkg status: %w", img.Path, err)
 	}
 	out := map[string]*control.Paragraph{}
 	for _, p := range ps {
@@ -261,29 +311,37 @@ func dpkgStatus(root string) (map[string]*control.Paragraph, error) {
 // Kernels lists the kernel versions installed in root, from its
 // /lib/modules and /boot, never from the host.
 func Kernels(root string) ([]string, error) {
+	img, err := fsroot.Open(root)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	defer img.Close()
+	return kernels(img)
+}
+
+func kernels(img *fsroot.Root) ([]string, error) {
 	var out []string
 	for _, dir := range moduleDirs {
-		ents, err := os.ReadDir(filepath.Join(root, dir))
+		names, err := img.ReadDir(dir)
 		if err != nil {
 			continue
 		}
-		for _, e := range ents {
-			k := e.Name()
-			if _, err := os.Stat(filepath.Join(root, "boot", "vmlinuz-"+k)); err == nil && !contains(out, k) {
+		for _, k := range names {
+			if img.IsRegular("boot/vmlinuz-"+k) && !contains(out, k) {
 				out = append(out, k)
 			}
 		}
 	}
 	sort.Strings(out)
 	if len(out) == 0 {
-		return nil, fmt.Errorf("node: %s has no kernel (no /boot/vmlinuz-K with /lib/modules/K); install one with --kernel", root)
+		return nil, fmt.Errorf("node: %s has no kernel (no /boot/vmlinuz-K with /lib/modules/K); install one with --kernel", img.Path)
 	}
 	return out, nil
 }
 
 // detectDracut finds the image's dracut flavour and what it supports.
-func detectDracut(root string) (Dracut, error) {
-	st, err := dpkgStatus(root)
+func detectDracut(img *fsroot.Root) (Dracut, error) {
+	st, err := dpkgStatus(img)
 	if err != nil {
 		return Dracut{}, err
 	}
@@ -294,19 +352,19 @@ func detectDracut(root string) (Dracut, error) {
 			break
 		}
 	}
-	mods, err := dracutModules(root)
+	mods, err := dracutModules(img)
 	if err != nil {
 		return d, err
 	}
 	switch {
-	case mods["network-legacy"] && exists(root, "usr/sbin/dhclient", "sbin/dhclient"):
+	case mods["network-legacy"] && exists(img, "usr/sbin/dhclient", "sbin/dhclient"):
 		d.NetworkHandler = "network-legacy"
-	case mods["systemd-networkd"] && exists(root, "usr/lib/systemd/systemd-networkd", "lib/systemd/systemd-networkd"):
+	case mods["systemd-networkd"] && exists(img, "usr/lib/systemd/systemd-networkd", "lib/systemd/systemd-networkd"):
 		d.NetworkHandler = "systemd-networkd"
-	case mods["network-manager"] && exists(root, "usr/sbin/NetworkManager"):
+	case mods["network-manager"] && exists(img, "usr/sbin/NetworkManager"):
 		d.NetworkHandler = "network-manager"
 	default:
-		return d, fmt.Errorf("node: dracut %s in %s has no usable network module (systemd-networkd, network-manager or network-legacy); install dracut-network and systemd or network-manager", d.Version, root)
+		return d, fmt.Errorf("node: dracut %s in %s has no usable network module (systemd-networkd, network-manager or network-legacy); install dracut-network and systemd or network-manager", d.Version, img.Path)
 	}
 	major := dracutMajor(d.Version)
 	switch {
@@ -319,10 +377,10 @@ func detectDracut(root string) (Dracut, error) {
 	case mods["overlayfs"]:
 		d.OverlayModule, d.OverlayParam = "overlayfs", "rd.live.overlay.overlayfs=1"
 	default:
-		return d, fmt.Errorf("node: dracut %s in %s has neither the overlay-root nor the overlayfs module, so the root cannot be made writable", d.Version, root)
+		return d, fmt.Errorf("node: dracut %s in %s has neither the overlay-root nor the overlayfs module, so the root cannot be made writable", d.Version, img.Path)
 	}
 	if !mods["nfs"] {
-		return d, fmt.Errorf("node: dracut %s in %s has no nfs module; install dracut-network", d.Version, root)
+		return d, fmt.Errorf("node: dracut %s in %s has no nfs module; install dracut-network", d.Version, img.Path)
 	}
 	return d, nil
 }
@@ -338,9 +396,11 @@ func dracutMajor(v string) int {
 	return n
 }
 
-func exists(root string, rels ...string) bool {
+// exists reports whether any of rels resolves, inside the image, to
+// something.
+func exists(img *fsroot.Root, rels ...string) bool {
 	for _, r := range rels {
-		if _, err := os.Stat(filepath.Join(root, r)); err == nil {
+		if img.Exists(r) {
 			return true
 		}
 	}
@@ -348,29 +408,28 @@ func exists(root string, rels ...string) bool {
 }
 
 // dracutModules lists the image's dracut module names (modules.d/NNname).
-func dracutModules(root string) (map[string]bool, error) {
+func dracutModules(img *fsroot.Root) (map[string]bool, error) {
 	out := map[string]bool{}
 	for _, dir := range []string{"usr/lib/dracut/modules.d", "lib/dracut/modules.d"} {
-		ents, err := os.ReadDir(filepath.Join(root, dir))
+		names, err := img.ReadDir(dir)
 		if err != nil {
 			continue
 		}
-		for _, e := range ents {
-			n := e.Name()
+		for _, n := range names {
 			if len(n) > 2 && n[0] >= '0' && n[0] <= '9' && n[1] >= '0' && n[1] <= '9' {
 				out[n[2:]] = true
 			}
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("node: %s has no dracut modules; is dracut installed?", root)
+		return nil, fmt.Errorf("node: %s has no dracut modules; is dracut installed?", img.Path)
 	}
 	return out, nil
 }
 
 // writeDracutConf makes the image's initramfs generic (any node, not the
 // build host) and gives it what an NFS root with an overlay needs.
-func writeDracutConf(root string, d Dracut) error {
+func writeDracutConf(img *fsroot.Root, d Dracut) error {
 	conf := fmt.Sprintf(`# Written by nroot node: a generic initramfs that mounts the root over NFS
 # and puts a writable overlay over it.
 hostonly="no"
@@ -381,7 +440,7 @@ compress="zstd"
 add_dracutmodules+=" base network %s nfs %s "
 %sadd_drivers+=" nfs nfsv3 nfsv4 overlay "
 `, d.NetworkHandler, d.OverlayModule, omitOthers(d.NetworkHandler))
-	return writeFile(root, dracutConf, conf, 0o644)
+	return writeFile(img, dracutConf, conf, 0o644)
 }
 
 // omitOthers keeps dracut's network module from pulling in a second
@@ -403,15 +462,16 @@ func Cmdline(d Dracut, extra ...string) string {
 	return strings.Join(append([]string{"root=nfs4:SERVER:/PATH ro ip=dhcp rd.neednet=1", d.OverlayParam}, extra...), " ")
 }
 
-func verifyInitrd(img, root, k string) error {
-	f, err := os.Open(img)
+func verifyInitrd(img *fsroot.Root, k string) error {
+	rel := "boot/initrd.img-" + k
+	f, err := img.Open(rel)
 	if err != nil {
 		return fmt.Errorf("node: no initramfs for %s: %w", k, err)
 	}
 	defer f.Close()
-	checks, _, err := initrd.Verify(f, initrd.VerifyOptions{NFS: true, Overlay: true, Kver: k, Rootfs: root})
+	checks, _, err := initrd.Verify(f, initrd.VerifyOptions{NFS: true, Overlay: true, Kver: k, Rootfs: img.Path})
 	if err != nil {
-		return fmt.Errorf("node: %s: %w", img, err)
+		return fmt.Errorf("node: %s: %w", f.Name(), err)
 	}
 	var failed []string
 	for _, c := range checks {
@@ -420,17 +480,12 @@ func verifyInitrd(img, root, k string) error {
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("node: %s fails verification:\n  %s", img, strings.Join(failed, "\n  "))
+		return fmt.Errorf("node: %s fails verification:\n  %s", f.Name(), strings.Join(failed, "\n  "))
 	}
 	return nil
 }
 
-func writeFile(root, rel, content string, mode uint32) error {
-	r, err := fsroot.Open(root)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
+func writeFile(r *fsroot.Root, rel, content string, mode uint32) error {
 	if err := r.MkdirAll(filepath.Dir(rel), 0o755); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"nroot/internal/fsroot"
 	"nroot/internal/testenv"
 )
 
@@ -26,6 +27,17 @@ func fixture(t *testing.T, files map[string]string) string {
 		}
 	}
 	return root
+}
+
+// open opens a fixture as the node code opens an image.
+func open(t *testing.T, dir string) *fsroot.Root {
+	t.Helper()
+	r, err := fsroot.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }
 
 func TestDetectDracut(t *testing.T) {
@@ -57,7 +69,7 @@ func TestDetectDracut(t *testing.T) {
 			for _, b := range tt.bins {
 				files[b] = "bin"
 			}
-			d, err := detectDracut(fixture(t, files))
+			d, err := detectDracut(open(t, fixture(t, files)))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
@@ -97,7 +109,7 @@ func TestChecks(t *testing.T) {
 		}
 	}
 	// writeIdentity fixes everything it owns.
-	if err := writeIdentity(bad, Options{}); err != nil {
+	if err := writeIdentity(open(t, bad), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range Checks(bad) {
@@ -190,7 +202,7 @@ func TestNFSClientParams(t *testing.T) {
 			obj("nfsv4.ko", tt.modinfo)
 			os.WriteFile(filepath.Join(mods, "modules.dep"), []byte("kernel/fs/nfs/nfs.ko:\nkernel/fs/nfs/nfsv4.ko: kernel/fs/nfs/nfs.ko\n"), 0o644)
 			os.WriteFile(filepath.Join(mods, "modules.builtin.modinfo"), []byte(tt.builtin), 0o644)
-			if got := nfsClientParams(dir, []string{k}); !slices.Equal(got, tt.want) {
+			if got := nfsClientParams(open(t, dir), []string{k}); !slices.Equal(got, tt.want) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
@@ -203,7 +215,7 @@ func TestNFSClientParams(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(mods, "modules.dep"), []byte("kernel/fs/nfs/nfsv4.ko.xz:\n"), 0o644)
 	os.WriteFile(filepath.Join(mods, "modules.builtin.modinfo"), nil, 0o644)
-	if got := nfsClientParams(dir, []string{k}); len(got) != 1 {
+	if got := nfsClientParams(open(t, dir), []string{k}); len(got) != 1 {
 		t.Errorf("xz-compressed module: got %q", got)
 	}
 	if c := Cmdline(Dracut{OverlayParam: "rd.overlay"}, "nfsv4.directory_delegations=0"); c != "root=nfs4:SERVER:/PATH ro ip=dhcp rd.neednet=1 rd.overlay nfsv4.directory_delegations=0" {

@@ -34,18 +34,13 @@ WantedBy=multi-user.target
 `
 
 // installProbe puts the probe unit in the image (--e2e-probe).
-func installProbe(root string) error {
-	if err := writeFile(root, "usr/local/sbin/nroot-probe", probeScript, 0o755); err != nil {
+func installProbe(r *fsroot.Root) error {
+	if err := writeFile(r, "usr/local/sbin/nroot-probe", probeScript, 0o755); err != nil {
 		return err
 	}
-	if err := writeFile(root, "etc/systemd/system/nroot-probe.service", probeUnit, 0o644); err != nil {
+	if err := writeFile(r, "etc/systemd/system/nroot-probe.service", probeUnit, 0o644); err != nil {
 		return err
 	}
-	r, err := fsroot.Open(root)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
 	if err := r.MkdirAll("etc/systemd/system/multi-user.target.wants", 0o755); err != nil {
 		return err
 	}

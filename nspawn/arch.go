@@ -4,9 +4,10 @@ import (
 	"debug/elf"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
+
+	"nroot/internal/fsroot"
 )
 
 // machines maps ELF machines to the architectures Go and qemu name them.
@@ -22,28 +23,27 @@ var machines = map[elf.Machine]struct{ goarch, qemu string }{
 	elf.EM_LOONGARCH: {"loong64", "loongarch64"},
 }
 
-// ImageMachine reads the ELF machine of the image's shell.
+// ImageMachine reads the ELF machine of the image's shell, resolved inside
+// the image and only if it is a regular file.
 func ImageMachine(root string) (elf.Machine, error) {
+	r, err := fsroot.Open(root)
+	if err != nil {
+		return 0, fmt.Errorf("nspawn: %w", err)
+	}
+	defer r.Close()
 	for _, p := range []string{"usr/bin/sh", "bin/sh", "usr/bin/dash", "usr/bin/bash", "bin/busybox"} {
-		full := filepath.Join(root, p)
-		// Resolve the symlink inside the image, not on the host.
-		for i := 0; i < 8; i++ {
-			t, err := os.Readlink(full)
-			if err != nil {
-				break
-			}
-			if strings.HasPrefix(t, "/") {
-				full = filepath.Join(root, t)
-			} else {
-				full = filepath.Join(filepath.Dir(full), t)
-			}
-		}
-		f, err := elf.Open(full)
+		f, err := r.Open(p)
 		if err != nil {
 			continue
 		}
-		defer f.Close()
-		return f.Machine, nil
+		e, err := elf.NewFile(f)
+		if err != nil {
+			f.Close()
+			continue
+		}
+		m := e.Machine
+		f.Close()
+		return m, nil
 	}
 	return 0, fmt.Errorf("nspawn: %s has no /bin/sh to run; is it an unpacked root filesystem?", root)
 }

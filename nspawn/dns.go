@@ -2,9 +2,10 @@ package nspawn
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"nroot/internal/fsroot"
@@ -56,12 +57,11 @@ func provideDNS(root string) (func(), error) {
 	if st, err := r.Lstat(rel); err == nil {
 		saved.exists, saved.mode, saved.uid, saved.gid = true, st.Mode&0o7777, int(st.Uid), int(st.Gid)
 		if st.Mode&0o170000 == 0o120000 {
-			saved.symlink, err = os.Readlink(filepath.Join(root, rel))
+			saved.symlink, err = r.Readlink(rel)
 		} else {
-			var f *os.File
-			if f, err = r.Open(rel); err == nil {
-				saved.data, err = readAll(f)
-			}
+			// A regular file of resolver size only: the image may
+			// have left a FIFO or a device there.
+			saved.data, err = r.ReadFile(rel, maxResolvConf)
 		}
 		if err != nil {
 			r.Close()
@@ -79,12 +79,12 @@ func provideDNS(root string) (func(), error) {
 	}
 	return func() {
 		defer r.Close()
-		// Leave what the command wrote in place of ours.
-		if f, err := r.Open(rel); err == nil {
-			cur, _ := readAll(f)
-			if !bytes.Equal(cur, marker) {
-				return
-			}
+		// Leave what the command wrote in place of ours: anything but
+		// our own regular file, which is read no further than its size.
+		if cur, err := r.ReadFile(rel, int64(len(marker))); err == nil && !bytes.Equal(cur, marker) {
+			return
+		} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return
 		}
 		if st, err := r.Lstat(rel); err != nil || st.Mode&0o170000 == 0o120000 {
 			return
@@ -100,25 +100,29 @@ func provideDNS(root string) (func(), error) {
 	}, nil
 }
 
-func readAll(f *os.File) ([]byte, error) {
-	defer f.Close()
-	var b bytes.Buffer
-	_, err := b.ReadFrom(f)
-	return b.Bytes(), err
-}
+// maxResolvConf bounds the image's resolv.conf: resolvers are a few lines.
+const maxResolvConf = 1 << 20
 
 // ResolvConfState describes /etc/resolv.conf in a root, for tests and
-// checks: "file", "symlink -> TARGET" or "absent".
+// checks: "file: CONTENT", "symlink -> TARGET", "special" or "absent".
 func ResolvConfState(root string) string {
-	p := filepath.Join(root, "etc/resolv.conf")
-	fi, err := os.Lstat(p)
+	r, err := fsroot.Open(root)
+	if err != nil {
+		return "absent"
+	}
+	defer r.Close()
+	const rel = "etc/resolv.conf"
+	st, err := r.Lstat(rel)
 	switch {
 	case err != nil:
 		return "absent"
-	case fi.Mode()&os.ModeSymlink != 0:
-		t, _ := os.Readlink(p)
+	case st.Mode&0o170000 == 0o120000:
+		t, _ := r.Readlink(rel)
 		return "symlink -> " + t
 	}
-	b, _ := os.ReadFile(p)
+	b, err := r.ReadFile(rel, maxResolvConf)
+	if err != nil {
+		return "special"
+	}
 	return "file: " + strings.TrimSpace(string(b))
 }

@@ -7,14 +7,19 @@ package nspawn
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"nroot/internal/fsroot"
 )
 
 // Host describes what the machine nroot runs on allows.
@@ -94,18 +99,42 @@ func New(root string) (*Runner, error) {
 	return &Runner{Root: root, Host: DetectHost(), Env: append([]string(nil), DefaultEnv...)}, nil
 }
 
-// BindPackageCache bind-mounts dir (created if needed) over the image's
-// /var/cache/apt/archives, so packages apt downloads inside are kept
-// between runs and images.
+// BindPackageCache gives the image a package cache of its own below dir
+// (created if needed), bind-mounted over its /var/cache/apt/archives, so
+// packages apt downloads inside are kept between runs on that image.
+// Images never share one: code running in one image could otherwise
+// plant packages that apt in another would install.
 func (r *Runner) BindPackageCache(dir string) error {
-	if err := os.MkdirAll(dir+"/partial", 0o755); err != nil {
+	own, err := PackageCacheDir(dir, r.Root)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(own+"/partial", 0o700); err != nil {
 		return fmt.Errorf("nspawn: package cache: %w", err)
 	}
-	if err := os.MkdirAll(r.Root+"/var/cache/apt/archives", 0o755); err != nil {
+	// The mount point is made inside the image, never through its
+	// symlinks onto the host.
+	img, err := fsroot.Open(r.Root)
+	if err != nil {
+		return fmt.Errorf("nspawn: %w", err)
+	}
+	defer img.Close()
+	if err := img.MkdirAll("var/cache/apt/archives", 0o755); err != nil {
 		return fmt.Errorf("nspawn: package cache: %w", err)
 	}
-	r.Binds = append(r.Binds, dir+":/var/cache/apt/archives")
+	r.Binds = append(r.Binds, own+":/var/cache/apt/archives")
 	return nil
+}
+
+// PackageCacheDir is the package cache below dir that belongs to the
+// image at root: one directory per image path.
+func PackageCacheDir(dir, root string) (string, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return "", fmt.Errorf("nspawn: %w", err)
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(dir, hex.EncodeToString(sum[:8])), nil
 }
 
 // Name says which runner will be used.
@@ -190,7 +219,7 @@ func (r *Runner) Run(ctx context.Context, argv ...string) error {
 func (r *Runner) Shell(ctx context.Context, argv ...string) error {
 	if len(argv) == 0 {
 		argv = []string{"/bin/bash", "-l"}
-		if _, err := os.Lstat(r.Root + "/bin/bash"); err != nil {
+		if !bashIn(r.Root) {
 			argv = []string{"/bin/sh", "-l"}
 		}
 	}
@@ -333,3 +362,13 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 func (t *tailBuffer) String() string { return strings.TrimRight(string(t.buf), "\n") }
+
+// bashIn reports whether the image has a bash to run, resolved inside it.
+func bashIn(root string) bool {
+	img, err := fsroot.Open(root)
+	if err != nil {
+		return false
+	}
+	defer img.Close()
+	return img.IsRegular("bin/bash")
+}

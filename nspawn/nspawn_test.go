@@ -151,6 +151,32 @@ func TestDNS(t *testing.T) {
 	if got := nspawn.ResolvConfState(root); got != "symlink -> /run/systemd/resolve/stub-resolv.conf" {
 		t.Fatalf("the command's own resolv.conf was not kept: %s", got)
 	}
+	// A hostile command leaves an endless device or a FIFO where the
+	// restore reads: nroot must neither read forever nor hang.
+	for _, leave := range []struct{ name, cmd, want string }{
+		{"zero device", "rm -f /etc/resolv.conf && ln -s /dev/zero /etc/resolv.conf", "symlink -> /dev/zero"},
+		{"zero device node", "rm -f /etc/resolv.conf && mknod /etc/resolv.conf c 1 5", "special"},
+		{"fifo", "rm -f /etc/resolv.conf && mkfifo /etc/resolv.conf", "special"},
+	} {
+		t.Run("hostile "+leave.name, func(t *testing.T) {
+			r, _ := nspawn.New(root)
+			r.DNS = true
+			done := make(chan error, 1)
+			go func() { done <- r.Run(context.Background(), "sh", "-c", leave.cmd) }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(2 * time.Minute):
+				t.Fatal("the restore of resolv.conf hangs on what the command left")
+			}
+			if got := nspawn.ResolvConfState(root); got != leave.want {
+				t.Errorf("resolv.conf is %q, want %q", got, leave.want)
+			}
+			os.Remove(filepath.Join(root, "etc/resolv.conf"))
+		})
+	}
 }
 
 func TestFailingCommand(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -79,7 +80,7 @@ func writeSources(root *fsroot.Root, plan *apt.Plan, rings map[string]*keyring.K
 	b.WriteString("# Written by nroot bootstrap.\n")
 	for _, g := range groups {
 		fmt.Fprintf(&b, "\nTypes: deb\nURIs: %s\nSuites: %s\nComponents: %s\nSigned-By: %s\n",
-			g.uri, strings.Join(g.suites, " "), strings.Join(g.components, " "), signedBy[g.keyring])
+			g.uri, strings.Join(g.suites, " "), strings.Join(listedComponents(plan.Origin, g.components), " "), signedBy[g.keyring])
 		if g.expired {
 			// Built from an archived snapshot, past its Valid-Until,
 			// with --no-check-valid-until: apt in the image must
@@ -92,6 +93,26 @@ func writeSources(root *fsroot.Root, plan *apt.Plan, rings map[string]*keyring.K
 		name = "etc/apt/sources.list.d/nroot.sources"
 	}
 	return root.WriteFile(name, strings.NewReader(b.String()), int64(b.Len()), fsroot.Meta{Mode: 0o644})
+}
+
+// ubuntuComponents are the components an Ubuntu installation lists by
+// default. The image was resolved from the plan's components only; the
+// rest are listed so that apt in the image finds, say, dracut in universe.
+var ubuntuComponents = []string{"main", "restricted", "universe", "multiverse"}
+
+// listedComponents are the components the image's sources name: the ones
+// resolved, then, for Ubuntu, the rest of its defaults.
+func listedComponents(origin string, resolved []string) []string {
+	out := append([]string(nil), resolved...)
+	if origin != apt.Ubuntu {
+		return out
+	}
+	for _, c := range ubuntuComponents {
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func safeName(s string) string {

@@ -10,7 +10,10 @@ DEB_PACKAGES=(
   systemd-container   # systemd-nspawn, for the configuration stage
   nfs-ganesha nfs-ganesha-vfs rpcbind  # the NFS server the export checks run against
   qemu-system-x86     # boots the node image in make e2e
-  cpio zstd xz-utils lz4 bzip2 busybox-static  # initramfs reference tools
+  cpio zstd xz-utils lz4 lzop bzip2 busybox-static  # initramfs reference tools
+  debootstrap         # its data only: the Ubuntu archive's address (scripts/gutsy)
+  nginx dnsmasq ipxe-qemu           # HTTP serving, PXE configuration, QEMU's network boot ROM
+  squashfs-tools erofs-utils        # image files
 )
 
 want_go() {

@@ -22,6 +22,8 @@ type aptFlags struct {
 	archs             []string
 	keyrings          []string
 	noCheckValidUntil bool
+	noUpdates         bool
+	noSecurity        bool
 }
 
 func (f *aptFlags) register(cmd *cobra.Command) {
@@ -33,12 +35,15 @@ func (f *aptFlags) register(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.archs, "architectures", []string{apt.HostArch()}, "architectures, native first, comma-separated")
 	fl.StringArrayVar(&f.keyrings, "keyring", nil, "trust this keyring file (armored or binary) instead of the bundled ones; repeatable")
 	fl.BoolVar(&f.noCheckValidUntil, "no-check-valid-until", false, "accept a Release past its Valid-Until (archived snapshots)")
+	fl.BoolVar(&f.noUpdates, "no-updates", false, "leave out SUITE-updates (otherwise added, and required, for Debian and Ubuntu)")
+	fl.BoolVar(&f.noSecurity, "no-security", false, "leave out SUITE-security (otherwise added, and required, for Debian and Ubuntu); recorded in the plan")
 }
 
 func (f *aptFlags) config(suite string, mirrors []string) apt.Config {
 	return apt.Config{
 		Suite: suite, Mirrors: mirrors, Components: f.components, Archs: f.archs,
 		Variant: f.variant, Include: f.include, Exclude: f.exclude,
+		NoUpdates: f.noUpdates, NoSecurity: f.noSecurity,
 	}
 }
 
@@ -68,15 +73,20 @@ keyrings, reads its Packages indices and selects the packages of the variant,
 the way mmdebstrap and apt do. It prints each package with its version,
 architecture and download size.
 
-MIRROR is a URL (http://HOST/debian) or a "deb URL SUITE COMPONENT..." line.
-Without one, the mirror comes from $NROOT_MIRROR or the host's APT sources,
-and the suite's -updates and -security suites are added.
+MIRROR is a URL (http://HOST/debian, http://HOST/ubuntu) or a "deb URL SUITE
+COMPONENT..." line. Without one, the mirror comes from $NROOT_MIRROR or the
+host's APT sources. With one URL, or none, the suite's -updates and -security
+suites are added for Debian and Ubuntu, and a missing one is an error unless
+--no-updates or --no-security says to leave it out. Source lines are used
+exactly as given. An Ubuntu suite asked of a Debian mirror, or the reverse,
+stops with a line that says so.
 
 Stricter than apt: a Release without SHA256 sums, or text outside the signed
 part of InRelease, is refused.`,
 		Example: `  nroot resolve stable
   nroot resolve --variant=minbase --include=openssh-server trixie
   nroot resolve --lock trixie.lock --json trixie http://MIRROR/debian
+  nroot resolve --variant=minbase noble http://MIRROR/ubuntu
   NROOT_MIRROR=http://MIRROR/ubuntu nroot resolve --components=main,universe noble`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -71,7 +71,10 @@ func NewReader(f Format, r io.Reader) (io.ReadCloser, error) {
 		}
 		return readCloser{z, z.Close}, nil
 	case XZ:
-		z, err := xz.NewReader(br)
+		// The stream is walked block by block on its way in, so that
+		// a dictionary over MaxDict is refused before the Go decoder,
+		// which takes the size from the block header, allocates it.
+		z, err := xz.NewReader(NewXZStream(br, true))
 		if err != nil {
 			return nil, xzHint(err)
 		}

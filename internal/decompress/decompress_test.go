@@ -2,6 +2,7 @@ package decompress
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -144,16 +145,10 @@ func TestProgramClosedEarly(t *testing.T) {
 }
 
 // An xz stream whose header asks for a 1.5 GiB dictionary (one byte of
-// content, from xz --lzma2=dict=1536MiB) is refused by the parallel
-// reader, as zstd streams over 1 GiB are, with xz's complaint on one
-// line.
-func TestParallelXZRefusesHugeDictionary(t *testing.T) {
-	if xzProgram() == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("required component missing (CI=true): xz (package xz-utils)")
-		}
-		t.Skip("no xz program")
-	}
+// content, from xz --lzma2=dict=1536MiB) is refused by every reader, the
+// Go decoder before it allocates, the xz program by its memory limit,
+// with the complaint on one line.
+func TestXZRefusesHugeDictionary(t *testing.T) {
 	stream := []byte{
 		0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x04, 0xe6, 0xd6, 0xb4, 0x46,
 		0x02, 0x00, 0x21, 0x01, 0x25, 0x00, 0x00, 0x00, 0x3b, 0x78, 0x7b, 0x41,
@@ -161,20 +156,35 @@ func TestParallelXZRefusesHugeDictionary(t *testing.T) {
 		0x2d, 0x10, 0x88, 0x1c, 0x00, 0x01, 0x19, 0x01, 0xa5, 0x2c, 0x81, 0xcc,
 		0x1f, 0xb6, 0xf3, 0x7d, 0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0x59, 0x5a,
 	}
-	// The same stream decodes without the limit.
-	r, err := NewStreamReader(XZ, bytes.NewReader(stream))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name    string
+		program bool
+		open    func(io.Reader) (io.ReadCloser, error)
+		want    string
+	}{
+		{"go decoder", false, func(r io.Reader) (io.ReadCloser, error) { return NewReader(XZ, r) }, "dictionary larger than 1 GiB"},
+		{"stream reader", true, func(r io.Reader) (io.ReadCloser, error) { return NewStreamReader(XZ, r) }, "Memory usage limit"},
+		{"parallel reader", true, func(r io.Reader) (io.ReadCloser, error) { return NewParallelXZReader(r) }, "Memory usage limit"},
 	}
-	if b, err := io.ReadAll(r); err != nil || string(b) != "\n" {
-		t.Fatalf("without a limit: %q, %v", b, err)
-	}
-	r, err = NewParallelXZReader(bytes.NewReader(stream))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = io.ReadAll(r)
-	if err == nil || !strings.Contains(err.Error(), "Memory usage limit") || strings.Contains(err.Error(), "\n") {
-		t.Fatalf("err = %v, want xz's memory limit on one line", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.program && xzProgram() == "" {
+				if os.Getenv("CI") == "true" {
+					t.Fatal("required component missing (CI=true): xz (package xz-utils)")
+				}
+				t.Skip("no xz program")
+			}
+			r, err := tt.open(bytes.NewReader(stream))
+			if err == nil {
+				_, err = io.ReadAll(r)
+				r.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v, want %q on one line", err, tt.want)
+			}
+			if !tt.program && !errors.Is(err, ErrDictTooLarge) {
+				t.Errorf("err = %v is not ErrDictTooLarge", err)
+			}
+		})
 	}
 }

@@ -35,8 +35,12 @@ func NewStreamReader(f Format, r io.Reader) (io.ReadCloser, error) {
 	if f != XZ || xzProgram() == "" {
 		return NewReader(f, r)
 	}
-	return startProgram(xzProgram(), xzDecode, r)
+	return startProgram(xzProgram(), append(slices.Clip(xzDecode), xzMemLimit), r)
 }
+
+// xzMemLimit caps what a stream may make the xz program allocate, as
+// MaxDict caps the Go decoder.
+const xzMemLimit = "--memlimit-decompress=1GiB"
 
 // xzDecode are the xz program's arguments to decode stdin to stdout.
 var xzDecode = []string{"--decompress", "--stdout", "--quiet"}
@@ -50,12 +54,13 @@ func NewParallelXZReader(r io.Reader) (io.ReadCloser, error) {
 	if xzProgram() == "" {
 		return NewReader(XZ, r)
 	}
-	return startProgram(xzProgram(), append(slices.Clip(xzDecode), "--threads=0", "--memlimit-decompress=1GiB"), r)
+	return startProgram(xzProgram(), append(slices.Clip(xzDecode), "--threads=0", xzMemLimit), r)
 }
 
 // program is a decompressor running in a child process.
 type program struct {
 	cmd    *exec.Cmd
+	in     *inputError
 	out    io.ReadCloser
 	stderr bytes.Buffer
 	done   bool
@@ -63,8 +68,8 @@ type program struct {
 }
 
 func startProgram(path string, args []string, r io.Reader) (*program, error) {
-	p := &program{cmd: exec.Command(path, args...)}
-	p.cmd.Stdin = r
+	p := &program{cmd: exec.Command(path, args...), in: &inputError{r: r}}
+	p.cmd.Stdin = p.in
 	p.cmd.Stderr = &p.stderr
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -96,7 +101,14 @@ func (p *program) Read(b []byte) (int, error) {
 func (p *program) finish() {
 	p.done = true
 	p.err = io.EOF
-	if err := p.cmd.Wait(); err != nil {
+	err := p.cmd.Wait()
+	if ierr := p.in.get(); ierr != nil {
+		// The input failed (a stream walker refused it): that is the
+		// cause, whatever the program made of the cut stream.
+		p.err = ierr
+		return
+	}
+	if err != nil {
 		var ee *exec.ExitError
 		// The program names itself on each line of its complaint.
 		msg := strings.ReplaceAll(strings.TrimSpace(p.stderr.String()), "\n", "; ")
@@ -121,4 +133,31 @@ func (p *program) Close() error {
 	p.cmd.Wait()
 	p.done, p.err = true, errors.New("decompressor closed")
 	return nil
+}
+
+// inputError keeps the first error reading a program's input, which
+// exec's copying goroutine would otherwise lose behind the program's exit
+// status.
+type inputError struct {
+	r   io.Reader
+	mu  sync.Mutex
+	err error
+}
+
+func (e *inputError) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.mu.Lock()
+		if e.err == nil {
+			e.err = err
+		}
+		e.mu.Unlock()
+	}
+	return n, err
+}
+
+func (e *inputError) get() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -381,13 +382,126 @@ func (r *Root) Chtimes(rel string, t time.Time) error {
 	return unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW)
 }
 
-// Open opens a file for reading, resolving symlinks inside the root.
+// ErrNotRegular is returned when a path that must be a regular file is a
+// device, FIFO, socket, directory or other special file: an image can
+// point etc/fstab at /dev/zero or a FIFO to exhaust or hang its reader.
+var ErrNotRegular = errors.New("not a regular file")
+
+// ErrTooLarge is returned when a file is larger than its reader's cap.
+var ErrTooLarge = errors.New("file too large")
+
+// Open opens a regular file for reading, resolving symlinks inside the
+// root. Anything else is refused with ErrNotRegular, without blocking on
+// a FIFO or touching a device.
 func (r *Root) Open(rel string) (*os.File, error) {
-	fd, err := unix.Openat2(r.fd, rel, how(unix.O_RDONLY))
+	fd, err := unix.Openat2(r.fd, rel, how(unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY))
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: r.full(rel), Err: err}
 	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "stat", Path: r.full(rel), Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "open", Path: r.full(rel), Err: ErrNotRegular}
+	}
 	return os.NewFile(uintptr(fd), r.full(rel)), nil
+}
+
+// ReadFile reads a regular file of at most max bytes, resolving symlinks
+// inside the root.
+func (r *Root) ReadFile(rel string, max int64) ([]byte, error) {
+	f, err := r.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, &os.PathError{Op: "read", Path: r.full(rel), Err: fmt.Errorf("%w: over %d bytes", ErrTooLarge, max)}
+	}
+	return b, nil
+}
+
+// maxDirEntries bounds ReadDir: no real image directory comes near it.
+const maxDirEntries = 1 << 20
+
+// ReadDir lists a directory's entry names, sorted, resolving symlinks
+// inside the root.
+func (r *Root) ReadDir(rel string) ([]string, error) {
+	fd, err := unix.Openat2(r.fd, rel, how(unix.O_RDONLY|unix.O_DIRECTORY))
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: r.full(rel), Err: err}
+	}
+	f := os.NewFile(uintptr(fd), r.full(rel))
+	defer f.Close()
+	var names []string
+	for {
+		batch, err := f.Readdirnames(4096)
+		names = append(names, batch...)
+		if len(names) > maxDirEntries {
+			return nil, &os.PathError{Op: "readdir", Path: r.full(rel), Err: fmt.Errorf("%w: over %d entries", ErrTooLarge, maxDirEntries)}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// Readlink reads a symlink's target without following it.
+func (r *Root) Readlink(rel string) (string, error) {
+	pfd, base, err := r.parent(rel)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(pfd)
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(pfd, base, buf)
+	if err != nil {
+		return "", &os.PathError{Op: "readlink", Path: r.full(rel), Err: err}
+	}
+	return string(buf[:n]), nil
+}
+
+// Exists reports whether rel resolves inside the root to anything.
+func (r *Root) Exists(rel string) bool {
+	_, err := r.Stat(rel)
+	return err == nil
+}
+
+// IsRegular reports whether rel resolves inside the root to a regular file.
+func (r *Root) IsRegular(rel string) bool {
+	st, err := r.Stat(rel)
+	return err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG
+}
+
+// Rename renames old to new, both resolved inside the root, without
+// following either final component.
+func (r *Root) Rename(old, new string) error {
+	ofd, obase, err := r.parent(old)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(ofd)
+	nfd, nbase, err := r.parent(new)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(nfd)
+	if err := unix.Renameat(ofd, obase, nfd, nbase); err != nil {
+		return &os.PathError{Op: "rename", Path: r.full(old), Err: err}
+	}
+	return nil
 }
 
 // Remove removes a file, symlink or empty directory, not following a

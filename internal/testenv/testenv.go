@@ -4,9 +4,14 @@
 package testenv
 
 import (
+	"bufio"
+	"context"
+	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"nroot/apt"
 )
@@ -54,4 +59,69 @@ func Mirror(t testing.TB) string {
 		Missing(t, "%v", err)
 	}
 	return m
+}
+
+// UbuntuMirrorEnv names the Ubuntu archive the tests use.
+const UbuntuMirrorEnv = "NROOT_UBUNTU_MIRROR"
+
+// DebootstrapUbuntuScript is debootstrap's script for Ubuntu suites, whose
+// default_mirror lines name the archive for each architecture.
+const DebootstrapUbuntuScript = "/usr/share/debootstrap/scripts/gutsy"
+
+// UbuntuMirror returns the Ubuntu archive for arch: $NROOT_UBUNTU_MIRROR,
+// else the default_mirror line of debootstrap's Ubuntu script for it (the
+// ports archive for architectures other than amd64 and i386, never
+// old-releases). The archive must answer, or the test is Missing.
+func UbuntuMirror(t testing.TB, arch string) string {
+	t.Helper()
+	if testing.Short() && !CI() {
+		t.Skip("skipping network test in -short mode")
+	}
+	m := os.Getenv(UbuntuMirrorEnv)
+	if m == "" {
+		var err error
+		if m, err = debootstrapUbuntuMirror(DebootstrapUbuntuScript, arch); err != nil {
+			Missing(t, "no Ubuntu archive: set %s, or install debootstrap (make deps): %v", UbuntuMirrorEnv, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodHead, strings.TrimRight(m, "/")+"/dists/noble/InRelease", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		Missing(t, "the Ubuntu archive %s does not answer: %v", m, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		Missing(t, "the Ubuntu archive %s answers %s for noble", m, resp.Status)
+	}
+	return m
+}
+
+// debootstrapUbuntuMirror reads the default_mirror lines of debootstrap's
+// Ubuntu script: ports for foreign architectures, the main archive for
+// amd64 and i386, and never old-releases.
+func debootstrapUbuntuMirror(script, arch string) (string, error) {
+	f, err := os.Open(script)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	wantPorts := arch != "amd64" && arch != "i386"
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) != 2 || fields[0] != "default_mirror" {
+			continue
+		}
+		u := fields[1]
+		if strings.Contains(u, "old-releases") || strings.Contains(u, "ports") != wantPorts {
+			continue
+		}
+		return u, nil
+	}
+	if err := sc.Err(); err != nil {
+		return "", err
+	}
+	return "", &os.PathError{Op: "find default_mirror for " + arch, Path: script, Err: os.ErrNotExist}
 }

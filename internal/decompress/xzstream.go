@@ -1,56 +1,12 @@
-package initrd
+package decompress
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 )
-
-// passThrough hands on exactly one compressed stream, unit by unit, and
-// then reports EOF, so that a decoder reading ahead (or a decompressor in
-// another process) never takes the next segment's bytes. next parses a
-// unit's header from r and returns the header bytes it consumed and the
-// size of the whole unit, header included; the rest of the unit is read
-// straight from r. next returns io.EOF where the stream ends.
-type passThrough struct {
-	r      byteReader
-	next   func() (hdr []byte, size int64, err error)
-	remain int64 // bytes of the current unit still to pass
-	peeked []byte
-}
-
-func (u *passThrough) Read(p []byte) (int, error) {
-	for u.remain == 0 {
-		hdr, size, err := u.next()
-		if err != nil {
-			return 0, err
-		}
-		u.peeked, u.remain = hdr, size
-	}
-	if len(u.peeked) > 0 {
-		n := copy(p, u.peeked)
-		u.peeked = u.peeked[n:]
-		u.remain -= int64(n)
-		return n, nil
-	}
-	if int64(len(p)) > u.remain {
-		p = p[:u.remain]
-	}
-	n, err := u.r.Read(p)
-	u.remain -= int64(n)
-	if err == io.EOF && u.remain > 0 {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
-}
-
-// readN reads exactly n bytes.
-func readN(r io.Reader, n int) ([]byte, error) {
-	b := make([]byte, n)
-	_, err := io.ReadFull(r, b)
-	return b, err
-}
 
 // xzStream parses one xz stream (the .xz format: stream header, blocks,
 // index, stream footer) without decoding it: a block's size is in its
@@ -59,13 +15,42 @@ func readN(r io.Reader, n int) ([]byte, error) {
 // the host's xz program decode an image's segment: it is given exactly
 // the segment's bytes.
 type xzStream struct {
-	r         byteReader
+	r         ByteReader
+	multi     bool  // more streams, after stream padding, may follow
 	state     int   // 0 stream header, 1 block or index, 2 LZMA2 chunks, 3 footer, 4 done
 	checkSize int64 // bytes of each block's check
 	chunked   int64 // compressed bytes of the current block so far
 }
 
 var errXZ = errors.New("xz: malformed stream")
+
+// MaxDict is the largest LZMA dictionary nroot lets a stream ask for,
+// in Go as from the host's xz program (--memlimit-decompress): the
+// header of a few bytes sets how much the decoder allocates.
+const MaxDict = 1 << 30
+
+// ErrDictTooLarge is returned for a stream whose dictionary is over
+// MaxDict.
+var ErrDictTooLarge = errors.New("dictionary larger than 1 GiB")
+
+// NewXZStream hands on exactly one xz stream from r (with multi, every
+// concatenated stream and their padding, to the end of r) without
+// decoding it, and refuses blocks whose LZMA2 dictionary is over MaxDict.
+func NewXZStream(r ByteReader, multi bool) io.Reader {
+	x := &xzStream{r: r, multi: multi}
+	return &Units{R: r, Next: x.next}
+}
+
+// lzma2Dict is the dictionary size an LZMA2 filter property byte asks for.
+func lzma2Dict(b byte) (int64, error) {
+	if b > 40 {
+		return 0, errXZ
+	}
+	if b == 40 {
+		return 1<<32 - 1, nil
+	}
+	return int64(2|b&1) << (b/2 + 11), nil
+}
 
 // xzCheckSizes is the size of a block's check by check type.
 var xzCheckSizes = [16]int64{0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64}
@@ -77,16 +62,11 @@ const maxXZIndex = 16 << 20
 func (x *xzStream) next() ([]byte, int64, error) {
 	switch x.state {
 	case 0:
-		h, err := readN(x.r, 12)
+		h, err := ReadN(x.r, 12)
 		if err != nil {
 			return nil, 0, io.ErrUnexpectedEOF
 		}
-		if !bytes.Equal(h[:6], []byte{0xfd, '7', 'z', 'X', 'Z', 0}) || h[6] != 0 || h[7] > 0x0f {
-			return nil, 0, errXZ
-		}
-		x.checkSize = xzCheckSizes[h[7]]
-		x.state = 1
-		return h, 12, nil
+		return x.streamHeader(h)
 	case 1:
 		b, err := x.r.ReadByte()
 		if err != nil {
@@ -128,7 +108,21 @@ func (x *xzStream) next() ([]byte, int64, error) {
 			if err != nil || n > uint64(rest.Len()) {
 				return nil, 0, errXZ
 			}
-			rest.Seek(int64(n), io.SeekCurrent)
+			if id == 0x21 {
+				p, err := rest.ReadByte()
+				if err != nil || n != 1 {
+					return nil, 0, errXZ
+				}
+				d, err := lzma2Dict(p)
+				if err != nil {
+					return nil, 0, err
+				}
+				if d > MaxDict {
+					return nil, 0, fmt.Errorf("xz: block asks for a %d MiB dictionary: %w", d>>20, ErrDictTooLarge)
+				}
+			} else {
+				rest.Seek(int64(n), io.SeekCurrent)
+			}
 			last = id
 		}
 		if compressed >= 0 {
@@ -154,7 +148,7 @@ func (x *xzStream) next() ([]byte, int64, error) {
 			x.state = 1
 			return []byte{0}, 1 + pad4(x.chunked) + x.checkSize, nil
 		case c == 1 || c == 2: // uncompressed chunk
-			b, err := readN(x.r, 2)
+			b, err := ReadN(x.r, 2)
 			if err != nil {
 				return nil, 0, io.ErrUnexpectedEOF
 			}
@@ -164,7 +158,7 @@ func (x *xzStream) next() ([]byte, int64, error) {
 			if c >= 0xc0 {
 				n = 5
 			}
-			b, err := readN(x.r, n)
+			b, err := ReadN(x.r, n)
 			if err != nil {
 				return nil, 0, io.ErrUnexpectedEOF
 			}
@@ -175,7 +169,7 @@ func (x *xzStream) next() ([]byte, int64, error) {
 		x.chunked += int64(len(h)) + data
 		return h, int64(len(h)) + data, nil
 	case 3:
-		f, err := readN(x.r, 12)
+		f, err := ReadN(x.r, 12)
 		if err != nil {
 			return nil, 0, io.ErrUnexpectedEOF
 		}
@@ -184,8 +178,46 @@ func (x *xzStream) next() ([]byte, int64, error) {
 		}
 		x.state = 4
 		return f, 12, nil
+	case 4:
+		if !x.multi {
+			return nil, 0, io.EOF
+		}
+		// Stream padding (zeros, four at a time) or the next stream.
+		b, err := x.r.ReadByte()
+		if err == io.EOF {
+			return nil, 0, io.EOF
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		switch b {
+		case 0:
+			z, err := ReadN(x.r, 3)
+			if err != nil || !bytes.Equal(z, []byte{0, 0, 0}) {
+				return nil, 0, errXZ
+			}
+			return []byte{0, 0, 0, 0}, 4, nil
+		case 0xfd:
+			h, err := ReadN(x.r, 11)
+			if err != nil {
+				return nil, 0, io.ErrUnexpectedEOF
+			}
+			x.state = 0
+			return x.streamHeader(append([]byte{b}, h...))
+		}
+		return nil, 0, errXZ
 	}
 	return nil, 0, io.EOF
+}
+
+// streamHeader checks a stream header and starts its blocks.
+func (x *xzStream) streamHeader(h []byte) ([]byte, int64, error) {
+	if !bytes.Equal(h[:6], []byte{0xfd, '7', 'z', 'X', 'Z', 0}) || h[6] != 0 || h[7] > 0x0f {
+		return nil, 0, errXZ
+	}
+	x.checkSize = xzCheckSizes[h[7]]
+	x.state = 1
+	return h, 12, nil
 }
 
 // index reads the index whose indicator byte was just read: the number
