@@ -7,7 +7,7 @@ SUITE   ?= stable
 VARIANT ?= important
 TARGET  ?= ./nroot-node
 
-.PHONY: all build deps run test unit fuzz bench compare e2e clean
+.PHONY: all build deps run test unit fuzz bench compare foreign e2e clean
 
 all: build
 
@@ -46,9 +46,16 @@ bench: deps build
 	./scripts/bench-initrd.sh
 	NROOT_E2E_SUITES=bookworm $(GO) test -tags e2e -count=1 -timeout 40m -v -run NodeBootsOverNFS ./e2e | grep -E 'stage |timings'
 
-# The resolver against mmdebstrap for every priority variant (slow).
+# The resolver and bootstrap against mmdebstrap for Debian's stable and
+# oldstable and Ubuntu's two LTS releases, minbase, important and standard
+# (slow).
 compare: deps
-	NROOT_COMPARE_VARIANTS=minbase,important,standard $(GO) test -count=1 -timeout 90m -run Mmdebstrap -v ./apt ./rootfs
+	NROOT_COMPARE_SUITES=bookworm,trixie,noble,jammy NROOT_COMPARE_VARIANTS=minbase,important,standard $(GO) test -count=1 -timeout 90m -run Mmdebstrap -v ./apt ./rootfs
+
+# Foreign-architecture bootstraps, Ubuntu's from the ports archive, which
+# must answer from this machine.
+foreign: deps
+	NROOT_TEST_UBUNTU_PORTS=1 $(GO) test -count=1 -timeout 30m -run ForeignArchitecture -v ./rootfs
 
 # The whole mission: bootstrap, node, initrd verify, ganesha export,
 # export check, and a QEMU boot over NFSv4 (bookworm and trixie).

@@ -13,28 +13,22 @@ import (
 	"nroot/internal/testenv"
 )
 
-// compareVariants are the variants TestResolveMatchesMmdebstrap checks;
-// NROOT_COMPARE_VARIANTS widens it (make compare runs all of them).
-func compareVariants() []string {
-	if v := os.Getenv("NROOT_COMPARE_VARIANTS"); v != "" {
-		return strings.Split(v, ",")
-	}
-	return []string{"minbase"}
-}
+
 
 // TestResolveMatchesMmdebstrap builds real roots with mmdebstrap and
 // checks that nroot selects exactly the packages it installed, by name,
 // version and architecture.
 func TestResolveMatchesMmdebstrap(t *testing.T) {
-	mirror := testenv.Mirror(t)
 	testenv.Root(t)
 	mmdebstrap := testenv.Command(t, "mmdebstrap")
-	for _, suite := range []string{"bookworm", "trixie"} {
-		for _, variant := range compareVariants() {
+	for _, suite := range testenv.CompareSuites() {
+		for _, variant := range testenv.CompareVariants() {
 			t.Run(suite+"/"+variant, func(t *testing.T) {
+				mirror, extra := testenv.Archive(t, apt.SuiteDistribution(suite) == apt.Ubuntu, apt.HostArch())
 				line := "deb " + mirror + " " + suite + " main"
 				dir := filepath.Join(t.TempDir(), "root")
-				cmd := exec.Command(mmdebstrap, "--quiet", "--mode=root", "--format=directory", "--variant="+variant, suite, dir, line)
+				args := append([]string{"--quiet", "--mode=root", "--format=directory", "--variant=" + variant}, extra...)
+				cmd := exec.Command(mmdebstrap, append(args, suite, dir, line)...)
 				if out, err := cmd.CombinedOutput(); err != nil {
 					t.Fatalf("mmdebstrap: %v\n%s", err, out)
 				}

@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"nroot/apt"
+	"nroot/keyring"
 )
 
 // CI reports whether the tests run under CI=true.
@@ -124,4 +126,44 @@ func debootstrapUbuntuMirror(script, arch string) (string, error) {
 		return "", err
 	}
 	return "", &os.PathError{Op: "find default_mirror for " + arch, Path: script, Err: os.ErrNotExist}
+}
+
+// Archive is the mirror a test of one distribution uses, and what
+// mmdebstrap needs besides to trust it on a Debian host: for Ubuntu the
+// bundled Ubuntu keyring as a file (without it: NO_PUBKEY
+// 871920D1991BC93C).
+func Archive(t testing.TB, ubuntu bool, arch string) (mirror string, mmdebstrapArgs []string) {
+	t.Helper()
+	if !ubuntu {
+		return Mirror(t), nil
+	}
+	mirror = UbuntuMirror(t, arch)
+	k, err := keyring.Named(keyring.Ubuntu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "ubuntu-archive-keyring.gpg")
+	if err := os.WriteFile(file, k.Raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return mirror, []string{"--keyring=" + file}
+}
+
+// CompareSuites are the suites the comparisons with mmdebstrap run:
+// Debian's stable and oldstable and Ubuntu's current LTS; make compare
+// adds the previous LTS through NROOT_COMPARE_SUITES.
+func CompareSuites() []string {
+	if v := os.Getenv("NROOT_COMPARE_SUITES"); v != "" {
+		return strings.Split(v, ",")
+	}
+	return []string{"bookworm", "trixie", "noble"}
+}
+
+// CompareVariants are the variants they run: minbase, or all that
+// NROOT_COMPARE_VARIANTS names (make compare).
+func CompareVariants() []string {
+	if v := os.Getenv("NROOT_COMPARE_VARIANTS"); v != "" {
+		return strings.Split(v, ",")
+	}
+	return []string{"minbase"}
 }
