@@ -13,8 +13,6 @@ import (
 	"nroot/internal/testenv"
 )
 
-
-
 // TestResolveMatchesMmdebstrap builds real roots with mmdebstrap and
 // checks that nroot selects exactly the packages it installed, by name,
 // version and architecture.

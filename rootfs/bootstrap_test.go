@@ -2,9 +2,9 @@ package rootfs_test
 
 import (
 	"bytes"
-	"debug/elf"
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"fmt"
 	"io"
 	"os"
@@ -43,8 +43,6 @@ func requireBootstrap(t *testing.T) string {
 	testenv.Command(t, "systemd-nspawn")
 	return mirror
 }
-
-
 
 // TestBootstrapMatchesMmdebstrap builds the same suite and variant with
 // nroot and with mmdebstrap (with its merged-usr hook for bookworm, which
