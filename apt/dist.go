@@ -25,6 +25,9 @@ type Options struct {
 	// bundled keyring for the Release's Origin is used.
 	Keyrings          []*keyring.Keyring
 	NoCheckValidUntil bool
+	// AllowOlderRelease accepts a Release older than one already seen
+	// for the same suite and mirror (a snapshot); otherwise refused.
+	AllowOlderRelease bool
 	Now               time.Time // zero means time.Now()
 	Log               *slog.Logger
 }
@@ -117,11 +120,19 @@ func OpenDist(ctx context.Context, src *Source, o Options) (*Dist, error) {
 	if err != nil {
 		return nil, fmt.Errorf("apt: %s: %w", d.URL, err)
 	}
+	// The keyring was picked by the Origin read before verification;
+	// the signed Origin must be the one that picked it.
+	if k := keyring.ForOrigin(d.Release.Origin); len(o.Keyrings) == 0 && (k == nil || k.Name != d.Keyring.Name) {
+		return nil, fmt.Errorf("apt: %s: the signed Origin %q is not the one the keyring %s was chosen for; the file outside the signature was altered", d.URL, d.Release.Origin, d.Keyring.Name)
+	}
 	err = d.Release.Check(CheckOptions{Suite: src.Suite, Now: o.now(), NoCheckValidUntil: o.NoCheckValidUntil})
 	if err != nil {
 		return nil, fmt.Errorf("apt: %s: %w", d.URL, err)
 	}
 	d.Expired = !d.Release.ValidUntil.IsZero() && o.now().After(d.Release.ValidUntil)
+	if err := o.checkSeen(d); err != nil {
+		return nil, fmt.Errorf("apt: %w", err)
+	}
 	return d, nil
 }
 
@@ -180,6 +191,7 @@ func (d *Dist) FetchIndex(ctx context.Context, f *Fetcher, component, arch strin
 			return idx, r, nil
 		}
 	}
+	var missing []string
 	for _, ext := range compressions {
 		fh, ok := d.Release.Files[base+ext]
 		if !ok || (ext == "" && !hasPlain) {
@@ -192,7 +204,10 @@ func (d *Dist) FetchIndex(ctx context.Context, f *Fetcher, component, arch strin
 		}
 		path, err := f.FetchVerified(ctx, urls, fh.Size, fh.SHA256, "download")
 		if IsNotFound(err) {
-			continue // listed but absent, as plain Packages usually is
+			// Listed but absent, as plain Packages usually is; but
+			// if every listed form is absent, the index is missing.
+			missing = append(missing, d.Source.distURL(base+ext))
+			continue
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("apt: index %s: %w", d.Source.distURL(base+ext), err)
@@ -215,8 +230,18 @@ func (d *Dist) FetchIndex(ctx context.Context, f *Fetcher, component, arch strin
 		}
 		return idx, r, nil
 	}
+	if len(missing) > 0 {
+		// The signed Release says the index exists: a mirror that
+		// answers 404 for all of it would otherwise quietly strip the
+		// suite's packages, security updates among them.
+		return nil, nil, fmt.Errorf("apt: index %s is listed in the signed Release of %s but the mirror does not serve it (%s): %w", base, d.Source.Suite, strings.Join(missing, ", "), ErrIndexMissing)
+	}
 	return nil, nil, nil
 }
+
+// ErrIndexMissing says a Packages index the signed Release lists could
+// not be fetched in any of its forms.
+var ErrIndexMissing = errors.New("index missing from the mirror")
 
 func (f *Fetcher) indexPath(sum string) string {
 	return filepath.Join(f.CacheDir, "indices", sum[:2], sum)

@@ -15,7 +15,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
+
+	"nroot/internal/atomicfile"
 )
 
 // Fetcher downloads archive files over HTTP into a shared cache. Small
@@ -29,6 +34,61 @@ type Fetcher struct {
 	Log      *slog.Logger
 	// Offline serves metadata from the cache without revalidating.
 	Offline bool
+	// IdleTimeout ends a download whose body sends nothing for this
+	// long: a mirror that stalls mid-file would otherwise hang nroot.
+	IdleTimeout time.Duration
+
+	cacheOnce sync.Once
+	cacheErr  error
+	fileLocks sync.Map // cache path -> *sync.Mutex: one download of a file at a time
+}
+
+// ErrUnsafeCache says the cache directory can be written by someone other
+// than the user nroot runs as, who could then plant packages or indices.
+var ErrUnsafeCache = errors.New("cache directory writable by another user")
+
+// checkCache makes the cache directory (mode 0700 when new) and refuses
+// one that another user owns or can write: sudo keeping HOME, or a shared
+// --cache-dir, would otherwise let them feed files into images built as
+// root.
+func (f *Fetcher) checkCache() error {
+	f.cacheOnce.Do(func() {
+		if err := os.MkdirAll(f.CacheDir, 0o700); err != nil {
+			f.cacheErr = fmt.Errorf("cache %s: %w", f.CacheDir, err)
+			return
+		}
+		f.cacheErr = CheckPrivateDir(f.CacheDir)
+	})
+	return f.cacheErr
+}
+
+// CheckPrivateDir refuses a directory that is not owned by this user or
+// that group or others can write.
+func CheckPrivateDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("cache %s: %w", dir, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if uid := os.Geteuid(); int(st.Uid) != uid {
+		return fmt.Errorf("cache %s is owned by uid %d, not by uid %d that nroot runs as: %w; pass --cache-dir with a directory of your own (did sudo keep HOME?)", dir, st.Uid, uid, ErrUnsafeCache)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("cache %s has mode %v: %w; chmod go-w %s, or pass --cache-dir with a private directory", dir, fi.Mode().Perm(), ErrUnsafeCache, dir)
+	}
+	return nil
+}
+
+// lockFile serialises work on one cache file: two suites can list the
+// same index, two images the same package.
+func (f *Fetcher) lockFile(path string) func() {
+	m, _ := f.fileLocks.LoadOrStore(path, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 // DefaultCacheDir is $XDG_CACHE_HOME/nroot, or ~/.cache/nroot.
@@ -52,11 +112,12 @@ func NewFetcher(cacheDir string) *Fetcher {
 	tr.ResponseHeaderTimeout = 30 * time.Second
 	tr.MaxIdleConnsPerHost = 16
 	return &Fetcher{
-		Client:   &http.Client{Transport: tr},
-		CacheDir: cacheDir,
-		Retries:  3,
-		Backoff:  500 * time.Millisecond,
-		Log:      slog.New(slog.DiscardHandler),
+		Client:      &http.Client{Transport: tr},
+		CacheDir:    cacheDir,
+		Retries:     3,
+		Backoff:     500 * time.Millisecond,
+		IdleTimeout: 30 * time.Second,
+		Log:         slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -91,6 +152,9 @@ func (f *Fetcher) metaPath(u string) string {
 // a cached copy. The caller must verify what it gets: the cache is only a
 // saving of bandwidth, never a source of trust.
 func (f *Fetcher) GetMeta(ctx context.Context, u string) ([]byte, error) {
+	if err := f.checkCache(); err != nil {
+		return nil, err
+	}
 	base := f.metaPath(u)
 	var meta cacheMeta
 	cached, cerr := os.ReadFile(base + ".data")
@@ -105,6 +169,8 @@ func (f *Fetcher) GetMeta(ctx context.Context, u string) ([]byte, error) {
 	var body []byte
 	var newMeta cacheMeta
 	err := f.retry(ctx, u, func() error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
 			return err
@@ -122,6 +188,7 @@ func (f *Fetcher) GetMeta(ctx context.Context, u string) ([]byte, error) {
 			return err
 		}
 		defer resp.Body.Close()
+		resp.Body = f.idle(resp.Body, u, cancel)
 		if resp.StatusCode == http.StatusNotModified && cerr == nil {
 			body = cached
 			newMeta = meta
@@ -140,9 +207,9 @@ func (f *Fetcher) GetMeta(ctx context.Context, u string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(base+".data", body); err == nil {
+	if err := atomicfile.WriteFile(base+".data", body, 0o644); err == nil {
 		if b, err := json.Marshal(newMeta); err == nil {
-			_ = writeFileAtomic(base+".json", b)
+			_ = atomicfile.WriteFile(base+".json", b, 0o644)
 		}
 	}
 	return body, nil
@@ -209,9 +276,17 @@ func (f *Fetcher) FetchVerified(ctx context.Context, urls []string, size int64, 
 	if len(sum) != 64 {
 		return "", fmt.Errorf("%s: no SHA256 to check against", kind)
 	}
+	if err := f.checkCache(); err != nil {
+		return "", err
+	}
 	dst := filepath.Join(f.CacheDir, kind, sum[:2], sum)
-	if fi, err := os.Stat(dst); err == nil && fi.Size() == size {
+	defer f.lockFile(dst)()
+	// A hit is hashed again: the cache is a saving of bandwidth, never a
+	// source of trust (about 0.1 s for a minbase's packages).
+	if ok, err := hashMatches(dst, size, sum); ok {
 		return dst, nil
+	} else if err == nil {
+		os.Remove(dst) // damaged or replaced: fetched again
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", err
@@ -233,6 +308,24 @@ func (f *Fetcher) FetchVerified(ctx context.Context, urls []string, size int64, 
 	return "", lastErr
 }
 
+// hashMatches reports whether path holds size bytes with the SHA256 sum;
+// an error means there is no such file.
+func hashMatches(path string, size int64, sum string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
+		return false, nil
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false, nil
+	}
+	return hex.EncodeToString(h.Sum(nil)) == sum, nil
+}
+
 // download writes u to a partial file beside dst, resuming a previous
 // partial download with a Range request, and renames it into place only
 // once size and hash match.
@@ -247,6 +340,8 @@ func (f *Fetcher) download(ctx context.Context, u, dst string, size int64, sum s
 	if have >= size {
 		have = 0
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
@@ -259,6 +354,7 @@ func (f *Fetcher) download(ctx context.Context, u, dst string, size int64, sum s
 		return err
 	}
 	defer resp.Body.Close()
+	resp.Body = f.idle(resp.Body, u, cancel)
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
 	case http.StatusOK:
@@ -296,24 +392,40 @@ func (f *Fetcher) download(ctx context.Context, u, dst string, size int64, sum s
 	return os.Rename(part, dst)
 }
 
-// writeFileAtomic writes data to a temporary file beside path and renames
-// it into place, so a reader never sees half a file.
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+// ErrStalled says a mirror stopped sending in the middle of a body.
+var ErrStalled = errors.New("the mirror stopped sending")
+
+// idleBody ends a response body that sends nothing for the fetcher's
+// IdleTimeout, by cancelling its request.
+type idleBody struct {
+	io.ReadCloser
+	url     string
+	d       time.Duration
+	timer   *time.Timer
+	stalled atomic.Bool
+}
+
+func (f *Fetcher) idle(body io.ReadCloser, u string, cancel func()) io.ReadCloser {
+	if f.IdleTimeout <= 0 {
+		return body
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
+	b := &idleBody{ReadCloser: body, url: u, d: f.IdleTimeout}
+	b.timer = time.AfterFunc(b.d, func() { b.stalled.Store(true); cancel() })
+	return b
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.d)
 	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
+	if err != nil && err != io.EOF && b.stalled.Load() {
+		return n, fmt.Errorf("%s: nothing received for %v: %w", b.url, b.d, ErrStalled)
 	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	return b.ReadCloser.Close()
 }

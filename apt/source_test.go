@@ -155,8 +155,9 @@ func FuzzReadLock(f *testing.F) {
 	})
 }
 
-// Sources takes MIRROR arguments as they are, without the network, and
-// refuses a configuration it cannot use.
+// Sources takes source lines as they are, without the network, and
+// refuses a configuration it cannot use. (One bare URL is opened to add
+// its pockets: TestPockets.)
 func TestSourcesFromArguments(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -164,8 +165,6 @@ func TestSourcesFromArguments(t *testing.T) {
 		want []string
 		err  string
 	}{
-		{"bare uri", Config{Suite: "trixie", Mirrors: []string{"http://mirror.invalid/debian"}},
-			[]string{"deb http://mirror.invalid/debian trixie main"}, ""},
 		{"one-line entries", Config{Suite: "trixie", Components: []string{"main", "contrib"}, Mirrors: []string{
 			"deb http://mirror.invalid/debian trixie main contrib", "deb http://mirror.invalid/debian-security trixie-security main"}},
 			[]string{"deb http://mirror.invalid/debian trixie main contrib", "deb http://mirror.invalid/debian-security trixie-security main"}, ""},

@@ -2,6 +2,7 @@ package apt
 
 import (
 	"bytes"
+	"crypto"
 	"errors"
 	"fmt"
 	"strings"
@@ -71,14 +72,29 @@ func VerifyRelease(release, signature []byte, kr *keyring.Keyring, now time.Time
 	return verifyDetached(release, sig, kr, now, release)
 }
 
+// ErrWeakHash says a signature's digest is weaker than SHA-256.
+var ErrWeakHash = errors.New("digest weaker than SHA-256, refused as apt refuses it")
+
+// strongHashes are the signature digests nroot accepts.
+var strongHashes = map[crypto.Hash]bool{
+	crypto.SHA256: true, crypto.SHA384: true, crypto.SHA512: true,
+	crypto.SHA3_256: true, crypto.SHA3_512: true,
+}
+
 func verifyDetached(signed, sig []byte, kr *keyring.Keyring, now time.Time, text []byte) (*Signed, error) {
 	cfg := &packet.Config{Time: func() time.Time { return now }}
-	_, signer, err := openpgp.VerifyDetachedSignature(kr.Entities, bytes.NewReader(signed), bytes.NewReader(sig), cfg)
+	packetSig, signer, err := openpgp.VerifyDetachedSignature(kr.Entities, bytes.NewReader(signed), bytes.NewReader(sig), cfg)
 	if errors.Is(err, pgperrors.ErrUnknownIssuer) {
 		return nil, &UnknownKeyError{KeyIDs: issuers(sig)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bad signature: %w", err)
+	}
+	// go-crypto's detached verification does not apply its own list of
+	// rejected message hashes; apt refuses SHA-1 and weaker, and so does
+	// nroot: a collision could make one signature cover two Releases.
+	if !strongHashes[packetSig.Hash] {
+		return nil, fmt.Errorf("signature by %016X uses %v: %w", signer.PrimaryKey.KeyId, packetSig.Hash, ErrWeakHash)
 	}
 	return &Signed{
 		Text:        text,

@@ -16,8 +16,12 @@ import (
 type ExtractOptions struct {
 	Globs []string
 	// Devices creates device nodes (needs root); otherwise they are
-	// skipped and listed in the result.
+	// skipped and listed in the result. An untrusted image could
+	// otherwise leave a node for the host's disk, writable by all.
 	Devices bool
+	// Setuid keeps the setuid and setgid bits of files; otherwise they
+	// are cleared, and the files listed in the result.
+	Setuid bool
 	// Chown keeps owners (needs root).
 	Chown bool
 }
@@ -26,6 +30,8 @@ type ExtractOptions struct {
 type ExtractResult struct {
 	Entries int      `json:"entries"`
 	Skipped []string `json:"skipped,omitempty"`
+	// Unset are files written without their setuid or setgid bit.
+	Unset []string `json:"setuid_cleared,omitempty"`
 }
 
 // Extract writes an image's entries below dir, every path resolved inside
@@ -75,6 +81,10 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 		}
 		res.Entries++
 		meta := fsroot.Meta{Mode: h.Mode & 0o7777, UID: h.UID, GID: h.GID, Chown: o.Chown, ModTime: h.ModTime}
+		if h.Mode&TypeMask == TypeReg && meta.Mode&0o6000 != 0 && !o.Setuid {
+			meta.Mode &^= 0o6000
+			res.Unset = append(res.Unset, rel)
+		}
 		// A queued write of this path, or of a symlink on its way, goes
 		// first.
 		b.WaitFor(rel)

@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"nroot/apt"
+	"nroot/internal/atomicfile"
 	"nroot/internal/fsroot"
 	"nroot/keyring"
 	"nroot/nspawn"
@@ -220,19 +221,17 @@ func output(dir, target string, o Options) error {
 		}
 		return nil
 	}
-	tmp := target + ".nroot-partial"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := atomicfile.Create(target, 0o644)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp)
+	defer f.Abort()
 	var w io.WriteCloser = nopCloser{f}
 	switch o.Format {
 	case "tar.gz":
 		w = gzip.NewWriter(f)
 	case "tar.zst":
 		if w, err = zstd.NewWriter(f, zstd.WithEncoderConcurrency(1)); err != nil {
-			f.Close()
 			return err
 		}
 	}
@@ -240,13 +239,13 @@ func output(dir, target string, o Options) error {
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err == nil {
+		err = f.Commit()
 	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", target, err)
 	}
-	return os.Rename(tmp, target)
+	return nil
 }
 
 type nopCloser struct{ io.Writer }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -185,11 +183,13 @@ func installShims(root *fsroot.Root) (func(), error) {
 		if _, err := root.Lstat(shim.path); err != nil {
 			continue
 		}
-		real := filepath.Join(root.Path, shim.path)
-		if err := os.Rename(real, real+".REAL"); err != nil {
+		// Through the root: after the container's code has run, these
+		// paths are whatever the image made of them.
+		path := shim.path
+		if err := root.Rename(path, path+".REAL"); err != nil {
 			return done, err
 		}
-		undo = append(undo, func() { os.Rename(real+".REAL", real) })
+		undo = append(undo, func() { root.Rename(path+".REAL", path) })
 		if err := root.WriteFile(shim.path, strings.NewReader(shim.script), int64(len(shim.script)), fsroot.Meta{Mode: 0o755}); err != nil {
 			return done, err
 		}
@@ -297,12 +297,17 @@ func preinstOrder(pkgs []*installed) []string {
 // configure (a foreign architecture): it reads the unpacked packages from
 // the dpkg database and runs their maintainer scripts.
 func ConfigureDir(ctx context.Context, target string, log io.Writer) error {
-	f, err := os.Open(filepath.Join(target, admindir, "status"))
+	img, err := fsroot.Open(target)
+	if err != nil {
+		return fmt.Errorf("configure %s: %w", target, err)
+	}
+	defer img.Close()
+	f, err := img.Open(admindir + "/status")
 	if err != nil {
 		return fmt.Errorf("configure %s: not an unpacked root (no dpkg status): %w", target, err)
 	}
 	defer f.Close()
-	paras, err := control.ReadAll(f)
+	paras, err := control.ReadAll(io.LimitReader(f, maxDpkgStatus))
 	if err != nil {
 		return fmt.Errorf("configure %s: dpkg status: %w", target, err)
 	}
@@ -312,7 +317,7 @@ func ConfigureDir(ctx context.Context, target string, log io.Writer) error {
 			continue
 		}
 		ip := &installed{ctl: &deb.Control{Fields: p, Files: map[string][]byte{}}, multi: p.Get("Multi-Arch") == "same"}
-		if b, err := os.ReadFile(filepath.Join(target, admindir, "info", ip.infoName()+".triggers")); err == nil {
+		if b, err := img.ReadFile(admindir+"/info/"+ip.infoName()+".triggers", maxControlFile); err == nil {
 			ip.ctl.Files["triggers"] = b
 		}
 		pkgs = append(pkgs, ip)
@@ -323,10 +328,11 @@ func ConfigureDir(ctx context.Context, target string, log io.Writer) error {
 	if err := Configure(ctx, target, pkgs, nil, log); err != nil {
 		return err
 	}
-	root, err := fsroot.Open(target)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	return cleanup(root)
+	return cleanup(img)
 }
+
+// Caps on the dpkg database files read back from an image.
+const (
+	maxDpkgStatus  = 256 << 20
+	maxControlFile = 16 << 20
+)

@@ -9,6 +9,9 @@ import (
 
 	"archive/tar"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"github.com/klauspost/compress/zstd"
 	"io"
@@ -19,6 +22,7 @@ import (
 
 	"nroot/apt"
 	"nroot/deb"
+	"nroot/internal/atomicfile"
 	"nroot/internal/fsroot"
 	"nroot/internal/progress"
 )
@@ -278,23 +282,10 @@ func dataTar(r *deb.Reader, sum, cacheDir string) (*tar.Reader, func(error) erro
 		return tr, func(err error) error { closer.Close(); return err }, nil
 	}
 	path := filepath.Join(cacheDir, sum[:2], sum+".tar.zst")
-	if f, err := os.Open(path); err == nil {
-		z := zstdDecoders.Get().(*zstd.Decoder)
-		if err := z.Reset(bufio.NewReaderSize(f, 256<<10)); err != nil {
-			f.Close()
-			return nil, nil, err
+	if want, err := os.ReadFile(path + ".sha256"); err == nil {
+		if f, err := os.Open(path); err == nil {
+			return cachedTar(f, path, strings.TrimSpace(string(want)))
 		}
-		return tar.NewReader(z), func(err error) error {
-			z.Reset(nil)
-			zstdDecoders.Put(z)
-			f.Close()
-			if err != nil {
-				// A damaged cache entry must not poison the next build.
-				os.Remove(path)
-				return fmt.Errorf("%w (from the unpacked-data cache %s, now removed; run again)", err, path)
-			}
-			return nil
-		}, nil
 	}
 	src, closer, err := r.DataStream()
 	if err != nil {
@@ -309,7 +300,8 @@ func dataTar(r *deb.Reader, sum, cacheDir string) (*tar.Reader, func(error) erro
 		closer.Close()
 		return nil, nil, err
 	}
-	bw := bufio.NewWriterSize(tmp, 256<<10)
+	h := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(tmp, h), 256<<10)
 	enc := zstdEncoders.Get().(*zstd.Encoder)
 	enc.Reset(bw)
 	tr := tar.NewReader(io.TeeReader(src, enc))
@@ -328,7 +320,9 @@ func dataTar(r *deb.Reader, sum, cacheDir string) (*tar.Reader, func(error) erro
 		if ferr := tmp.Close(); cerr == nil {
 			cerr = ferr
 		}
-		if err == nil && cerr == nil {
+		// The copy's hash is written first, so an entry is never used
+		// without one.
+		if err == nil && cerr == nil && atomicfile.WriteFile(path+".sha256", []byte(hex.EncodeToString(h.Sum(nil))+"\n"), 0o644) == nil {
 			os.Rename(tmp.Name(), path)
 		} else {
 			os.Remove(tmp.Name())
@@ -336,6 +330,42 @@ func dataTar(r *deb.Reader, sum, cacheDir string) (*tar.Reader, func(error) erro
 		return err
 	}, nil
 }
+
+// cachedTar reads a data archive from the tar cache, hashing the copy as
+// it goes: finish fails the unpack (and removes the entry) when the copy
+// is not the one written, so a damaged or replaced entry never completes
+// an image.
+func cachedTar(f *os.File, path, want string) (*tar.Reader, func(error) error, error) {
+	h := sha256.New()
+	z := zstdDecoders.Get().(*zstd.Decoder)
+	in := io.TeeReader(f, h)
+	if err := z.Reset(bufio.NewReaderSize(in, 256<<10)); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return tar.NewReader(z), func(err error) error {
+		z.Reset(nil)
+		zstdDecoders.Put(z)
+		if err == nil {
+			_, err = io.Copy(h, f) // what the decoder did not read
+		}
+		f.Close()
+		if err == nil && hex.EncodeToString(h.Sum(nil)) != want {
+			err = fmt.Errorf("SHA256 differs from the one recorded when it was written: %w", ErrCacheTampered)
+		}
+		if err != nil {
+			// A damaged cache entry must not poison the next build.
+			os.Remove(path)
+			os.Remove(path + ".sha256")
+			return fmt.Errorf("%w (from the unpacked-data cache %s, now removed; run again)", err, path)
+		}
+		return nil
+	}, nil
+}
+
+// ErrCacheTampered says a cache entry is not what nroot wrote.
+var ErrCacheTampered = errors.New("cache entry changed since it was written")
+
 
 // shipsMergedUsr reports whether a base-files package ships /bin as a
 // symlink (trixie and later), so the merged-/usr layout comes with it.

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"nroot/initrd"
+	"nroot/internal/atomicfile"
 )
 
 func openImage(p string) (*os.File, error) {
@@ -39,13 +40,17 @@ func newInitrdCatCmd() *cobra.Command {
 }
 
 func newInitrdExtractCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, devices, setuid bool
 	cmd := &cobra.Command{
 		Use:   "extract IMAGE DIR [GLOB...]",
 		Short: "Extract an image below DIR, safely",
 		Long: `Extract writes every entry (or those matching GLOB) below DIR. Names and
-symlinks are resolved inside DIR, so nothing is written outside it; device
-nodes are made only as root; hard links are recreated.`,
+symlinks are resolved inside DIR, so nothing is written outside it; hard
+links are recreated; as root, owners are kept.
+
+An image is untrusted input: device nodes are skipped unless --devices is
+given (and nroot runs as root), and files lose their setuid and setgid bits
+unless --setuid is given. Both are listed.`,
 		Example: `  nroot initrd extract IMAGE /tmp/x
   nroot initrd extract IMAGE /tmp/x 'usr/lib/dracut/*'`,
 		Args: cobra.MinimumNArgs(2),
@@ -56,7 +61,10 @@ nodes are made only as root; hard links are recreated.`,
 			}
 			defer f.Close()
 			root := os.Geteuid() == 0
-			res, err := initrd.Extract(f, args[1], initrd.ExtractOptions{Globs: args[2:], Devices: root, Chown: root})
+			if devices && !root {
+				return fmt.Errorf("--devices: making device nodes needs root")
+			}
+			res, err := initrd.Extract(f, args[1], initrd.ExtractOptions{Globs: args[2:], Devices: devices, Setuid: setuid, Chown: root})
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -65,12 +73,17 @@ nodes are made only as root; hard links are recreated.`,
 			}
 			fmt.Printf("%d entries extracted to %s\n", res.Entries, args[1])
 			if len(res.Skipped) > 0 {
-				fmt.Printf("device nodes skipped (not root): %s\n", strings.Join(res.Skipped, " "))
+				fmt.Printf("device nodes skipped (--devices makes them): %s\n", strings.Join(res.Skipped, " "))
+			}
+			if len(res.Unset) > 0 {
+				fmt.Printf("setuid/setgid bits cleared (--setuid keeps them): %s\n", strings.Join(res.Unset, " "))
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&devices, "devices", false, "make the image's device nodes (as root); skipped otherwise")
+	cmd.Flags().BoolVar(&setuid, "setuid", false, "keep setuid and setgid bits on files; cleared otherwise")
 	return cmd
 }
 
@@ -229,20 +242,15 @@ func packOptions(comp string, keepOwner bool) (initrd.PackOptions, error) {
 
 // writeAtomic writes through a temporary file renamed into place.
 func writeAtomic(path string, fn func(f *os.File) error) error {
-	tmp := path + ".nroot-partial"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := atomicfile.Create(path, 0o600)
 	if err != nil {
 		return err
 	}
-	err = fn(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
+	defer f.Abort()
+	if err := fn(f.File); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	return f.Commit()
 }
 
 func newInitrdPackCmd() *cobra.Command {

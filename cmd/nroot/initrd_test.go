@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -174,5 +175,56 @@ func TestInitrdCommands(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "init")); err != nil || fi.Mode().Perm() != 0o755 {
 		t.Errorf("init mode: %v %v", fi, err)
+	}
+}
+
+// TestExtractUntrustedImage: an image's device nodes and setuid bits are
+// not recreated unless asked for, since an untrusted image could leave a
+// world-writable node for the host's disk or a setuid shell.
+func TestExtractUntrustedImage(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("packing a device node needs root")
+	}
+	tree := writeTree(t, map[string]string{"init": "#!/bin/sh\n", "bin/sh": "shell", "dev/": ""})
+	if err := syscall.Chmod(filepath.Join(tree, "bin/sh"), 0o4755); err != nil {
+		t.Fatal(err)
+	}
+	// A node for the host's first disk, writable by everyone.
+	if err := syscall.Mknod(filepath.Join(tree, "dev/disk"), syscall.S_IFBLK|0o666, 8<<8|0); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(t.TempDir(), "initrd.img")
+	if _, errs, code := nroot(t, nil, "initrd", "pack", tree, "-o", img, "--keep-owner"); code != 0 {
+		t.Fatalf("pack: %s", errs)
+	}
+	for _, tt := range []struct {
+		name           string
+		flags          []string
+		device, setuid bool
+	}{
+		{"defaults", nil, false, false},
+		{"asked for", []string{"--devices", "--setuid"}, true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "x")
+			out, errs, code := nroot(t, nil, append([]string{"initrd", "extract", img, dir}, tt.flags...)...)
+			if code != 0 {
+				t.Fatalf("extract: %d %s", code, errs)
+			}
+			_, err := os.Lstat(filepath.Join(dir, "dev/disk"))
+			if (err == nil) != tt.device {
+				t.Errorf("device node made: %v, want %v", err == nil, tt.device)
+			}
+			fi, err := os.Stat(filepath.Join(dir, "bin/sh"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (fi.Mode()&os.ModeSetuid != 0) != tt.setuid {
+				t.Errorf("bin/sh mode %v, setuid wanted %v", fi.Mode(), tt.setuid)
+			}
+			if !tt.device && (!strings.Contains(out, "--devices") || !strings.Contains(out, "--setuid")) {
+				t.Errorf("output does not say what was left out and how to keep it:\n%s", out)
+			}
+		})
 	}
 }

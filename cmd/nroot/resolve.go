@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"nroot/apt"
+	"nroot/internal/atomicfile"
 	"nroot/internal/progress"
 	"nroot/keyring"
 )
@@ -24,6 +25,7 @@ type aptFlags struct {
 	noCheckValidUntil bool
 	noUpdates         bool
 	noSecurity        bool
+	allowOlder        bool
 }
 
 func (f *aptFlags) register(cmd *cobra.Command) {
@@ -35,6 +37,7 @@ func (f *aptFlags) register(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.archs, "architectures", []string{apt.HostArch()}, "architectures, native first, comma-separated")
 	fl.StringArrayVar(&f.keyrings, "keyring", nil, "trust this keyring file (armored or binary) instead of the bundled ones; repeatable")
 	fl.BoolVar(&f.noCheckValidUntil, "no-check-valid-until", false, "accept a Release past its Valid-Until (archived snapshots)")
+	fl.BoolVar(&f.allowOlder, "allow-older-release", false, "accept a Release older than one seen before for the same suite and mirror (snapshots); otherwise refused as a rollback")
 	fl.BoolVar(&f.noUpdates, "no-updates", false, "leave out SUITE-updates (otherwise added, and required, for Debian and Ubuntu)")
 	fl.BoolVar(&f.noSecurity, "no-security", false, "leave out SUITE-security (otherwise added, and required, for Debian and Ubuntu); recorded in the plan")
 }
@@ -48,7 +51,7 @@ func (f *aptFlags) config(suite string, mirrors []string) apt.Config {
 }
 
 func (f *aptFlags) options(g *globals) (apt.Options, error) {
-	o := apt.Options{NoCheckValidUntil: f.noCheckValidUntil, Log: g.logger()}
+	o := apt.Options{NoCheckValidUntil: f.noCheckValidUntil, AllowOlderRelease: f.allowOlder, Log: g.logger()}
 	o.Fetcher = apt.NewFetcher(g.cacheDir)
 	o.Fetcher.Log = o.Log
 	for _, path := range f.keyrings {
@@ -124,19 +127,16 @@ part of InRelease, is refused.`,
 }
 
 func writeLockFile(path string, plan *apt.Plan) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return fmt.Errorf("lockfile %s: %w", path, err)
 	}
+	defer f.Abort()
 	if err := apt.WriteLock(f, plan); err != nil {
-		f.Close()
-		os.Remove(tmp)
 		return fmt.Errorf("lockfile %s: %w", path, err)
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
+	if err := f.Commit(); err != nil {
 		return fmt.Errorf("lockfile %s: %w", path, err)
 	}
-	return os.Rename(tmp, path)
+	return nil
 }
