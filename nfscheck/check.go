@@ -23,6 +23,9 @@ type Options struct {
 	Deep     bool
 	Timeout  time.Duration
 	Parallel int
+	// MaxDepth and MaxEntries bound the walk (WalkOptions).
+	MaxDepth   int
+	MaxEntries int64
 }
 
 // Check is one boot-readiness check.
@@ -81,7 +84,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer c.Close()
 	rep := &Report{Server: o.Target.Host, Path: o.Target.Path, MountPort: c.Ports.Mount, NFSPort: c.Ports.NFS, Exports: c.Exports, FSInfo: c.Info}
 	start := time.Now()
-	remote, err := WalkRemote(ctx, c, WalkOptions{Parallel: o.Parallel, Deep: o.Deep}, &rep.Stats)
+	remote, err := WalkRemote(ctx, c, WalkOptions{Parallel: o.Parallel, Deep: o.Deep, MaxDepth: o.MaxDepth, MaxEntries: o.MaxEntries}, &rep.Stats)
 	if err != nil {
 		return rep, asStep(err)
 	}
@@ -153,23 +156,31 @@ func readSmall(ctx context.Context, c *Conn, t Tree, p string) ([]byte, error) {
 	if n == nil || n.Type != "file" {
 		return nil, errNotFound
 	}
-	if n.Size > 1<<20 {
-		return nil, fmt.Errorf("%s is larger than 1 MiB", p)
+	return readFile(ctx, c, n, 1<<20)
+}
+
+// readFile reads a file of the export up to the size the server declared
+// for it, which must be at most max: a server that keeps answering READs
+// cannot make nroot read forever.
+func readFile(ctx context.Context, c *Conn, n *Node, max int64) ([]byte, error) {
+	if n.Size > max {
+		return nil, fmt.Errorf("the file is %d bytes, over the %d this check reads", n.Size, max)
 	}
-	buf := make([]byte, 1<<20)
-	var out []byte
-	var off uint64
-	for {
-		k, eof, err := c.Read(ctx, n.fh, off, 64<<10, buf)
+	const chunk = 64 << 10
+	out := make([]byte, 0, n.Size)
+	buf := make([]byte, chunk)
+	for int64(len(out)) < n.Size {
+		want := min(int64(chunk), n.Size-int64(len(out)))
+		k, eof, err := c.Read(ctx, n.fh, uint64(len(out)), uint32(want), buf[:want])
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, buf[:k]...)
-		off += uint64(k)
 		if eof || k == 0 {
-			return out, nil
+			break
 		}
 	}
+	return out, nil
 }
 
 func bootChecks(ctx context.Context, c *Conn, t Tree) []Check {
@@ -292,25 +303,21 @@ func firstN(s []string, n int) []string {
 	return s
 }
 
+// maxDpkgStatus bounds the dpkg status file read from an export.
+const maxDpkgStatus = 256 << 20
+
 // comparePackages compares the export's installed packages with a plan.
 func comparePackages(ctx context.Context, c *Conn, t Tree, plan *apt.Plan) ([]Difference, error) {
 	n, _ := resolve(t, "var/lib/dpkg/status")
 	if n == nil {
 		return []Difference{{Path: "/var/lib/dpkg/status", Kind: "missing"}}, nil
 	}
-	var data []byte
-	buf := make([]byte, 1<<20)
-	var off uint64
-	for {
-		k, eof, err := c.Read(ctx, n.fh, off, 1<<20, buf)
-		if err != nil {
-			return nil, err
-		}
-		data = append(data, buf[:k]...)
-		off += uint64(k)
-		if eof || k == 0 {
-			break
-		}
+	if n.Type != "file" {
+		return nil, fmt.Errorf("the export's /var/lib/dpkg/status is a %s, not a file", n.Type)
+	}
+	data, err := readFile(ctx, c, n, maxDpkgStatus)
+	if err != nil {
+		return nil, fmt.Errorf("the export's dpkg status: %w", err)
 	}
 	paras, err := control.ReadAll(bytes.NewReader(data))
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	xdr2 "github.com/rasky/go-xdr/xdr2"
 	"github.com/willscott/go-nfs-client/nfs"
 	"github.com/willscott/go-nfs-client/nfs/rpc"
 	"github.com/willscott/go-nfs-client/nfs/xdr"
@@ -197,7 +198,7 @@ func (c *Conn) mount(ctx context.Context, path string) ([]byte, error) {
 		names := map[uint32]string{1: "MNT3ERR_PERM", 2: "MNT3ERR_NOENT", 5: "MNT3ERR_IO", 13: "MNT3ERR_ACCES", 20: "MNT3ERR_NOTDIR", 63: "MNT3ERR_NAMETOOLONG"}
 		return nil, fmt.Errorf("%s: %s", path, names[stat])
 	}
-	return xdr.ReadOpaque(res)
+	return readOpaque(res)
 }
 
 // exports asks MOUNT for the export list.
@@ -212,7 +213,7 @@ func (c *Conn) exports(ctx context.Context) ([]string, error) {
 		if err != nil || more == 0 {
 			return out, err
 		}
-		dir, err := xdr.ReadOpaque(res)
+		dir, err := readOpaque(res)
 		if err != nil {
 			return out, err
 		}
@@ -222,7 +223,7 @@ func (c *Conn) exports(ctx context.Context) ([]string, error) {
 			if err != nil || g == 0 {
 				break
 			}
-			if _, err := xdr.ReadOpaque(res); err != nil {
+			if _, err := readOpaque(res); err != nil {
 				break
 			}
 		}
@@ -266,8 +267,9 @@ type Entry struct {
 	FH   []byte
 }
 
-// ReadDirPlus lists a directory by handle, several entries per request.
-func (c *Conn) ReadDirPlus(ctx context.Context, fh []byte) ([]Entry, error) {
+// ReadDirPlus lists a directory by handle, several entries per request,
+// at most max entries (a server could otherwise page forever).
+func (c *Conn) ReadDirPlus(ctx context.Context, fh []byte, max int) ([]Entry, error) {
 	type args struct {
 		FH         []byte
 		Cookie     uint64
@@ -285,7 +287,12 @@ func (c *Conn) ReadDirPlus(ctx context.Context, fh []byte) ([]Entry, error) {
 	}
 	var out []Entry
 	cookie, verf := uint64(0), uint64(0)
+	seen := map[uint64]bool{}
 	for {
+		if seen[cookie] && cookie != 0 || len(out) > max {
+			return out, fmt.Errorf("READDIRPLUS goes on without end (cookie %d again, %d entries): %w", cookie, len(out), ErrWalkLimit)
+		}
+		seen[cookie] = true
 		res, err := c.call(ctx, nfs.NFSProc3ReadDirPlus, &args{fh, cookie, verf, 32 << 10, 128 << 10})
 		if err != nil {
 			return out, err
@@ -330,14 +337,47 @@ func (c *Conn) ReadDirPlus(ctx context.Context, fh []byte) ([]Entry, error) {
 	}
 }
 
-// readXDR decodes with the library's codec, which panics on short data.
+// readXDR decodes with the library's codec, which panics on short data,
+// and which would allocate whatever length a reply declares: no length
+// may be larger than what is left of the reply.
 func readXDR(r io.Reader, v any) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("malformed reply: %v", p)
 		}
 	}()
-	return xdr.Read(r, v)
+	_, err = xdr2.UnmarshalLimited(r, v, uint(left(r)))
+	return err
+}
+
+// left is how much of a reply is still to be read.
+func left(r io.Reader) int {
+	if l, ok := r.(interface{ Len() int }); ok {
+		return l.Len()
+	}
+	return maxRecord
+}
+
+// readOpaque reads variable-length opaque data, refusing a length larger
+// than what is left of the reply before allocating it.
+func readOpaque(r io.Reader) ([]byte, error) {
+	n, err := xdr.ReadUint32(r)
+	if err != nil {
+		return nil, err
+	}
+	if int64(n) > int64(left(r)) {
+		return nil, fmt.Errorf("malformed reply: %d bytes declared, %d left", n, left(r))
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	if pad := (4 - n%4) % 4; pad > 0 {
+		if _, err := io.CopyN(io.Discard, r, int64(pad)); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 // Lookup finds a name in a directory.
@@ -346,7 +386,7 @@ func (c *Conn) Lookup(ctx context.Context, dir []byte, name string) (nfs.Fattr, 
 	if err != nil {
 		return nfs.Fattr{}, nil, err
 	}
-	fh, err := xdr.ReadOpaque(res)
+	fh, err := readOpaque(res)
 	if err != nil {
 		return nfs.Fattr{}, nil, err
 	}
@@ -382,7 +422,7 @@ func (c *Conn) Readlink(ctx context.Context, fh []byte) (string, error) {
 	if err := readXDR(res, &attr); err != nil {
 		return "", err
 	}
-	b, err := xdr.ReadOpaque(res)
+	b, err := readOpaque(res)
 	return string(b), err
 }
 

@@ -52,112 +52,201 @@ type Stats struct {
 type WalkOptions struct {
 	Parallel int  // requests in flight at once
 	Deep     bool // read every file and hash it
+	// MaxDepth and MaxEntries bound the walk of a server that could
+	// present an endless tree; 0 means DefaultMaxDepth and
+	// DefaultMaxEntries.
+	MaxDepth   int
+	MaxEntries int64
 }
 
-// WalkRemote lists the whole export, many directories at once so that
-// READDIRPLUS and READLINK requests are pipelined on the connection.
+// The default bounds of a walk: far beyond any root filesystem (a
+// Debian image has some 70,000 entries, nested a few dozen deep).
+const (
+	DefaultMaxDepth   = 256
+	DefaultMaxEntries = 5_000_000
+)
+
+// ErrWalkLimit says the export went past a bound of the walk: deeper or
+// larger than any root filesystem, or a directory met twice (a loop).
+var ErrWalkLimit = errors.New("the export exceeds the walk's bounds")
+
+// dirID identifies a directory on the server, as a visited set needs.
+type dirID struct{ fsid, fileid uint64 }
+
+// walkJob is one request of the walk.
+type walkJob struct {
+	kind  int // listJob, linkJob, hashJob
+	path  string
+	depth int
+	fh    []byte
+	node  *Node
+}
+
+const (
+	listJob = iota
+	linkJob
+	hashJob
+)
+
+// WalkRemote lists the whole export with a fixed number of workers
+// taking requests from one queue, so that READDIRPLUS, READLINK and READ
+// requests are pipelined on the connections whatever the tree's shape.
+// The server is not trusted: a directory met twice, a tree deeper than
+// MaxDepth or larger than MaxEntries stops the walk with ErrWalkLimit.
 func WalkRemote(ctx context.Context, c *Conn, o WalkOptions, st *Stats) (Tree, error) {
 	if o.Parallel <= 0 {
 		o.Parallel = 32
+	}
+	if o.MaxDepth <= 0 {
+		o.MaxDepth = DefaultMaxDepth
+	}
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = DefaultMaxEntries
 	}
 	attr, err := c.Getattr(ctx, c.Root)
 	if err != nil {
 		return nil, &StepError{"nfs", err, "GETATTR of the export's root failed"}
 	}
 	tree := Tree{"": {Type: "dir", Mode: attr.FileMode & 0o7777, UID: attr.UID, GID: attr.GID, fh: c.Root}}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, o.Parallel)
-	var firstErr error
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-	}
+	visited := map[dirID]string{{attr.FSID, attr.Fileid}: "/"}
 	// The server's preferred read size, at most 1 MiB: ganesha offers
 	// 64 MiB, which would only cost memory.
 	rsize := uint32(1 << 20)
 	if c.Info != nil && c.Info.RTPref > 0 && c.Info.RTPref < rsize {
 		rsize = c.Info.RTPref
 	}
-	var spawn func(fn func())
-	spawn = func(fn func()) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-sem }()
-			fn()
-		}()
-	}
-	var listDir func(p string, fh []byte)
-	listDir = func(p string, fh []byte) {
-		atomic.AddInt64(&st.Requests, 1)
-		ents, err := c.ReadDirPlus(ctx, fh)
-		if err != nil {
-			if isAccess(err) {
-				atomic.AddInt64(&st.Unreadable, 1)
-				mu.Lock()
-				tree[p].Err = "permission denied"
-				mu.Unlock()
-				return
-			}
-			fail(fmt.Errorf("listing %s: %w", "/"+p, err))
-			return
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		cond     = sync.NewCond(&mu)
+		queue    = []walkJob{{kind: listJob, path: "", fh: c.Root}}
+		busy     int
+		firstErr error
+	)
+	fail := func(err error) { // with mu held
+		if firstErr == nil {
+			firstErr = err
+			cancel()
 		}
+	}
+	// add records a directory's entries and queues their requests.
+	add := func(j walkJob, ents []Entry) {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, e := range ents {
-			child := path.Join(p, e.Name)
+			if firstErr != nil {
+				return
+			}
+			child := path.Join(j.path, e.Name)
+			if _, dup := tree[child]; dup || e.Name == "" || strings.ContainsRune(e.Name, '/') {
+				fail(fmt.Errorf("listing %s: the server returned the name %q twice or malformed: %w", "/"+j.path, e.Name, ErrWalkLimit))
+				return
+			}
 			n := &Node{Type: nfsType(e.Attr.Type), Mode: e.Attr.FileMode & 0o7777, UID: e.Attr.UID, GID: e.Attr.GID, fh: e.FH}
 			if n.Type == "file" {
 				n.Size = int64(e.Attr.Filesize)
 			}
-			mu.Lock()
 			tree[child] = n
-			mu.Unlock()
-			atomic.AddInt64(&st.Entries, 1)
+			if st.Entries++; st.Entries > o.MaxEntries {
+				fail(fmt.Errorf("more than %d entries (--max-entries): %w", o.MaxEntries, ErrWalkLimit))
+				return
+			}
 			switch n.Type {
 			case "dir":
-				spawn(func() { listDir(child, e.FH) })
+				id := dirID{e.Attr.FSID, e.Attr.Fileid}
+				if prev, seen := visited[id]; seen {
+					fail(fmt.Errorf("/%s is the directory %s again (fsid %d, fileid %d): a loop: %w", child, prev, id.fsid, id.fileid, ErrWalkLimit))
+					return
+				}
+				visited[id] = "/" + child
+				if j.depth+1 > o.MaxDepth {
+					fail(fmt.Errorf("/%s is deeper than %d directories (--max-depth): %w", child, o.MaxDepth, ErrWalkLimit))
+					return
+				}
+				queue = append(queue, walkJob{kind: listJob, path: child, depth: j.depth + 1, fh: e.FH, node: n})
 			case "symlink":
-				spawn(func() {
-					atomic.AddInt64(&st.Requests, 1)
-					l, err := c.Readlink(ctx, e.FH)
-					if err != nil {
-						fail(fmt.Errorf("readlink %s: %w", "/"+child, err))
-						return
-					}
-					mu.Lock()
-					n.Link = l
-					mu.Unlock()
-				})
+				queue = append(queue, walkJob{kind: linkJob, path: child, fh: e.FH, node: n})
 			case "file":
 				if o.Deep {
-					spawn(func() {
-						sum, read, err := hashRemote(ctx, c, e.FH, n.Size, rsize, &st.Requests)
-						atomic.AddInt64(&st.BytesRead, read)
-						mu.Lock()
-						defer mu.Unlock()
-						switch {
-						case isAccess(err):
-							n.Err = "permission denied"
-							atomic.AddInt64(&st.Unreadable, 1)
-						case err != nil:
-							n.Err = err.Error()
-						default:
-							n.SHA256 = sum
-						}
-					})
+					queue = append(queue, walkJob{kind: hashJob, path: child, fh: e.FH, node: n})
 				}
 			}
 		}
+		cond.Broadcast()
 	}
-	spawn(func() { listDir("", c.Root) })
+	run := func(j walkJob) {
+		atomic.AddInt64(&st.Requests, 1)
+		switch j.kind {
+		case listJob:
+			ents, err := c.ReadDirPlus(ctx, j.fh, int(o.MaxEntries))
+			if err != nil {
+				mu.Lock()
+				defer mu.Unlock()
+				if isAccess(err) {
+					st.Unreadable++
+					tree[j.path].Err = "permission denied"
+					return
+				}
+				fail(fmt.Errorf("listing %s: %w", "/"+j.path, err))
+				return
+			}
+			add(j, ents)
+		case linkJob:
+			l, err := c.Readlink(ctx, j.fh)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				fail(fmt.Errorf("readlink %s: %w", "/"+j.path, err))
+				return
+			}
+			j.node.Link = l
+		case hashJob:
+			sum, read, err := hashRemote(ctx, c, j.fh, j.node.Size, rsize, &st.Requests)
+			mu.Lock()
+			defer mu.Unlock()
+			st.BytesRead += read
+			switch {
+			case isAccess(err):
+				j.node.Err = "permission denied"
+				st.Unreadable++
+			case err != nil:
+				j.node.Err = err.Error()
+			default:
+				j.node.SHA256 = sum
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for range o.Parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mu.Lock()
+			for {
+				for len(queue) == 0 && busy > 0 && firstErr == nil {
+					cond.Wait()
+				}
+				if firstErr != nil || len(queue) == 0 {
+					cond.Broadcast()
+					mu.Unlock()
+					return
+				}
+				// Depth first keeps the queue short.
+				j := queue[len(queue)-1]
+				queue = queue[:len(queue)-1]
+				busy++
+				mu.Unlock()
+				run(j)
+				mu.Lock()
+				busy--
+				cond.Broadcast()
+			}
+		}()
+	}
+	// A cancelled context wakes the workers waiting for work.
+	stop := context.AfterFunc(ctx, func() { mu.Lock(); cond.Broadcast(); mu.Unlock() })
+	defer stop()
 	wg.Wait()
 	if firstErr != nil {
 		return tree, firstErr
@@ -168,8 +257,11 @@ func WalkRemote(ctx context.Context, c *Conn, o WalkOptions, st *Stats) (Tree, e
 	return tree, nil
 }
 
+// isAccess reports whether the server refused an operation for lack of
+// permission.
 func isAccess(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), "NFS3ERR_ACCES") || strings.Contains(err.Error(), "NFS3ERR_PERM") || strings.Contains(err.Error(), "permission"))
+	var ne *nfs.Error
+	return errors.Is(err, os.ErrPermission) || (errors.As(err, &ne) && ne.ErrorNum == nfs.NFS3ErrAcces)
 }
 
 // bufs recycles read buffers: allocating (and clearing) a fresh 1 MiB
@@ -233,6 +325,11 @@ func hashRemote(ctx context.Context, c *Conn, fh []byte, size int64, rsize uint3
 		off += uint64(total)
 		if done {
 			return hex.EncodeToString(h.Sum(nil)), int64(off), nil
+		}
+		if int64(off) > size+int64(rsize)*depth {
+			// A file that grows while it is read, or a server that
+			// never says EOF: stop, a bounded read past the size.
+			return "", int64(off), fmt.Errorf("the server returned more than the file's %d bytes without end", size)
 		}
 	}
 }

@@ -83,6 +83,9 @@ func writeIdentity(r *fsroot.Root, o Options) error {
 	if err := maskNetworkd(r); err != nil {
 		return err
 	}
+	if err := maskCloudUnits(r); err != nil {
+		return err
+	}
 	return writeFstab(r)
 }
 
@@ -111,6 +114,38 @@ func maskNetworkd(r *fsroot.Root) error {
 		return err
 	}
 	for _, u := range networkdUnits {
+		if err := r.Symlink("/dev/null", "etc/systemd/system/"+u, fsroot.Meta{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cloudUnits only work on a cloud instance with its datasource, and fail
+// on every node: Ubuntu Pro's auto-attach (jammy's fails in QEMU; attach
+// a node with "pro attach" instead).
+var cloudUnits = []string{"ua-auto-attach.service"}
+
+// unitDirs are where packages install systemd units.
+var unitDirs = []string{"usr/lib/systemd/system", "lib/systemd/system"}
+
+// presentCloudUnits lists the cloud units the image ships.
+func presentCloudUnits(r *fsroot.Root) []string {
+	var out []string
+	for _, u := range cloudUnits {
+		for _, d := range unitDirs {
+			if r.Exists(d + "/" + u) {
+				out = append(out, u)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// maskCloudUnits masks the cloud units the image ships.
+func maskCloudUnits(r *fsroot.Root) error {
+	for _, u := range presentCloudUnits(r) {
 		if err := r.Symlink("/dev/null", "etc/systemd/system/"+u, fsroot.Meta{}); err != nil {
 			return err
 		}
@@ -236,6 +271,13 @@ func checks(r *fsroot.Root) []Check {
 			masked = false
 		}
 	}
+	var unmasked []string
+	for _, u := range presentCloudUnits(r) {
+		if t, err := r.Readlink("etc/systemd/system/" + u); err != nil || t != "/dev/null" {
+			unmasked = append(unmasked, u)
+		}
+	}
+	add("cloud-units-masked", len(unmasked) == 0, "units that need a cloud datasource and fail on a node: %s; run nroot node again", strings.Join(unmasked, ", "))
 	unwanted := installedOf(r, unwantedPackages)
 	add("no-snapd-cloud-init", len(unwanted) == 0, "installed: %s; a diskless node must not run them (nroot node removes them)", strings.Join(unwanted, ", "))
 	add("networkd-masked", masked || !exists(r, "usr/lib/systemd/systemd-networkd", "lib/systemd/systemd-networkd"), "systemd-networkd must not reconfigure the NFS root's interface (masked: %v)", masked)

@@ -91,11 +91,13 @@ func TestDetectDracut(t *testing.T) {
 
 func TestChecks(t *testing.T) {
 	bad := fixture(t, map[string]string{
-		"etc/machine-id":                   "0123456789abcdef0123456789abcdef\n",
-		"etc/hostname":                     "node1\n",
-		"etc/fstab":                        "/dev/sda1 / ext4 defaults 0 1\n",
-		"etc/ssh/ssh_host_ed25519_key":     "key",
-		"usr/lib/systemd/systemd-networkd": "bin",
+		"etc/machine-id":                                "0123456789abcdef0123456789abcdef\n",
+		"etc/hostname":                                  "node1\n",
+		"etc/fstab":                                     "/dev/sda1 / ext4 defaults 0 1\n",
+		"etc/ssh/ssh_host_ed25519_key":                  "key",
+		"usr/lib/systemd/systemd-networkd":              "bin",
+		"usr/lib/systemd/system/ua-auto-attach.service": "[Unit]\n",
+		"var/lib/dpkg/status":                           "Package: snapd\nStatus: install ok installed\n",
 	})
 	failed := map[string]bool{}
 	for _, c := range Checks(bad) {
@@ -103,7 +105,7 @@ func TestChecks(t *testing.T) {
 			failed[c.Name] = true
 		}
 	}
-	for _, want := range []string{"kernel", "cmdline", "machine-id", "dbus-machine-id", "ssh-host-keys", "hostname", "fstab-root", "tmp-writable", "networkd-masked"} {
+	for _, want := range []string{"kernel", "cmdline", "machine-id", "dbus-machine-id", "ssh-host-keys", "hostname", "fstab-root", "tmp-writable", "networkd-masked", "cloud-units-masked", "no-snapd-cloud-init"} {
 		if !failed[want] {
 			t.Errorf("check %s passed on a bad image", want)
 		}
@@ -114,7 +116,7 @@ func TestChecks(t *testing.T) {
 	}
 	for _, c := range Checks(bad) {
 		switch c.Name {
-		case "machine-id", "dbus-machine-id", "ssh-host-keys", "hostname", "fstab-root", "tmp-writable", "networkd-masked":
+		case "machine-id", "dbus-machine-id", "ssh-host-keys", "hostname", "fstab-root", "tmp-writable", "networkd-masked", "cloud-units-masked":
 			if !c.Pass {
 				t.Errorf("after writeIdentity, %s: %s", c.Name, c.Reason)
 			}

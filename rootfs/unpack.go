@@ -366,7 +366,6 @@ func cachedTar(f *os.File, path, want string) (*tar.Reader, func(error) error, e
 // ErrCacheTampered says a cache entry is not what nroot wrote.
 var ErrCacheTampered = errors.New("cache entry changed since it was written")
 
-
 // shipsMergedUsr reports whether a base-files package ships /bin as a
 // symlink (trixie and later), so the merged-/usr layout comes with it.
 func shipsMergedUsr(file string) (bool, error) {

@@ -84,6 +84,8 @@ with the step that failed (portmap, mount or nfs), within --timeout.`,
 	cmd.Flags().BoolVar(&o.Deep, "deep", false, "read every file and compare SHA256")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 60*time.Second, "give up after this long")
 	cmd.Flags().IntVar(&o.Parallel, "parallel", 32, "requests in flight")
+	cmd.Flags().IntVar(&o.MaxDepth, "max-depth", nfscheck.DefaultMaxDepth, "refuse an export nested deeper than this (a hostile server could present an endless tree)")
+	cmd.Flags().Int64Var(&o.MaxEntries, "max-entries", nfscheck.DefaultMaxEntries, "refuse an export with more entries than this")
 	cmd.Flags().IntVar(&mountPort, "mount-port", 0, "MOUNT port (default: ask the portmapper)")
 	cmd.Flags().IntVar(&nfsPort, "nfs-port", 0, "NFS port (default: from the URL, or the portmapper)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
