@@ -5,9 +5,7 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
-	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -220,8 +218,12 @@ func Verify(r io.Reader, o VerifyOptions) ([]Check, *Info, error) {
 	for _, k := range kvers {
 		checks = append(checks, s.kernelChecks(k, o)...)
 		if o.Rootfs != "" {
-			_, err := os.Stat(filepath.Join(o.Rootfs, "lib/modules", k))
-			add("rootfs-kernel", err == nil, "kernel %s %s in %s/lib/modules", k, presence(err == nil), o.Rootfs)
+			ok := false
+			if r, err := fsroot.Open(o.Rootfs); err == nil {
+				ok = r.IsDir("lib/modules/" + k)
+				r.Close()
+			}
+			add("rootfs-kernel", ok, "kernel %s %s in %s/lib/modules", k, presence(ok), o.Rootfs)
 		}
 	}
 

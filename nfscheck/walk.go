@@ -18,6 +18,8 @@ import (
 
 	"github.com/willscott/go-nfs-client/nfs"
 	"golang.org/x/sys/unix"
+
+	"nroot/internal/fsroot"
 )
 
 // Node is what is compared of one path.
@@ -376,6 +378,13 @@ func WalkLocal(dir string, deep bool) (Tree, error) {
 		return nil, fmt.Errorf("reading %s: %w", dir, err)
 	}
 	if deep {
+		// The tree is an image: its files are opened inside it, and
+		// only if they are still regular files.
+		root, err := fsroot.Open(dir)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", dir, err)
+		}
+		defer root.Close()
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, 8)
 		for _, f := range files {
@@ -384,7 +393,7 @@ func WalkLocal(dir string, deep bool) (Tree, error) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				sum, err := hashFile(filepath.Join(dir, f))
+				sum, err := hashFile(root, f)
 				if err != nil {
 					tree[f].Err = err.Error()
 					return
@@ -397,8 +406,8 @@ func WalkLocal(dir string, deep bool) (Tree, error) {
 	return tree, nil
 }
 
-func hashFile(p string) (string, error) {
-	f, err := os.Open(p)
+func hashFile(root *fsroot.Root, rel string) (string, error) {
+	f, err := root.Open(rel)
 	if err != nil {
 		return "", err
 	}

@@ -136,9 +136,7 @@ var cleanupGlobs = []string{
 // "uninitialized", so each node generates its own at first boot.
 func cleanup(root *fsroot.Root) error {
 	for _, g := range cleanupGlobs {
-		matches, _ := filepath.Glob(filepath.Join(root.Path, g))
-		for _, m := range matches {
-			rel, _ := filepath.Rel(root.Path, m)
+		for _, rel := range root.Glob(g) {
 			if err := root.Remove(rel); err != nil && !os.IsNotExist(err) {
 				return err
 			}

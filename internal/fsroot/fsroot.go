@@ -458,6 +458,27 @@ func (r *Root) ReadDir(rel string) ([]string, error) {
 	return names, nil
 }
 
+// Glob lists the paths matching pattern (path.Match syntax in its last
+// component only), directories resolved inside the root.
+func (r *Root) Glob(pattern string) []string {
+	dir, base := path.Split(pattern)
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" {
+		dir = "."
+	}
+	names, err := r.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, n := range names {
+		if ok, _ := path.Match(base, n); ok {
+			out = append(out, path.Join(dir, n))
+		}
+	}
+	return out
+}
+
 // Readlink reads a symlink's target without following it.
 func (r *Root) Readlink(rel string) (string, error) {
 	pfd, base, err := r.parent(rel)
