@@ -6,13 +6,15 @@ FUZZTIME ?= 10s
 SUITE   ?= stable
 VARIANT ?= important
 TARGET  ?= ./nroot-node
+# The address nodes reach this machine at, for the export's boot lines.
+SERVER  ?= $(shell hostname -I 2>/dev/null | cut -d' ' -f1)
 
 .PHONY: all build deps run test unit fuzz bench compare foreign e2e clean
 
 all: build
 
 build:
-	$(GO) build -o bin/nroot ./cmd/nroot
+	$(GO) build -buildvcs=auto -o bin/nroot ./cmd/nroot
 
 deps:
 	./scripts/deps.sh
@@ -22,7 +24,7 @@ run: deps build
 	./bin/nroot bootstrap --variant=$(VARIANT) $(SUITE) $(TARGET)
 	./bin/nroot node $(TARGET)
 	./bin/nroot node check $(TARGET)
-	./bin/nroot export $(TARGET) --server=SERVER
+	./bin/nroot export $(TARGET) --server=$(SERVER)
 
 # Every test: vet, unit and integration tests against the real archive and
 # tools, then each fuzz target for FUZZTIME.

@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
+
+	"nroot/internal/buildinfo"
 )
 
 // Config is what a resolution starts from, in mmdebstrap's terms.
@@ -54,7 +58,8 @@ const LockVersion = 1
 // that later stages replay without resolving again.
 type Plan struct {
 	LockVersion   int             `json:"lock_version"`
-	Suite         string          `json:"suite"` // as asked, e.g. stable
+	NrootVersion  string          `json:"nroot_version,omitempty"` // the nroot that wrote it
+	Suite         string          `json:"suite"`                   // as asked, e.g. stable
 	Codename      string          `json:"codename"`
 	Origin        string          `json:"origin"`
 	Variant       string          `json:"variant"`
@@ -121,9 +126,45 @@ func (p *LockedPackage) URL() string {
 	return strings.TrimRight(p.URI, "/") + "/" + p.Filename
 }
 
+// ConfigError names the setting that is wrong, as the CLI spells it.
+type ConfigError struct {
+	Option string // --variant, --architectures, --components, SUITE
+	Value  string
+	Why    string
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("%s %q: %s", e.Option, e.Value, e.Why) }
+
+// token is what an architecture or component name may be.
+var token = regexp.MustCompile(`^[a-z0-9][a-z0-9.+/-]*$`)
+
+// Validate checks a configuration before anything is fetched.
+func (cfg Config) Validate() error {
+	if cfg.Suite == "" {
+		return &ConfigError{"SUITE", "", "give a suite (e.g. stable, trixie, noble)"}
+	}
+	if !slices.Contains(Variants, variantName(cfg.Variant)) {
+		return &ConfigError{"--variant", cfg.Variant, "one of " + strings.Join(Variants, ", ")}
+	}
+	for _, a := range cfg.Archs {
+		if !token.MatchString(a) || strings.Contains(a, "/") {
+			return &ConfigError{"--architectures", strings.Join(cfg.Archs, ","), "give Debian architecture names, native first, e.g. amd64 or arm64,armhf"}
+		}
+	}
+	for _, c := range cfg.Components {
+		if !token.MatchString(c) {
+			return &ConfigError{"--components", strings.Join(cfg.Components, ","), "give component names, e.g. main,contrib"}
+		}
+	}
+	return nil
+}
+
 // Resolve finds the mirror, opens and verifies the suite and its updates
 // and security suites, reads their indices and resolves the variant.
 func Resolve(ctx context.Context, cfg Config, o Options) (*Plan, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	sources, dists, err := sources(ctx, cfg, o)
 	if err != nil {
 		return nil, err
@@ -266,6 +307,7 @@ func NewPlan(u *Universe, res *Resolution, cfg Config) *Plan {
 	main := u.Dists[0]
 	p := &Plan{
 		LockVersion:   LockVersion,
+		NrootVersion:  buildinfo.Read().String(),
 		Suite:         main.Source.Suite,
 		Codename:      main.Release.Name(),
 		Origin:        main.Release.Origin,
@@ -323,7 +365,7 @@ func ReadLock(r io.Reader, name string) (*Plan, error) {
 	dec.DisallowUnknownFields()
 	var p Plan
 	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("lockfile %s: %w", name, err)
+		return nil, fmt.Errorf("%s is not an nroot lockfile (%v); make one with nroot resolve --lock", name, err)
 	}
 	if p.LockVersion != LockVersion {
 		return nil, fmt.Errorf("lockfile %s: lock_version %d, this nroot reads %d; re-create it with nroot resolve --lock", name, p.LockVersion, LockVersion)

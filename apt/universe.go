@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -277,6 +278,15 @@ func LoadDists(ctx context.Context, dists []*Dist, archs []string, o Options) (*
 		d         *Dist
 		component string
 		arch      string
+	}
+	// The architectures asked for must be the suite's: an unknown one
+	// would only resolve to nothing.
+	if len(dists) > 0 && len(dists[0].Release.Architectures) > 0 {
+		for _, a := range archs {
+			if !slices.Contains(dists[0].Release.Architectures, a) {
+				return nil, &ConfigError{"--architectures", a, fmt.Sprintf("suite %s has %s", dists[0].Source.Suite, strings.Join(slices.DeleteFunc(slices.Clone(dists[0].Release.Architectures), func(s string) bool { return s == "all" }), ", "))}
+			}
+		}
 	}
 	var jobs []job
 	for _, d := range dists {

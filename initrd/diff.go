@@ -9,21 +9,25 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"nroot/internal/report"
 )
 
 // Entry is what Diff compares of one path.
 type Entry struct {
-	Type     string `json:"type"`
-	Mode     string `json:"mode"`
-	UID      int    `json:"uid"`
-	GID      int    `json:"gid"`
-	Size     int64  `json:"size"`
-	SHA256   string `json:"sha256,omitempty"`
-	Linkname string `json:"linkname,omitempty"`
-	RDev     string `json:"rdev,omitempty"`
+	Type     string      `json:"type"`
+	Mode     report.Mode `json:"mode"`
+	UID      int         `json:"uid"`
+	GID      int         `json:"gid"`
+	Size     int64       `json:"size"`
+	SHA256   string      `json:"sha256,omitempty"`
+	Linkname string      `json:"linkname,omitempty"`
+	RDev     string      `json:"rdev,omitempty"`
 }
 
-func typeName(m uint32) string {
+// TypeName is the type of a mode as nroot's JSON names it: file, dir,
+// symlink, char, block, fifo, socket.
+func TypeName(m uint32) string {
 	switch m & TypeMask {
 	case TypeDir:
 		return "dir"
@@ -51,7 +55,7 @@ func Index(r io.Reader) (map[string]Entry, *Info, error) {
 	info := &Info{}
 	segs, err := Scan(r, func(h *Header, data io.Reader) error {
 		name := CleanName(h.Name)
-		e := Entry{Type: typeName(h.Mode), Mode: fmt.Sprintf("%04o", h.Mode&0o7777), UID: h.UID, GID: h.GID, Linkname: h.Linkname}
+		e := Entry{Type: TypeName(h.Mode), Mode: report.Mode(h.Mode & 0o7777), UID: h.UID, GID: h.GID, Linkname: h.Linkname}
 		if h.IsRegular() {
 			hr := &hashingReader{r: data, h: sha256.New()}
 			info.Collect(h, hr)

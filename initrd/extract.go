@@ -186,19 +186,27 @@ func parentOf(rel string) string {
 	return rel[:i]
 }
 
-// Cat copies one file's data (the last one of that name, as the kernel
-// would leave it) to w.
-func Cat(r io.Reader, name string, w io.Writer) error {
+// Cat writes the content of one file of the image, as the kernel would
+// leave it: the last entry of that name wins, and a hard link whose data
+// the archive stored with another name of the same inode (GNU cpio puts
+// it on the last, nroot on the first) gets that data.
+func Cat(r io.ReadSeeker, name string, w io.Writer) error {
 	want := CleanName(name)
+	type inode struct {
+		seg      int
+		ino      uint64
+		maj, min uint32
+	}
 	var found []byte
 	var ok bool
 	var target string
+	var key inode
+	var linked bool
 	_, err := Scan(r, func(h *Header, data io.Reader) error {
 		if CleanName(h.Name) != want {
 			return nil
 		}
-		ok = true
-		target = ""
+		ok, target, found, linked = true, "", nil, false
 		if h.IsSymlink() {
 			target = h.Linkname
 			return nil
@@ -206,6 +214,7 @@ func Cat(r io.Reader, name string, w io.Writer) error {
 		if !h.IsRegular() {
 			return fmt.Errorf("%s is not a regular file", want)
 		}
+		key, linked = inode{h.Segment, h.Ino, h.DevMajor, h.DevMinor}, h.NLink > 1 && h.Size == 0
 		b, err := io.ReadAll(io.LimitReader(data, h.Size))
 		found = b
 		return err
@@ -214,10 +223,27 @@ func Cat(r io.Reader, name string, w io.Writer) error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%s: no such entry in the image", want)
+		return fmt.Errorf("%s: %w", want, ErrNoMatch)
 	}
 	if target != "" {
 		return fmt.Errorf("%s is a symlink to %s", want, target)
+	}
+	if linked {
+		// The data is on another link of the inode: read it there.
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		_, err := Scan(r, func(h *Header, data io.Reader) error {
+			if h.IsRegular() && h.Size > 0 && (inode{h.Segment, h.Ino, h.DevMajor, h.DevMinor}) == key {
+				b, err := io.ReadAll(io.LimitReader(data, h.Size))
+				found = b
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	_, err = w.Write(found)
 	return err

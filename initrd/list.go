@@ -1,9 +1,12 @@
 package initrd
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -12,6 +15,26 @@ import (
 type ListOptions struct {
 	Long  bool
 	Globs []string // only entries matching one of these (path.Match, or a prefix directory)
+}
+
+// ErrNoMatch says no entry of an image matched what was asked for.
+var ErrNoMatch = errors.New("no such entry in the image")
+
+// BadPatternError says a glob is malformed.
+type BadPatternError struct{ Pattern string }
+
+func (e *BadPatternError) Error() string {
+	return fmt.Sprintf("pattern %q is malformed (an unclosed [ or a trailing \\)", e.Pattern)
+}
+
+// CheckGlobs refuses malformed globs before an image is read.
+func CheckGlobs(globs []string) error {
+	for _, g := range globs {
+		if _, err := path.Match(strings.ReplaceAll(CleanName(g), "/", "\x00"), ""); err != nil {
+			return &BadPatternError{g}
+		}
+	}
+	return nil
 }
 
 // Match reports whether an entry's name matches any glob: a shell
@@ -116,8 +139,9 @@ func WriteHeaderSummary(w io.Writer, name string, size int64, in *Info) {
 	if len(in.KernelVersions) > 0 {
 		fmt.Fprintf(w, "kernel versions: %s\n", strings.Join(in.KernelVersions, " "))
 	}
-	for f, c := range in.Cmdline {
-		fmt.Fprintf(w, "%s: %s\n", f, strings.ReplaceAll(c, "\n", " "))
+	// In the order dracut reads them, which is also a stable one.
+	for _, f := range slices.Sorted(maps.Keys(in.Cmdline)) {
+		fmt.Fprintf(w, "%s: %s\n", f, strings.ReplaceAll(in.Cmdline[f], "\n", " "))
 	}
 	fmt.Fprintln(w, rule)
 }

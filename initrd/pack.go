@@ -2,6 +2,7 @@ package initrd
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"nroot/internal/fsroot"
 )
 
 // Record is an entry with a way to open its data, as u-root's cpio
@@ -197,6 +200,16 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // Pack writes dir as a dracut-compatible image: the early archive if
 // any, then the main archive compressed, 4-byte aligned.
 func Pack(w io.Writer, dir string, o PackOptions) error {
+	for _, d := range []string{dir, o.Early} {
+		if d == "" {
+			continue
+		}
+		if fi, err := os.Stat(d); err != nil {
+			return fmt.Errorf("initrd: pack: %w", err)
+		} else if !fi.IsDir() {
+			return fmt.Errorf("initrd: pack: %s is not a directory; pack takes the tree to put in the image", d)
+		}
+	}
 	cw := &countingWriter{w: w}
 	if o.Early != "" {
 		recs, err := FromDir(o.Early, "")
@@ -248,41 +261,111 @@ func ParseAdd(s string) AddSpec {
 	return AddSpec{Src: src, Dest: strings.TrimLeft(dest, "/")}
 }
 
+// ErrNotInitramfs says a file given as an image holds no cpio archive.
+var ErrNotInitramfs = errors.New("not an initramfs image")
+
 // Append copies the image and adds a new compressed segment holding the
-// given files (directories recursively) and their parent directories.
-// The kernel unpacks segments in order, so the new files replace the old
-// ones without the image being rebuilt.
-func Append(w io.Writer, image io.Reader, add []AddSpec, o PackOptions) error {
+// given files (directories recursively). The kernel unpacks segments in
+// order, so the new files replace the old ones without the image being
+// rebuilt. The image is read first, and the new segment is written the
+// way the kernel will see it: each destination is resolved through the
+// image's own directory symlinks (merged-/usr's lib -> usr/lib), and only
+// the parent directories the image lacks are added, so none of its
+// directories or symlinks is replaced or reset.
+func Append(w io.Writer, image io.ReadSeeker, add []AddSpec, o PackOptions) error {
+	// What the kernel would have made of the image so far: later
+	// entries replace earlier ones.
+	types := map[string]uint32{}
+	links := map[string]string{}
+	segs, err := Scan(image, func(h *Header, _ io.Reader) error {
+		name := CleanName(h.Name)
+		types[name] = h.Mode & TypeMask
+		if h.IsSymlink() {
+			links[name] = h.Linkname
+		} else {
+			delete(links, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("initrd: append: %w", err)
+	}
+	if len(segs) == 0 || len(types) == 0 {
+		return fmt.Errorf("initrd: append: %w", ErrNotInitramfs)
+	}
+	if _, err := image.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	readlink := func(p string) (string, bool) { t, ok := links[p]; return t, ok }
+	// resolve spells a destination as the kernel will reach it: its
+	// directories through the image's symlinks, its last name as given.
+	resolve := func(dest string) (string, error) {
+		dir, base := path.Split(dest)
+		if dir == "" {
+			return base, nil
+		}
+		r, ok := fsroot.ResolveLinks(dir, readlink)
+		if !ok {
+			return "", fmt.Errorf("initrd: append: %s: the image's symlinks loop", dest)
+		}
+		return path.Join(r, base), nil
+	}
 	cw := &countingWriter{w: w}
 	if _, err := io.Copy(cw, image); err != nil {
 		return err
 	}
 	var recs []Record
-	dirs := map[string]bool{}
+	have := map[string]bool{}
+	addParents := func(name string) error {
+		var missing []string
+		for d := path.Dir(name); d != "." && d != "/"; d = path.Dir(d) {
+			if have[d] {
+				break
+			}
+			switch t, ok := types[d]; {
+			case !ok:
+				missing = append(missing, d)
+			case t != TypeDir:
+				return fmt.Errorf("initrd: append: %s: %s is not a directory in the image", name, d)
+			}
+			have[d] = true
+		}
+		for i := len(missing) - 1; i >= 0; i-- {
+			recs = append(recs, Directory(missing[i], 0o755))
+		}
+		return nil
+	}
 	for _, a := range add {
 		if a.Dest == "" || strings.Contains("/"+a.Dest+"/", "/../") {
 			return fmt.Errorf("initrd: append: destination %q must be a path inside the image", a.Dest)
 		}
-		for d := path.Dir(a.Dest); d != "." && d != "/"; d = path.Dir(d) {
-			if !dirs[d] {
-				dirs[d] = true
-				recs = append(recs, Directory(d, 0o755))
-			}
+		dest, err := resolve(path.Clean(a.Dest))
+		if err != nil {
+			return err
+		}
+		if err := addParents(dest); err != nil {
+			return err
 		}
 		fi, err := os.Lstat(a.Src)
 		if err != nil {
 			return fmt.Errorf("initrd: append: %w", err)
 		}
 		if fi.IsDir() {
-			sub, err := FromDir(a.Src, a.Dest)
+			// The tree's own records; its top directory only where the
+			// image has none, so an existing one keeps its mode.
+			sub, err := FromDir(a.Src, dest)
 			if err != nil {
 				return err
 			}
-			recs = append(recs, Directory(a.Dest, 0o755))
-			recs = append(recs, sub...)
+			for _, r := range sub {
+				if r.Name == dest && types[dest] == TypeDir {
+					continue
+				}
+				recs = append(recs, r)
+			}
 			continue
 		}
-		r, ok, err := recordFor(a.Src, a.Dest)
+		r, ok, err := recordFor(a.Src, dest)
 		if err != nil {
 			return fmt.Errorf("initrd: append: %w", err)
 		}

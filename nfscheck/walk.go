@@ -20,18 +20,19 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nroot/internal/fsroot"
+	"nroot/internal/report"
 )
 
 // Node is what is compared of one path.
 type Node struct {
-	Type   string `json:"type"`
-	Mode   uint32 `json:"mode"` // permission bits with setuid, setgid, sticky
-	UID    uint32 `json:"uid"`
-	GID    uint32 `json:"gid"`
-	Size   int64  `json:"size"`
-	Link   string `json:"link,omitempty"`
-	SHA256 string `json:"sha256,omitempty"`
-	Err    string `json:"error,omitempty"` // why it could not be read
+	Type   string      `json:"type"`
+	Mode   report.Mode `json:"mode"` // permission bits with setuid, setgid, sticky
+	UID    uint32      `json:"uid"`
+	GID    uint32      `json:"gid"`
+	Size   int64       `json:"size"`
+	Link   string      `json:"linkname,omitempty"`
+	SHA256 string      `json:"sha256,omitempty"`
+	Err    string      `json:"error,omitempty"` // why it could not be read
 	fh     []byte
 }
 
@@ -109,7 +110,7 @@ func WalkRemote(ctx context.Context, c *Conn, o WalkOptions, st *Stats) (Tree, e
 	if err != nil {
 		return nil, &StepError{"nfs", err, "GETATTR of the export's root failed"}
 	}
-	tree := Tree{"": {Type: "dir", Mode: attr.FileMode & 0o7777, UID: attr.UID, GID: attr.GID, fh: c.Root}}
+	tree := Tree{"": {Type: "dir", Mode: report.Mode(attr.FileMode & 0o7777), UID: attr.UID, GID: attr.GID, fh: c.Root}}
 	visited := map[dirID]string{{attr.FSID, attr.Fileid}: "/"}
 	// The server's preferred read size, at most 1 MiB: ganesha offers
 	// 64 MiB, which would only cost memory.
@@ -145,7 +146,7 @@ func WalkRemote(ctx context.Context, c *Conn, o WalkOptions, st *Stats) (Tree, e
 				fail(fmt.Errorf("listing %s: the server returned the name %q twice or malformed: %w", "/"+j.path, e.Name, ErrWalkLimit))
 				return
 			}
-			n := &Node{Type: nfsType(e.Attr.Type), Mode: e.Attr.FileMode & 0o7777, UID: e.Attr.UID, GID: e.Attr.GID, fh: e.FH}
+			n := &Node{Type: nfsType(e.Attr.Type), Mode: report.Mode(e.Attr.FileMode & 0o7777), UID: e.Attr.UID, GID: e.Attr.GID, fh: e.FH}
 			if n.Type == "file" {
 				n.Size = int64(e.Attr.Filesize)
 			}
@@ -352,7 +353,7 @@ func WalkLocal(dir string, deep bool) (Tree, error) {
 		if err := unix.Lstat(p, &s); err != nil {
 			return err
 		}
-		n := &Node{Mode: s.Mode & 0o7777, UID: s.Uid, GID: s.Gid}
+		n := &Node{Mode: report.Mode(s.Mode & 0o7777), UID: s.Uid, GID: s.Gid}
 		switch s.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
 			n.Type = "dir"

@@ -201,6 +201,10 @@ func Checks(root string) []Check {
 		return []Check{{Name: "root", Pass: false, Reason: fmt.Sprintf("%v; give the directory of a node image", err)}}
 	}
 	defer r.Close()
+	if !r.IsRegular("var/lib/dpkg/status") {
+		// Nothing else means anything of a directory that is no image.
+		return []Check{{Name: "root", Pass: false, Reason: fmt.Sprintf("%s is not a Debian or Ubuntu root filesystem (no var/lib/dpkg/status); make one with nroot bootstrap and nroot node", root)}}
+	}
 	return checks(r)
 }
 

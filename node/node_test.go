@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,8 +166,50 @@ func TestExport(t *testing.T) {
 	if !strings.Contains(c.Ganesha, "Pseudo = /node;") || !strings.Contains(c.Ganesha, "Squash = No_Root_Squash;") {
 		t.Errorf("ganesha block %q", c.Ganesha)
 	}
-	if _, err := Export(t.TempDir(), ExportOptions{}); err == nil || !strings.Contains(err.Error(), "run nroot node") {
+	if _, err := Export(t.TempDir(), ExportOptions{Server: "10.0.0.1"}); err == nil || !strings.Contains(err.Error(), "run nroot node") {
 		t.Errorf("export of an image without a command line: %v", err)
+	}
+	if _, err := Export(filepath.Join(t.TempDir(), "none"), ExportOptions{Server: "10.0.0.1"}); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("export of a directory that does not exist: %v", err)
+	}
+	// IPv6 goes in brackets, as dracut's nfs4 syntax wants it.
+	c, err = Export(root, ExportOptions{Server: "fd00::1", Path: "/node", Port: 20049})
+	if err != nil || c.Cmdline != "root=nfs4:[fd00::1]:/node:port=20049 ro ip=dhcp rd.neednet=1 rootovl" {
+		t.Errorf("IPv6: %q %v", c.Cmdline, err)
+	}
+}
+
+// TestExportOptions: every malformed option is refused naming the flag,
+// before the image is read.
+func TestExportOptions(t *testing.T) {
+	tests := []struct {
+		o      ExportOptions
+		option string
+	}{
+		{ExportOptions{}, "--server"},
+		{ExportOptions{Server: "bad host!"}, "--server"},
+		{ExportOptions{Server: "10.0.0.1:2049"}, "--server"},
+		{ExportOptions{Server: "ganesha"}, "--server"},
+		{ExportOptions{Server: "fe80::1%eth0"}, "--server"},
+		{ExportOptions{Server: "10.0.0.1", Port: -5}, "--port"},
+		{ExportOptions{Server: "10.0.0.1", Port: 99999}, "--port"},
+		{ExportOptions{Server: "10.0.0.1", Path: "srv/node"}, "--path"},
+		{ExportOptions{Server: "10.0.0.1", Path: "/srv/a:b"}, "--path"},
+		{ExportOptions{Server: "nfs.example.org", Path: "/srv/node", Port: 2049}, ""},
+		{ExportOptions{Server: "[fd00::1]"}, ""},
+	}
+	for _, tt := range tests {
+		err := tt.o.Validate()
+		var oe *OptionError
+		if tt.option == "" {
+			if err != nil {
+				t.Errorf("%+v: %v", tt.o, err)
+			}
+			continue
+		}
+		if !errors.As(err, &oe) || oe.Option != tt.option {
+			t.Errorf("%+v: err = %v, want one naming %s", tt.o, err, tt.option)
+		}
 	}
 }
 

@@ -149,6 +149,34 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	return res, nil
 }
 
+// formatSuffixes are the TARGET names that say a format, as mmdebstrap
+// reads them.
+var formatSuffixes = []struct{ suffix, format string }{
+	{".tar.zst", "tar.zst"}, {".tzst", "tar.zst"}, {".tar.gz", "tar.gz"}, {".tgz", "tar.gz"}, {".tar", "tar"},
+}
+
+// FormatFor is the output format for TARGET: the one asked for ("auto" or
+// "" takes it from the name, else a directory), refused when the name
+// says another (a tarball named .tar.zst written uncompressed).
+func FormatFor(target, asked string) (string, error) {
+	named := "dir"
+	for _, f := range formatSuffixes {
+		if strings.HasSuffix(target, f.suffix) {
+			named = f.format
+			break
+		}
+	}
+	switch {
+	case asked == "" || asked == "auto":
+		return named, nil
+	case !validFormat(asked):
+		return "", fmt.Errorf("--format %q: one of auto, %s", asked, strings.Join(Formats, ", "))
+	case named != "dir" && named != asked:
+		return "", fmt.Errorf("--format %s, but TARGET %s is named as %s; rename it or drop --format", asked, target, named)
+	}
+	return asked, nil
+}
+
 func validFormat(f string) bool {
 	for _, x := range Formats {
 		if x == f {

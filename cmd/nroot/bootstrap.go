@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -37,7 +36,8 @@ merged-usr hook) instead of usrmerge; the host's resolv.conf and hostname are
 not copied into the image.`,
 		Example: `  nroot bootstrap stable ./node
   nroot bootstrap --variant=minbase --include=openssh-server trixie ./node
-  nroot bootstrap --lock node.lock --format=tar.zst bookworm node.tar.zst
+  nroot bootstrap --lock node.lock bookworm node.tar.zst
+  nroot bootstrap --variant=minbase noble ./node http://MIRROR/ubuntu
   SOURCE_DATE_EPOCH=1700000000 nroot bootstrap --from-lock node.lock --format=tar node.tar`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if fromLock != "" && len(args) == 1 {
@@ -49,11 +49,28 @@ not copied into the image.`,
 			if len(args) == 1 {
 				args = []string{"", args[0]}
 			}
+			cfg := af.config(args[0], args[2:])
+			if fromLock == "" {
+				if err := cfg.Validate(); err != nil {
+					return usageErr("%w", err)
+				}
+			}
+			f, err := rootfs.FormatFor(args[1], format)
+			if err != nil {
+				return usageErr("%w", err)
+			}
+			format = f
+			if jobs < 1 {
+				return usageErr("--jobs %d: give at least 1", jobs)
+			}
+			if err := checkOutputDir("--lock", lock); err != nil {
+				return err
+			}
 			o, err := af.options(g)
 			if err != nil {
 				return err
 			}
-			bo := rootfs.Options{Config: af.config(args[0], args[2:]), Apt: o, Format: format, Jobs: jobs, Progress: os.Stderr, Log: o.Log}
+			bo := rootfs.Options{Config: cfg, Apt: o, Format: format, Jobs: jobs, Progress: os.Stderr, Log: o.Log}
 			if g.quiet {
 				bo.Progress = nil
 			}
@@ -67,12 +84,12 @@ not copied into the image.`,
 			if fromLock != "" {
 				f, err := os.Open(fromLock)
 				if err != nil {
-					return err
+					return usageErr("--from-lock: %w", err)
 				}
 				bo.FromLock, err = apt.ReadLock(f, fromLock)
 				f.Close()
 				if err != nil {
-					return err
+					return usageErr("--from-lock: %w", err)
 				}
 				if s := args[0]; s != "" && s != bo.FromLock.Suite && s != bo.FromLock.Codename {
 					return fmt.Errorf("lockfile %s is for %s, not %s", fromLock, bo.FromLock.Codename, s)
@@ -88,9 +105,7 @@ not copied into the image.`,
 				}
 			}
 			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				return printJSON(res)
 			}
 			fmt.Printf("%s: %s %s, %d packages, %s\n", res.Target, res.Plan.Codename, res.Plan.Variant, len(res.Plan.Packages), res.Format)
 			if res.Note != "" {
@@ -103,7 +118,7 @@ not copied into the image.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result (plan, timings) as JSON")
 	cmd.Flags().StringVar(&lock, "lock", "", "write the plan used to this lockfile")
 	cmd.Flags().StringVar(&fromLock, "from-lock", "", "build exactly the packages of this lockfile, resolving nothing")
-	cmd.Flags().StringVar(&format, "format", "dir", "output: dir, tar, tar.gz or tar.zst")
+	cmd.Flags().StringVar(&format, "format", "auto", "output: dir, tar, tar.gz or tar.zst; auto (the default) takes it from TARGET's name, as mmdebstrap does")
 	cmd.Flags().IntVar(&jobs, "jobs", 8, "parallel downloads")
 	return cmd
 }

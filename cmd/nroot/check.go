@@ -38,9 +38,29 @@ with the step that failed (portmap, mount or nfs), within --timeout.`,
   nroot check --mount-port 20048 nfs://10.0.0.1:2049/srv/node --lock node.lock`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Everything given is checked before the network is used.
 			t, err := nfscheck.ParseURL(args[0])
 			if err != nil {
-				return &exitError{code: 2, err: err}
+				return usageErr("%w", err)
+			}
+			switch {
+			case nfsPort < 0 || nfsPort > 65535:
+				return usageErr("--nfs-port %d: a port is 1 to 65535", nfsPort)
+			case mountPort < 0 || mountPort > 65535:
+				return usageErr("--mount-port %d: a port is 1 to 65535", mountPort)
+			case o.Timeout <= 0:
+				return usageErr("--timeout %v: give how long to wait, e.g. --timeout=60s", o.Timeout)
+			case o.Parallel <= 0:
+				return usageErr("--parallel %d: give how many requests to keep in flight, at least 1", o.Parallel)
+			case o.MaxDepth <= 0 || o.MaxEntries <= 0:
+				return usageErr("--max-depth and --max-entries must be at least 1")
+			case o.Rootfs != "" && lock != "":
+				return usageErr("--rootfs and --lock: give one to compare with")
+			}
+			if o.Rootfs != "" {
+				if fi, err := os.Stat(o.Rootfs); err != nil || !fi.IsDir() {
+					return usageErr("--rootfs %s: not a directory; give the image the export serves", o.Rootfs)
+				}
 			}
 			if nfsPort != 0 {
 				t.NFSPort = nfsPort
@@ -50,21 +70,30 @@ with the step that failed (portmap, mount or nfs), within --timeout.`,
 			if lock != "" {
 				f, err := os.Open(lock)
 				if err != nil {
-					return err
+					return usageErr("--lock: %w", err)
 				}
 				o.Lock, err = apt.ReadLock(f, lock)
 				f.Close()
 				if err != nil {
-					return err
+					return usageErr("--lock: %w", err)
 				}
 			}
 			rep, err := nfscheck.Run(cmd.Context(), o)
-			var se *nfscheck.StepError
-			if errors.As(err, &se) {
-				return &exitError{code: 2, err: fmt.Errorf("%s: %w", args[0], err)}
-			}
 			if err != nil {
-				return &exitError{code: 2, err: err}
+				// A JSON consumer gets a document either way, with
+				// the step that failed.
+				if asJSON {
+					out := map[string]any{"server": t.Host, "path": t.Path, "pass": false, "error": err.Error()}
+					var se *nfscheck.StepError
+					if errors.As(err, &se) {
+						out["step"] = se.Step
+					}
+					if rep != nil {
+						out["stats"] = rep.Stats
+					}
+					printJSON(out)
+				}
+				return &exitError{code: 2, err: fmt.Errorf("%s: %w", args[0], err)}
 			}
 			if asJSON {
 				if err := printJSON(rep); err != nil {

@@ -2,15 +2,18 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"nroot/initrd"
+	"nroot/internal/report"
 )
 
 func newInitrdCmd(g *globals) *cobra.Command {
@@ -25,10 +28,29 @@ lsinitrd reads two and stops.`,
 	return cmd
 }
 
+// printJSON prints a command's --json document. An object gets the
+// version of nroot that wrote it, as "nroot_version".
 func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var top map[string]json.RawMessage
+	if len(b) > 1 && b[0] == '{' && json.Unmarshal(b, &top) == nil && top["nroot_version"] == nil {
+		ver, _ := json.Marshal(version().String())
+		sep := ","
+		if b[1] == '}' {
+			sep = ""
+		}
+		b = append(append(append([]byte(`{"nroot_version":`), ver...), sep...), b[1:]...)
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = os.Stdout.Write(out.Bytes())
+	return err
 }
 
 func newInitrdLsCmd() *cobra.Command {
@@ -42,25 +64,30 @@ func newInitrdLsCmd() *cobra.Command {
   nroot initrd ls --json IMAGE`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := os.Open(args[0])
+			if err := initrd.CheckGlobs(args[1:]); err != nil {
+				return usageErr("%w", err)
+			}
+			f, err := openImage(args[0])
 			if err != nil {
 				return err
 			}
 			defer f.Close()
 			fi, _ := f.Stat()
+			matched := 0
 			out := bufio.NewWriterSize(os.Stdout, 1<<16)
 			defer out.Flush()
 			globs := args[1:]
 			type jsonEntry struct {
-				Name     string `json:"name"`
-				Mode     string `json:"mode"`
-				UID      int    `json:"uid"`
-				GID      int    `json:"gid"`
-				NLink    int    `json:"nlink"`
-				Size     int64  `json:"size"`
-				MTime    int64  `json:"mtime"`
-				Linkname string `json:"linkname,omitempty"`
-				Segment  int    `json:"segment"`
+				Name     string      `json:"name"`
+				Type     string      `json:"type"`
+				Mode     report.Mode `json:"mode"`
+				UID      int         `json:"uid"`
+				GID      int         `json:"gid"`
+				NLink    int         `json:"nlink"`
+				Size     int64       `json:"size"`
+				MTime    int64       `json:"mtime"`
+				Linkname string      `json:"linkname,omitempty"`
+				Segment  int         `json:"segment"`
 			}
 			var entries []jsonEntry
 			info := &initrd.Info{}
@@ -70,9 +97,10 @@ func newInitrdLsCmd() *cobra.Command {
 				if !initrd.Match(h.Name, globs) {
 					return nil
 				}
+				matched++
 				switch {
 				case asJSON:
-					entries = append(entries, jsonEntry{initrd.CleanName(h.Name), fmt.Sprintf("%o", h.Mode), h.UID, h.GID, h.NLink, h.Size, h.ModTime.Unix(), h.Linkname, h.Segment})
+					entries = append(entries, jsonEntry{initrd.CleanName(h.Name), initrd.TypeName(h.Mode), report.Mode(h.Mode & 0o7777), h.UID, h.GID, h.NLink, h.Size, h.ModTime.Unix(), h.Linkname, h.Segment})
 				case segments:
 				case long:
 					lines = append(lines, initrd.FormatLong(h))
@@ -85,8 +113,20 @@ func newInitrdLsCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
+			// As cpio and 3cpio: patterns that match nothing are an
+			// error a script can see.
+			noMatch := len(globs) > 0 && matched == 0
 			if asJSON {
-				return printJSON(map[string]any{"image": args[0], "info": info, "entries": entries})
+				if err := printJSON(map[string]any{"image": args[0], "info": info, "entries": entries}); err != nil {
+					return err
+				}
+				if noMatch {
+					return fmt.Errorf("%s: %s: %w", args[0], strings.Join(globs, " "), initrd.ErrNoMatch)
+				}
+				return nil
+			}
+			if noMatch {
+				return fmt.Errorf("%s: %s: %w", args[0], strings.Join(globs, " "), initrd.ErrNoMatch)
 			}
 			if segments {
 				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -55,6 +56,9 @@ unless --setuid is given. Both are listed.`,
   nroot initrd extract IMAGE /tmp/x 'usr/lib/dracut/*'`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := initrd.CheckGlobs(args[2:]); err != nil {
+				return usageErr("%w", err)
+			}
 			f, err := openImage(args[0])
 			if err != nil {
 				return err
@@ -67,6 +71,9 @@ unless --setuid is given. Both are listed.`,
 			res, err := initrd.Extract(f, args[1], initrd.ExtractOptions{Globs: args[2:], Devices: devices, Setuid: setuid, Chown: root})
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			if len(args) > 2 && res.Entries == 0 {
+				return fmt.Errorf("%s: %s: %w; nothing extracted", args[0], strings.Join(args[2:], " "), initrd.ErrNoMatch)
 			}
 			if asJSON {
 				return printJSON(res)
@@ -269,7 +276,12 @@ bytes. xz uses CRC32 checks and lz4 the kernel's legacy format.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
-				return fmt.Errorf("pack: -o IMAGE is required")
+				return usageErr("pack: -o IMAGE is required")
+			}
+			for _, d := range []string{args[0], early} {
+				if d != "" && within(out, d) {
+					return usageErr("-o %s is inside %s, which would pack its own partial output; write the image elsewhere", out, d)
+				}
 			}
 			o, err := packOptions(comp, keepOwner)
 			if err != nil {
@@ -299,7 +311,7 @@ new files are added to, or replace, the image's.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" || len(adds) == 0 {
-				return fmt.Errorf("append: --add and -o are required")
+				return usageErr("append: --add and -o are required")
 			}
 			o, err := packOptions(comp, keepOwner)
 			if err != nil {
@@ -321,4 +333,21 @@ new files are added to, or replace, the image's.`,
 	cmd.Flags().StringArrayVar(&adds, "add", nil, "SRC[:DEST] to add; repeatable")
 	packFlags(cmd, &comp, &keepOwner)
 	return cmd
+}
+
+// within reports whether path is dir or below it.
+func within(path, dir string) bool {
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	if r, err := filepath.EvalSymlinks(filepath.Dir(p)); err == nil {
+		p = filepath.Join(r, filepath.Base(p))
+	}
+	if r, err := filepath.EvalSymlinks(d); err == nil {
+		d = r
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }

@@ -128,7 +128,7 @@ func TestInitrdCommands(t *testing.T) {
 		{"diff same", []string{"initrd", "diff", img, again}, 0, []string{"0 added, 0 removed, 0 changed"}, "", false},
 		{"diff appended", []string{"initrd", "diff", img, appended}, 1, []string{"etc/", "+ etc/probe", "1 added"}, "images differ", false},
 		{"diff json", []string{"initrd", "diff", "--json", img, appended}, 1, []string{`"added": 1`}, "", true},
-		{"pack without -o", []string{"initrd", "pack", src}, 1, nil, "-o IMAGE is required", false},
+		{"pack without -o", []string{"initrd", "pack", src}, 64, nil, "-o IMAGE is required", false},
 		{"pack bad compression", []string{"initrd", "pack", src, "-o", filepath.Join(tmp, "c.img"), "--compress=lzo"}, 1, nil, `--compress "lzo"`, false},
 	}
 	for _, tt := range tests {

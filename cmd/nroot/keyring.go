@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -39,9 +38,7 @@ func newKeyringCmd(g *globals) *cobra.Command {
 				keys = append(keys, k.Keys()...)
 			}
 			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(keys)
+				return printJSON(keys)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "KEYRING\tFINGERPRINT\tALGO\tCREATED\tEXPIRES\tUSER ID")

@@ -9,9 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"nroot/apt"
+	"nroot/node"
 )
 
 // exitError carries an exit status other than 1.
@@ -21,6 +25,28 @@ type exitError struct {
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitUsage is the exit status of a usage error (a bad flag, argument or
+// URL), as sysexits.h has it: distinct from 1 (a check failed) and from
+// nroot check's 2 (the server cannot be reached).
+const exitUsage = 64
+
+// usageErr reports a usage error: it names the flag or argument and says
+// what to give instead.
+func usageErr(format string, a ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, a...)}
+}
+
+// usageArgs makes a cobra argument validator's complaint a usage error.
+func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := v(cmd, args); err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("%w; usage: %s", err, cmd.UseLine())}
+		}
+		return nil
+	}
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -32,8 +58,13 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "nroot:", err)
 	var ee *exitError
-	if errors.As(err, &ee) {
+	var ce *apt.ConfigError
+	var oe *node.OptionError
+	switch {
+	case errors.As(err, &ee):
 		os.Exit(ee.code)
+	case errors.As(err, &ce), errors.As(err, &oe):
+		os.Exit(exitUsage)
 	}
 	os.Exit(1)
 }
@@ -72,6 +103,50 @@ APT sources. Downloads are cached in $XDG_CACHE_HOME/nroot.`,
 	root.PersistentFlags().StringVar(&g.cacheDir, "cache-dir", "", "download cache (default $XDG_CACHE_HOME/nroot)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log more detail to stderr")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "log only warnings and errors")
-	root.AddCommand(newResolveCmd(g), newBootstrapCmd(g), newConfigureCmd(g), newKeyringCmd(g), newMirrorCmd(g), newInitrdCmd(g), newNodeCmd(g), newCheckCmd(g), newExportCmd(g), newRunCmd(g), newShellCmd(g), newBootCmd(g))
+	root.AddCommand(newResolveCmd(g), newBootstrapCmd(g), newConfigureCmd(g), newKeyringCmd(g), newMirrorCmd(g), newInitrdCmd(g), newNodeCmd(g), newCheckCmd(g), newExportCmd(g), newRunCmd(g), newShellCmd(g), newBootCmd(g), newVersionCmd())
+	root.Version = version().String()
+	root.SetVersionTemplate("nroot {{.Version}}\n")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &exitError{code: exitUsage, err: fmt.Errorf("%w; see %s --help", err, cmd.CommandPath())}
+	})
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if g.quiet && g.verbose {
+			return usageErr("-q and -v contradict each other; give one")
+		}
+		return nil
+	}
+	walkCommands(root, func(c *cobra.Command) {
+		if c.Args != nil {
+			c.Args = usageArgs(c.Args)
+		}
+		// A command that only groups others: nothing to run, and an
+		// unknown word after it is an error, not a cue for help.
+		if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+			c.Args = func(cmd *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return usageErr("unknown command %q for %q; the commands are: %s", args[0], cmd.CommandPath(), subNames(cmd))
+				}
+				return nil
+			}
+			c.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }
+		}
+	})
 	return root
+}
+
+func walkCommands(c *cobra.Command, fn func(*cobra.Command)) {
+	fn(c)
+	for _, sub := range c.Commands() {
+		walkCommands(sub, fn)
+	}
+}
+
+func subNames(c *cobra.Command) string {
+	var names []string
+	for _, sub := range c.Commands() {
+		if sub.IsAvailableCommand() {
+			names = append(names, sub.Name())
+		}
+	}
+	return strings.Join(names, ", ")
 }

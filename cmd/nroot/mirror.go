@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 
@@ -28,7 +27,7 @@ func newMirrorCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return json.NewEncoder(os.Stdout).Encode(map[string]string{"mirror": m, "security": sec, "from": from})
+				return printJSON(map[string]string{"mirror": m, "security": sec, "from": from})
 			}
 			fmt.Println(m)
 			fmt.Fprintf(os.Stderr, "from %s", from)

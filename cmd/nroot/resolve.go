@@ -1,9 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -52,12 +52,21 @@ func (f *aptFlags) config(suite string, mirrors []string) apt.Config {
 
 func (f *aptFlags) options(g *globals) (apt.Options, error) {
 	o := apt.Options{NoCheckValidUntil: f.noCheckValidUntil, AllowOlderRelease: f.allowOlder, Log: g.logger()}
+	if g.cacheDir != "" {
+		if fi, err := os.Stat(g.cacheDir); err == nil && !fi.IsDir() {
+			return o, usageErr("--cache-dir %s: not a directory", g.cacheDir)
+		} else if err == nil {
+			if err := apt.CheckPrivateDir(g.cacheDir); err != nil {
+				return o, usageErr("--cache-dir: %w", err)
+			}
+		}
+	}
 	o.Fetcher = apt.NewFetcher(g.cacheDir)
 	o.Fetcher.Log = o.Log
 	for _, path := range f.keyrings {
 		k, err := keyring.Load(path)
 		if err != nil {
-			return o, err
+			return o, usageErr("--keyring: %w", err)
 		}
 		o.Keyrings = append(o.Keyrings, k)
 	}
@@ -93,11 +102,18 @@ part of InRelease, is refused.`,
   NROOT_MIRROR=http://MIRROR/ubuntu nroot resolve --components=main,universe noble`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg := af.config(args[0], args[1:])
+			if err := cfg.Validate(); err != nil {
+				return usageErr("%w", err)
+			}
+			if err := checkOutputDir("--lock", lock); err != nil {
+				return err
+			}
 			o, err := af.options(g)
 			if err != nil {
 				return err
 			}
-			plan, err := apt.Resolve(cmd.Context(), af.config(args[0], args[1:]), o)
+			plan, err := apt.Resolve(cmd.Context(), cfg, o)
 			if err != nil {
 				return err
 			}
@@ -107,9 +123,7 @@ part of InRelease, is refused.`,
 				}
 			}
 			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(plan)
+				return printJSON(plan)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PACKAGE\tVERSION\tARCH\tSIZE")
@@ -137,6 +151,19 @@ func writeLockFile(path string, plan *apt.Plan) error {
 	}
 	if err := f.Commit(); err != nil {
 		return fmt.Errorf("lockfile %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkOutputDir refuses, before any work, an output file whose directory
+// does not exist.
+func checkOutputDir(flag, path string) error {
+	if path == "" {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return usageErr("%s %s: the directory %s does not exist", flag, path, dir)
 	}
 	return nil
 }

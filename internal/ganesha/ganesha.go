@@ -15,19 +15,12 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"nroot/export"
 )
 
-// Export is one export of the server.
-type Export struct {
-	ID         int
-	Path       string // directory on this machine
-	Pseudo     string // NFSv4 path
-	ReadWrite  bool
-	RootSquash bool
-	// PrivilegedPort makes the export refuse clients whose source port
-	// is not below 1024 (the "secure" default of knfsd).
-	PrivilegedPort bool
-}
+// Export is one export of the server, as nroot export renders it.
+type Export = export.Export
 
 // Server is a running nfs-ganesha.
 type Server struct {
@@ -77,44 +70,13 @@ func Config(dir string, nfsPort, mountPort, nlmPort, rquotaPort int, exports []E
     Enable_RQUOTA = false;
     Enable_UDP = false;
 }
-NFSV4 {
-    Graceless = true;
-    # Owners as numbers: a node's kernel then maps them without the
-    # idmapper upcall, which can deadlock against systemd at boot.
-    Only_Numeric_Owners = true;
-    # NFSv4.2's READ_PLUS from nfs-ganesha 4 gives Linux 6.12 clients
-    # EIO (trixie could not execute /sbin/init); 4.1 is enough.
-    Minor_Versions = 0, 1;
-    RecoveryBackend = fs;
-    RecoveryRoot = %s/recovery;
-}
-NFS_KRB5 { Active_krb5 = false; }
+%sNFS_KRB5 { Active_krb5 = false; }
 LOG { Default_Log_Level = WARN; }
-`, nfsPort, mountPort, nlmPort, rquotaPort, dir)
+`, nfsPort, mountPort, nlmPort, rquotaPort, export.GaneshaNFSV4("Graceless = true;", "RecoveryBackend = fs;", "RecoveryRoot = "+dir+"/recovery;"))
 	for _, e := range exports {
-		access, squash := "RO", "No_Root_Squash"
-		if e.ReadWrite {
-			access = "RW"
-		}
-		if e.RootSquash {
-			squash = "Root_Squash"
-		}
-		fmt.Fprintf(&b, `EXPORT {
-    Export_Id = %d;
-    Path = %s;
-    Pseudo = %s;
-    Access_Type = %s;
-    Squash = %s;
-    SecType = sys;
-    Protocols = 3, 4;
-    Transports = TCP;
-    PrivilegedPort = %v;
-    # Serve changes made on the server at once (tests change trees).
-    Attr_Expiration_Time = 0;
-    Delegations = None;
-    FSAL { Name = VFS; }
-}
-`, e.ID, e.Path, e.Pseudo, access, squash, e.PrivilegedPort)
+		// Tests change trees under the server: serve changes at once.
+		e.NoAttrCache = true
+		b.WriteString(e.Ganesha())
 	}
 	return b.String()
 }
