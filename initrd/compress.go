@@ -94,6 +94,13 @@ func openSegment(c Compression, r byteReader) (io.Reader, func(), error) {
 		return &lz4Legacy{r: r}, func() {}, nil
 	case Bzip2:
 		return bzip2.NewReader(r), func() {}, nil
+	case LZO:
+		// lsinitrd and 3cpio read lzo through lzop too.
+		z, err := decompress.NewLZOReader(decompress.NewLZOStream(r))
+		if err != nil {
+			return nil, nil, err
+		}
+		return z, func() { z.Close() }, nil
 	case LZMA:
 		// The 13-byte header sets the dictionary the decoder
 		// allocates: capped as xz streams are.

@@ -274,9 +274,6 @@ func (r *Reader) startSegment() (bool, error) {
 	}
 	seg.Compression = c
 	r.segs = append(r.segs, seg)
-	if c == LZO {
-		return false, r.fail("unsupported compression lzo at offset %d (no Go decoder); rebuild the image with another compressor", off)
-	}
 	in := byteReader(r.src)
 	if c == Gzip {
 		in = r.src.direct()

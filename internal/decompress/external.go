@@ -2,6 +2,7 @@ package decompress
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // xzProgram is the host's xz, when it has one and NROOT_XZ is not "go".
@@ -20,12 +22,28 @@ var xzProgram = sync.OnceValue(func() string {
 	if os.Getenv("NROOT_XZ") == "go" {
 		return ""
 	}
-	p, err := exec.LookPath("xz")
+	return hostProgram("xz", "XZ Utils")
+})
+
+// lzopProgram is the host's lzop, when it has one.
+var lzopProgram = sync.OnceValue(func() string { return hostProgram("lzop", "lzop") })
+
+// hostProgram finds name on PATH, and only if "name --version" says it is
+// the program nroot expects (says): busybox's xz applet, say, has no
+// --decompress, and the Go decoder is used instead.
+func hostProgram(name, says string) string {
+	p, err := exec.LookPath(name)
 	if err != nil {
 		return ""
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, p, "--version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), says) {
+		return ""
+	}
 	return p
-})
+}
 
 // NewStreamReader is NewReader for large streams (package indices, .deb
 // data archives): xz is decoded by the host's xz program when there is
