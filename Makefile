@@ -9,7 +9,7 @@ TARGET  ?= ./nroot-node
 # The address nodes reach this machine at, for the export's boot lines.
 SERVER  ?= $(shell hostname -I 2>/dev/null | cut -d' ' -f1)
 
-.PHONY: all build deps run test unit fuzz bench compare foreign e2e clean
+.PHONY: all build deps run test unit fuzz bench compare foreign e2e man clean
 
 all: build
 
@@ -64,5 +64,10 @@ foreign: deps
 e2e: deps
 	$(GO) test -tags e2e -count=1 -timeout 80m -v -run "NodeBootsOverNFS|PackedInitrdBoots" ./e2e
 
+# Manual pages, one per command, from the help text (man/).
+man: build
+	./bin/nroot man man
+	@echo "man: $$(ls man | wc -l) pages in man/ (man -l man/nroot.1)"
+
 clean:
-	rm -rf bin
+	rm -rf bin man

@@ -184,3 +184,34 @@ func TestVersion(t *testing.T) {
 		t.Errorf("--version %q, version %q", a, b)
 	}
 }
+
+// TestManAndCompletion: make man writes a page per command from the
+// help text, and flags with fixed values complete them.
+func TestManAndCompletion(t *testing.T) {
+	dir := t.TempDir()
+	if _, errs, code := nroot(t, nil, "man", dir); code != 0 {
+		t.Fatalf("man: %s", errs)
+	}
+	for _, page := range []string{"nroot.1", "nroot-bootstrap.1", "nroot-initrd-ls.1", "nroot-check.1", "nroot-export.1"} {
+		b, err := os.ReadFile(filepath.Join(dir, page))
+		if err != nil || !strings.Contains(string(b), ".SH NAME") {
+			t.Errorf("%s: %v", page, err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "nroot-bootstrap.1")); !strings.Contains(string(b), "variant") {
+		t.Error("the bootstrap page lacks its flags")
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"__complete", "bootstrap", "--variant", ""}, "minbase"},
+		{[]string{"__complete", "bootstrap", "--format", ""}, "tar.zst"},
+		{[]string{"__complete", "initrd", "pack", "--compress", ""}, "zstd"},
+	} {
+		out, _, _ := nroot(t, nil, tt.args...)
+		if !strings.Contains(out, tt.want) {
+			t.Errorf("%v: %q", tt.args, out)
+		}
+	}
+}
