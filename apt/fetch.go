@@ -308,6 +308,20 @@ func (f *Fetcher) FetchVerified(ctx context.Context, urls []string, size int64, 
 	return "", lastErr
 }
 
+// Cached returns the path of a file already in the cache under its
+// SHA256, after hashing it again; false when it is absent or does not
+// match (then FetchVerified fetches it).
+func (f *Fetcher) Cached(kind string, size int64, sum string) (string, bool) {
+	sum = strings.ToLower(sum)
+	if len(sum) != 64 || f.checkCache() != nil {
+		return "", false
+	}
+	dst := filepath.Join(f.CacheDir, kind, sum[:2], sum)
+	defer f.lockFile(dst)()
+	ok, _ := hashMatches(dst, size, sum)
+	return dst, ok
+}
+
 // hashMatches reports whether path holds size bytes with the SHA256 sum;
 // an error means there is no such file.
 func hashMatches(path string, size int64, sum string) (bool, error) {

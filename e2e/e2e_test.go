@@ -34,7 +34,13 @@ func suites() []string {
 	if s := os.Getenv("NROOT_E2E_SUITES"); s != "" {
 		return strings.Split(s, ",")
 	}
-	return []string{"bookworm", "trixie", "noble"}
+	return []string{"bookworm", "trixie", "noble", "bookworm/minbase", "trixie/minbase"}
+}
+
+// spec splits SUITE[/VARIANT]; the variant defaults to bootstrap's.
+func spec(s string) (suite, variant string) {
+	suite, variant, _ = strings.Cut(s, "/")
+	return suite, variant
 }
 
 // mirrors is what bootstrap gets for a suite: nothing for Debian (the
@@ -100,14 +106,15 @@ func lastLines(path string, n int) string {
 
 func cache() *apt.Fetcher { return apt.NewFetcher(os.Getenv("NROOT_TEST_CACHE")) }
 
-func pipeline(t *testing.T, suite string, twice bool) map[string]float64 {
+func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
+	suite, variant := spec(name)
 	ctx := context.Background()
 	work := t.TempDir()
 	os.Chmod(work, 0o755)
 	root := filepath.Join(work, "root")
 	st := &stages{t: t, times: map[string]float64{}}
 	st.run("bootstrap", func() error {
-		_, err := rootfs.Bootstrap(ctx, root, rootfs.Options{Config: apt.Config{Suite: suite, Mirrors: mirrors(t, suite)}, Apt: apt.Options{Fetcher: cache(), NoCheckValidUntil: os.Getenv("NROOT_E2E_NO_CHECK_VALID_UNTIL") == "1"}})
+		_, err := rootfs.Bootstrap(ctx, root, rootfs.Options{Config: apt.Config{Suite: suite, Variant: variant, Mirrors: mirrors(t, suite)}, Apt: apt.Options{Fetcher: cache(), NoCheckValidUntil: os.Getenv("NROOT_E2E_NO_CHECK_VALID_UNTIL") == "1"}})
 		return err
 	})
 	var res *node.Result

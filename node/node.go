@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"nroot/control"
 	"nroot/initrd"
 	"nroot/internal/fsroot"
+	"nroot/internal/progress"
 	"nroot/nspawn"
 )
 
@@ -70,10 +72,90 @@ const (
 	dracutConf  = "etc/dracut.conf.d/90-nroot.conf"
 )
 
-// basePackages are what an NFS-root boot needs beside the kernel; dbus
+// basePackages are what an NFS-root boot needs beside the kernel: dracut
+// and its network modules, an init and udev (a minbase image has
+// neither, and dracut's systemd-initrd needs them), the NFS client; dbus
 // lets dracut's systemd-networkd module in, and without zstd dracut
 // quietly ignores compress="zstd" and uses gzip.
-var basePackages = []string{"dracut", "dracut-network", "nfs-common", "dbus", "zstd"}
+var basePackages = []string{"dracut", "dracut-network", "systemd-sysv", "udev", "nfs-common", "dbus", "zstd"}
+
+// dhcpClient is the DHCP client of dracut's network-legacy, the handler
+// that keeps the root's network up across switch-root (systemd-networkd
+// in the initramfs was seen to drop it on trixie, EIO on /sbin/init, and
+// never to finish on bookworm). Distributions that dropped it get
+// another handler.
+const dhcpClient = "isc-dhcp-client"
+
+// MissingPackagesError says apt cannot install what a node needs; the
+// image was not changed.
+type MissingPackagesError struct {
+	Root     string
+	Packages []string
+	Apt      string // apt's own complaint
+}
+
+func (e *MissingPackagesError) Error() string {
+	return fmt.Sprintf("node: %s cannot get what a node needs (%s); nothing was installed:\n%s\ncheck the image's APT sources (Ubuntu's dracut is in universe), or pass --kernel NAME for another kernel", e.Root, strings.Join(e.Packages, " "), e.Apt)
+}
+
+// plan asks apt, without changing anything, whether the node's packages
+// and the kernel can be installed, with the DHCP client where the
+// distribution still has it; it returns the packages to install before
+// the kernel.
+func plan(ctx context.Context, r *nspawn.Runner, kernel string, extra []string) ([]string, error) {
+	pkgs := append(append([]string{}, basePackages...), extra...)
+	simulate := func(list []string) error {
+		saveOut, saveErr := r.Stdout, r.Stderr
+		r.Stdout, r.Stderr = nil, nil
+		defer func() { r.Stdout, r.Stderr = saveOut, saveErr }()
+		return r.Run(ctx, append([]string{"apt-get", "-s", "-q", "--no-install-recommends", "install"}, list...)...)
+	}
+	with := append(append([]string{}, pkgs...), dhcpClient)
+	if simulate(append(with, kernel)) == nil {
+		return with, nil
+	}
+	err := simulate(append(pkgs, kernel))
+	if err == nil {
+		return pkgs, nil
+	}
+	var ee *nspawn.ExitError
+	msg := err.Error()
+	if errors.As(err, &ee) {
+		var lines []string
+		for _, l := range strings.Split(ee.Output, "\n") {
+			if strings.HasPrefix(l, "E:") || strings.Contains(l, "Depends:") {
+				lines = append(lines, "  "+strings.TrimSpace(l))
+			}
+		}
+		if len(lines) > 0 {
+			msg = strings.Join(lines, "\n")
+		}
+	}
+	return nil, &MissingPackagesError{Root: r.Root, Packages: append(pkgs, kernel), Apt: msg}
+}
+
+// leftState says what a failed node stage left behind, from dpkg --audit,
+// and how to go on.
+func leftState(ctx context.Context, r *nspawn.Runner, root string) string {
+	var out strings.Builder
+	saveOut, saveErr := r.Stdout, r.Stderr
+	r.Stdout, r.Stderr = &out, &out
+	r.Run(ctx, "dpkg", "--audit")
+	r.Stdout, r.Stderr = saveOut, saveErr
+	audit := strings.TrimSpace(out.String())
+	if audit == "" {
+		audit = "dpkg --audit finds nothing half-done"
+	}
+	return fmt.Sprintf("the image %s was changed and is not a node: %s\nrecover with: nroot run %s -- dpkg --configure -a, then nroot node %s again (or rebuild it with nroot bootstrap)", root, firstLines(audit, 6), root, root)
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = append(lines[:n], fmt.Sprintf("(%d more lines)", len(lines)-n))
+	}
+	return strings.Join(lines, "; ")
+}
 
 // unwantedPackages do not belong on a diskless node: snapd mounts loop
 // images and refreshes itself over the shared root, cloud-init would
@@ -120,7 +202,8 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 		return nil, err
 	}
 	r.DNS = true
-	r.Stdout, r.Stderr = o.Log, o.Log
+	out := progress.Indent(o.Log, "    ")
+	r.Stdout, r.Stderr = out, out
 	if o.CacheDir != "" {
 		if err := r.BindPackageCache(o.CacheDir); err != nil {
 			return nil, err
@@ -134,7 +217,7 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 		}
 	}
 	run := func(step string, argv ...string) error {
-		logf(o.Log, "node: %s", step)
+		logf(o.Log, "[node] %s", step)
 		if err := r.Run(ctx, argv...); err != nil {
 			return fmt.Errorf("node: %s: %w", step, err)
 		}
@@ -152,18 +235,16 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	pkgs := append(append([]string{}, basePackages...), o.Packages...)
-	if err := run("installing "+strings.Join(pkgs, " "), append(apt, pkgs...)...); err != nil {
+	// Everything is asked of apt first, without changing anything: an
+	// image that cannot become a node is refused as it is.
+	pkgs, err := plan(ctx, r, kernel, o.Packages)
+	if err != nil {
 		return nil, err
 	}
-	if mods, err := dracutModules(img); err == nil && mods["network-legacy"] && !exists(img, "usr/sbin/dhclient", "sbin/dhclient") {
-		// network-legacy (dhclient) is the handler that keeps the
-		// root's network up across switch-root; systemd-networkd in the
-		// initramfs was seen to drop it (trixie: EIO on /sbin/init) or
-		// to never finish (bookworm).
-		if err := run("installing isc-dhcp-client", append(apt, "isc-dhcp-client")...); err != nil {
-			logf(o.Log, "node: isc-dhcp-client is not installable, using another network handler: %v", err)
-		}
+	// From here on the image changes; a failure says in what state.
+	failed := func(err error) error { return fmt.Errorf("%w\n%s", err, leftState(ctx, r, root)) }
+	if err := run("installing "+strings.Join(pkgs, " "), append(apt, pkgs...)...); err != nil {
+		return nil, failed(err)
 	}
 	d, err := detectDracut(img)
 	if err != nil {
@@ -176,7 +257,8 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	// initramfs through /etc/kernel/postinst.d/dracut.
 	confTime := time.Now()
 	if err := run("installing "+kernel, append(apt, kernel)...); err != nil {
-		return nil, fmt.Errorf("%w\nthe kernel package is %q; pass --kernel NAME for another (apt-cache search linux-image)", err, kernel)
+		// apt found the package (plan asked): its scripts failed.
+		return nil, failed(fmt.Errorf("%w\nthe kernel %s installed but its scripts failed, most often building the initramfs (dracut's output is above)", err, kernel))
 	}
 	kvers, err := kernels(img)
 	if err != nil {

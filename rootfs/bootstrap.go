@@ -16,6 +16,7 @@ import (
 	"nroot/apt"
 	"nroot/internal/atomicfile"
 	"nroot/internal/fsroot"
+	"nroot/internal/progress"
 	"nroot/keyring"
 	"nroot/nspawn"
 )
@@ -38,6 +39,9 @@ type Options struct {
 	Jobs int
 	// Progress receives progress bars or lines; Log the structured log.
 	Progress io.Writer
+	// Output receives what the maintainer scripts print; by default it
+	// goes to Progress, indented under the stage lines.
+	Output io.Writer
 	Log      *slog.Logger
 }
 
@@ -72,7 +76,7 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	res = &Result{Target: target, Format: o.Format, Timings: map[string]time.Duration{}}
 	step := func(name string, start time.Time) {
 		res.Timings[name] = time.Since(start)
-		o.Log.Info("done", "stage", name, "seconds", fmt.Sprintf("%.2f", time.Since(start).Seconds()))
+		o.Log.Info(fmt.Sprintf("done in %.2f s", time.Since(start).Seconds()), "stage", name)
 	}
 
 	t := time.Now()
@@ -125,7 +129,11 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 		for _, p := range plan.Packages {
 			stageOf[p.Name] = p.Stage
 		}
-		if err := Configure(ctx, tmp, pkgs, stageOf, o.Progress); err != nil {
+		out := o.Output
+		if out == nil {
+			out = progress.Indent(o.Progress, "    ")
+		}
+		if err := Configure(ctx, tmp, pkgs, stageOf, out); err != nil {
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 		res.Configured = true

@@ -36,16 +36,16 @@ export DPKG_RUNNING_VERSION="$(dpkg-query --showformat='${Version}' --show dpkg)
 preinst() { # package, architecture
 	script=/var/lib/dpkg/info/$1.preinst
 	[ -e "$script" ] || return 0
-	echo "nroot: preinst $1"
+	echo "[configure] preinst $1"
 	if ! DPKG_MAINTSCRIPT_PACKAGE="${1%%:*}" DPKG_MAINTSCRIPT_NAME=preinst DPKG_MAINTSCRIPT_ARCH="$2" "$script" install; then
-		echo "nroot: failed: preinst of $1"
+		echo "[configure] failed: preinst of $1"
 		exit 100
 	fi
 }
 configure() {
-	echo "nroot: dpkg --configure"
+	echo "[configure] dpkg --configure"
 	if ! dpkg --configure "$@"; then
-		echo "nroot: failed: dpkg --configure"
+		echo "[configure] failed: dpkg --configure"
 		exit 101
 	fi
 }
@@ -129,11 +129,14 @@ func Configure(ctx context.Context, target string, pkgs []*installed, stageOf ma
 	return err
 }
 
+// failedPreinst is the script's marker for a preinst that failed.
+const failedPreinst = "[configure] failed: preinst of "
+
 func explainFailure(out string, ee *nspawn.ExitError) error {
 	ce := &ConfigureError{Step: "configuration", Output: tailLines(out, 60)}
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "nroot: failed: preinst of ") {
-			ce.Step, ce.Package = "preinst", strings.TrimPrefix(line, "nroot: failed: preinst of ")
+		if strings.HasPrefix(line, failedPreinst) {
+			ce.Step, ce.Package = "preinst", strings.TrimPrefix(line, failedPreinst)
 		}
 		if m := dpkgErrorRE.FindStringSubmatch(line); m != nil && ce.Package == "" {
 			ce.Step, ce.Package = "dpkg --configure (postinst)", m[1]

@@ -25,7 +25,8 @@ func Fetch(ctx context.Context, plan *apt.Plan, f *apt.Fetcher, jobs int, log io
 	}
 	out := Fetched{}
 	var mu sync.Mutex
-	bar := progress.New(log, "download", plan.TotalSize, len(plan.Packages))
+	bar := progress.New(log, "fetch", plan.TotalSize, len(plan.Packages))
+	bar.Unit = "packages"
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sem := make(chan struct{}, jobs)
@@ -42,6 +43,13 @@ func Fetch(ctx context.Context, plan *apt.Plan, f *apt.Fetcher, jobs int, log io
 				return
 			}
 			defer func() { <-sem }()
+			if path, ok := f.Cached("debs", p.Size, p.SHA256); ok {
+				mu.Lock()
+				out[p.SHA256] = path
+				mu.Unlock()
+				bar.Cached(p.Size)
+				return
+			}
 			path, err := f.FetchVerified(ctx, []string{p.URL()}, p.Size, p.SHA256, "debs")
 			mu.Lock()
 			defer mu.Unlock()

@@ -77,6 +77,7 @@ func Unpack(ctx context.Context, plan *apt.Plan, fetched Fetched, target string,
 	}
 	chown := os.Geteuid() == 0
 	bar := progress.New(o.Log, "unpack", 0, len(order))
+	bar.Unit = "packages"
 	out := make([]*installed, len(order))
 	cl := newClaims()
 	// Creating inodes dominates unpacking on slow (virtual) disks and

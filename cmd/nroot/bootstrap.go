@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"time"
@@ -15,7 +16,7 @@ import (
 func newBootstrapCmd(g *globals) *cobra.Command {
 	var af aptFlags
 	var asJSON bool
-	var lock, fromLock, format string
+	var lock, fromLock, format, logPath string
 	var jobs int
 	cmd := &cobra.Command{
 		Use:   "bootstrap [flags] SUITE TARGET [MIRROR...] | --from-lock FILE TARGET",
@@ -66,11 +67,23 @@ not copied into the image.`,
 			if err := checkOutputDir("--lock", lock); err != nil {
 				return err
 			}
+			var scripts io.Writer
+			if logPath != "" {
+				if err := checkOutputDir("--log", logPath); err != nil {
+					return err
+				}
+				lf, err := os.Create(logPath)
+				if err != nil {
+					return usageErr("--log: %w", err)
+				}
+				defer lf.Close()
+				g.logFile, scripts = lf, lf
+			}
 			o, err := af.options(g)
 			if err != nil {
 				return err
 			}
-			bo := rootfs.Options{Config: cfg, Apt: o, Format: format, Jobs: jobs, Progress: os.Stderr, Log: o.Log}
+			bo := rootfs.Options{Config: cfg, Apt: o, Format: format, Jobs: jobs, Progress: os.Stderr, Output: scripts, Log: o.Log}
 			if g.quiet {
 				bo.Progress = nil
 			}
@@ -120,5 +133,7 @@ not copied into the image.`,
 	cmd.Flags().StringVar(&fromLock, "from-lock", "", "build exactly the packages of this lockfile, resolving nothing")
 	cmd.Flags().StringVar(&format, "format", "auto", "output: dir, tar, tar.gz or tar.zst; auto (the default) takes it from TARGET's name, as mmdebstrap does")
 	cmd.Flags().IntVar(&jobs, "jobs", 8, "parallel downloads")
+	cmd.Flags().StringVar(&logPath, "log", "", "write the stage lines and the maintainer scripts' output to FILE; stderr then shows the stages alone (mmdebstrap's --logfile)")
+	cmd.Flags().StringVar(&logPath, "logfile", "", "the same as --log, as mmdebstrap spells it")
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"nroot/apt"
+	"nroot/internal/progress"
 	"nroot/node"
 )
 
@@ -73,6 +75,7 @@ type globals struct {
 	cacheDir string
 	verbose  bool
 	quiet    bool
+	logFile  io.Writer // --log: stage lines and programs' output go here too
 }
 
 func (g *globals) logger() *slog.Logger {
@@ -83,7 +86,11 @@ func (g *globals) logger() *slog.Logger {
 	if g.quiet {
 		level = slog.LevelWarn
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	w := io.Writer(os.Stderr)
+	if g.logFile != nil {
+		w = io.MultiWriter(os.Stderr, g.logFile)
+	}
+	return slog.New(progress.NewHandler(w, level))
 }
 
 func newRoot() *cobra.Command {

@@ -14,6 +14,8 @@ import (
 
 // Bar tracks bytes and items done against totals.
 type Bar struct {
+	// Unit names the items ("packages"); empty shows the counts alone.
+	Unit        string
 	mu          sync.Mutex
 	w           io.Writer
 	tty         bool
@@ -22,6 +24,8 @@ type Bar struct {
 	totalItems  int
 	bytes       int64
 	items       int
+	cached      int   // items that needed no work (already in a cache)
+	cachedBytes int64 // and their bytes, which count toward the total, not the rate
 	start, last time.Time
 	lastPct     int
 }
@@ -58,6 +62,17 @@ func (b *Bar) Item() {
 	b.mu.Unlock()
 }
 
+// Cached records one item, of n bytes, found in a cache: done, but not
+// part of the transfer rate.
+func (b *Bar) Cached(n int64) {
+	b.mu.Lock()
+	b.cached++
+	b.cachedBytes += n
+	b.items++
+	b.maybeDraw(false)
+	b.mu.Unlock()
+}
+
 // Finish draws the final state.
 func (b *Bar) Finish() {
 	b.mu.Lock()
@@ -74,8 +89,9 @@ func (b *Bar) maybeDraw(final bool) {
 	}
 	now := time.Now()
 	pct := 0
+	done := b.bytes + b.cachedBytes
 	if b.totalBytes > 0 {
-		pct = int(b.bytes * 100 / b.totalBytes)
+		pct = int(done * 100 / b.totalBytes)
 	} else if b.totalItems > 0 {
 		pct = b.items * 100 / b.totalItems
 	}
@@ -87,16 +103,28 @@ func (b *Bar) maybeDraw(final bool) {
 		return
 	}
 	b.last, b.lastPct = now, pct
-	el := now.Sub(b.start).Seconds()
-	rate := 0.0
-	if el > 0 {
-		rate = float64(b.bytes) / el
+	// What is true: items, bytes where there are any, the rate of what
+	// was transferred, and what came from a cache.
+	line := fmt.Sprintf("[%s] %3d%% %d/%d", b.label, pct, b.items, b.totalItems)
+	if b.Unit != "" {
+		line += " " + b.Unit
 	}
-	eta := "-"
-	if rate > 0 && b.totalBytes > b.bytes {
-		eta = (time.Duration(float64(b.totalBytes-b.bytes)/rate) * time.Second / time.Second).Round(time.Second).String()
+	if b.totalBytes > 0 {
+		line += fmt.Sprintf(", %s/%s", Bytes(done), Bytes(b.totalBytes))
 	}
-	line := fmt.Sprintf("%s: %3d%% %d/%d, %s/%s, %s/s, ETA %s", b.label, pct, b.items, b.totalItems, Bytes(b.bytes), Bytes(b.totalBytes), Bytes(int64(rate)), eta)
+	if b.bytes > 0 {
+		el := now.Sub(b.start).Seconds()
+		if el > 0 {
+			rate := float64(b.bytes) / el
+			line += fmt.Sprintf(", %s/s", Bytes(int64(rate)))
+			if !final && rate > 0 && b.totalBytes > done {
+				line += ", ETA " + (time.Duration(float64(b.totalBytes-done)/rate) * time.Second / time.Second).Round(time.Second).String()
+			}
+		}
+	}
+	if b.cached > 0 {
+		line += fmt.Sprintf(" (%d cached)", b.cached)
+	}
 	if b.tty {
 		fmt.Fprintf(b.w, "\r\033[K%s", line)
 	} else {
