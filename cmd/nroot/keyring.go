@@ -20,6 +20,11 @@ func newKeyringCmd(g *globals) *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List every key of the bundled keyrings (and of --keyring files)",
+		Long: `List prints each key nroot trusts: fingerprint, user ID, algorithm, creation
+and expiry, and the keyring it belongs to. The bundled keyrings come from
+debian-archive-keyring and ubuntu-keyring; a Release is checked against the
+one its signed Origin names. --keyring FILE (armored or binary) lists a
+keyring you would pass to resolve or bootstrap instead.`,
 		Example: `  nroot keyring list
   nroot keyring list --json
   nroot keyring list --keyring ./vendor-archive.asc`,

@@ -14,6 +14,11 @@ func newMirrorCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mirror",
 		Short: "Show the mirror nroot uses when none is given, and where it came from",
+		Long: `Mirror prints the archive nroot uses when no MIRROR is given: $NROOT_MIRROR,
+else the first non-security entry of the host's APT sources (deb822, then
+one-line), with the file it came from; and the security archive, the host's
+-security entry when it has one. An Ubuntu suite needs an Ubuntu mirror:
+give it as MIRROR, or in $NROOT_MIRROR.`,
 		Example: `  nroot mirror
   NROOT_MIRROR=http://MIRROR/debian nroot mirror --json`,
 		Args: cobra.NoArgs,

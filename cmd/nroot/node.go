@@ -22,25 +22,37 @@ func newNodeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node ROOT",
 		Short: "Turn a root filesystem into a diskless node image",
-		Long: `Node installs the kernel, dracut, dracut-network, nfs-common and what the
-release's dracut needs for its network handler (systemd-networkd with dbus
-where dracut has it), inside ROOT with systemd-nspawn. It writes
-/etc/dracut.conf.d/90-nroot.conf for a generic (not host-only) initramfs
-with the base, network, nfs and overlay modules, builds it for each
-installed kernel (or --kver) found in ROOT, never on the host, and checks it
-as nroot initrd verify --nfs --overlay does.
+		Long: `Node makes ROOT a diskless node, inside the image with systemd-nspawn and
+never on the host. It first asks apt, changing nothing, whether it can
+install what a node needs: dracut and dracut-network, an init (systemd-sysv)
+and udev, which a minbase image lacks, nfs-common, dbus, zstd, dracut's
+DHCP client (isc-dhcp-client) where the release has it, and the kernel; an
+image that cannot get them is refused as it is, with apt's complaint. snapd
+and cloud-init are removed and pinned out.
 
-It works out the kernel command line for the image's dracut:
-  Debian's dracut 059 (bookworm): rootovl, from its overlay-root module;
-  dracut-ng before 110 (trixie's 106): rd.live.overlay.overlayfs=1;
-  dracut-ng 110 and later: rd.overlay;
-and writes it to ROOT/boot/nroot-cmdline, with SERVER and /PATH for
-nroot export to fill in.
+It writes /etc/dracut.conf.d/90-nroot.conf for a generic (not host-only),
+zstd-compressed initramfs with the base, network, nfs and overlay modules
+and one network handler: network-legacy (dhclient) where dracut has it, else
+systemd-networkd, else network-manager. The kernel's postinst then builds it
+for each installed kernel (or --kver), and each is checked as nroot initrd
+verify --nfs --overlay does.
+
+It works out the kernel command line for the image's dracut: rootovl where
+Debian's overlay-root module exists (bookworm's 059, trixie's 106, Ubuntu's),
+otherwise dracut-ng's overlayfs module with rd.live.overlay.overlayfs=1
+(before 110) or rd.overlay (110 and later), plus nfsv4.directory_delegations=0
+for kernels that have that parameter. The line goes to ROOT/boot/nroot-cmdline,
+with SERVER and /PATH for nroot export to fill in.
 
 Then it makes the image shareable: /etc/machine-id uninitialized with
 /var/lib/dbus/machine-id a link to it, no SSH host keys (a unit makes them at
 boot when openssh-server is installed), no /etc/hostname unless --hostname,
-no root entry in /etc/fstab, and tmpfs /tmp and /var/tmp.`,
+no root entry in /etc/fstab, tmpfs /tmp and /var/tmp, systemd-networkd masked
+(it would reconfigure the root's interface) and units that need a cloud
+datasource masked.
+
+A failure after the image began to change says what state dpkg --audit
+finds and how to recover.`,
 		Example: `  nroot node ./node
   nroot node --root-password-file pw.txt --ssh-key ~/.ssh/id_ed25519.pub --packages=openssh-server ./node
   nroot node check ./node`,
@@ -83,7 +95,7 @@ no root entry in /etc/fstab, and tmpfs /tmp and /var/tmp.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&o.Kernel, "kernel", "", "kernel package (default linux-image-ARCH)")
+	cmd.Flags().StringVar(&o.Kernel, "kernel", "", "kernel package (default linux-image-ARCH, Ubuntu's linux-image-virtual)")
 	cmd.Flags().StringVar(&o.RootPassword, "root-password", "", "set root's password (visible in the process list; prefer --root-password-file)")
 	cmd.Flags().StringVar(&pwFile, "root-password-file", "", "read root's password from this file")
 	cmd.Flags().StringArrayVar(&sshKeys, "ssh-key", nil, "public key file to authorize for root; repeatable")
@@ -91,6 +103,7 @@ no root entry in /etc/fstab, and tmpfs /tmp and /var/tmp.`,
 	cmd.Flags().StringVar(&o.Kver, "kver", "", "build the initramfs for this installed kernel only")
 	cmd.Flags().StringVar(&o.Hostname, "hostname", "", "write /etc/hostname (every node shares it)")
 	cmd.Flags().BoolVar(&o.E2EProbe, "e2e-probe", false, "install a unit that reports failed units, the root's type and a write test on the console, then powers off")
+	cmd.Flags().MarkHidden("e2e-probe") // for the end-to-end tests
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.AddCommand(newNodeCheckCmd())
 	return cmd
@@ -99,8 +112,15 @@ no root entry in /etc/fstab, and tmpfs /tmp and /var/tmp.`,
 func newNodeCheckCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:     "check ROOT",
-		Short:   "Report whether an image is a bootable, shareable node, PASS/FAIL per check",
+		Use:   "check ROOT",
+		Short: "Report whether an image is a bootable, shareable node, PASS/FAIL per check",
+		Long: `Check reads ROOT, every path resolved inside it, and reports PASS or FAIL for
+each thing a shared diskless node needs: a kernel with a verified NFS and
+overlay initramfs, the command line, an uninitialized machine-id, no SSH host
+keys, no fixed hostname, no root entry in fstab, tmpfs /tmp and /var/tmp,
+systemd-networkd and cloud units masked, no snapd or cloud-init. A directory
+that is no Debian or Ubuntu root fails at once. Exit status 1 when a check
+fails.`,
 		Example: `  nroot node check ./node --json`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

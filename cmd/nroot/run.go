@@ -83,8 +83,13 @@ the image's own /etc/resolv.conf, a file or a symlink, is put back afterwards.`,
 func newShellCmd(g *globals) *cobra.Command {
 	var rf runnerFlags
 	cmd := &cobra.Command{
-		Use:     "shell ROOT [COMMAND...]",
-		Short:   "Open an interactive shell inside an image",
+		Use:   "shell ROOT [COMMAND...]",
+		Short: "Open an interactive shell inside an image",
+		Long: `Shell opens bash (or sh) inside ROOT on this terminal, or runs COMMAND
+interactively, in systemd-nspawn (or a chroot in a private mount namespace
+with --chroot), with the host's resolvers for the duration and the image's
+own apt package cache. The image's resolv.conf is put back afterwards,
+unless the shell replaced it.`,
 		Example: `  nroot shell ./node`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
