@@ -5,6 +5,8 @@ package initrd
 
 import (
 	"bufio"
+	"compress/bzip2"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -133,13 +135,13 @@ func (c *counter) Peek(n int) ([]byte, error) {
 type overread struct {
 	r   io.Reader
 	src *counter
-	msg string
+	is  func(error) bool // the decoder's complaint about what follows
 	k   int
 }
 
 func (o *overread) Read(p []byte) (int, error) {
 	n, err := o.r.Read(p)
-	if err != nil && err != io.EOF && err.Error() == o.msg {
+	if err != nil && err != io.EOF && o.is(err) {
 		o.src.unread(o.k)
 		return n, io.EOF
 	}
@@ -284,10 +286,17 @@ func (r *Reader) startSegment() (bool, error) {
 	}
 	switch c {
 	case Bzip2:
-		dec = &overread{r: dec, src: r.src, msg: "bzip2 data invalid: bad magic value in continuation file", k: 2}
+		dec = &overread{r: dec, src: r.src, is: bzip2Continuation, k: 2}
 	}
 	r.cur, r.closeDec = &countingReader{r: dec}, closeDec
 	return true, nil
+}
+
+// bzip2Continuation is Go's bzip2 reader finding no second stream after
+// the first: its typed error with the value the package documents.
+func bzip2Continuation(err error) bool {
+	var se bzip2.StructuralError
+	return errors.As(err, &se) && se == "bad magic value in continuation file"
 }
 
 // endSegment records the segment's sizes and returns to the image.

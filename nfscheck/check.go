@@ -3,7 +3,9 @@ package nfscheck
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"time"
@@ -129,7 +131,8 @@ func asStep(err error) error {
 	if _, ok := err.(*StepError); ok {
 		return err
 	}
-	if strings.Contains(err.Error(), "no answer") || strings.Contains(err.Error(), "disconnected") || strings.Contains(err.Error(), "connection") {
+	var ne net.Error
+	if errors.Is(err, ErrConnLost) || errors.Is(err, ErrNoAnswer) || errors.As(err, &ne) {
 		return &StepError{"nfs", err, "the server stopped answering during the walk"}
 	}
 	return err

@@ -144,7 +144,8 @@ func Mount(ctx context.Context, t Target) (*Conn, error) {
 	if err != nil {
 		c.Close()
 		hint := ""
-		if strings.Contains(err.Error(), "NOENT") || strings.Contains(err.Error(), "ACCES") {
+		var me *MountError
+		if errors.As(err, &me) && (me.Status == mnt3ErrNoEnt || me.Status == mnt3ErrAcces) {
 			hint = fmt.Sprintf("the server exports %s; check the path (ganesha mounts v3 by Path, not Pseudo)", orNone(c.Exports))
 		}
 		if errors.Is(err, errAuth) {
@@ -185,6 +186,26 @@ func orNone(s []string) string {
 	return strings.Join(s, ", ")
 }
 
+// MountError is the MOUNT service's refusal of a path.
+type MountError struct {
+	Path   string
+	Status uint32 // mountstat3
+}
+
+const (
+	mnt3ErrNoEnt = 2
+	mnt3ErrAcces = 13
+)
+
+func (e *MountError) Error() string {
+	names := map[uint32]string{1: "MNT3ERR_PERM", 2: "MNT3ERR_NOENT", 5: "MNT3ERR_IO", 13: "MNT3ERR_ACCES", 20: "MNT3ERR_NOTDIR", 63: "MNT3ERR_NAMETOOLONG"}
+	n := names[e.Status]
+	if n == "" {
+		n = fmt.Sprintf("status %d", e.Status)
+	}
+	return e.Path + ": " + n
+}
+
 func (c *Conn) mount(ctx context.Context, path string) ([]byte, error) {
 	res, err := c.mnt.Call(ctx, nfs.MountProg, nfs.MountVers, nfs.MountProc3MNT, c.Auth, struct{ Dirpath string }{path})
 	if err != nil {
@@ -195,8 +216,7 @@ func (c *Conn) mount(ctx context.Context, path string) ([]byte, error) {
 		return nil, err
 	}
 	if stat != 0 {
-		names := map[uint32]string{1: "MNT3ERR_PERM", 2: "MNT3ERR_NOENT", 5: "MNT3ERR_IO", 13: "MNT3ERR_ACCES", 20: "MNT3ERR_NOTDIR", 63: "MNT3ERR_NAMETOOLONG"}
-		return nil, fmt.Errorf("%s: %s", path, names[stat])
+		return nil, &MountError{Path: path, Status: stat}
 	}
 	return readOpaque(res)
 }

@@ -146,7 +146,7 @@ func (c *rpcConn) Call(ctx context.Context, prog, vers, proc uint32, cred rpc.Au
 	if c.err != nil {
 		err := c.err
 		c.pmu.Unlock()
-		return nil, fmt.Errorf("connection lost: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrConnLost, err)
 	}
 	c.pending[xid] = ch
 	c.pmu.Unlock()
@@ -164,22 +164,29 @@ func (c *rpcConn) Call(ctx context.Context, prog, vers, proc uint32, cred rpc.Au
 	if err != nil {
 		forget()
 		c.fail(err)
-		return nil, fmt.Errorf("connection lost: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrConnLost, err)
 	}
 	var rec []byte
 	select {
 	case rec = <-ch:
 	case <-c.done:
 		forget()
-		return nil, fmt.Errorf("connection lost: %w", c.err)
+		return nil, fmt.Errorf("%w: %w", ErrConnLost, c.err)
 	case <-ctx.Done():
 		forget()
-		return nil, fmt.Errorf("no answer: %w", ctx.Err())
+		return nil, fmt.Errorf("%w: %w", ErrNoAnswer, ctx.Err())
 	}
 	return parseReply(rec)
 }
 
 var errAuth = errors.New("AUTH_ERROR")
+
+// ErrConnLost and ErrNoAnswer say the server went away or fell silent
+// in the middle of the work.
+var (
+	ErrConnLost = errors.New("connection lost")
+	ErrNoAnswer = errors.New("no answer")
+)
 
 // parseReply checks a reply's status and returns its results.
 func parseReply(rec []byte) (io.ReadSeeker, error) {

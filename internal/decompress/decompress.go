@@ -8,7 +8,6 @@ import (
 	"compress/bzip2"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -72,13 +71,14 @@ func NewReader(f Format, r io.Reader) (io.ReadCloser, error) {
 		return readCloser{z, z.Close}, nil
 	case XZ:
 		// The stream is walked block by block on its way in, so that
-		// a dictionary over MaxDict is refused before the Go decoder,
-		// which takes the size from the block header, allocates it.
-		z, err := xz.NewReader(NewXZStream(br, true))
+		// a dictionary over MaxDict, or a filter the Go decoder lacks,
+		// is refused before the decoder, which takes the size from the
+		// block header, allocates it.
+		z, err := xz.NewReader(&Units{R: br, Next: (&xzStream{r: br, multi: true, lzma2Only: true}).next})
 		if err != nil {
-			return nil, xzHint(err)
+			return nil, err
 		}
-		return readCloser{Reader: xzHinter{z}}, nil
+		return readCloser{Reader: z}, nil
 	case Zstd:
 		z, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
 		if err != nil {
@@ -89,20 +89,4 @@ func NewReader(f Format, r io.Reader) (io.ReadCloser, error) {
 		return readCloser{Reader: bzip2.NewReader(br)}, nil
 	}
 	return nil, fmt.Errorf("unsupported compression %q", f)
-}
-
-// xzHinter adds to the Go decoder's complaint about filters what to do:
-// it reads LZMA2 alone, not the BCJ or delta filters xz may put first.
-type xzHinter struct{ r io.Reader }
-
-func (h xzHinter) Read(p []byte) (int, error) {
-	n, err := h.r.Read(p)
-	return n, xzHint(err)
-}
-
-func xzHint(err error) error {
-	if err != nil && err != io.EOF && strings.Contains(err.Error(), "filter") {
-		return fmt.Errorf("%w (the Go xz decoder reads LZMA2 without other filters; install the xz program)", err)
-	}
-	return err
 }

@@ -17,6 +17,7 @@ import (
 type xzStream struct {
 	r         ByteReader
 	multi     bool  // more streams, after stream padding, may follow
+	lzma2Only bool  // for the Go decoder, which has no BCJ or delta filters
 	state     int   // 0 stream header, 1 block or index, 2 LZMA2 chunks, 3 footer, 4 done
 	checkSize int64 // bytes of each block's check
 	chunked   int64 // compressed bytes of the current block so far
@@ -40,6 +41,10 @@ func NewXZStream(r ByteReader, multi bool) io.Reader {
 	x := &xzStream{r: r, multi: multi}
 	return &Units{R: r, Next: x.next}
 }
+
+// ErrXZFilter says an xz block uses a filter besides LZMA2 (BCJ, delta),
+// which the Go decoder does not have and the xz program does.
+var ErrXZFilter = errors.New("xz: the block uses a BCJ or delta filter, which the Go decoder lacks; install the xz program (package xz-utils)")
 
 // lzma2Dict is the dictionary size an LZMA2 filter property byte asks for.
 func lzma2Dict(b byte) (int64, error) {
@@ -121,6 +126,9 @@ func (x *xzStream) next() ([]byte, int64, error) {
 					return nil, 0, fmt.Errorf("xz: block asks for a %d MiB dictionary: %w", d>>20, ErrDictTooLarge)
 				}
 			} else {
+				if x.lzma2Only {
+					return nil, 0, ErrXZFilter
+				}
 				rest.Seek(int64(n), io.SeekCurrent)
 			}
 			last = id
