@@ -10,6 +10,7 @@ require (
 	github.com/spf13/cobra v1.10.2
 	github.com/ulikunitz/xz v0.5.17
 	github.com/willscott/go-nfs-client v0.0.0-20251022144359-801f10d98886
+	golang.org/x/sync v0.25.0
 	golang.org/x/sys v0.50.0
 	pault.ag/go/debian v0.21.4
 )

@@ -11,6 +11,8 @@ import (
 
 	"pault.ag/go/debian/dependency"
 	"pault.ag/go/debian/version"
+
+	"nroot/internal/parallel"
 )
 
 // Universe is every package available from a set of verified suites, for
@@ -245,20 +247,13 @@ func Load(ctx context.Context, sources []*Source, archs []string, o Options) (*U
 // OpenDists opens several suites concurrently.
 func OpenDists(ctx context.Context, sources []*Source, o Options) ([]*Dist, error) {
 	dists := make([]*Dist, len(sources))
-	errs := make([]error, len(sources))
-	var wg sync.WaitGroup
-	for i, s := range sources {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dists[i], errs[i] = OpenDist(ctx, s, o)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	err := parallel.Each(ctx, len(sources), len(sources), func(ctx context.Context, i int) error {
+		d, err := OpenDist(ctx, sources[i], o)
+		dists[i] = d
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return dists, nil
 }
@@ -303,50 +298,44 @@ func LoadDists(ctx context.Context, dists []*Dist, archs []string, o Options) (*
 			}
 		}
 	}
-	type result struct {
+	// Fetched (downloaded, verified, decompressed into the cache) four at
+	// a time; read into the universe in a fixed order.
+	type fetched struct {
 		idx *Index
 		r   io.ReadCloser
-		err error
 	}
-	results := make([]chan result, len(jobs))
-	sem := make(chan struct{}, 4)
-	for i, j := range jobs {
-		results[i] = make(chan result, 1)
-		go func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			idx, r, err := j.d.FetchIndex(ctx, o.Fetcher, j.component, j.arch)
-			results[i] <- result{idx, r, err}
-		}()
-	}
-	var firstErr error
-	for i, j := range jobs {
-		res := <-results[i]
-		if res.err != nil {
-			if firstErr == nil {
-				firstErr = res.err
+	got := make([]fetched, len(jobs))
+	closeAll := func() {
+		for _, f := range got {
+			if f.r != nil {
+				f.r.Close()
 			}
-			continue
 		}
-		if firstErr != nil || res.idx == nil {
-			if res.r != nil {
-				res.r.Close()
-			}
-			if res.idx == nil && res.err == nil && firstErr == nil && j.arch != "all" {
+	}
+	err := parallel.Each(ctx, len(jobs), 4, func(ctx context.Context, i int) error {
+		j := jobs[i]
+		idx, r, err := j.d.FetchIndex(ctx, o.Fetcher, j.component, j.arch)
+		got[i] = fetched{idx, r}
+		return err
+	})
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	defer closeAll()
+	for i, j := range jobs {
+		f := got[i]
+		if f.idx == nil {
+			if j.arch != "all" {
 				o.log().Warn("suite has no index for architecture", "suite", j.d.Source.Suite, "component", j.component, "arch", j.arch)
 			}
 			continue
 		}
-		n, err := u.Add(res.idx, res.r)
-		res.r.Close()
+		n, err := u.Add(f.idx, f.r)
 		if err != nil {
-			firstErr = fmt.Errorf("apt: %w", err)
-			continue
+			return nil, fmt.Errorf("apt: %w", err)
 		}
-		o.log().Debug("read index", "url", j.d.Source.distURL(res.idx.Path), "packages", n)
-	}
-	if firstErr != nil {
-		return nil, firstErr
+		o.log().Debug("read index", "url", j.d.Source.distURL(f.idx.Path), "packages", n)
 	}
 	return u, nil
 }

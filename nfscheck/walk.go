@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nroot/internal/fsroot"
+	"nroot/internal/parallel"
 	"nroot/internal/report"
 )
 
@@ -386,23 +387,16 @@ func WalkLocal(dir string, deep bool) (Tree, error) {
 			return nil, fmt.Errorf("reading %s: %w", dir, err)
 		}
 		defer root.Close()
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 8)
-		for _, f := range files {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				sum, err := hashFile(root, f)
-				if err != nil {
-					tree[f].Err = err.Error()
-					return
-				}
-				tree[f].SHA256 = sum
-			}()
-		}
-		wg.Wait()
+		parallel.Each(context.Background(), len(files), 8, func(_ context.Context, i int) error {
+			f := files[i]
+			sum, err := hashFile(root, f)
+			if err != nil {
+				tree[f].Err = err.Error() // reported as a difference, not a failure
+				return nil
+			}
+			tree[f].SHA256 = sum
+			return nil
+		})
 	}
 	return tree, nil
 }

@@ -42,7 +42,7 @@ type Options struct {
 	// Output receives what the maintainer scripts print; by default it
 	// goes to Progress, indented under the stage lines.
 	Output io.Writer
-	Log      *slog.Logger
+	Log    *slog.Logger
 }
 
 // Result reports what Bootstrap did.

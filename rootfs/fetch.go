@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"nroot/apt"
+	"nroot/internal/parallel"
 	"nroot/internal/progress"
 )
 
@@ -27,50 +28,26 @@ func Fetch(ctx context.Context, plan *apt.Plan, f *apt.Fetcher, jobs int, log io
 	var mu sync.Mutex
 	bar := progress.New(log, "fetch", plan.TotalSize, len(plan.Packages))
 	bar.Unit = "packages"
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, jobs)
-	var wg sync.WaitGroup
-	var firstErr error
-	for i := range plan.Packages {
+	err := parallel.Each(ctx, len(plan.Packages), jobs, func(ctx context.Context, i int) error {
 		p := &plan.Packages[i]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
+		path, ok := f.Cached("debs", p.Size, p.SHA256)
+		if ok {
+			bar.Cached(p.Size)
+		} else {
+			var err error
+			if path, err = f.FetchVerified(ctx, []string{p.URL()}, p.Size, p.SHA256, "debs"); err != nil {
+				return fmt.Errorf("package %s %s: %w", p.Name, p.Version, err)
 			}
-			defer func() { <-sem }()
-			if path, ok := f.Cached("debs", p.Size, p.SHA256); ok {
-				mu.Lock()
-				out[p.SHA256] = path
-				mu.Unlock()
-				bar.Cached(p.Size)
-				return
-			}
-			path, err := f.FetchVerified(ctx, []string{p.URL()}, p.Size, p.SHA256, "debs")
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if firstErr == nil {
-					firstErr = fmt.Errorf("package %s %s: %w", p.Name, p.Version, err)
-					cancel()
-				}
-				return
-			}
-			out[p.SHA256] = path
 			bar.Add(p.Size)
 			bar.Item()
-		}()
-	}
-	wg.Wait()
+		}
+		mu.Lock()
+		out[p.SHA256] = path
+		mu.Unlock()
+		return nil
+	})
 	bar.Finish()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	if err := ctx.Err(); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -24,6 +24,7 @@ import (
 	"nroot/deb"
 	"nroot/internal/atomicfile"
 	"nroot/internal/fsroot"
+	"nroot/internal/parallel"
 	"nroot/internal/progress"
 )
 
@@ -111,22 +112,6 @@ func Unpack(ctx context.Context, plan *apt.Plan, fetched Fetched, target string,
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()
 	}
-	next := make(chan int)
-	errs := make(chan error, jobs)
-	var wg sync.WaitGroup
-	for range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := unpack(i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	var firstErr error
 	// Largest first, so that no big package is left unpacking alone at
 	// the end; which package wins a shared path does not depend on it.
 	feedOrder := make([]int, 0, len(order))
@@ -134,27 +119,8 @@ func Unpack(ctx context.Context, plan *apt.Plan, fetched Fetched, target string,
 		feedOrder = append(feedOrder, i)
 	}
 	sort.SliceStable(feedOrder, func(a, b int) bool { return order[feedOrder[a]].Size > order[feedOrder[b]].Size })
-feed:
-	for _, i := range feedOrder {
-		select {
-		case next <- i:
-		case firstErr = <-errs:
-			break feed
-		case <-ctx.Done():
-			firstErr = ctx.Err()
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if firstErr == nil {
-		select {
-		case firstErr = <-errs:
-		default:
-		}
-	}
-	if firstErr != nil {
-		return nil, firstErr
+	if err := parallel.Each(ctx, len(feedOrder), jobs, func(_ context.Context, k int) error { return unpack(feedOrder[k]) }); err != nil {
+		return nil, err
 	}
 	bar.Finish()
 	if err := applyDirs(root, out); err != nil {
