@@ -6,6 +6,7 @@ package node
 
 import (
 	"bytes"
+	"log/slog"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,7 +34,10 @@ type Options struct {
 	Hostname     string   // write /etc/hostname (all nodes will share it)
 	E2EProbe     bool     // install the end-to-end probe unit
 	CacheDir     string   // apt package cache bound into the image
-	Log          io.Writer
+	// Progress receives the step lines and, indented, what apt and
+	// dracut print in the image; Log the structured log.
+	Progress io.Writer
+	Log      *slog.Logger
 }
 
 // Result is what Build made.
@@ -202,7 +206,7 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 		return nil, err
 	}
 	r.DNS = true
-	out := progress.Indent(o.Log, "    ")
+	out := progress.Indent(o.Progress, "    ")
 	r.Stdout, r.Stderr = out, out
 	if o.CacheDir != "" {
 		if err := r.BindPackageCache(o.CacheDir); err != nil {
@@ -217,7 +221,7 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 		}
 	}
 	run := func(step string, argv ...string) error {
-		logf(o.Log, "[node] %s", step)
+		logf(o.Progress, "[node] %s", step)
 		if err := r.Run(ctx, argv...); err != nil {
 			return fmt.Errorf("node: %s: %w", step, err)
 		}

@@ -117,7 +117,7 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	}
 
 	t = time.Now()
-	pkgs, err := Unpack(ctx, plan, fetched, tmp, UnpackOptions{ClampMtime: o.SourceDateEpoch, Log: o.Progress, TarCache: filepath.Join(fetcher.CacheDir, "unpacked")})
+	pkgs, err := Unpack(ctx, plan, fetched, tmp, UnpackOptions{ClampMtime: o.SourceDateEpoch, Progress: o.Progress, TarCache: filepath.Join(fetcher.CacheDir, "unpacked")})
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}

@@ -95,7 +95,7 @@ var dpkgErrorRE = regexp.MustCompile(`error processing package ([^ ]+) \(--confi
 // root with systemd-nspawn, with services forbidden, then removes the
 // shims it put in place. It is the only step that runs code from the
 // image.
-func Configure(ctx context.Context, target string, pkgs []*installed, stageOf map[string]string, log io.Writer) error {
+func Configure(ctx context.Context, target string, pkgs []*Unpacked, stageOf map[string]string, log io.Writer) error {
 	runner, err := nspawn.New(target)
 	if err != nil {
 		return err
@@ -204,9 +204,9 @@ var safeToken = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+:~/_-]*$`)
 
 // configureStages splits the packages by the stage that selected them, in
 // stage order, each in preinstOrder.
-func configureStages(pkgs []*installed, stageOf map[string]string) [][]string {
+func configureStages(pkgs []*Unpacked, stageOf map[string]string) [][]string {
 	var names []string
-	groups := map[string][]*installed{}
+	groups := map[string][]*Unpacked{}
 	for _, p := range pkgs {
 		st := stageOf[p.name()]
 		if _, ok := groups[st]; !ok {
@@ -226,8 +226,8 @@ func configureStages(pkgs []*installed, stageOf map[string]string) [][]string {
 // preinstOrder is the order preinsts run in: base-passwd, base-files and
 // dash first, then the rest with each package after what it
 // Pre-Depends and Depends on, ties broken by name.
-func preinstOrder(pkgs []*installed) []string {
-	byName := map[string]*installed{}
+func preinstOrder(pkgs []*Unpacked) []string {
+	byName := map[string]*Unpacked{}
 	provides := map[string][]string{}
 	for _, p := range pkgs {
 		byName[p.name()] = p
@@ -314,12 +314,12 @@ func ConfigureDir(ctx context.Context, target string, log io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("configure %s: dpkg status: %w", target, err)
 	}
-	var pkgs []*installed
+	var pkgs []*Unpacked
 	for _, p := range paras {
 		if !strings.HasSuffix(p.Get("Status"), " unpacked") {
 			continue
 		}
-		ip := &installed{ctl: &deb.Control{Fields: p, Files: map[string][]byte{}}, multi: p.Get("Multi-Arch") == "same"}
+		ip := &Unpacked{ctl: &deb.Control{Fields: p, Files: map[string][]byte{}}, multi: p.Get("Multi-Arch") == "same"}
 		if b, err := img.ReadFile(admindir+"/info/"+ip.infoName()+".triggers", maxControlFile); err == nil {
 			ip.ctl.Files["triggers"] = b
 		}

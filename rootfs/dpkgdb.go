@@ -12,17 +12,18 @@ import (
 	"nroot/internal/fsroot"
 )
 
-// installed is one package unpacked into the root.
-type installed struct {
+// Unpacked is a package Unpack wrote into the tree and the dpkg database,
+// as Configure takes it: its control data and the files it shipped.
+type Unpacked struct {
 	ctl      *deb.Control
 	manifest *deb.Manifest
 	multi    bool // Multi-Arch: same, whose info files carry the architecture
 }
 
-func (p *installed) name() string { return p.ctl.Name() }
+func (p *Unpacked) name() string { return p.ctl.Name() }
 
 // infoName is the base name of the package's files in info/.
-func (p *installed) infoName() string {
+func (p *Unpacked) infoName() string {
 	if p.multi {
 		return p.ctl.Name() + ":" + p.ctl.Fields.Get("Architecture")
 	}
@@ -38,7 +39,7 @@ const admindir = "var/lib/dpkg"
 // configured: status ("install ok unpacked"), info/PKG.{list,md5sums,
 // conffiles,preinst,...}, trigger interests, and the empty files dpkg
 // expects, so that `dpkg --configure -a` finishes the job.
-func writeDpkgDB(root *fsroot.Root, pkgs []*installed, archs []string) error {
+func writeDpkgDB(root *fsroot.Root, pkgs []*Unpacked, archs []string) error {
 	for _, d := range []string{admindir, admindir + "/info", admindir + "/updates", admindir + "/triggers", admindir + "/alternatives", admindir + "/parts"} {
 		if err := root.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -47,7 +48,7 @@ func writeDpkgDB(root *fsroot.Root, pkgs []*installed, archs []string) error {
 	write := func(rel string, data []byte, mode uint32) error {
 		return root.WriteFile(rel, bytes.NewReader(data), int64(len(data)), fsroot.Meta{Mode: mode})
 	}
-	sorted := append([]*installed(nil), pkgs...)
+	sorted := append([]*Unpacked(nil), pkgs...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].infoName() < sorted[j].infoName() })
 
 	var status bytes.Buffer
@@ -123,7 +124,7 @@ func sortedKeys(m map[string][]string) []string {
 }
 
 // interests reads a package's triggers control file.
-func interests(p *installed, file, named map[string][]string) {
+func interests(p *Unpacked, file, named map[string][]string) {
 	for _, line := range strings.Split(string(p.ctl.Files["triggers"]), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 2 || !strings.HasPrefix(f[0], "interest") {
@@ -149,7 +150,7 @@ var statusFieldOrder = []string{"Package", "Essential", "Protected", "Status", "
 
 // statusParagraph is the package's control fields with its Status and,
 // as for a freshly unpacked package, its conffiles marked "newconffile".
-func statusParagraph(p *installed) *control.Paragraph {
+func statusParagraph(p *Unpacked) *control.Paragraph {
 	src := p.ctl.Fields
 	out := &control.Paragraph{}
 	extra := map[string]string{"Status": "install ok unpacked"}

@@ -20,13 +20,13 @@ type Fetched map[string]string
 // Fetch downloads every package of the plan into the content-addressed
 // cache, in parallel, verifying each against its signed SHA256. Packages
 // already cached are not downloaded again; interrupted downloads resume.
-func Fetch(ctx context.Context, plan *apt.Plan, f *apt.Fetcher, jobs int, log io.Writer) (Fetched, error) {
+func Fetch(ctx context.Context, plan *apt.Plan, f *apt.Fetcher, jobs int, w io.Writer) (Fetched, error) {
 	if jobs <= 0 {
 		jobs = 8
 	}
 	out := Fetched{}
 	var mu sync.Mutex
-	bar := progress.New(log, "fetch", plan.TotalSize, len(plan.Packages))
+	bar := progress.New(w, "fetch", plan.TotalSize, len(plan.Packages))
 	bar.Unit = "packages"
 	err := parallel.Each(ctx, len(plan.Packages), jobs, func(ctx context.Context, i int) error {
 		p := &plan.Packages[i]

@@ -33,7 +33,7 @@ type UnpackOptions struct {
 	// ClampMtime, when set, is the latest mtime written.
 	ClampMtime time.Time
 	// Log receives progress.
-	Log io.Writer
+	Progress io.Writer
 	// Jobs is how many packages unpack at once (default: one per CPU).
 	Jobs int
 	// TarCache, when set, is a directory where each package's data
@@ -58,7 +58,7 @@ func mergedUsrDirs(arch string) []string {
 // runs nothing from the packages. Packages are unpacked in parallel; where
 // two ship the same file, the one later in unpack order wins, as it would
 // if dpkg unpacked them one after the other.
-func Unpack(ctx context.Context, plan *apt.Plan, fetched Fetched, target string, o UnpackOptions) ([]*installed, error) {
+func Unpack(ctx context.Context, plan *apt.Plan, fetched Fetched, target string, o UnpackOptions) ([]*Unpacked, error) {
 	root, err := fsroot.Open(target)
 	if err != nil {
 		return nil, err
@@ -77,9 +77,9 @@ func Unpack(ctx context.Context, plan *apt.Plan, fetched Fetched, target string,
 		}
 	}
 	chown := os.Geteuid() == 0
-	bar := progress.New(o.Log, "unpack", 0, len(order))
+	bar := progress.New(o.Progress, "unpack", 0, len(order))
 	bar.Unit = "packages"
-	out := make([]*installed, len(order))
+	out := make([]*Unpacked, len(order))
 	cl := newClaims()
 	// Creating inodes dominates unpacking on slow (virtual) disks and
 	// overlaps well, so several goroutines create files while the
@@ -161,7 +161,7 @@ func (c *claims) claim(rel string, i int) (bool, func()) {
 
 // applyDirs gives each directory the metadata of the last package in
 // unpack order that ships it, deepest directories first.
-func applyDirs(root *fsroot.Root, pkgs []*installed) error {
+func applyDirs(root *fsroot.Root, pkgs []*Unpacked) error {
 	final := map[string]deb.DirMeta{}
 	for _, p := range pkgs {
 		for _, d := range p.manifest.Dirs {
@@ -195,7 +195,7 @@ func unpackOrder(plan *apt.Plan) []*apt.LockedPackage {
 // unpackOne unpacks one package. With a tar cache, the data archive is
 // read from an earlier run's zstd copy when there is one (xz decoding is
 // most of an unpack's time), or saved there on the way.
-func unpackOne(root *fsroot.Root, p *apt.LockedPackage, file, tarCache string, o deb.UnpackOptions) (*installed, error) {
+func unpackOne(root *fsroot.Root, p *apt.LockedPackage, file, tarCache string, o deb.UnpackOptions) (*Unpacked, error) {
 	if file == "" {
 		return nil, fmt.Errorf("not in the download cache")
 	}
@@ -221,7 +221,7 @@ func unpackOne(root *fsroot.Root, p *apt.LockedPackage, file, tarCache string, o
 	if err = finish(err); err != nil {
 		return nil, err
 	}
-	return &installed{ctl: ctl, manifest: m, multi: ctl.Fields.Get("Multi-Arch") == "same"}, nil
+	return &Unpacked{ctl: ctl, manifest: m, multi: ctl.Fields.Get("Multi-Arch") == "same"}, nil
 }
 
 // zstd coders are reused across packages: each new one allocates its

@@ -78,8 +78,9 @@ finds and how to recover.`,
 			}
 			o.CacheDir = filepath.Join(dir, "apt-archives")
 			if !g.quiet {
-				o.Log = os.Stderr
+				o.Progress = os.Stderr
 			}
+			o.Log = g.logger()
 			res, err := node.Build(cmd.Context(), args[0], o)
 			if err != nil {
 				return err
