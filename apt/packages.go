@@ -1,10 +1,12 @@
 package apt
 
 import (
-	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+
+	"nroot/control"
 )
 
 // Package is one stanza of a Packages index, holding the fields nroot
@@ -42,8 +44,7 @@ func (p *Package) ID() string { return p.Name + ":" + p.Architecture + "=" + p.V
 
 // PackagesReader reads a Packages index stanza by stanza.
 type PackagesReader struct {
-	br     *bufio.Reader
-	line   int
+	lr     *control.LineReader
 	intern map[string]string
 	name   string // the file being read, for errors
 }
@@ -51,7 +52,7 @@ type PackagesReader struct {
 // NewPackagesReader returns a reader for a Packages index; name labels
 // errors.
 func NewPackagesReader(r io.Reader, name string) *PackagesReader {
-	return &PackagesReader{br: bufio.NewReaderSize(r, 1<<20), intern: map[string]string{}, name: name}
+	return &PackagesReader{lr: control.NewLineReader(r, 1<<20, 64<<20), intern: map[string]string{}, name: name}
 }
 
 // PackagesError locates a malformed stanza.
@@ -66,7 +67,7 @@ func (e *PackagesError) Error() string {
 }
 
 func (r *PackagesReader) errorf(format string, a ...any) error {
-	return &PackagesError{File: r.name, Line: r.line, Msg: fmt.Sprintf(format, a...)}
+	return &PackagesError{File: r.name, Line: r.lr.Line, Msg: fmt.Sprintf(format, a...)}
 }
 
 // internBytes returns a shared string for values from a small set
@@ -83,31 +84,6 @@ func (r *PackagesReader) internBytes(b []byte) string {
 	return s
 }
 
-func (r *PackagesReader) readLine() ([]byte, error) {
-	line, err := r.br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		buf := append([]byte(nil), line...)
-		for err == bufio.ErrBufferFull {
-			line, err = r.br.ReadSlice('\n')
-			buf = append(buf, line...)
-			if len(buf) > 64<<20 {
-				return nil, r.errorf("line longer than 64 MiB")
-			}
-		}
-		line = buf
-	}
-	if err != nil && (len(line) == 0 || err != io.EOF) {
-		return nil, err // a read error is never dropped with a last partial line
-	}
-	r.line++
-	if n := len(line); n > 0 && line[n-1] == '\n' {
-		line = line[:n-1]
-	}
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	return line, nil
-}
 
 // field identifies the stanza fields the reader keeps.
 type field int
@@ -180,12 +156,16 @@ func (r *PackagesReader) Next() (*Package, error) {
 	var cur field // the field a continuation line extends
 	var start int // line of the stanza's first field
 	for {
-		line, err := r.readLine()
+		line, err := r.lr.ReadLine()
 		if err == io.EOF {
 			if p == nil {
 				return nil, io.EOF
 			}
 			return p, r.check(p, start)
+		}
+		var se *control.SyntaxError
+		if errors.As(err, &se) {
+			return nil, r.errorf("%s", se.Msg)
 		}
 		if err != nil {
 			return nil, err
@@ -211,7 +191,7 @@ func (r *PackagesReader) Next() (*Package, error) {
 		}
 		if p == nil {
 			p = &Package{}
-			start = r.line
+			start = r.lr.Line
 		}
 		cur = lookupField(line[:colon])
 		if cur != fNone {

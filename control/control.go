@@ -67,17 +67,60 @@ func (p *Paragraph) Delete(name string) {
 // without limit.
 const MaxLine = 16 << 20
 
+// LineReader reads the lines of a deb822 file without their line
+// endings, each at most Max bytes: the one line reader of control files,
+// sources files and Packages indices.
+type LineReader struct {
+	br   *bufio.Reader
+	Line int // lines read so far
+	Max  int
+}
+
+// NewLineReader reads r through a buffer of size bytes, with lines of at
+// most max bytes.
+func NewLineReader(r io.Reader, size, max int) *LineReader {
+	return &LineReader{br: bufio.NewReaderSize(r, size), Max: max}
+}
+
+// ReadLine returns the next line without "\n" or "\r\n"; it may alias
+// the reader's buffer until the next call. A read error is never dropped
+// with a last partial line.
+func (l *LineReader) ReadLine() ([]byte, error) {
+	line, err := l.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		buf := append([]byte(nil), line...)
+		for err == bufio.ErrBufferFull {
+			line, err = l.br.ReadSlice('\n')
+			buf = append(buf, line...)
+			if len(buf) > l.Max {
+				return nil, &SyntaxError{l.Line + 1, fmt.Sprintf("line longer than %d bytes", l.Max)}
+			}
+		}
+		line = buf
+	}
+	if err != nil && (len(line) == 0 || err != io.EOF) {
+		return nil, err
+	}
+	l.Line++
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, nil
+}
+
 // Reader reads paragraphs from a control file.
 type Reader struct {
-	br   *bufio.Reader
-	line int
+	lr *LineReader
 	// Comments allows '#' comment lines, as in deb822 sources files.
 	Comments bool
 }
 
 // NewReader returns a Reader reading from r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 256<<10)}
+	return &Reader{lr: NewLineReader(r, 256<<10, MaxLine)}
 }
 
 // SyntaxError reports a malformed line.
@@ -87,29 +130,6 @@ type SyntaxError struct {
 }
 
 func (e *SyntaxError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
-
-// readLine returns the next line without its newline; it may alias the
-// reader's buffer until the next call.
-func (r *Reader) readLine() ([]byte, error) {
-	line, err := r.br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		buf := append([]byte(nil), line...)
-		for err == bufio.ErrBufferFull {
-			line, err = r.br.ReadSlice('\n')
-			buf = append(buf, line...)
-			if len(buf) > MaxLine {
-				return nil, &SyntaxError{r.line + 1, fmt.Sprintf("line longer than %d bytes", MaxLine)}
-			}
-		}
-		line = buf
-	}
-	if err != nil && (len(line) == 0 || err != io.EOF) {
-		return nil, err // a read error is never dropped with a last partial line
-	}
-	r.line++
-	line = bytes.TrimRight(line, "\r\n")
-	return line, nil
-}
 
 // Next returns the next paragraph, or io.EOF after the last.
 func (r *Reader) Next() (*Paragraph, error) {
@@ -122,7 +142,7 @@ func (r *Reader) Next() (*Paragraph, error) {
 		}
 	}
 	for {
-		line, err := r.readLine()
+		line, err := r.lr.ReadLine()
 		if err == io.EOF {
 			if p == nil {
 				return nil, io.EOF
@@ -145,7 +165,7 @@ func (r *Reader) Next() (*Paragraph, error) {
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			if p == nil || len(p.Fields) == 0 {
-				return nil, &SyntaxError{r.line, "continuation line before any field"}
+				return nil, &SyntaxError{r.lr.Line, "continuation line before any field"}
 			}
 			if cont == nil {
 				cont = []byte(p.Fields[len(p.Fields)-1].Value)
@@ -156,18 +176,18 @@ func (r *Reader) Next() (*Paragraph, error) {
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
-			return nil, &SyntaxError{r.line, fmt.Sprintf("expected \"Field: value\", got %q", truncate(line))}
+			return nil, &SyntaxError{r.lr.Line, fmt.Sprintf("expected \"Field: value\", got %q", truncate(line))}
 		}
 		if p == nil {
-			p = &Paragraph{Line: r.line}
+			p = &Paragraph{Line: r.lr.Line}
 		}
 		flush()
 		name := string(bytes.TrimSpace(line[:colon]))
 		if name == "" {
-			return nil, &SyntaxError{r.line, "empty field name"}
+			return nil, &SyntaxError{r.lr.Line, "empty field name"}
 		}
 		if strings.ContainsAny(name, " \t\r") || name[0] == '#' || name[0] == '-' {
-			return nil, &SyntaxError{r.line, fmt.Sprintf("field name %q contains blanks", name)}
+			return nil, &SyntaxError{r.lr.Line, fmt.Sprintf("field name %q contains blanks", name)}
 		}
 		p.Fields = append(p.Fields, Field{Name: name, Value: string(bytes.TrimSpace(line[colon+1:]))})
 	}
