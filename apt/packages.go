@@ -84,7 +84,6 @@ func (r *PackagesReader) internBytes(b []byte) string {
 	return s
 }
 
-
 // field identifies the stanza fields the reader keeps.
 type field int
 

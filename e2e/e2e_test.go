@@ -140,8 +140,8 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 			return fmt.Errorf("main initramfs segment is not zstd-compressed: %+v", segs)
 		}
 		for _, c := range checks {
-			if !c.Pass {
-				return fmt.Errorf("%s: %s", c.Name, c.Reason)
+			if !c.Passed() {
+				return fmt.Errorf("%s: %s", c.Name, c.Detail)
 			}
 		}
 		return nil
@@ -180,7 +180,7 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 		}
 		for _, c := range rep.Checks {
 			if c.Status == "FAIL" {
-				return fmt.Errorf("check %s: %s", c.Name, c.Reason)
+				return fmt.Errorf("check %s: %s", c.Name, c.Detail)
 			}
 		}
 		t.Logf("export check: %d entries in %.2fs", rep.Stats.Entries, rep.WalkSeconds)
@@ -409,7 +409,7 @@ func verifyNamesWhatIsOmitted(ctx context.Context, root, kver string) error {
 	}
 	status := map[string]bool{}
 	for _, c := range checks {
-		status[c.Name] = c.Pass
+		status[c.Name] = c.Passed()
 	}
 	for _, name := range []string{"dracut-nfs", "nfs-mount", "nfs-lib", "overlay-hook"} {
 		if pass, ok := status[name]; !ok || pass {

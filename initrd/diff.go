@@ -10,20 +10,11 @@ import (
 	"sort"
 	"strings"
 
-	"nroot/internal/report"
+	"nroot/report"
 )
 
 // Entry is what Diff compares of one path.
-type Entry struct {
-	Type     string      `json:"type"`
-	Mode     report.Mode `json:"mode"`
-	UID      int         `json:"uid"`
-	GID      int         `json:"gid"`
-	Size     int64       `json:"size"`
-	SHA256   string      `json:"sha256,omitempty"`
-	Linkname string      `json:"linkname,omitempty"`
-	RDev     string      `json:"rdev,omitempty"`
-}
+type Entry = report.File
 
 // TypeName is the type of a mode as nroot's JSON names it: file, dir,
 // symlink, char, block, fifo, socket.
@@ -94,14 +85,8 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Change is one difference between two images.
-type Change struct {
-	Path   string `json:"path"`
-	Kind   string `json:"kind"` // added, removed, changed
-	Fields string `json:"fields,omitempty"`
-	Old    *Entry `json:"old,omitempty"`
-	New    *Entry `json:"new,omitempty"`
-}
+// Change is one path that differs between two images.
+type Change = report.Difference
 
 // DiffResult is the comparison of two images.
 type DiffResult struct {

@@ -228,7 +228,7 @@ func TestDiffAndVerifyNameWhatIsMissing(t *testing.T) {
 	}
 	failed := map[string]bool{}
 	for _, c := range checks {
-		if !c.Pass {
+		if !c.Passed() {
 			failed[c.Name] = true
 		}
 	}

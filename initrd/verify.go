@@ -10,22 +10,11 @@ import (
 	"strings"
 
 	"nroot/internal/fsroot"
+	"nroot/report"
 )
 
 // Check is one named verification and its outcome.
-type Check struct {
-	Name   string `json:"name"`
-	Pass   bool   `json:"pass"`
-	Reason string `json:"reason"`
-}
-
-// Status is PASS or FAIL.
-func (c Check) Status() string {
-	if c.Pass {
-		return "PASS"
-	}
-	return "FAIL"
-}
+type Check = report.Check
 
 // VerifyOptions say what the image must be able to do.
 type VerifyOptions struct {
@@ -157,7 +146,7 @@ func Verify(r io.Reader, o VerifyOptions) ([]Check, *Info, error) {
 	}
 	var checks []Check
 	add := func(name string, pass bool, format string, a ...any) {
-		checks = append(checks, Check{Name: name, Pass: pass, Reason: fmt.Sprintf(format, a...)})
+		checks = append(checks, report.Result(name, pass, fmt.Sprintf(format, a...)))
 	}
 
 	// /init
@@ -254,7 +243,7 @@ func (s *scanned) kernelChecks(k string, o VerifyOptions) []Check {
 	}
 	dep, ok := s.modDep[k]
 	if !ok {
-		return []Check{{Name: "kernel-modules", Pass: false, Reason: fmt.Sprintf("no %s/modules.dep: modprobe cannot load anything for kernel %s", base, k)}}
+		return []Check{report.Result("kernel-modules", false, fmt.Sprintf("no %s/modules.dep: modprobe cannot load anything for kernel %s", base, k))}
 	}
 	// modules.dep: "kernel/fs/nfs/nfs.ko.xz: kernel/net/sunrpc/sunrpc.ko.xz ..."
 	depOf := map[string][]string{}
@@ -319,9 +308,9 @@ func (s *scanned) kernelChecks(k string, o VerifyOptions) []Check {
 		problems = append(problems, fmt.Sprintf("%d module files are not in modules.dep (run depmod): %s", len(unlisted), strings.Join(firstN(unlisted, 5), ", ")))
 	}
 	if len(problems) > 0 {
-		out = append(out, Check{Name: "kernel-modules", Pass: false, Reason: fmt.Sprintf("kernel %s: %s", k, strings.Join(problems, "; "))})
+		out = append(out, report.Result("kernel-modules", false, fmt.Sprintf("kernel %s: %s", k, strings.Join(problems, "; "))))
 	} else {
-		out = append(out, Check{Name: "kernel-modules", Pass: true, Reason: fmt.Sprintf("kernel %s: modules.dep consistent; %s", k, orNone(good))})
+		out = append(out, report.Result("kernel-modules", true, fmt.Sprintf("kernel %s: modules.dep consistent; %s", k, orNone(good))))
 	}
 	return out
 }

@@ -15,6 +15,7 @@ import (
 	"nroot/apt"
 	"nroot/control"
 	"nroot/internal/fsroot"
+	"nroot/report"
 )
 
 // Options control Run.
@@ -31,12 +32,7 @@ type Options struct {
 }
 
 // Check is one boot-readiness check.
-type Check struct {
-	Name   string `json:"name"`
-	Status string `json:"status"` // PASS, WARN or FAIL
-	Reason string `json:"reason"`
-	Fix    string `json:"fix,omitempty"`
-}
+type Check = report.Check
 
 // Report is what Run found.
 type Report struct {
@@ -64,7 +60,7 @@ func (r *Report) Failed() bool {
 		return true
 	}
 	for _, c := range r.Checks {
-		if c.Status == "FAIL" {
+		if !c.Passed() {
 			return true
 		}
 	}
@@ -143,7 +139,7 @@ func asStep(err error) error {
 func resolve(t Tree, p string) (*Node, string) {
 	real, ok := fsroot.ResolveLinks(p, func(q string) (string, bool) {
 		if n := t[q]; n != nil && n.Type == "symlink" {
-			return n.Link, true
+			return n.Linkname, true
 		}
 		return "", false
 	})
@@ -188,8 +184,8 @@ func readFile(ctx context.Context, c *Conn, n *Node, max int64) ([]byte, error) 
 
 func bootChecks(ctx context.Context, c *Conn, t Tree) []Check {
 	var out []Check
-	add := func(name, status, reason, fix string) {
-		out = append(out, Check{name, status, reason, fix})
+	add := func(name string, status report.Status, detail, fix string) {
+		out = append(out, Check{Name: name, Status: status, Detail: detail, Fix: fix})
 	}
 	// /sbin/init
 	if n, real := resolve(t, "sbin/init"); n == nil {

@@ -72,7 +72,7 @@ func statuses(r *nfscheck.Report) map[string]string {
 	m := map[string]string{}
 	for _, c := range r.Checks {
 		if m[c.Name] != "FAIL" {
-			m[c.Name] = c.Status
+			m[c.Name] = string(c.Status)
 		}
 	}
 	return m
@@ -135,7 +135,7 @@ func TestRootSquash(t *testing.T) {
 	}
 	for _, c := range rep.Checks {
 		if c.Name == "root-squash" {
-			if c.Status != "FAIL" || !strings.Contains(c.Reason, "/etc/shadow") || !strings.Contains(c.Fix, "no_root_squash") {
+			if c.Status != "FAIL" || !strings.Contains(c.Detail, "/etc/shadow") || !strings.Contains(c.Fix, "no_root_squash") {
 				t.Fatalf("root-squash check: %+v", c)
 			}
 			return

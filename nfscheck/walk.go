@@ -21,20 +21,14 @@ import (
 
 	"nroot/internal/fsroot"
 	"nroot/internal/parallel"
-	"nroot/internal/report"
+	"nroot/report"
 )
 
-// Node is what is compared of one path.
+// Node is what is compared of one path, and why it could not be read.
 type Node struct {
-	Type   string      `json:"type"`
-	Mode   report.Mode `json:"mode"` // permission bits with setuid, setgid, sticky
-	UID    uint32      `json:"uid"`
-	GID    uint32      `json:"gid"`
-	Size   int64       `json:"size"`
-	Link   string      `json:"linkname,omitempty"`
-	SHA256 string      `json:"sha256,omitempty"`
-	Err    string      `json:"error,omitempty"` // why it could not be read
-	fh     []byte
+	report.File
+	Err string `json:"error,omitempty"`
+	fh  []byte
 }
 
 // Tree maps a path ("" for the root, else "etc/passwd") to its node.
@@ -111,7 +105,7 @@ func WalkRemote(ctx context.Context, c *Conn, o WalkOptions, st *Stats) (Tree, e
 	if err != nil {
 		return nil, &StepError{"nfs", err, "GETATTR of the export's root failed"}
 	}
-	tree := Tree{"": {Type: "dir", Mode: report.Mode(attr.FileMode & 0o7777), UID: attr.UID, GID: attr.GID, fh: c.Root}}
+	tree := Tree{"": {File: report.File{Type: "dir", Mode: report.Mode(attr.FileMode & 0o7777), UID: int(attr.UID), GID: int(attr.GID)}, fh: c.Root}}
 	visited := map[dirID]string{{attr.FSID, attr.Fileid}: "/"}
 	// The server's preferred read size, at most 1 MiB: ganesha offers
 	// 64 MiB, which would only cost memory.
@@ -147,7 +141,7 @@ func WalkRemote(ctx context.Context, c *Conn, o WalkOptions, st *Stats) (Tree, e
 				fail(fmt.Errorf("listing %s: the server returned the name %q twice or malformed: %w", "/"+j.path, e.Name, ErrWalkLimit))
 				return
 			}
-			n := &Node{Type: nfsType(e.Attr.Type), Mode: report.Mode(e.Attr.FileMode & 0o7777), UID: e.Attr.UID, GID: e.Attr.GID, fh: e.FH}
+			n := &Node{File: report.File{Type: nfsType(e.Attr.Type), Mode: report.Mode(e.Attr.FileMode & 0o7777), UID: int(e.Attr.UID), GID: int(e.Attr.GID)}, fh: e.FH}
 			if n.Type == "file" {
 				n.Size = int64(e.Attr.Filesize)
 			}
@@ -204,7 +198,7 @@ func WalkRemote(ctx context.Context, c *Conn, o WalkOptions, st *Stats) (Tree, e
 				fail(fmt.Errorf("readlink %s: %w", "/"+j.path, err))
 				return
 			}
-			j.node.Link = l
+			j.node.Linkname = l
 		case hashJob:
 			sum, read, err := hashRemote(ctx, c, j.fh, j.node.Size, rsize, &st.Requests)
 			mu.Lock()
@@ -354,7 +348,7 @@ func WalkLocal(dir string, deep bool) (Tree, error) {
 		if err := unix.Lstat(p, &s); err != nil {
 			return err
 		}
-		n := &Node{Mode: report.Mode(s.Mode & 0o7777), UID: s.Uid, GID: s.Gid}
+		n := &Node{File: report.File{Mode: report.Mode(s.Mode & 0o7777), UID: int(s.Uid), GID: int(s.Gid)}}
 		switch s.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
 			n.Type = "dir"
@@ -363,7 +357,7 @@ func WalkLocal(dir string, deep bool) (Tree, error) {
 			files = append(files, rel)
 		case unix.S_IFLNK:
 			n.Type = "symlink"
-			n.Link, err = os.Readlink(p)
+			n.Linkname, err = os.Readlink(p)
 		case unix.S_IFCHR:
 			n.Type = "char"
 		case unix.S_IFBLK:
@@ -414,15 +408,9 @@ func hashFile(root *fsroot.Root, rel string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Difference is one path that differs between the root filesystem and
-// the export.
-type Difference struct {
-	Path   string `json:"path"`
-	Kind   string `json:"kind"` // missing, extra, changed
-	Fields string `json:"fields,omitempty"`
-	Local  *Node  `json:"local,omitempty"`
-	Remote *Node  `json:"remote,omitempty"`
-}
+// Difference is one path that differs between the root filesystem (Old)
+// and the export (New): missing, extra or changed.
+type Difference = report.Difference
 
 // Compare lists what differs: paths missing from the export, extra in
 // it, and changed (type, mode, owner, size, symlink target, and with deep
@@ -447,17 +435,17 @@ func Compare(local, remote Tree) []Difference {
 		r, ok := remote[p]
 		if !ok {
 			if !unreadable(p) {
-				out = append(out, Difference{Path: "/" + p, Kind: "missing", Local: l})
+				out = append(out, Difference{Path: "/" + p, Kind: "missing", Old: &l.File})
 			}
 			continue
 		}
 		if f := changed(l, r); f != "" {
-			out = append(out, Difference{Path: "/" + p, Kind: "changed", Fields: f, Local: l, Remote: r})
+			out = append(out, Difference{Path: "/" + p, Kind: "changed", Fields: f, Old: &l.File, New: &r.File})
 		}
 	}
 	for p, r := range remote {
 		if _, ok := local[p]; !ok {
-			out = append(out, Difference{Path: "/" + p, Kind: "extra", Remote: r})
+			out = append(out, Difference{Path: "/" + p, Kind: "extra", New: &r.File})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
@@ -478,7 +466,7 @@ func changed(l, r *Node) string {
 	if l.Type == "file" && l.Size != r.Size {
 		f = append(f, "size")
 	}
-	if l.Link != r.Link {
+	if l.Linkname != r.Linkname {
 		f = append(f, "target")
 	}
 	if l.SHA256 != "" && r.SHA256 != "" && l.SHA256 != r.SHA256 {

@@ -88,8 +88,8 @@ func TestHostileImagePaths(t *testing.T) {
 			var out []Check
 			within(t, "Checks", func() { out = checks(r) })
 			for _, c := range out {
-				if strings.Contains(c.Reason, "HOST-SECRET") {
-					t.Errorf("check %s printed the host's file: %s", c.Name, c.Reason)
+				if strings.Contains(c.Detail, "HOST-SECRET") {
+					t.Errorf("check %s printed the host's file: %s", c.Name, c.Detail)
 				}
 			}
 			within(t, "defaultKernel", func() { defaultKernel(r) })

@@ -6,8 +6,8 @@ import (
 	"path"
 	"strings"
 
-	"nroot/initrd"
 	"nroot/internal/fsroot"
+	"nroot/report"
 )
 
 // sshKeygenUnit generates the host keys at boot, so that no two nodes
@@ -191,19 +191,19 @@ func writeFstab(r *fsroot.Root) error {
 	return writeFile(r, "etc/fstab", strings.Join(out, "\n")+"\n", 0o644)
 }
 
-// Check is one named PASS/FAIL result, as initrd's checks are.
-type Check = initrd.Check
+// Check is one named result, as every nroot check is.
+type Check = report.Check
 
 // Checks reports whether root is a bootable, shareable node image.
 func Checks(root string) []Check {
 	r, err := fsroot.Open(root)
 	if err != nil {
-		return []Check{{Name: "root", Pass: false, Reason: fmt.Sprintf("%v; give the directory of a node image", err)}}
+		return []Check{report.Result("root", false, fmt.Sprintf("%v; give the directory of a node image", err))}
 	}
 	defer r.Close()
 	if !r.IsRegular("var/lib/dpkg/status") {
 		// Nothing else means anything of a directory that is no image.
-		return []Check{{Name: "root", Pass: false, Reason: fmt.Sprintf("%s is not a Debian or Ubuntu root filesystem (no var/lib/dpkg/status); make one with nroot bootstrap and nroot node", root)}}
+		return []Check{report.Result("root", false, fmt.Sprintf("%s is not a Debian or Ubuntu root filesystem (no var/lib/dpkg/status); make one with nroot bootstrap and nroot node", root))}
 	}
 	return checks(r)
 }
@@ -211,7 +211,7 @@ func Checks(root string) []Check {
 func checks(r *fsroot.Root) []Check {
 	var out []Check
 	add := func(name string, pass bool, format string, a ...any) {
-		out = append(out, Check{Name: name, Pass: pass, Reason: fmt.Sprintf(format, a...)})
+		out = append(out, report.Result(name, pass, fmt.Sprintf(format, a...)))
 	}
 	kvers, err := kernels(r)
 	if err != nil {

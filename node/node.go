@@ -6,12 +6,12 @@ package node
 
 import (
 	"bytes"
-	"log/slog"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -317,8 +317,8 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	}
 	res.Checks = checks(img)
 	for _, c := range res.Checks {
-		if !c.Pass {
-			return res, fmt.Errorf("node: check %s failed: %s", c.Name, c.Reason)
+		if !c.Passed() {
+			return res, fmt.Errorf("node: check %s failed: %s", c.Name, c.Detail)
 		}
 	}
 	return res, nil
@@ -561,8 +561,8 @@ func verifyInitrd(img *fsroot.Root, k string) error {
 	}
 	var failed []string
 	for _, c := range checks {
-		if !c.Pass {
-			failed = append(failed, c.Name+": "+c.Reason)
+		if !c.Passed() {
+			failed = append(failed, c.Name+": "+c.Detail)
 		}
 	}
 	if len(failed) > 0 {

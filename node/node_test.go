@@ -102,7 +102,7 @@ func TestChecks(t *testing.T) {
 	})
 	failed := map[string]bool{}
 	for _, c := range Checks(bad) {
-		if !c.Pass {
+		if !c.Passed() {
 			failed[c.Name] = true
 		}
 	}
@@ -118,8 +118,8 @@ func TestChecks(t *testing.T) {
 	for _, c := range Checks(bad) {
 		switch c.Name {
 		case "machine-id", "dbus-machine-id", "ssh-host-keys", "hostname", "fstab-root", "tmp-writable", "networkd-masked", "cloud-units-masked":
-			if !c.Pass {
-				t.Errorf("after writeIdentity, %s: %s", c.Name, c.Reason)
+			if !c.Passed() {
+				t.Errorf("after writeIdentity, %s: %s", c.Name, c.Detail)
 			}
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -146,13 +145,5 @@ func printReport(r *nfscheck.Report) {
 		}
 		fmt.Printf("compared with %s: %d missing, %d extra, %d changed\n", r.Compared, r.Missing, r.Extra, r.Changed)
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	for _, c := range r.Checks {
-		line := fmt.Sprintf("%s\t%s\t%s", c.Status, c.Name, c.Reason)
-		if c.Fix != "" && c.Status != "PASS" {
-			line += "; fix: " + c.Fix
-		}
-		fmt.Fprintln(tw, line)
-	}
-	tw.Flush()
+	printChecks(os.Stdout, r.Checks)
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"nroot/initrd"
-	"nroot/internal/report"
+	"nroot/report"
 )
 
 func newInitrdCmd(g *globals) *cobra.Command {

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -195,27 +194,7 @@ Exit status 0 only if every check passes.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
-			failed := 0
-			for _, c := range checks {
-				if !c.Pass {
-					failed++
-				}
-			}
-			if asJSON {
-				if err := printJSON(map[string]any{"image": args[0], "checks": checks, "pass": failed == 0}); err != nil {
-					return err
-				}
-			} else {
-				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-				for _, c := range checks {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Status(), c.Name, c.Reason)
-				}
-				tw.Flush()
-			}
-			if failed > 0 {
-				return &exitError{code: 1, err: fmt.Errorf("%s: %d of %d checks failed", args[0], failed, len(checks))}
-			}
-			return nil
+			return reportChecks(args[0], "image", checks, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&o.NFS, "nfs", false, "the image must mount an NFS root")

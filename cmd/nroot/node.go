@@ -12,6 +12,7 @@ import (
 
 	"nroot/apt"
 	"nroot/node"
+	"nroot/report"
 )
 
 func newNodeCmd(g *globals) *cobra.Command {
@@ -125,34 +126,41 @@ fails.`,
 		Example: `  nroot node check ./node --json`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			checks := node.Checks(args[0])
-			failed := 0
-			for _, c := range checks {
-				if !c.Pass {
-					failed++
-				}
-			}
-			if asJSON {
-				if err := printJSON(map[string]any{"root": args[0], "checks": checks, "pass": failed == 0}); err != nil {
-					return err
-				}
-			} else {
-				printChecks(os.Stdout, checks)
-			}
-			if failed > 0 {
-				return &exitError{code: 1, err: fmt.Errorf("%s: %d of %d checks failed", args[0], failed, len(checks))}
-			}
-			return nil
+			return reportChecks(args[0], "root", node.Checks(args[0]), asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
-func printChecks(w io.Writer, checks []node.Check) {
+// reportChecks prints checks in the one shape every command uses, as
+// text or JSON ({KEY: subject, "checks": [...], "pass": bool}), and fails
+// with status 1 when one failed.
+func reportChecks(subject, key string, checks []report.Check, asJSON bool) error {
+	failed := report.Failed(checks)
+	if asJSON {
+		if err := printJSON(map[string]any{key: subject, "checks": checks, "pass": failed == 0}); err != nil {
+			return err
+		}
+	} else {
+		printChecks(os.Stdout, checks)
+	}
+	if failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%s: %d of %d checks failed", subject, failed, len(checks))}
+	}
+	return nil
+}
+
+// printChecks prints one line a check: status, name, detail, and what to
+// do about a failure or warning.
+func printChecks(w io.Writer, checks []report.Check) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range checks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Status(), c.Name, c.Reason)
+		line := fmt.Sprintf("%s\t%s\t%s", c.Status, c.Name, c.Detail)
+		if c.Fix != "" && c.Status != report.Pass {
+			line += "; fix: " + c.Fix
+		}
+		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
 }
