@@ -83,12 +83,20 @@ const (
 // quietly ignores compress="zstd" and uses gzip.
 var basePackages = []string{"dracut", "dracut-network", "systemd-sysv", "udev", "nfs-common", "dbus", "zstd"}
 
-// dhcpClient is the DHCP client of dracut's network-legacy, the handler
-// that keeps the root's network up across switch-root (systemd-networkd
-// in the initramfs was seen to drop it on trixie, EIO on /sbin/init, and
-// never to finish on bookworm). Distributions that dropped it get
-// another handler.
-const dhcpClient = "isc-dhcp-client"
+// legacyNetwork are what dracut's network-legacy module checks for (ip,
+// dhclient, pgrep, arping): the handler that keeps the root's network up
+// across switch-root (systemd-networkd in the initramfs was seen to drop
+// it on trixie, EIO on /sbin/init, and never to finish on bookworm). A
+// minbase image lacks procps, and without pgrep dracut silently falls
+// back to systemd-networkd. Distributions that dropped isc-dhcp-client
+// get another handler.
+var legacyNetwork = []string{"isc-dhcp-client", "iproute2", "procps", "iputils-arping"}
+
+// legacyBinaries are the programs network-legacy's check requires.
+var legacyBinaries = [][]string{
+	{"usr/sbin/dhclient", "sbin/dhclient"}, {"usr/bin/ip", "usr/sbin/ip", "bin/ip", "sbin/ip"},
+	{"usr/bin/pgrep", "bin/pgrep"}, {"usr/bin/arping", "usr/sbin/arping", "bin/arping", "sbin/arping"},
+}
 
 // MissingPackagesError says apt cannot install what a node needs; the
 // image was not changed.
@@ -114,7 +122,7 @@ func plan(ctx context.Context, r *nspawn.Runner, kernel string, extra []string) 
 		defer func() { r.Stdout, r.Stderr = saveOut, saveErr }()
 		return r.Run(ctx, append([]string{"apt-get", "-s", "-q", "--no-install-recommends", "install"}, list...)...)
 	}
-	with := append(append([]string{}, pkgs...), dhcpClient)
+	with := append(append([]string{}, pkgs...), legacyNetwork...)
 	if simulate(append(with, kernel)) == nil {
 		return with, nil
 	}
@@ -443,7 +451,7 @@ func detectDracut(img *fsroot.Root) (Dracut, error) {
 		return d, err
 	}
 	switch {
-	case mods["network-legacy"] && exists(img, "usr/sbin/dhclient", "sbin/dhclient"):
+	case mods["network-legacy"] && hasAll(img, legacyBinaries):
 		d.NetworkHandler = "network-legacy"
 	case mods["systemd-networkd"] && exists(img, "usr/lib/systemd/systemd-networkd", "lib/systemd/systemd-networkd"):
 		d.NetworkHandler = "systemd-networkd"
@@ -480,6 +488,16 @@ func dracutMajor(v string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+// hasAll reports whether the image has one of each group of paths.
+func hasAll(img *fsroot.Root, groups [][]string) bool {
+	for _, g := range groups {
+		if !exists(img, g...) {
+			return false
+		}
+	}
+	return true
 }
 
 // exists reports whether any of rels resolves, inside the image, to

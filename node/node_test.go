@@ -55,11 +55,14 @@ func TestDetectDracut(t *testing.T) {
 		param   string
 		wantErr string
 	}{
-		{"bookworm", "059-4", []string{"35network-legacy", "01systemd-networkd", "90overlay-root", "90overlayfs", "95nfs"}, []string{"usr/sbin/dhclient", "usr/lib/systemd/systemd-networkd"}, "network-legacy", "overlay-root", "rootovl", ""},
+		{"bookworm", "059-4", []string{"35network-legacy", "01systemd-networkd", "90overlay-root", "90overlayfs", "95nfs"}, []string{"usr/sbin/dhclient", "usr/bin/ip", "usr/bin/pgrep", "usr/bin/arping", "usr/lib/systemd/systemd-networkd"}, "network-legacy", "overlay-root", "rootovl", ""},
+		// minbase: dhclient but no procps, so dracut's network-legacy
+		// would refuse itself; networkd is what it would take.
+		{"bookworm minbase without pgrep", "059-4", []string{"35network-legacy", "01systemd-networkd", "90overlay-root", "95nfs"}, []string{"usr/sbin/dhclient", "usr/bin/ip", "usr/bin/arping", "usr/lib/systemd/systemd-networkd"}, "systemd-networkd", "overlay-root", "rootovl", ""},
 		{"dracut-ng 106 without Debian's module", "106-1", []string{"01systemd-networkd", "90overlayfs", "95nfs"}, []string{"usr/lib/systemd/systemd-networkd"}, "systemd-networkd", "overlayfs", "rd.live.overlay.overlayfs=1", ""},
 		{"dracut-ng 110", "110-2", []string{"01systemd-networkd", "90overlayfs", "95nfs"}, []string{"usr/lib/systemd/systemd-networkd"}, "systemd-networkd", "overlayfs", "rd.overlay", ""},
 		{"no network handler", "059-4", []string{"90overlay-root", "95nfs"}, nil, "", "", "", "no usable network module"},
-		{"no overlay", "059-4", []string{"35network-legacy", "95nfs"}, []string{"usr/sbin/dhclient"}, "", "", "", "cannot be made writable"},
+		{"no overlay", "059-4", []string{"35network-legacy", "95nfs"}, []string{"usr/sbin/dhclient", "usr/bin/ip", "usr/bin/pgrep", "usr/bin/arping"}, "", "", "", "cannot be made writable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
