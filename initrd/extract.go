@@ -2,6 +2,7 @@ package initrd
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -164,9 +165,19 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 	if err != nil {
 		return res, err
 	}
+	// Directories get their modes and times last, deepest first, so
+	// writing into them does not change their mtimes again. A directory
+	// that a later entry replaced is no longer there to set: the later
+	// entry won, as the kernel's unpacker would have it.
 	for i := len(dirs) - 1; i >= 0; i-- {
-		root.SetDirMeta(dirs[i].rel, dirs[i].meta)
-		root.Chtimes(dirs[i].rel, dirs[i].meta.ModTime)
+		d := dirs[i]
+		err := root.SetDirMeta(d.rel, d.meta)
+		if err == nil {
+			err = root.Chtimes(d.rel, d.meta.ModTime)
+		}
+		if err != nil && !errors.Is(err, unix.ENOTDIR) && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ELOOP) {
+			return res, fmt.Errorf("directory %s: %w", d.rel, err)
+		}
 	}
 	return res, nil
 }

@@ -2,17 +2,14 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"nroot/apt"
 	"nroot/node"
-	"nroot/report"
 )
 
 func newNodeCmd(g *globals) *cobra.Command {
@@ -131,36 +128,4 @@ fails.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
-}
-
-// reportChecks prints checks in the one shape every command uses, as
-// text or JSON ({KEY: subject, "checks": [...], "pass": bool}), and fails
-// with status 1 when one failed.
-func reportChecks(subject, key string, checks []report.Check, asJSON bool) error {
-	failed := report.Failed(checks)
-	if asJSON {
-		if err := printJSON(map[string]any{key: subject, "checks": checks, "pass": failed == 0}); err != nil {
-			return err
-		}
-	} else {
-		printChecks(os.Stdout, checks)
-	}
-	if failed > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%s: %d of %d checks failed", subject, failed, len(checks))}
-	}
-	return nil
-}
-
-// printChecks prints one line a check: status, name, detail, and what to
-// do about a failure or warning.
-func printChecks(w io.Writer, checks []report.Check) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, c := range checks {
-		line := fmt.Sprintf("%s\t%s\t%s", c.Status, c.Name, c.Detail)
-		if c.Fix != "" && c.Status != report.Pass {
-			line += "; fix: " + c.Fix
-		}
-		fmt.Fprintln(tw, line)
-	}
-	tw.Flush()
 }

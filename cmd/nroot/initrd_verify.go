@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"nroot/initrd"
+)
+
+func newInitrdVerifyCmd() *cobra.Command {
+	var o initrd.VerifyOptions
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify IMAGE [--nfs] [--overlay] [--kver K] [--rootfs DIR]",
+		Short: "Check, without booting, that an image can do what a node needs",
+		Long: `Verify runs named checks, each PASS or FAIL with its reason: /init is an
+executable; dracut's base, network (with a handler) and, with --nfs, nfs
+modules with mount.nfs, nfs-lib.sh and their hooks; the kernel modules
+sunrpc, nfs, nfsv3/nfsv4 and, with --overlay, overlay are present and
+consistent with modules.dep; every executable's DT_NEEDED libraries resolve
+inside the image; with --rootfs, the kernel is installed there; with
+--overlay, the overlay hook this dracut flavour runs is present.
+Exit status 0 only if every check passes.`,
+		Example: `  nroot initrd verify --nfs --overlay /srv/node/boot/initrd.img-6.12.48+deb13-amd64
+  nroot initrd verify --nfs --overlay --rootfs /srv/node --json IMAGE`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := openImage(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			checks, _, err := initrd.Verify(f, o)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			return reportChecks(args[0], "image", checks, asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&o.NFS, "nfs", false, "the image must mount an NFS root")
+	cmd.Flags().BoolVar(&o.Overlay, "overlay", false, "the image must put a writable overlay over the root")
+	cmd.Flags().StringVar(&o.Kver, "kver", "", "kernel version to check (default: the image's)")
+	cmd.Flags().StringVar(&o.Rootfs, "rootfs", "", "root filesystem whose installed kernel the image must match")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
