@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"nroot/internal/buildinfo"
+	"nroot/internal/hostapt"
 )
 
 // Config is what a resolution starts from, in mmdebstrap's terms.
@@ -29,7 +30,7 @@ type Config struct {
 	// SUITE-security pockets that are otherwise added, and required.
 	NoUpdates, NoSecurity bool
 	// HostSources is where the host's APT sources are read from when no
-	// mirror is given; nil means HostSourceFiles.
+	// mirror is given; nil means hostapt.SourceFiles.
 	HostSources []string
 }
 
@@ -241,13 +242,13 @@ func sources(ctx context.Context, cfg Config, o Options) ([]*Source, []*Dist, er
 	default:
 		patterns := cfg.HostSources
 		if patterns == nil {
-			patterns = HostSourceFiles
+			patterns = hostapt.SourceFiles
 		}
-		host, err := HostSources(patterns)
+		host, err := hostapt.Sources(patterns)
 		if err != nil {
 			return nil, nil, err
 		}
-		if mirror, security, from, err = FindMirror("", host); err != nil {
+		if mirror, security, from, err = hostapt.FindMirror("", host); err != nil {
 			return nil, nil, err
 		}
 		o.log().Info("mirror", "uri", mirror, "from", from)

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/spf13/cobra"
+	"nroot/internal/hostapt"
 
-	"nroot/apt"
+	"github.com/spf13/cobra"
 )
 
 func newMirrorCmd(g *globals) *cobra.Command {
@@ -23,11 +23,11 @@ give it as MIRROR, or in $NROOT_MIRROR.`,
   NROOT_MIRROR=http://MIRROR/debian nroot mirror --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			host, err := apt.HostSources(apt.HostSourceFiles)
+			host, err := hostapt.Sources(hostapt.SourceFiles)
 			if err != nil {
 				return err
 			}
-			m, sec, from, err := apt.FindMirror("", host)
+			m, sec, from, err := hostapt.FindMirror("", host)
 			if err != nil {
 				return err
 			}

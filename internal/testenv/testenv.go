@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"nroot/apt"
+	"nroot/internal/hostapt"
 	"nroot/keyring"
 )
 
@@ -55,8 +55,8 @@ func Mirror(t testing.TB) string {
 	if testing.Short() && !CI() {
 		t.Skip("skipping network test in -short mode")
 	}
-	host, _ := apt.HostSources(apt.HostSourceFiles)
-	m, _, _, err := apt.FindMirror("", host)
+	host, _ := hostapt.Sources(hostapt.SourceFiles)
+	m, _, _, err := hostapt.FindMirror("", host)
 	if err != nil {
 		Missing(t, "%v", err)
 	}
