@@ -2,9 +2,7 @@ package apt
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"regexp"
 	"runtime"
 	"slices"
@@ -13,6 +11,7 @@ import (
 
 	"nroot/internal/buildinfo"
 	"nroot/internal/hostapt"
+	"nroot/lockfile"
 )
 
 // Config is what a resolution starts from, in mmdebstrap's terms.
@@ -51,82 +50,6 @@ func HostArch() string {
 	return runtime.GOARCH
 }
 
-// LockVersion is the version of the lockfile format.
-const LockVersion = 1
-
-// Plan is the output of resolution: every package to install, pinned by
-// hash, and what vouched for it. Written with --lock, it is a lockfile
-// that later stages replay without resolving again.
-type Plan struct {
-	LockVersion   int             `json:"lock_version"`
-	NrootVersion  string          `json:"nroot_version,omitempty"` // the nroot that wrote it
-	Suite         string          `json:"suite"`                   // as asked, e.g. stable
-	Codename      string          `json:"codename"`
-	Origin        string          `json:"origin"`
-	Variant       string          `json:"variant"`
-	Architectures []string        `json:"architectures"`
-	Components    []string        `json:"components"`
-	Include       []string        `json:"include,omitempty"`
-	Exclude       []string        `json:"exclude,omitempty"`
-	NoUpdates     bool            `json:"no_updates,omitempty"`
-	NoSecurity    bool            `json:"no_security,omitempty"`
-	Sources       []LockedSource  `json:"sources"`
-	Keyrings      []LockedKeyring `json:"keyrings"`
-	Packages      []LockedPackage `json:"packages"`
-	TotalSize     int64           `json:"total_size"`
-}
-
-// LockedSource is a suite that was used, with the hash of the signed
-// InRelease and who signed it.
-type LockedSource struct {
-	URI             string   `json:"uri"`
-	Suite           string   `json:"suite"`
-	Codename        string   `json:"codename"`
-	Components      []string `json:"components"`
-	InRelease       string   `json:"inrelease"`
-	InReleaseSHA256 string   `json:"inrelease_sha256"`
-	Signer          string   `json:"signer"`
-	Keyring         string   `json:"keyring"`
-	// Expired: the Release was past its Valid-Until and accepted with
-	// --no-check-valid-until; the image's APT must accept it too.
-	Expired bool `json:"expired,omitempty"`
-}
-
-// LockedKeyring names a keyring that was trusted.
-type LockedKeyring struct {
-	Name         string   `json:"name"`
-	Source       string   `json:"source"`
-	SHA256       string   `json:"sha256"`
-	Fingerprints []string `json:"fingerprints"`
-}
-
-// LockedPackage is one package to install, exactly.
-type LockedPackage struct {
-	Name         string `json:"name"`
-	Version      string `json:"version"`
-	Architecture string `json:"architecture"`
-	Filename     string `json:"filename"`
-	URI          string `json:"uri"` // the mirror that serves Filename
-	Size         int64  `json:"size"`
-	SHA256       string `json:"sha256"`
-	Essential    bool   `json:"essential,omitempty"`
-	Priority     string `json:"priority,omitempty"`
-	Reason       string `json:"reason"` // the stage that seeded it, or the package that pulled it in
-	Stage        string `json:"stage"`  // the stage it was selected in
-}
-
-// AutoInstalled says whether apt would mark the package automatically
-// installed: pulled in as a dependency outside the essential stage (which
-// mmdebstrap installs with dpkg, not apt).
-func (p *LockedPackage) AutoInstalled() bool {
-	return p.Reason != p.Stage && p.Stage != "essential"
-}
-
-// URL is where the package is downloaded from.
-func (p *LockedPackage) URL() string {
-	return strings.TrimRight(p.URI, "/") + "/" + p.Filename
-}
-
 // ConfigError names the setting that is wrong, as the CLI spells it.
 type ConfigError struct {
 	Option string // --variant, --architectures, --components, SUITE
@@ -162,7 +85,7 @@ func (cfg Config) Validate() error {
 
 // Resolve finds the mirror, opens and verifies the suite and its updates
 // and security suites, reads their indices and resolves the variant.
-func Resolve(ctx context.Context, cfg Config, o Options) (*Plan, error) {
+func Resolve(ctx context.Context, cfg Config, o Options) (*lockfile.Plan, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -304,10 +227,10 @@ func sources(ctx context.Context, cfg Config, o Options) ([]*Source, []*Dist, er
 }
 
 // NewPlan records a resolution as a plan.
-func NewPlan(u *Universe, res *Resolution, cfg Config) *Plan {
+func NewPlan(u *Universe, res *Resolution, cfg Config) *lockfile.Plan {
 	main := u.Dists[0]
-	p := &Plan{
-		LockVersion:   LockVersion,
+	p := &lockfile.Plan{
+		LockVersion:   lockfile.Version,
 		NrootVersion:  buildinfo.Read().String(),
 		Suite:         main.Source.Suite,
 		Codename:      main.Release.Name(),
@@ -322,17 +245,17 @@ func NewPlan(u *Universe, res *Resolution, cfg Config) *Plan {
 	}
 	seen := map[string]bool{}
 	for _, d := range u.Dists {
-		p.Sources = append(p.Sources, LockedSource{
+		p.Sources = append(p.Sources, lockfile.Source{
 			URI: d.Source.URI, Suite: d.Source.Suite, Codename: d.Release.CodenameFor(d.Source.Suite), Components: d.Source.Components,
 			InRelease: d.URL, InReleaseSHA256: d.InReleaseSHA256, Signer: d.Signer, Keyring: d.Keyring.Name, Expired: d.Expired,
 		})
 		if !seen[d.Keyring.Name] {
 			seen[d.Keyring.Name] = true
-			p.Keyrings = append(p.Keyrings, LockedKeyring{Name: d.Keyring.Name, Source: d.Keyring.Source, SHA256: d.Keyring.Digest(), Fingerprints: d.Keyring.Fingerprints()})
+			p.Keyrings = append(p.Keyrings, lockfile.Keyring{Name: d.Keyring.Name, Source: d.Keyring.Source, SHA256: d.Keyring.Digest(), Fingerprints: d.Keyring.Fingerprints()})
 		}
 	}
 	for _, pkg := range res.Packages {
-		lp := LockedPackage{
+		lp := lockfile.Package{
 			Name: pkg.Name, Version: pkg.Version, Architecture: pkg.Architecture,
 			Filename: pkg.Filename, Size: pkg.Size, SHA256: pkg.SHA256,
 			Essential: pkg.Essential, Priority: pkg.Priority, Reason: res.Why[pkg], Stage: res.Stage[pkg],
@@ -351,42 +274,4 @@ func NewPlan(u *Universe, res *Resolution, cfg Config) *Plan {
 		return a.Architecture < b.Architecture
 	})
 	return p
-}
-
-// WriteLock writes a plan as a lockfile.
-func WriteLock(w io.Writer, p *Plan) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(p)
-}
-
-// ReadLock reads and checks a lockfile.
-func ReadLock(r io.Reader, name string) (*Plan, error) {
-	dec := json.NewDecoder(io.LimitReader(r, 256<<20))
-	dec.DisallowUnknownFields()
-	var p Plan
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("%s is not an nroot lockfile (%v); make one with nroot resolve --lock", name, err)
-	}
-	if p.LockVersion != LockVersion {
-		return nil, fmt.Errorf("lockfile %s: lock_version %d, this nroot reads %d; re-create it with nroot resolve --lock", name, p.LockVersion, LockVersion)
-	}
-	if len(p.Packages) == 0 {
-		return nil, fmt.Errorf("lockfile %s: no packages", name)
-	}
-	for i, pkg := range p.Packages {
-		switch {
-		case pkg.Name == "" || pkg.Version == "" || pkg.Architecture == "":
-			return nil, fmt.Errorf("lockfile %s: packages[%d]: name, version and architecture are required", name, i)
-		case len(pkg.SHA256) != 64 || strings.Trim(strings.ToLower(pkg.SHA256), "0123456789abcdef") != "":
-			return nil, fmt.Errorf("lockfile %s: package %s: sha256 %q is not a SHA256 hex digest", name, pkg.Name, pkg.SHA256)
-		case pkg.Size <= 0:
-			return nil, fmt.Errorf("lockfile %s: package %s: size must be positive", name, pkg.Name)
-		case pkg.Filename == "" || strings.HasPrefix(pkg.Filename, "/") || strings.Contains("/"+pkg.Filename+"/", "/../"):
-			return nil, fmt.Errorf("lockfile %s: package %s: filename %q must be a relative path inside the mirror", name, pkg.Name, pkg.Filename)
-		case checkURI(pkg.URI) != nil:
-			return nil, fmt.Errorf("lockfile %s: package %s: uri %q is not an http(s) URL", name, pkg.Name, pkg.URI)
-		}
-	}
-	return &p, nil
 }

@@ -19,6 +19,7 @@ import (
 	"nroot/initrd"
 	"nroot/internal/fsroot"
 	"nroot/internal/testenv"
+	"nroot/lockfile"
 	"nroot/rootfs"
 )
 
@@ -31,7 +32,7 @@ func debianKernel(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var img *apt.Plan = &apt.Plan{Architectures: plan.Architectures}
+	var img *lockfile.Plan = &lockfile.Plan{Architectures: plan.Architectures}
 	for _, p := range plan.Packages {
 		if strings.HasPrefix(p.Name, "linux-image-") && strings.Contains(p.Name, "-amd64") && p.Name != "linux-image-amd64" {
 			img.Packages = append(img.Packages, p)

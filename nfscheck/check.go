@@ -12,17 +12,17 @@ import (
 
 	"github.com/willscott/go-nfs-client/nfs"
 
-	"nroot/apt"
 	"nroot/control"
 	"nroot/internal/fsroot"
+	"nroot/lockfile"
 	"nroot/report"
 )
 
 // Options control Run.
 type Options struct {
 	Target   Target
-	Rootfs   string    // compare the export with this directory
-	Lock     *apt.Plan // or with this plan's packages
+	Rootfs   string         // compare the export with this directory
+	Lock     *lockfile.Plan // or with this plan's packages
 	Deep     bool
 	Timeout  time.Duration
 	Parallel int
@@ -306,7 +306,7 @@ func firstN(s []string, n int) []string {
 const maxDpkgStatus = 256 << 20
 
 // comparePackages compares the export's installed packages with a plan.
-func comparePackages(ctx context.Context, c *Conn, t Tree, plan *apt.Plan) ([]Difference, error) {
+func comparePackages(ctx context.Context, c *Conn, t Tree, plan *lockfile.Plan) ([]Difference, error) {
 	n, _ := resolve(t, "var/lib/dpkg/status")
 	if n == nil {
 		return []Difference{{Path: "/var/lib/dpkg/status", Kind: "missing"}}, nil

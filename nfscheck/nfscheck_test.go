@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"nroot/apt"
 	"nroot/internal/ganesha"
 	"nroot/internal/testenv"
+	"nroot/lockfile"
 	"nroot/nfscheck"
 )
 
@@ -147,7 +147,7 @@ func TestRootSquash(t *testing.T) {
 func TestLockComparison(t *testing.T) {
 	root := fixtureRoot(t)
 	s := startServer(t, ganesha.Export{ID: 3, Path: root, Pseudo: "/l"})
-	plan := &apt.Plan{Packages: []apt.LockedPackage{{Name: "base-files", Version: "13.8"}, {Name: "dash", Version: "0.5.12-13"}, {Name: "bash", Version: "5.2"}}}
+	plan := &lockfile.Plan{Packages: []lockfile.Package{{Name: "base-files", Version: "13.8"}, {Name: "dash", Version: "0.5.12-13"}, {Name: "bash", Version: "5.2"}}}
 	rep, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: target(s, root), Lock: plan, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)

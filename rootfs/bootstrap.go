@@ -18,6 +18,7 @@ import (
 	"nroot/internal/fsroot"
 	"nroot/internal/progress"
 	"nroot/keyring"
+	"nroot/lockfile"
 	"nroot/nspawn"
 )
 
@@ -30,7 +31,7 @@ type Options struct {
 	Config apt.Config
 	Apt    apt.Options
 	// FromLock rebuilds exactly this plan, resolving nothing.
-	FromLock *apt.Plan
+	FromLock *lockfile.Plan
 	// Format is dir (default), tar, tar.gz or tar.zst.
 	Format string
 	// SourceDateEpoch, when set, clamps every mtime.
@@ -47,7 +48,7 @@ type Options struct {
 
 // Result reports what Bootstrap did.
 type Result struct {
-	Plan       *apt.Plan                `json:"plan"`
+	Plan       *lockfile.Plan           `json:"plan"`
 	Target     string                   `json:"target"`
 	Format     string                   `json:"format"`
 	Configured bool                     `json:"configured"`
@@ -217,7 +218,7 @@ func checkTarget(target, format string) error {
 }
 
 // finish writes APT sources, removes build leftovers and clamps mtimes.
-func finish(dir string, plan *apt.Plan, o Options) error {
+func finish(dir string, plan *lockfile.Plan, o Options) error {
 	root, err := fsroot.Open(dir)
 	if err != nil {
 		return err

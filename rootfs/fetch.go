@@ -12,6 +12,7 @@ import (
 	"nroot/apt"
 	"nroot/internal/parallel"
 	"nroot/internal/progress"
+	"nroot/lockfile"
 )
 
 // Fetched maps a package's SHA256 to its file in the cache.
@@ -20,7 +21,7 @@ type Fetched map[string]string
 // Fetch downloads every package of the plan into the content-addressed
 // cache, in parallel, verifying each against its signed SHA256. Packages
 // already cached are not downloaded again; interrupted downloads resume.
-func Fetch(ctx context.Context, plan *apt.Plan, f *apt.Fetcher, jobs int, w io.Writer) (Fetched, error) {
+func Fetch(ctx context.Context, plan *lockfile.Plan, f *apt.Fetcher, jobs int, w io.Writer) (Fetched, error) {
 	if jobs <= 0 {
 		jobs = 8
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"nroot/apt"
+	"nroot/lockfile"
 )
 
 func TestFetchVerifiesPackages(t *testing.T) {
@@ -39,7 +40,7 @@ func TestFetchVerifiesPackages(t *testing.T) {
 				w.Write(tt.serve)
 			}))
 			defer srv.Close()
-			plan := &apt.Plan{Packages: []apt.LockedPackage{{Name: "p", Version: "1", Architecture: "all", URI: srv.URL, Filename: "pool/p.deb", Size: int64(len(good)), SHA256: sum}}}
+			plan := &lockfile.Plan{Packages: []lockfile.Package{{Name: "p", Version: "1", Architecture: "all", URI: srv.URL, Filename: "pool/p.deb", Size: int64(len(good)), SHA256: sum}}}
 			f := apt.NewFetcher(t.TempDir())
 			f.Retries = 0
 			got, err := Fetch(context.Background(), plan, f, 2, nil)
@@ -82,7 +83,7 @@ func TestFetchResumes(t *testing.T) {
 	part := filepath.Join(f.CacheDir, "debs", sum[:2], sum+".part")
 	os.MkdirAll(filepath.Dir(part), 0o755)
 	os.WriteFile(part, good[:4000], 0o644)
-	plan := &apt.Plan{Packages: []apt.LockedPackage{{Name: "p", Version: "1", Architecture: "all", URI: srv.URL, Filename: "p.deb", Size: int64(len(good)), SHA256: sum}}}
+	plan := &lockfile.Plan{Packages: []lockfile.Package{{Name: "p", Version: "1", Architecture: "all", URI: srv.URL, Filename: "p.deb", Size: int64(len(good)), SHA256: sum}}}
 	got, err := Fetch(context.Background(), plan, f, 1, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"nroot/apt"
 	"nroot/internal/fsroot"
 	"nroot/keyring"
+	"nroot/lockfile"
 )
 
 // packagedKeyrings are where the distributions' keyring packages install
@@ -28,7 +29,7 @@ var packagedKeyrings = map[string][]string{
 // writeSources writes the image's APT sources as one deb822 file, with
 // codenames (never aliases), every component, and a Signed-By keyring
 // inside the image.
-func writeSources(root *fsroot.Root, plan *apt.Plan, rings map[string]*keyring.Keyring) error {
+func writeSources(root *fsroot.Root, plan *lockfile.Plan, rings map[string]*keyring.Keyring) error {
 	if err := root.MkdirAll("etc/apt/sources.list.d", 0o755); err != nil {
 		return err
 	}
@@ -223,7 +224,7 @@ func makeDev(root *fsroot.Root) error {
 // writeBaseFiles writes what mmdebstrap and debootstrap leave in every
 // image: an fstab with no root entry, and apt's record of which packages
 // were installed only as dependencies, so `apt autoremove` works.
-func writeBaseFiles(root *fsroot.Root, plan *apt.Plan) error {
+func writeBaseFiles(root *fsroot.Root, plan *lockfile.Plan) error {
 	if _, err := root.Lstat("etc/fstab"); err != nil {
 		const fstab = "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n"
 		if err := root.WriteFile("etc/fstab", strings.NewReader(fstab), int64(len(fstab)), fsroot.Meta{Mode: 0o644}); err != nil {

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"nroot/apt"
 	"nroot/internal/fsroot"
 	"nroot/keyring"
+	"nroot/lockfile"
 )
 
 // TestWriteSources checks the image's deb822 sources: codenames, suites
@@ -16,30 +16,30 @@ import (
 // Check-Valid-Until: no only for suites accepted past their Valid-Until.
 func TestWriteSources(t *testing.T) {
 	const mirror, security = "http://mirror.invalid/debian", "http://mirror.invalid/debian-security"
-	src := func(uri, codename string, expired bool) apt.LockedSource {
-		return apt.LockedSource{URI: uri, Suite: codename, Codename: codename, Components: []string{"main"}, Keyring: keyring.Debian, Expired: expired}
+	src := func(uri, codename string, expired bool) lockfile.Source {
+		return lockfile.Source{URI: uri, Suite: codename, Codename: codename, Components: []string{"main"}, Keyring: keyring.Debian, Expired: expired}
 	}
 	const ubuntu = "http://mirror.invalid/ubuntu"
-	usrc := func(codename string, comps ...string) apt.LockedSource {
-		return apt.LockedSource{URI: ubuntu, Suite: codename, Codename: codename, Components: comps, Keyring: keyring.Ubuntu}
+	usrc := func(codename string, comps ...string) lockfile.Source {
+		return lockfile.Source{URI: ubuntu, Suite: codename, Codename: codename, Components: comps, Keyring: keyring.Ubuntu}
 	}
 	tests := []struct {
 		name    string
 		origin  string
-		sources []apt.LockedSource
+		sources []lockfile.Source
 		want    string
 	}{
-		{"current", "Debian", []apt.LockedSource{src(mirror, "trixie", false), src(mirror, "trixie-updates", false), src(security, "trixie-security", false)},
+		{"current", "Debian", []lockfile.Source{src(mirror, "trixie", false), src(mirror, "trixie-updates", false), src(security, "trixie-security", false)},
 			"\nTypes: deb\nURIs: " + mirror + "\nSuites: trixie trixie-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.pgp\n" +
 				"\nTypes: deb\nURIs: " + security + "\nSuites: trixie-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.pgp\n"},
-		{"snapshot", "Debian", []apt.LockedSource{src(mirror, "forky", true), src(mirror, "forky-updates", false)},
+		{"snapshot", "Debian", []lockfile.Source{src(mirror, "forky", true), src(mirror, "forky-updates", false)},
 			"\nTypes: deb\nURIs: " + mirror + "\nSuites: forky\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.pgp\nCheck-Valid-Until: no\n" +
 				"\nTypes: deb\nURIs: " + mirror + "\nSuites: forky-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.pgp\n"},
 		// Resolved from main alone, an Ubuntu image still lists
 		// Ubuntu's default components, so dracut (universe) installs.
-		{"ubuntu", "Ubuntu", []apt.LockedSource{usrc("noble", "main"), usrc("noble-updates", "main"), usrc("noble-security", "main")},
+		{"ubuntu", "Ubuntu", []lockfile.Source{usrc("noble", "main"), usrc("noble-updates", "main"), usrc("noble-security", "main")},
 			"\nTypes: deb\nURIs: " + ubuntu + "\nSuites: noble noble-updates noble-security\nComponents: main restricted universe multiverse\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n"},
-		{"ubuntu components given", "Ubuntu", []apt.LockedSource{usrc("jammy", "universe", "main")},
+		{"ubuntu components given", "Ubuntu", []lockfile.Source{usrc("jammy", "universe", "main")},
 			"\nTypes: deb\nURIs: " + ubuntu + "\nSuites: jammy\nComponents: universe main restricted multiverse\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n"},
 	}
 	for _, tt := range tests {
@@ -53,7 +53,7 @@ func TestWriteSources(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer root.Close()
-			plan := &apt.Plan{Origin: tt.origin, Sources: tt.sources, Keyrings: []apt.LockedKeyring{{Name: tt.sources[0].Keyring}}}
+			plan := &lockfile.Plan{Origin: tt.origin, Sources: tt.sources, Keyrings: []lockfile.Keyring{{Name: tt.sources[0].Keyring}}}
 			if err := writeSources(root, plan, nil); err != nil {
 				t.Fatal(err)
 			}

@@ -13,19 +13,20 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/klauspost/compress/zstd"
 	"io"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
-	"nroot/apt"
+	"github.com/klauspost/compress/zstd"
+
 	"nroot/deb"
 	"nroot/internal/atomicfile"
 	"nroot/internal/fsroot"
 	"nroot/internal/parallel"
 	"nroot/internal/progress"
+	"nroot/lockfile"
 )
 
 // UnpackOptions control Unpack.
@@ -58,7 +59,7 @@ func mergedUsrDirs(arch string) []string {
 // runs nothing from the packages. Packages are unpacked in parallel; where
 // two ship the same file, the one later in unpack order wins, as it would
 // if dpkg unpacked them one after the other.
-func Unpack(ctx context.Context, plan *apt.Plan, fetched Fetched, target string, o UnpackOptions) ([]*Unpacked, error) {
+func Unpack(ctx context.Context, plan *lockfile.Plan, fetched Fetched, target string, o UnpackOptions) ([]*Unpacked, error) {
 	root, err := fsroot.Open(target)
 	if err != nil {
 		return nil, err
@@ -178,8 +179,8 @@ func applyDirs(root *fsroot.Root, pkgs []*Unpacked) error {
 
 // unpackOrder puts base-files first, since it may ship the merged-/usr
 // symlinks every other package writes through, then the rest by name.
-func unpackOrder(plan *apt.Plan) []*apt.LockedPackage {
-	var out []*apt.LockedPackage
+func unpackOrder(plan *lockfile.Plan) []*lockfile.Package {
+	var out []*lockfile.Package
 	for i := range plan.Packages {
 		out = append(out, &plan.Packages[i])
 	}
@@ -195,7 +196,7 @@ func unpackOrder(plan *apt.Plan) []*apt.LockedPackage {
 // unpackOne unpacks one package. With a tar cache, the data archive is
 // read from an earlier run's zstd copy when there is one (xz decoding is
 // most of an unpack's time), or saved there on the way.
-func unpackOne(root *fsroot.Root, p *apt.LockedPackage, file, tarCache string, o deb.UnpackOptions) (*Unpacked, error) {
+func unpackOne(root *fsroot.Root, p *lockfile.Package, file, tarCache string, o deb.UnpackOptions) (*Unpacked, error) {
 	if file == "" {
 		return nil, fmt.Errorf("not in the download cache")
 	}

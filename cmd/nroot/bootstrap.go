@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/apt"
+	"nroot/lockfile"
 	"nroot/rootfs"
 )
 
@@ -99,7 +99,7 @@ not copied into the image.`,
 				if err != nil {
 					return usageErr("--from-lock: %w", err)
 				}
-				bo.FromLock, err = apt.ReadLock(f, fromLock)
+				bo.FromLock, err = lockfile.Read(f, fromLock)
 				f.Close()
 				if err != nil {
 					return usageErr("--from-lock: %w", err)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/apt"
+	"nroot/lockfile"
 	"nroot/nfscheck"
 )
 
@@ -71,7 +71,7 @@ with the step that failed (portmap, mount or nfs), within --timeout.`,
 				if err != nil {
 					return usageErr("--lock: %w", err)
 				}
-				o.Lock, err = apt.ReadLock(f, lock)
+				o.Lock, err = lockfile.Read(f, lock)
 				f.Close()
 				if err != nil {
 					return usageErr("--lock: %w", err)

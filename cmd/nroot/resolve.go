@@ -13,6 +13,7 @@ import (
 	"nroot/internal/atomicfile"
 	"nroot/internal/progress"
 	"nroot/keyring"
+	"nroot/lockfile"
 )
 
 // aptFlags are the flags shared by every command that reads an archive.
@@ -140,13 +141,13 @@ part of InRelease, is refused.`,
 	return cmd
 }
 
-func writeLockFile(path string, plan *apt.Plan) error {
+func writeLockFile(path string, plan *lockfile.Plan) error {
 	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return fmt.Errorf("lockfile %s: %w", path, err)
 	}
 	defer f.Abort()
-	if err := apt.WriteLock(f, plan); err != nil {
+	if err := lockfile.Write(f, plan); err != nil {
 		return fmt.Errorf("lockfile %s: %w", path, err)
 	}
 	if err := f.Commit(); err != nil {
