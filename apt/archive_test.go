@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"nroot/internal/fetch"
 )
 
 // testArchive serves a small signed archive over HTTP, with hooks to
@@ -110,7 +112,7 @@ SHA256:
 }
 
 func (a *testArchive) options(t *testing.T) Options {
-	f := NewFetcher(t.TempDir())
+	f := fetch.NewFetcher(t.TempDir())
 	f.Retries = 0
 	return Options{Fetcher: f, Keyrings: nil}
 }
@@ -212,7 +214,7 @@ func TestUnreachableMirror(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	f := NewFetcher(t.TempDir())
+	f := fetch.NewFetcher(t.TempDir())
 	f.Retries, f.Backoff = 1, time.Millisecond
 	_, err := OpenDist(context.Background(), &Source{URI: url + "/debian", Suite: "stable"}, Options{Fetcher: f})
 	if err == nil || !strings.Contains(err.Error(), "mirror unreachable after 2 attempts") {
@@ -237,7 +239,7 @@ func TestCorruptCacheIsCaught(t *testing.T) {
 	r.Close()
 	// Corrupt the cached, uncompressed index behind nroot's back.
 	plain := d.Release.Files["main/binary-amd64/Packages"]
-	path := o.Fetcher.indexPath(plain.SHA256)
+	path := indexPath(o.Fetcher, plain.SHA256)
 	if err := os.WriteFile(path, []byte(strings.Replace(testPackages, "2.10-3", "9.99-9", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +249,7 @@ func TestCorruptCacheIsCaught(t *testing.T) {
 	}
 	_, err = io.Copy(io.Discard, r)
 	r.Close()
-	var hm *HashMismatchError
+	var hm *fetch.HashMismatchError
 	if !errors.As(err, &hm) {
 		t.Fatalf("reading a corrupted cache entry: err = %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"nroot/apt"
+	"nroot/internal/fetch"
 	"nroot/internal/testenv"
 )
 
@@ -22,7 +23,7 @@ var trixie struct {
 func trixieIndex(b *testing.B) []byte {
 	mirror := testenv.Mirror(b)
 	trixie.once.Do(func() {
-		f := apt.NewFetcher(cacheDir(b))
+		f := fetch.NewFetcher(cacheDir(b))
 		d, err := apt.OpenDist(context.Background(), &apt.Source{URI: mirror, Suite: "trixie", Components: []string{"main"}}, apt.Options{Fetcher: f})
 		if err != nil {
 			trixie.err = err
@@ -68,7 +69,7 @@ func BenchmarkPackagesParse(b *testing.B) {
 func trixieUniverse(b *testing.B) *apt.Universe {
 	mirror := testenv.Mirror(b)
 	u, err := apt.Load(context.Background(), []*apt.Source{{URI: mirror, Suite: "trixie", Components: []string{"main"}}},
-		[]string{"amd64"}, apt.Options{Fetcher: apt.NewFetcher(cacheDir(b))})
+		[]string{"amd64"}, apt.Options{Fetcher: fetch.NewFetcher(cacheDir(b))})
 	if err != nil {
 		b.Fatal(err)
 	}

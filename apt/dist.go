@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"nroot/internal/decompress"
+	"nroot/internal/fetch"
 	"nroot/keyring"
 )
 
 // Options controls how suites are fetched and trusted.
 type Options struct {
-	Fetcher *Fetcher
+	Fetcher *fetch.Fetcher
 	// Keyrings, when set, are the only keys trusted. When empty the
 	// bundled keyring for the Release's Origin is used.
 	Keyrings          []*keyring.Keyring
@@ -39,9 +40,9 @@ func (o *Options) now() time.Time {
 	return o.Now
 }
 
-func (o *Options) fetcher() *Fetcher {
+func (o *Options) fetcher() *fetch.Fetcher {
 	if o.Fetcher == nil {
-		o.Fetcher = NewFetcher("")
+		o.Fetcher = fetch.NewFetcher("")
 	}
 	return o.Fetcher
 }
@@ -86,7 +87,7 @@ func OpenDist(ctx context.Context, src *Source, o Options) (*Dist, error) {
 			return nil, fmt.Errorf("apt: %s: %w", inrelURL, err)
 		}
 		signed, err = VerifyInRelease(data, d.Keyring, o.now())
-	case IsNotFound(err):
+	case fetch.IsNotFound(err):
 		o.log().Info("no InRelease, trying Release and Release.gpg", "suite", src.Suite)
 		relURL := src.distURL("Release")
 		data, err = f.GetMeta(ctx, relURL)
@@ -137,7 +138,7 @@ func OpenDist(ctx context.Context, src *Source, o Options) (*Dist, error) {
 }
 
 func notFoundHint(err error, src *Source) error {
-	if IsNotFound(err) {
+	if fetch.IsNotFound(err) {
 		return fmt.Errorf("%w: no such suite at %s; check the suite name and the mirror URL", err, src.URI)
 	}
 	return err
@@ -179,7 +180,7 @@ var compressions = []string{".xz", ".gz", ".zst", ""}
 // FetchIndex downloads, verifies and caches one Packages index, returning
 // a reader over its uncompressed content that re-checks the SHA256 as it
 // is read. It returns nil and no error when the suite has no such index.
-func (d *Dist) FetchIndex(ctx context.Context, f *Fetcher, component, arch string) (*Index, io.ReadCloser, error) {
+func (d *Dist) FetchIndex(ctx context.Context, f *fetch.Fetcher, component, arch string) (*Index, io.ReadCloser, error) {
 	base := component + "/binary-" + arch + "/Packages"
 	plain, hasPlain := d.Release.Files[base]
 	idx := &Index{Source: d.Source, Release: d.Release, Component: component, Arch: arch, Path: base}
@@ -187,7 +188,7 @@ func (d *Dist) FetchIndex(ctx context.Context, f *Fetcher, component, arch strin
 	// run reads it without decompressing again.
 	if hasPlain {
 		idx.SHA256 = plain.SHA256
-		if r, err := openVerified(f.indexPath(plain.SHA256), plain, d.Source.distURL(base)); err == nil {
+		if r, err := openVerified(indexPath(f, plain.SHA256), plain, d.Source.distURL(base)); err == nil {
 			return idx, r, nil
 		}
 	}
@@ -203,7 +204,7 @@ func (d *Dist) FetchIndex(ctx context.Context, f *Fetcher, component, arch strin
 			urls = []string{d.Source.distURL(dir), d.Source.distURL(base + ext)}
 		}
 		path, err := f.FetchVerified(ctx, urls, fh.Size, fh.SHA256, "download")
-		if IsNotFound(err) {
+		if fetch.IsNotFound(err) {
 			// Listed but absent, as plain Packages usually is; but
 			// if every listed form is absent, the index is missing.
 			missing = append(missing, d.Source.distURL(base+ext))
@@ -220,11 +221,11 @@ func (d *Dist) FetchIndex(ctx context.Context, f *Fetcher, component, arch strin
 			idx.SHA256 = fh.SHA256
 			return idx, r, nil
 		}
-		if err := f.decompressInto(path, ext, plain); err != nil {
+		if err := decompressInto(f, path, ext, plain); err != nil {
 			return nil, nil, fmt.Errorf("apt: index %s: %w", d.Source.distURL(base+ext), err)
 		}
 		os.Remove(path) // the uncompressed copy is what is kept
-		r, err := openVerified(f.indexPath(plain.SHA256), plain, d.Source.distURL(base))
+		r, err := openVerified(indexPath(f, plain.SHA256), plain, d.Source.distURL(base))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -243,19 +244,19 @@ func (d *Dist) FetchIndex(ctx context.Context, f *Fetcher, component, arch strin
 // not be fetched in any of its forms.
 var ErrIndexMissing = errors.New("index missing from the mirror")
 
-func (f *Fetcher) indexPath(sum string) string {
+func indexPath(f *fetch.Fetcher, sum string) string {
 	return filepath.Join(f.CacheDir, "indices", sum[:2], sum)
 }
 
 // decompressInto writes the uncompressed index into the cache, under its
 // signed hash, only if it matches.
-func (f *Fetcher) decompressInto(path, ext string, want FileHash) error {
+func decompressInto(f *fetch.Fetcher, path, ext string, want FileHash) error {
 	r, err := openCompressed(path, ext)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	dst := f.indexPath(want.SHA256)
+	dst := indexPath(f, want.SHA256)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
@@ -273,7 +274,7 @@ func (f *Fetcher) decompressInto(path, ext string, want FileHash) error {
 		return fmt.Errorf("decompressing: %w", err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); n != want.Size || got != want.SHA256 {
-		return &HashMismatchError{Name: want.Path, WantSize: want.Size, Size: n, WantHash: want.SHA256, Hash: got}
+		return &fetch.HashMismatchError{Name: want.Path, WantSize: want.Size, Size: n, WantHash: want.SHA256, Hash: got}
 	}
 	return os.Rename(tmp.Name(), dst)
 }
@@ -338,7 +339,7 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 		got := hex.EncodeToString(v.h.Sum(nil))
 		if v.n != v.want.Size || got != v.want.SHA256 {
 			os.Remove(v.path)
-			return n, &HashMismatchError{Name: v.name + " (cached, now removed; run again)", WantSize: v.want.Size, Size: v.n, WantHash: v.want.SHA256, Hash: got}
+			return n, &fetch.HashMismatchError{Name: v.name + " (cached, now removed; run again)", WantSize: v.want.Size, Size: v.n, WantHash: v.want.SHA256, Hash: got}
 		}
 	}
 	return n, err

@@ -3,9 +3,10 @@ package apt
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
+
+	"nroot/internal/fetch"
 )
 
 // The distributions nroot knows by their suite names. A mirror serves
@@ -88,7 +89,7 @@ var probeSuites = map[string]string{Debian: "sid", Ubuntu: "noble"}
 // archiveOf tells whether a mirror is a Debian or an Ubuntu archive by
 // asking for a suite that each always carries. Only the status is used,
 // never the content, so nothing unverified is trusted.
-func archiveOf(ctx context.Context, f *Fetcher, mirror string) string {
+func archiveOf(ctx context.Context, f *fetch.Fetcher, mirror string) string {
 	for _, d := range []string{Debian, Ubuntu} {
 		u := strings.TrimRight(mirror, "/") + "/dists/" + probeSuites[d] + "/InRelease"
 		if f.Exists(ctx, u) {
@@ -101,7 +102,7 @@ func archiveOf(ctx context.Context, f *Fetcher, mirror string) string {
 // checkArchive turns the failure to open a suite, or a suite that opened
 // with the other distribution's Origin, into an ArchiveMismatchError when
 // the suite's name says which distribution it belongs to.
-func checkArchive(ctx context.Context, f *Fetcher, src *Source, from string, d *Dist, openErr error) error {
+func checkArchive(ctx context.Context, f *fetch.Fetcher, src *Source, from string, d *Dist, openErr error) error {
 	want := SuiteDistribution(src.Suite)
 	if want == "" {
 		return openErr
@@ -112,7 +113,7 @@ func checkArchive(ctx context.Context, f *Fetcher, src *Source, from string, d *
 		}
 		return nil
 	}
-	if !IsNotFound(openErr) {
+	if !fetch.IsNotFound(openErr) {
 		return openErr
 	}
 	got := archiveOf(ctx, f, src.URI)
@@ -120,19 +121,4 @@ func checkArchive(ctx context.Context, f *Fetcher, src *Source, from string, d *
 		return openErr // the right archive, without this suite: the 404 says it
 	}
 	return &ArchiveMismatchError{Suite: src.Suite, Want: want, Mirror: src.URI, From: from, Archive: got}
-}
-
-// Exists reports whether a URL answers 200 to a HEAD request, within the
-// fetcher's timeouts and without retries.
-func (f *Fetcher) Exists(ctx context.Context, u string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
-	if err != nil {
-		return false
-	}
-	resp, err := f.Client.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"nroot/internal/fetch"
 )
 
 func TestSuiteDistribution(t *testing.T) {
@@ -74,7 +76,7 @@ func TestArchiveMismatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := Options{Fetcher: NewFetcher(t.TempDir())}
+			o := Options{Fetcher: fetch.NewFetcher(t.TempDir())}
 			o.Fetcher.Retries = 0
 			_, err := Resolve(context.Background(), Config{Suite: tt.suite, Mirrors: []string{tt.mirror}}, o)
 			var am *ArchiveMismatchError

@@ -19,6 +19,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
+	"nroot/internal/fetch"
 	"nroot/keyring"
 )
 
@@ -104,7 +105,7 @@ func (a *hostileArchive) drop(path string) {
 }
 
 func (a *hostileArchive) options(t *testing.T, cache string) Options {
-	f := NewFetcher(cache)
+	f := fetch.NewFetcher(cache)
 	f.Retries = 0
 	return Options{Fetcher: f, Keyrings: []*keyring.Keyring{a.signer.ring}}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"nroot/apt"
+	"nroot/internal/fetch"
 	"nroot/internal/testenv"
 )
 
@@ -41,7 +42,7 @@ func TestResolveMatchesMmdebstrap(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				o := apt.Options{Fetcher: apt.NewFetcher(cacheDir(t))}
+				o := apt.Options{Fetcher: fetch.NewFetcher(cacheDir(t))}
 				u, err := apt.Load(context.Background(), []*apt.Source{src}, []string{apt.HostArch()}, o)
 				if err != nil {
 					t.Fatal(err)
@@ -79,14 +80,14 @@ func cacheDir(t testing.TB) string {
 	if d := os.Getenv("NROOT_TEST_CACHE"); d != "" {
 		return d
 	}
-	return apt.DefaultCacheDir()
+	return fetch.DefaultCacheDir()
 }
 
 // TestResolveStableDefaults is `nroot resolve stable` as a new user runs
 // it: mirror from the host, aliases resolved, -updates and -security added.
 func TestResolveStableDefaults(t *testing.T) {
 	testenv.Mirror(t)
-	o := apt.Options{Fetcher: apt.NewFetcher(cacheDir(t))}
+	o := apt.Options{Fetcher: fetch.NewFetcher(cacheDir(t))}
 	plan, err := apt.Resolve(context.Background(), apt.Config{Suite: "stable", Variant: "minbase"}, o)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"nroot/internal/buildinfo"
+	"nroot/internal/fetch"
 	"nroot/internal/hostapt"
 	"nroot/lockfile"
 )
@@ -212,7 +213,7 @@ func sources(ctx context.Context, cfg Config, o Options) ([]*Source, []*Dist, er
 			// A pocket that answers 404 is never skipped quietly:
 			// whoever sits on the path could strip the security
 			// updates that way.
-			if IsNotFound(err) {
+			if fetch.IsNotFound(err) {
 				flag := "--no-updates"
 				if isSecuritySuite(s.Suite) {
 					flag = "--no-security"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"nroot/internal/atomicfile"
+	"nroot/internal/fetch"
 )
 
 // seenRelease is what the newest verified Release of a suite at a mirror
@@ -39,7 +40,7 @@ func (e *OlderReleaseError) Error() string {
 
 func (e *OlderReleaseError) Unwrap() error { return ErrOlderRelease }
 
-func (f *Fetcher) seenPath(src *Source) string {
+func seenPath(f *fetch.Fetcher, src *Source) string {
 	s := sha256.Sum256([]byte(src.URI + "\x00" + src.Suite))
 	return filepath.Join(f.CacheDir, "seen", hex.EncodeToString(s[:16])+".json")
 }
@@ -49,7 +50,7 @@ func (f *Fetcher) seenPath(src *Source) string {
 // behind an alias is reported; a newer Release becomes the one seen.
 func (o *Options) checkSeen(d *Dist) error {
 	f := o.fetcher()
-	path := f.seenPath(d.Source)
+	path := seenPath(f, d.Source)
 	var prev seenRelease
 	b, err := os.ReadFile(path)
 	have := err == nil && json.Unmarshal(b, &prev) == nil && !prev.Date.IsZero()

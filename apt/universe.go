@@ -12,6 +12,7 @@ import (
 	"pault.ag/go/debian/dependency"
 	"pault.ag/go/debian/version"
 
+	"nroot/internal/fetch"
 	"nroot/internal/parallel"
 )
 
@@ -264,7 +265,7 @@ func OpenDists(ctx context.Context, sources []*Source, o Options) ([]*Dist, erro
 // timing.
 func LoadDists(ctx context.Context, dists []*Dist, archs []string, o Options) (*Universe, error) {
 	if o.Fetcher == nil {
-		o.Fetcher = NewFetcher("")
+		o.Fetcher = fetch.NewFetcher("")
 	}
 	u := NewUniverse(archs)
 	u.Dists = dists

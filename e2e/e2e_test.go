@@ -22,6 +22,7 @@ import (
 
 	"nroot/apt"
 	"nroot/initrd"
+	"nroot/internal/fetch"
 	"nroot/internal/ganesha"
 	"nroot/internal/testenv"
 	"nroot/nfscheck"
@@ -104,7 +105,7 @@ func lastLines(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func cache() *apt.Fetcher { return apt.NewFetcher(os.Getenv("NROOT_TEST_CACHE")) }
+func cache() *fetch.Fetcher { return fetch.NewFetcher(os.Getenv("NROOT_TEST_CACHE")) }
 
 func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 	suite, variant := spec(name)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"nroot/apt"
+	"nroot/internal/fetch"
 	"nroot/internal/ganesha"
 	"nroot/internal/testenv"
 	"nroot/nfscheck"
@@ -19,13 +20,13 @@ import (
 func BenchmarkExportCheck(b *testing.B) {
 	mirror := testenv.Mirror(b)
 	testenv.Root(b)
-	dir := filepath.Join(apt.DefaultCacheDir(), "bench", "trixie-minbase")
+	dir := filepath.Join(fetch.DefaultCacheDir(), "bench", "trixie-minbase")
 	if _, err := os.Stat(filepath.Join(dir, "usr/bin/dpkg")); err != nil {
 		os.RemoveAll(dir)
 		os.MkdirAll(filepath.Dir(dir), 0o755)
 		if _, err := rootfs.Bootstrap(context.Background(), dir, rootfs.Options{
 			Config: apt.Config{Suite: "trixie", Variant: "minbase", Mirrors: []string{"deb " + mirror + " trixie main"}},
-			Apt:    apt.Options{Fetcher: apt.NewFetcher("")},
+			Apt:    apt.Options{Fetcher: fetch.NewFetcher("")},
 		}); err != nil {
 			b.Fatal(err)
 		}

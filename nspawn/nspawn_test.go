@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"nroot/apt"
+	"nroot/internal/fetch"
 	"nroot/internal/testenv"
 	"nroot/nspawn"
 	"nroot/rootfs"
@@ -62,7 +63,7 @@ func testImage(t *testing.T) string {
 		image.dir = filepath.Join(dir, "root")
 		_, image.err = rootfs.Bootstrap(context.Background(), image.dir, rootfs.Options{
 			Config: apt.Config{Suite: "trixie", Variant: "minbase", Mirrors: []string{"deb " + mirror + " trixie main"}},
-			Apt:    apt.Options{Fetcher: apt.NewFetcher(os.Getenv("NROOT_TEST_CACHE"))},
+			Apt:    apt.Options{Fetcher: fetch.NewFetcher(os.Getenv("NROOT_TEST_CACHE"))},
 		})
 	})
 	if image.err != nil {

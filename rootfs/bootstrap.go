@@ -15,6 +15,7 @@ import (
 
 	"nroot/apt"
 	"nroot/internal/atomicfile"
+	"nroot/internal/fetch"
 	"nroot/internal/fsroot"
 	"nroot/internal/progress"
 	"nroot/keyring"
@@ -95,7 +96,7 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	t = time.Now()
 	fetcher := o.Apt.Fetcher
 	if fetcher == nil {
-		fetcher = apt.NewFetcher("")
+		fetcher = fetch.NewFetcher("")
 	}
 	fetched, err := Fetch(ctx, plan, fetcher, o.Jobs, o.Progress)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"nroot/apt"
+	"nroot/internal/fetch"
 	"nroot/internal/testenv"
 	"nroot/rootfs"
 )
@@ -25,11 +26,11 @@ func cacheDir() string {
 	if d := os.Getenv("NROOT_TEST_CACHE"); d != "" {
 		return d
 	}
-	return apt.DefaultCacheDir()
+	return fetch.DefaultCacheDir()
 }
 
 func bootstrapOptions(mirror, suite, variant string) rootfs.Options {
-	f := apt.NewFetcher(cacheDir())
+	f := fetch.NewFetcher(cacheDir())
 	return rootfs.Options{
 		Config: apt.Config{Suite: suite, Variant: variant, Mirrors: []string{"deb " + mirror + " " + suite + " main"}},
 		Apt:    apt.Options{Fetcher: f},

@@ -9,7 +9,7 @@ import (
 	"io"
 	"sync"
 
-	"nroot/apt"
+	"nroot/internal/fetch"
 	"nroot/internal/parallel"
 	"nroot/internal/progress"
 	"nroot/lockfile"
@@ -21,7 +21,7 @@ type Fetched map[string]string
 // Fetch downloads every package of the plan into the content-addressed
 // cache, in parallel, verifying each against its signed SHA256. Packages
 // already cached are not downloaded again; interrupted downloads resume.
-func Fetch(ctx context.Context, plan *lockfile.Plan, f *apt.Fetcher, jobs int, w io.Writer) (Fetched, error) {
+func Fetch(ctx context.Context, plan *lockfile.Plan, f *fetch.Fetcher, jobs int, w io.Writer) (Fetched, error) {
 	if jobs <= 0 {
 		jobs = 8
 	}

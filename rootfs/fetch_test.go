@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"nroot/apt"
+	"nroot/internal/fetch"
 	"nroot/lockfile"
 )
 
@@ -41,7 +41,7 @@ func TestFetchVerifiesPackages(t *testing.T) {
 			}))
 			defer srv.Close()
 			plan := &lockfile.Plan{Packages: []lockfile.Package{{Name: "p", Version: "1", Architecture: "all", URI: srv.URL, Filename: "pool/p.deb", Size: int64(len(good)), SHA256: sum}}}
-			f := apt.NewFetcher(t.TempDir())
+			f := fetch.NewFetcher(t.TempDir())
 			f.Retries = 0
 			got, err := Fetch(context.Background(), plan, f, 2, nil)
 			if tt.wantErr != "" {
@@ -79,7 +79,7 @@ func TestFetchResumes(t *testing.T) {
 		http.ServeContent(w, r, "p.deb", time.Time{}, bytes.NewReader(good))
 	}))
 	defer srv.Close()
-	f := apt.NewFetcher(t.TempDir())
+	f := fetch.NewFetcher(t.TempDir())
 	part := filepath.Join(f.CacheDir, "debs", sum[:2], sum+".part")
 	os.MkdirAll(filepath.Dir(part), 0o755)
 	os.WriteFile(part, good[:4000], 0o644)

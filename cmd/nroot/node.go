@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/apt"
+	"nroot/internal/fetch"
 	"nroot/node"
 )
 
@@ -72,7 +72,7 @@ finds and how to recover.`,
 			}
 			dir := g.cacheDir
 			if dir == "" {
-				dir = apt.DefaultCacheDir()
+				dir = fetch.DefaultCacheDir()
 			}
 			o.CacheDir = filepath.Join(dir, "apt-archives")
 			if !g.quiet {

@@ -11,6 +11,7 @@ import (
 
 	"nroot/apt"
 	"nroot/internal/atomicfile"
+	"nroot/internal/fetch"
 	"nroot/internal/progress"
 	"nroot/keyring"
 	"nroot/lockfile"
@@ -57,12 +58,12 @@ func (f *aptFlags) options(g *globals) (apt.Options, error) {
 		if fi, err := os.Stat(g.cacheDir); err == nil && !fi.IsDir() {
 			return o, usageErr("--cache-dir %s: not a directory", g.cacheDir)
 		} else if err == nil {
-			if err := apt.CheckPrivateDir(g.cacheDir); err != nil {
+			if err := fetch.CheckPrivateDir(g.cacheDir); err != nil {
 				return o, usageErr("--cache-dir: %w", err)
 			}
 		}
 	}
-	o.Fetcher = apt.NewFetcher(g.cacheDir)
+	o.Fetcher = fetch.NewFetcher(g.cacheDir)
 	o.Fetcher.Log = o.Log
 	for _, path := range f.keyrings {
 		k, err := keyring.Load(path)

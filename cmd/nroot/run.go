@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/apt"
+	"nroot/internal/fetch"
 	"nroot/nspawn"
 )
 
@@ -36,7 +36,7 @@ func (f *runnerFlags) runner(g *globals, root string) (*nspawn.Runner, error) {
 	if !f.noCache {
 		dir := g.cacheDir
 		if dir == "" {
-			dir = apt.DefaultCacheDir()
+			dir = fetch.DefaultCacheDir()
 		}
 		if err := r.BindPackageCache(filepath.Join(dir, "apt-archives")); err != nil {
 			return nil, err

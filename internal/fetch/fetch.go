@@ -1,4 +1,8 @@
-package apt
+// Package fetch downloads archive files over HTTP into nroot's cache:
+// metadata revalidated, content known by its SHA256 stored under that
+// hash and hashed again on every use, every body bounded in size and in
+// idle time, and a cache others can write refused.
+package fetch
 
 import (
 	"context"
@@ -442,4 +446,19 @@ func (b *idleBody) Read(p []byte) (int, error) {
 func (b *idleBody) Close() error {
 	b.timer.Stop()
 	return b.ReadCloser.Close()
+}
+
+// Exists reports whether a URL answers 200 to a HEAD request, within the
+// fetcher's timeouts and without retries.
+func (f *Fetcher) Exists(ctx context.Context, u string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := f.Client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }

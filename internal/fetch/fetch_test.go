@@ -1,7 +1,9 @@
-package apt
+package fetch
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,8 @@ import (
 	"testing"
 	"time"
 )
+
+func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
 // TestCacheHitRehashed: a cached file of the right size but other content
 // (damaged, or replaced by someone who could write the cache) is fetched
