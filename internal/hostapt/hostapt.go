@@ -149,4 +149,3 @@ func FindMirror(given string, host []Entry) (mirror, security, from string, err 
 	}
 	return "", "", "", fmt.Errorf("no mirror: give one as an argument (e.g. http://MIRROR/debian), set %s, or configure APT sources on this host (%s)", MirrorEnv, strings.Join(SourceFiles, ", "))
 }
-
