@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"nroot/apt"
+	"nroot/dracut"
 	"nroot/initrd"
 	"nroot/internal/fetch"
 	"nroot/internal/ganesha"
@@ -131,7 +132,7 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 			return err
 		}
 		defer f.Close()
-		checks, info, err := initrd.Verify(f, initrd.VerifyOptions{NFS: true, Overlay: true, Kver: k.Version, Rootfs: root})
+		checks, info, err := dracut.Verify(f, dracut.Options{NFS: true, Overlay: true, Kver: k.Version, Rootfs: root})
 		if err != nil {
 			return err
 		}
@@ -404,7 +405,7 @@ func verifyNamesWhatIsOmitted(ctx context.Context, root, kver string) error {
 		return err
 	}
 	defer f.Close()
-	checks, _, err := initrd.Verify(f, initrd.VerifyOptions{NFS: true, Overlay: true, Kver: kver, Rootfs: root})
+	checks, _, err := dracut.Verify(f, dracut.Options{NFS: true, Overlay: true, Kver: kver, Rootfs: root})
 	if err != nil {
 		return err
 	}

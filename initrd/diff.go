@@ -38,18 +38,15 @@ func TypeName(m uint32) string {
 	return "unknown"
 }
 
-// Index reads an image into a map of path to Entry, hashing file
+// hashIndex reads an image into a map of path to Entry, hashing file
 // contents, plus its Info. Later segments override earlier ones, as the
 // kernel unpacks them.
-func Index(r io.Reader) (map[string]Entry, *Info, error) {
+func hashIndex(r io.Reader) (map[string]Entry, *Info, error) {
 	out := map[string]Entry{}
-	info := &Info{}
-	segs, err := Scan(r, func(h *Header, data io.Reader) error {
-		name := CleanName(h.Name)
+	img, err := Index(r, func(name string, h *Header, data io.Reader) error {
 		e := Entry{Type: TypeName(h.Mode), Mode: report.Mode(h.Mode & 0o7777), UID: h.UID, GID: h.GID, Linkname: h.Linkname}
 		if h.IsRegular() {
 			hr := &hashingReader{r: data, h: sha256.New()}
-			info.Collect(h, hr)
 			if _, err := io.Copy(io.Discard, hr); err != nil {
 				return err
 			}
@@ -58,8 +55,6 @@ func Index(r io.Reader) (map[string]Entry, *Info, error) {
 			}
 			e.Size = hr.n
 			e.SHA256 = hex.EncodeToString(hr.h.Sum(nil))
-		} else {
-			info.Collect(h, data)
 		}
 		if h.Mode&TypeMask == TypeChr || h.Mode&TypeMask == TypeBlk {
 			e.RDev = fmt.Sprintf("%d:%d", h.RDevMajor, h.RDevMinor)
@@ -67,8 +62,7 @@ func Index(r io.Reader) (map[string]Entry, *Info, error) {
 		out[name] = e
 		return nil
 	})
-	info.Finish(segs)
-	return out, info, err
+	return out, img.Info, err
 }
 
 // hashingReader hashes and counts what is read through it.
@@ -106,11 +100,11 @@ type DiffResult struct {
 
 // Diff compares two images.
 func Diff(a, b io.Reader) (*DiffResult, error) {
-	ea, ia, err := Index(a)
+	ea, ia, err := hashIndex(a)
 	if err != nil {
 		return nil, fmt.Errorf("first image: %w", err)
 	}
-	eb, ib, err := Index(b)
+	eb, ib, err := hashIndex(b)
 	if err != nil {
 		return nil, fmt.Errorf("second image: %w", err)
 	}
@@ -160,8 +154,10 @@ func Diff(a, b io.Reader) (*DiffResult, error) {
 	return res, nil
 }
 
-func isKernelModule(p string) bool {
-	return kernelVersionOf(p) != "" && (strings.HasSuffix(p, ".ko") || strings.Contains(path.Base(p), ".ko."))
+// IsKernelModule reports whether an entry is a kernel module, compressed
+// or not, below lib/modules/K.
+func IsKernelModule(p string) bool {
+	return KernelVersion(p) != "" && (strings.HasSuffix(p, ".ko") || strings.Contains(path.Base(p), ".ko."))
 }
 
 // kernelModules maps each module name of an image to what identifies
@@ -170,8 +166,8 @@ func kernelModules(entries map[string]Entry) map[string]string {
 	out := map[string]string{}
 	for _, p := range sortedKeys(entries) {
 		e := entries[p]
-		if e.Type == "file" && isKernelModule(p) {
-			out[moduleName(p)] += p + ":" + e.SHA256 + ";"
+		if e.Type == "file" && IsKernelModule(p) {
+			out[ModuleName(p)] += p + ":" + e.SHA256 + ";"
 		}
 	}
 	return out
@@ -227,4 +223,14 @@ func changedFields(x, y Entry) string {
 		f = append(f, "rdev")
 	}
 	return strings.Join(f, ",")
+}
+
+// ModuleName turns "kernel/fs/nfs/nfs.ko.xz" into "nfs", with dashes as
+// modprobe treats them.
+func ModuleName(p string) string {
+	b := path.Base(strings.TrimSpace(p))
+	if i := strings.Index(b, ".ko"); i >= 0 {
+		b = b[:i]
+	}
+	return strings.ReplaceAll(b, "-", "_")
 }

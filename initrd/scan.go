@@ -1,6 +1,7 @@
 package initrd
 
 import (
+	"bytes"
 	"io"
 	"path"
 	"sort"
@@ -77,10 +78,10 @@ func (in *Info) Collect(h *Header, data io.Reader) {
 			in.Cmdline = map[string]string{}
 		}
 		in.Cmdline[name] = read()
-	case isHook(name) && !h.IsDir():
+	case IsHook(name) && !h.IsDir():
 		in.Hooks = append(in.Hooks, name)
 	}
-	if kv := kernelVersionOf(name); kv != "" && !contains(in.KernelVersions, kv) {
+	if kv := KernelVersion(name); kv != "" && !contains(in.KernelVersions, kv) {
 		in.KernelVersions = append(in.KernelVersions, kv)
 	}
 }
@@ -96,7 +97,8 @@ func contains(s []string, x string) bool {
 
 var hookDirs = []string{"usr/lib/dracut/hooks/", "lib/dracut/hooks/", "var/lib/dracut/hooks/"}
 
-func isHook(name string) bool {
+// IsHook reports whether an entry is one of dracut's hooks.
+func IsHook(name string) bool {
 	for _, d := range hookDirs {
 		if strings.HasPrefix(name, d) {
 			return true
@@ -105,8 +107,8 @@ func isHook(name string) bool {
 	return false
 }
 
-// kernelVersionOf returns K for lib/modules/K/... and usr/lib/modules/K/...
-func kernelVersionOf(name string) string {
+// KernelVersion returns K for lib/modules/K/... and usr/lib/modules/K/...
+func KernelVersion(name string) string {
 	for _, p := range []string{"lib/modules/", "usr/lib/modules/"} {
 		if strings.HasPrefix(name, p) {
 			rest := strings.TrimPrefix(name, p)
@@ -118,15 +120,65 @@ func kernelVersionOf(name string) string {
 	return ""
 }
 
+// Image is an initramfs read whole: every entry as the kernel leaves it
+// (the last entry of a name wins, and a hard link stored without its
+// data keeps the size of the link that has it), and what the image says
+// about itself.
+type Image struct {
+	Entries map[string]*Header // by clean name
+	Info    *Info
+}
+
+// IndexFunc sees each entry, by clean name, with its data, once Info has
+// read what it keeps of it.
+type IndexFunc func(name string, h *Header, data io.Reader) error
+
+// Index reads an image once and indexes it; fn, when not nil, gets each
+// entry's data: the one indexer that listing headers, diff and verify
+// share.
+func Index(r io.Reader, fn IndexFunc) (*Image, error) {
+	img := &Image{Entries: map[string]*Header{}, Info: &Info{}}
+	segs, err := Scan(r, func(h *Header, data io.Reader) error {
+		name := CleanName(h.Name)
+		hc := *h
+		if prev, ok := img.Entries[name]; ok && h.IsRegular() && h.Size == 0 && h.NLink > 1 {
+			hc.Size = prev.Size
+		}
+		img.Entries[name] = &hc
+		if isMeta(name) && h.IsRegular() {
+			// Small files whose content Info keeps: read once, seen
+			// by both.
+			b, err := io.ReadAll(io.LimitReader(data, maxMeta))
+			if err != nil {
+				return err
+			}
+			img.Info.Collect(h, bytes.NewReader(b))
+			data = io.MultiReader(bytes.NewReader(b), data)
+		} else {
+			img.Info.Collect(h, data)
+		}
+		if fn == nil {
+			return nil
+		}
+		return fn(name, &hc, data)
+	})
+	img.Info.Finish(segs)
+	return img, err
+}
+
+// isMeta reports whether Info keeps the content of the entry.
+func isMeta(name string) bool {
+	switch name {
+	case "usr/lib/dracut/modules.txt", "lib/dracut/modules.txt", "usr/lib/dracut/build-parameter.txt", "lib/dracut/build-parameter.txt":
+		return true
+	}
+	return strings.HasPrefix(name, "etc/cmdline.d/") && strings.HasSuffix(name, ".conf")
+}
+
 // Inspect reads an image and returns its Info.
 func Inspect(r io.Reader) (*Info, error) {
-	in := &Info{}
-	segs, err := Scan(r, func(h *Header, data io.Reader) error {
-		in.Collect(h, data)
-		return nil
-	})
-	in.Finish(segs)
-	return in, err
+	img, err := Index(r, nil)
+	return img.Info, err
 }
 
 // Finish completes an Info after the last entry.

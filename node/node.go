@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"nroot/control"
-	"nroot/initrd"
+	"nroot/dracut"
 	"nroot/internal/fsroot"
 	"nroot/internal/progress"
 	"nroot/nspawn"
@@ -573,7 +573,7 @@ func verifyInitrd(img *fsroot.Root, k string) error {
 		return fmt.Errorf("node: no initramfs for %s: %w", k, err)
 	}
 	defer f.Close()
-	checks, _, err := initrd.Verify(f, initrd.VerifyOptions{NFS: true, Overlay: true, Kver: k, Rootfs: img.Path})
+	checks, _, err := dracut.Verify(f, dracut.Options{NFS: true, Overlay: true, Kver: k, Rootfs: img.Path})
 	if err != nil {
 		return fmt.Errorf("node: %s: %w", f.Name(), err)
 	}

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -64,7 +67,7 @@ func newInitrdLsCmd() *cobra.Command {
 					entries = append(entries, jsonEntry{initrd.CleanName(h.Name), initrd.TypeName(h.Mode), report.Mode(h.Mode & 0o7777), h.UID, h.GID, h.NLink, h.Size, h.ModTime.Unix(), h.Linkname, h.Segment})
 				case segments:
 				case long:
-					lines = append(lines, initrd.FormatLong(h))
+					lines = append(lines, formatLong(h))
 				default:
 					lines = append(lines, initrd.CleanName(h.Name))
 				}
@@ -98,7 +101,7 @@ func newInitrdLsCmd() *cobra.Command {
 				return tw.Flush()
 			}
 			if len(globs) == 0 {
-				initrd.WriteHeaderSummary(out, args[0], fi.Size(), info)
+				writeHeaderSummary(out, args[0], fi.Size(), info)
 			}
 			for _, l := range lines {
 				fmt.Fprintln(out, l)
@@ -110,4 +113,101 @@ func newInitrdLsCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&segments, "segments", false, "list the segments: offset, sizes, compression, entries")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// formatLong renders an entry as cpio -tv and lsinitrd do.
+func formatLong(h *initrd.Header) string {
+	owner := func(id int) string {
+		if id == 0 {
+			return "root"
+		}
+		return fmt.Sprint(id)
+	}
+	size := fmt.Sprint(h.Size)
+	if h.Mode&initrd.TypeMask == initrd.TypeChr || h.Mode&initrd.TypeMask == initrd.TypeBlk {
+		size = fmt.Sprintf("%d, %d", h.RDevMajor, h.RDevMinor)
+	}
+	mt := h.ModTime.UTC()
+	stamp := mt.Format("Jan _2 15:04")
+	if time.Since(mt) > 180*24*time.Hour || mt.After(time.Now().Add(24*time.Hour)) {
+		stamp = mt.Format("Jan _2  2006")
+	}
+	line := fmt.Sprintf("%s %3d %-8s %-8s %8s %s %s", modeString(h), h.NLink, owner(h.UID), owner(h.GID), size, stamp, initrd.CleanName(h.Name))
+	if h.IsSymlink() {
+		line += " -> " + h.Linkname
+	}
+	return line
+}
+
+func modeString(h *initrd.Header) string {
+	b := []byte("----------")
+	switch h.Mode & initrd.TypeMask {
+	case initrd.TypeDir:
+		b[0] = 'd'
+	case initrd.TypeLink:
+		b[0] = 'l'
+	case initrd.TypeChr:
+		b[0] = 'c'
+	case initrd.TypeBlk:
+		b[0] = 'b'
+	case initrd.TypeFifo:
+		b[0] = 'p'
+	case initrd.TypeSock:
+		b[0] = 's'
+	}
+	const rwx = "rwxrwxrwx"
+	for i := 0; i < 9; i++ {
+		if h.Mode&(1<<(8-i)) != 0 {
+			b[1+i] = rwx[i]
+		}
+	}
+	if h.Mode&0o4000 != 0 {
+		b[3] = map[bool]byte{true: 's', false: 'S'}[b[3] == 'x']
+	}
+	if h.Mode&0o2000 != 0 {
+		b[6] = map[bool]byte{true: 's', false: 'S'}[b[6] == 'x']
+	}
+	if h.Mode&0o1000 != 0 {
+		b[9] = map[bool]byte{true: 't', false: 'T'}[b[9] == 'x']
+	}
+	return string(b)
+}
+
+// writeHeaderSummary prints an image's dracut metadata the way lsinitrd
+// heads its listing.
+func writeHeaderSummary(w io.Writer, name string, size int64, in *initrd.Info) {
+	rule := strings.Repeat("=", 72)
+	fmt.Fprintf(w, "Image: %s: %s\n%s\n", name, humanSize(size), rule)
+	if in.EarlyCPIO {
+		fmt.Fprintf(w, "Early CPIO image\n%s\n", rule)
+	}
+	if in.DracutVersion != "" {
+		fmt.Fprintf(w, "Version: dracut-%s\n\n", in.DracutVersion)
+	}
+	if in.BuildParameters != "" {
+		fmt.Fprintf(w, "Arguments: %s\n\n", in.BuildParameters)
+	}
+	if len(in.DracutModules) > 0 {
+		fmt.Fprintf(w, "dracut modules:\n%s\n", strings.Join(in.DracutModules, "\n"))
+	}
+	if len(in.KernelVersions) > 0 {
+		fmt.Fprintf(w, "kernel versions: %s\n", strings.Join(in.KernelVersions, " "))
+	}
+	// In the order dracut reads them, which is also a stable one.
+	for _, f := range slices.Sorted(maps.Keys(in.Cmdline)) {
+		fmt.Fprintf(w, "%s: %s\n", f, strings.ReplaceAll(in.Cmdline[f], "\n", " "))
+	}
+	fmt.Fprintln(w, rule)
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.0fM", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0fK", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d", n)
 }

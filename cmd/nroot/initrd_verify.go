@@ -3,13 +3,13 @@ package main
 import (
 	"fmt"
 
-	"github.com/spf13/cobra"
+	"nroot/dracut"
 
-	"nroot/initrd"
+	"github.com/spf13/cobra"
 )
 
 func newInitrdVerifyCmd() *cobra.Command {
-	var o initrd.VerifyOptions
+	var o dracut.Options
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "verify IMAGE [--nfs] [--overlay] [--kver K] [--rootfs DIR]",
@@ -31,7 +31,7 @@ Exit status 0 only if every check passes.`,
 				return err
 			}
 			defer f.Close()
-			checks, _, err := initrd.Verify(f, o)
+			checks, _, err := dracut.Verify(f, o)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}

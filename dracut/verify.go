@@ -1,4 +1,9 @@
-package initrd
+// Package dracut knows what a dracut initramfs must hold to boot a
+// diskless node: dracut's own pieces, the NFS and overlay modules and
+// hooks, kernel modules consistent with modules.dep, and every
+// executable's shared libraries. nroot initrd verify and nroot node check
+// images with it.
+package dracut
 
 import (
 	"bytes"
@@ -6,18 +11,17 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
+	"nroot/initrd"
 	"nroot/internal/fsroot"
 	"nroot/report"
 )
 
-// Check is one named verification and its outcome.
-type Check = report.Check
-
-// VerifyOptions say what the image must be able to do.
-type VerifyOptions struct {
+// Options say what the image must be able to do.
+type Options struct {
 	NFS     bool   // mount an NFS root
 	Overlay bool   // put a writable overlay over it
 	Kver    string // the kernel version; default: the image's only one
@@ -28,8 +32,8 @@ type VerifyOptions struct {
 const maxELF = 512 << 20
 
 type scanned struct {
-	info    *Info
-	entries map[string]*Header // by clean name, last segment wins
+	info    *initrd.Info
+	entries map[string]*initrd.Header // by clean name, last segment wins
 	needed  map[string][]string
 	runpath map[string][]string
 	exec    map[string]bool // ELF files with a program interpreter
@@ -39,19 +43,12 @@ type scanned struct {
 }
 
 func scan(r io.Reader) (*scanned, error) {
-	s := &scanned{info: &Info{}, entries: map[string]*Header{}, needed: map[string][]string{}, runpath: map[string][]string{}, exec: map[string]bool{}, modDep: map[string]string{}, builtin: map[string]string{}}
-	segs, err := Scan(r, func(h *Header, data io.Reader) error {
-		name := CleanName(h.Name)
-		hc := *h
-		if prev, ok := s.entries[name]; ok && h.IsRegular() && h.Size == 0 && h.NLink > 1 {
-			hc.Size = prev.Size
-		}
-		s.entries[name] = &hc
+	s := &scanned{needed: map[string][]string{}, runpath: map[string][]string{}, exec: map[string]bool{}, modDep: map[string]string{}, builtin: map[string]string{}}
+	img, err := initrd.Index(r, func(name string, h *initrd.Header, data io.Reader) error {
 		if !h.IsRegular() {
-			s.info.Collect(h, data)
 			return nil
 		}
-		if kv := kernelVersionOf(name); kv != "" && (path.Base(name) == "modules.dep" || path.Base(name) == "modules.builtin") {
+		if kv := initrd.KernelVersion(name); kv != "" && (path.Base(name) == "modules.dep" || path.Base(name) == "modules.builtin") {
 			b, err := io.ReadAll(io.LimitReader(data, 64<<20))
 			if err != nil {
 				return err
@@ -64,9 +61,7 @@ func scan(r io.Reader) (*scanned, error) {
 			return nil
 		}
 		br := &peekReader{r: data}
-		magic := br.peek(4)
-		if !bytes.Equal(magic, []byte("\x7fELF")) || h.Size > maxELF {
-			s.info.Collect(h, br)
+		if !bytes.Equal(br.peek(4), []byte("\x7fELF")) || h.Size > maxELF {
 			return nil
 		}
 		b, err := io.ReadAll(io.LimitReader(br, h.Size))
@@ -96,7 +91,7 @@ func scan(r io.Reader) (*scanned, error) {
 		}
 		return nil
 	})
-	s.info.Finish(segs)
+	s.entries, s.info = img.Entries, img.Info
 	return s, err
 }
 
@@ -125,8 +120,8 @@ func (p *peekReader) Read(b []byte) (int, error) {
 
 // resolve follows symlinks inside the image, as the booted initramfs
 // would, and returns the final entry.
-func (s *scanned) resolve(name string) (*Header, string) {
-	real, ok := fsroot.ResolveLinks(CleanName(name), func(q string) (string, bool) {
+func (s *scanned) resolve(name string) (*initrd.Header, string) {
+	real, ok := fsroot.ResolveLinks(initrd.CleanName(name), func(q string) (string, bool) {
 		if h := s.entries[q]; h != nil && h.IsSymlink() {
 			return h.Linkname, true
 		}
@@ -139,12 +134,12 @@ func (s *scanned) resolve(name string) (*Header, string) {
 }
 
 // Verify runs the named checks on an image.
-func Verify(r io.Reader, o VerifyOptions) ([]Check, *Info, error) {
+func Verify(r io.Reader, o Options) ([]report.Check, *initrd.Info, error) {
 	s, err := scan(r)
 	if err != nil {
 		return nil, s.info, err
 	}
-	var checks []Check
+	var checks []report.Check
 	add := func(name string, pass bool, format string, a ...any) {
 		checks = append(checks, report.Result(name, pass, fmt.Sprintf(format, a...)))
 	}
@@ -159,7 +154,7 @@ func Verify(r io.Reader, o VerifyOptions) ([]Check, *Info, error) {
 	}
 
 	mods := s.info.DracutModules
-	has := func(m string) bool { return contains(mods, m) }
+	has := func(m string) bool { return slices.Contains(mods, m) }
 	if len(mods) == 0 {
 		add("dracut-modules", false, "no usr/lib/dracut/modules.txt: not a dracut image, or built without it")
 	} else {
@@ -235,15 +230,15 @@ func Verify(r io.Reader, o VerifyOptions) ([]Check, *Info, error) {
 	return checks, s.info, nil
 }
 
-func (s *scanned) kernelChecks(k string, o VerifyOptions) []Check {
-	var out []Check
+func (s *scanned) kernelChecks(k string, o Options) []report.Check {
+	var out []report.Check
 	base := "lib/modules/" + k
 	if s.entries[base] == nil && s.entries["usr/"+base] != nil {
 		base = "usr/" + base
 	}
 	dep, ok := s.modDep[k]
 	if !ok {
-		return []Check{report.Result("kernel-modules", false, fmt.Sprintf("no %s/modules.dep: modprobe cannot load anything for kernel %s", base, k))}
+		return []report.Check{report.Result("kernel-modules", false, fmt.Sprintf("no %s/modules.dep: modprobe cannot load anything for kernel %s", base, k))}
 	}
 	// modules.dep: "kernel/fs/nfs/nfs.ko.xz: kernel/net/sunrpc/sunrpc.ko.xz ..."
 	depOf := map[string][]string{}
@@ -254,7 +249,7 @@ func (s *scanned) kernelChecks(k string, o VerifyOptions) []Check {
 			continue
 		}
 		depOf[m] = strings.Fields(deps)
-		byName[moduleName(m)] = m
+		byName[initrd.ModuleName(m)] = m
 	}
 	want := []string{}
 	if o.NFS {
@@ -297,7 +292,7 @@ func (s *scanned) kernelChecks(k string, o VerifyOptions) []Check {
 	// Every module file in the image must be known to modules.dep.
 	var unlisted []string
 	for name, h := range s.entries {
-		if h.IsRegular() && strings.HasPrefix(name, base+"/") && isKernelModule(name) {
+		if h.IsRegular() && strings.HasPrefix(name, base+"/") && initrd.IsKernelModule(name) {
 			if _, ok := depOf[strings.TrimPrefix(name, base+"/")]; !ok {
 				unlisted = append(unlisted, strings.TrimPrefix(name, base+"/"))
 			}
@@ -317,21 +312,11 @@ func (s *scanned) kernelChecks(k string, o VerifyOptions) []Check {
 
 func (s *scanned) isBuiltin(k, mod string) bool {
 	for _, line := range strings.Split(s.builtin[k], "\n") {
-		if moduleName(line) == mod {
+		if initrd.ModuleName(line) == mod {
 			return true
 		}
 	}
 	return false
-}
-
-// moduleName turns "kernel/fs/nfs/nfs.ko.xz" into "nfs", with dashes as
-// modprobe treats them.
-func moduleName(p string) string {
-	b := path.Base(strings.TrimSpace(p))
-	if i := strings.Index(b, ".ko"); i >= 0 {
-		b = b[:i]
-	}
-	return strings.ReplaceAll(b, "-", "_")
 }
 
 func (s *scanned) findAny(names ...string) string {
@@ -346,7 +331,7 @@ func (s *scanned) findAny(names ...string) string {
 // hook finds a hook script by its stage and base name suffix.
 func (s *scanned) hook(stage, script string) string {
 	for name, h := range s.entries {
-		if !h.IsDir() && isHook(name) && strings.Contains(name, "/hooks/"+stage+"/") && strings.HasSuffix(name, script) {
+		if !h.IsDir() && initrd.IsHook(name) && strings.Contains(name, "/hooks/"+stage+"/") && strings.HasSuffix(name, script) {
 			return name
 		}
 	}
@@ -399,7 +384,7 @@ func (s *scanned) findLib(from, bin, lib string) string {
 	for _, obj := range []string{from, bin} {
 		for _, rp := range s.runpath[obj] {
 			rp = strings.ReplaceAll(rp, "$ORIGIN", "/"+path.Dir(obj))
-			dirs = append(dirs, CleanName(rp))
+			dirs = append(dirs, initrd.CleanName(rp))
 		}
 	}
 	dirs = append(dirs, s.defaultLibDirs()...)
