@@ -15,12 +15,23 @@ suite=${SUITE:-bookworm}
 variant=${VARIANT:-minbase}
 runs=${RUNS:-3}
 nroot=${NROOT:-./bin/nroot}
-mirror=$($nroot mirror 2>/dev/null)
-line="deb $mirror $suite main"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 hook=()
 [ "$suite" = bookworm ] && hook=(--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr)
+case "$suite" in
+  # Ubuntu: its archive as the tests find it ($NROOT_UBUNTU_MIRROR, else
+  # debootstrap's Ubuntu script), and its keyring given to mmdebstrap,
+  # which a Debian host lacks.
+  jammy|noble|oracular|plucky|questing|resolute)
+    mirror=${NROOT_UBUNTU_MIRROR:-$(awk '$1 == "default_mirror" && $2 !~ /old-releases|ports/ {print $2; exit}' /usr/share/debootstrap/scripts/gutsy)}
+    ring="$work/ubuntu-archive-keyring.gpg"
+    $nroot keyring export ubuntu -o "$ring"
+    hook=(--keyring="$ring")
+    ;;
+  *) mirror=$($nroot mirror 2>/dev/null) ;;
+esac
+line="deb $mirror $suite main"
 
 measure() { # name, command...: prints "seconds maxrss_kb"
   local name=$1; shift

@@ -215,3 +215,19 @@ func TestManAndCompletion(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyringExport: the bundled Ubuntu keyring, written for mmdebstrap
+// and apt, reads back with its keys.
+func TestKeyringExport(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "ubuntu.gpg")
+	if _, errs, code := nroot(t, nil, "keyring", "export", "ubuntu", "-o", file); code != 0 {
+		t.Fatalf("export: %s", errs)
+	}
+	out, errs, code := nroot(t, nil, "keyring", "list", "--keyring", file)
+	if code != 0 || !strings.Contains(out, "871920D1991BC93C") {
+		t.Fatalf("list: %d %s %s", code, out, errs)
+	}
+	if _, _, code := nroot(t, nil, "keyring", "export", "nonesuch"); code != 64 {
+		t.Errorf("unknown keyring: exit %d", code)
+	}
+}

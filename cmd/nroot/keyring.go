@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"nroot/internal/atomicfile"
 	"nroot/keyring"
 )
 
@@ -65,6 +66,30 @@ keyring you would pass to resolve or bootstrap instead.`,
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	list.Flags().StringArrayVar(&files, "keyring", nil, "also list the keys of this keyring file (armored or binary); repeatable")
-	cmd.AddCommand(list)
+	var out string
+	export := &cobra.Command{
+		Use:   "export NAME [-o FILE]",
+		Short: "Write a bundled keyring (debian, ubuntu) as a binary OpenPGP keyring",
+		Long: `Export writes the bundled keyring NAME in binary OpenPGP form, as the
+distribution's keyring package installs it, to FILE or stdout: what
+mmdebstrap --keyring, apt's Signed-By or gpgv --keyring take on a host that
+lacks the package (mmdebstrap on Debian stops with NO_PUBKEY for Ubuntu).`,
+		Example: `  nroot keyring export ubuntu -o ubuntu-archive-keyring.gpg
+  mmdebstrap --keyring=ubuntu-archive-keyring.gpg noble ./noble http://MIRROR/ubuntu`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := keyring.Named(args[0])
+			if err != nil {
+				return usageErr("%w", err)
+			}
+			if out == "" {
+				_, err := os.Stdout.Write(k.Raw)
+				return err
+			}
+			return atomicfile.WriteFile(out, k.Raw, 0o644)
+		},
+	}
+	export.Flags().StringVarP(&out, "output", "o", "", "write to FILE instead of stdout")
+	cmd.AddCommand(list, export)
 	return cmd
 }
