@@ -2,7 +2,6 @@ package initrd
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -53,7 +52,7 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 	// Writing is kernel work that competes with decoding for the CPUs.
 	pool := fsroot.NewWritePool(runtime.NumCPU(), 64<<20)
 	defer pool.Close()
-	b := pool.Batch()
+	e := fsroot.NewEntries(root, pool)
 	res := &ExtractResult{}
 	type linkKey struct {
 		seg      int
@@ -62,12 +61,9 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 	}
 	links := map[linkKey][]string{}     // names written so far for each inode
 	known := map[string]bool{".": true} // directories that exist
-	var dirs []struct {
-		rel  string
-		meta fsroot.Meta
-	}
+	noop := func() {}
 	_, err = Scan(r, func(h *Header, data io.Reader) error {
-		if err := b.Err(); err != nil {
+		if err := e.Err(); err != nil {
 			return err
 		}
 		if !Match(h.Name, o.Globs) {
@@ -88,8 +84,7 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 		}
 		// A queued write of this path, or of a symlink on its way, goes
 		// first.
-		b.WaitFor(rel)
-		b.WaitForParents(rel)
+		e.Prepare(rel)
 		// Something else in place of a known directory (a symlink to one
 		// that was walked through) may lead elsewhere now: forget them all.
 		if known[rel] && h.Mode&TypeMask != TypeDir {
@@ -105,28 +100,24 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 		}
 		switch h.Mode & TypeMask {
 		case TypeDir:
-			if err := root.Mkdir(rel, 0o755); err != nil {
+			if err := e.Dir(rel, meta); err != nil {
 				return err
 			}
 			markKnown(known, rel)
-			dirs = append(dirs, struct {
-				rel  string
-				meta fsroot.Meta
-			}{rel, meta})
 		case TypeReg:
 			if h.NLink > 1 {
 				key := linkKey{h.Segment, h.Ino, h.DevMajor, h.DevMinor}
 				names, ok := links[key]
 				links[key] = append(names, rel)
 				if ok {
-					for _, n := range names {
-						b.WaitFor(n)
-					}
 					if h.Size == 0 {
-						return root.Link(names[0], rel)
+						return e.Link(names[0], rel)
 					}
 					// The data came with a later link (GNU cpio puts it on
 					// the last): write it, then link every name to it.
+					for _, n := range names {
+						e.WaitFor(n)
+					}
 					if err := root.WriteFile(rel, data, h.Size, meta); err != nil {
 						return err
 					}
@@ -138,48 +129,25 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 					return nil
 				}
 			}
-			if h.Size > pool.MaxFile() {
-				return root.WriteFile(rel, data, h.Size, meta)
-			}
-			buf := make([]byte, h.Size)
-			if _, err := io.ReadFull(data, buf); err != nil {
-				return err // the reader names the entry and segment
-			}
-			b.WriteFile(root, rel, buf, meta, func() {})
+			return e.File(rel, data, h.Size, meta, noop) // the reader names the entry and segment
 		case TypeLink:
-			b.Symlink(root, h.Linkname, rel, meta, func() {})
+			return e.Symlink(h.Linkname, rel, meta, noop)
 		case TypeChr, TypeBlk, TypeFifo, TypeSock:
 			if h.Mode&TypeMask != TypeFifo && !o.Devices {
 				res.Skipped = append(res.Skipped, rel)
 				return nil
 			}
-			return root.Mknod(rel, h.Mode, unix.Mkdev(h.RDevMajor, h.RDevMinor), meta)
+			return e.Node(rel, h.Mode, unix.Mkdev(h.RDevMajor, h.RDevMinor), meta)
 		default:
 			return fmt.Errorf("entry %q: unknown type %o", h.Name, h.Mode&TypeMask)
 		}
 		return nil
 	})
-	if werr := b.Wait(); err == nil {
-		err = werr
+	// Directories get their modes and times last, deepest first.
+	if ferr := e.Finish(); err == nil {
+		err = ferr
 	}
-	if err != nil {
-		return res, err
-	}
-	// Directories get their modes and times last, deepest first, so
-	// writing into them does not change their mtimes again. A directory
-	// that a later entry replaced is no longer there to set: the later
-	// entry won, as the kernel's unpacker would have it.
-	for i := len(dirs) - 1; i >= 0; i-- {
-		d := dirs[i]
-		err := root.SetDirMeta(d.rel, d.meta)
-		if err == nil {
-			err = root.Chtimes(d.rel, d.meta.ModTime)
-		}
-		if err != nil && !errors.Is(err, unix.ENOTDIR) && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ELOOP) {
-			return res, fmt.Errorf("directory %s: %w", d.rel, err)
-		}
-	}
-	return res, nil
+	return res, err
 }
 
 // markKnown records that dir and its parents exist.
