@@ -281,9 +281,16 @@ func checks(r *fsroot.Root) []Check {
 			unmasked = append(unmasked, u)
 		}
 	}
-	add("cloud-units-masked", len(unmasked) == 0, "units that need a cloud datasource and fail on a node: %s; run nroot node again", strings.Join(unmasked, ", "))
-	unwanted := installedOf(r, unwantedPackages)
-	add("no-snapd-cloud-init", len(unwanted) == 0, "installed: %s; a diskless node must not run them (nroot node removes them)", strings.Join(unwanted, ", "))
+	if len(unmasked) == 0 {
+		add("cloud-units-masked", true, "no unit that needs a cloud datasource runs")
+	} else {
+		add("cloud-units-masked", false, "units that need a cloud datasource and fail on a node: %s; run nroot node again", strings.Join(unmasked, ", "))
+	}
+	if unwanted := installedOf(r, unwantedPackages); len(unwanted) == 0 {
+		add("no-snapd-cloud-init", true, "neither snapd nor cloud-init is installed")
+	} else {
+		add("no-snapd-cloud-init", false, "installed: %s; a diskless node must not run them (nroot node removes them)", strings.Join(unwanted, ", "))
+	}
 	add("networkd-masked", masked || !exists(r, "usr/lib/systemd/systemd-networkd", "lib/systemd/systemd-networkd"), "systemd-networkd must not reconfigure the NFS root's interface (masked: %v)", masked)
 	return out
 }
