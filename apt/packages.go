@@ -162,11 +162,11 @@ func (r *PackagesReader) Next() (*Package, error) {
 			}
 			return p, r.check(p, start)
 		}
-		var se *control.SyntaxError
-		if errors.As(err, &se) {
-			return nil, r.errorf("%s", se.Msg)
-		}
 		if err != nil {
+			var se *control.SyntaxError
+			if errors.As(err, &se) {
+				return nil, r.errorf("%s", se.Msg)
+			}
 			return nil, err
 		}
 		if len(line) == 0 || isBlank(line) {
