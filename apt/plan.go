@@ -148,7 +148,7 @@ func sources(ctx context.Context, cfg Config, o Options) ([]*Source, []*Dist, er
 	switch {
 	case len(cfg.Mirrors) == 1 && len(strings.Fields(cfg.Mirrors[0])) == 1:
 		// One bare URL: the archive to use, with its pockets.
-		if err := checkURI(cfg.Mirrors[0]); err != nil {
+		if err := hostapt.CheckURI(cfg.Mirrors[0]); err != nil {
 			return nil, nil, err
 		}
 		mirror, from = cfg.Mirrors[0], "command line"
@@ -215,7 +215,7 @@ func sources(ctx context.Context, cfg Config, o Options) ([]*Source, []*Dist, er
 			// updates that way.
 			if fetch.IsNotFound(err) {
 				flag := "--no-updates"
-				if isSecuritySuite(s.Suite) {
+				if hostapt.IsSecuritySuite(s.Suite) {
 					flag = "--no-security"
 				}
 				return nil, nil, fmt.Errorf("%w; to build without %s, pass %s", err, s.Suite, flag)

@@ -36,7 +36,7 @@ func ParseSourceArg(arg, suite string, components []string) (*Source, error) {
 		if len(f) < 2 {
 			return nil, fmt.Errorf("mirror %q: expected \"deb URI SUITE [COMPONENT...]\"", arg)
 		}
-		if err := checkURI(f[0]); err != nil {
+		if err := hostapt.CheckURI(f[0]); err != nil {
 			return nil, err
 		}
 		comps := f[2:]
@@ -48,15 +48,11 @@ func ParseSourceArg(arg, suite string, components []string) (*Source, error) {
 	if len(f) != 1 {
 		return nil, fmt.Errorf("mirror %q: expected a URI or a \"deb URI SUITE COMPONENT...\" line", arg)
 	}
-	if err := checkURI(f[0]); err != nil {
+	if err := hostapt.CheckURI(f[0]); err != nil {
 		return nil, err
 	}
 	return &Source{URI: f[0], Suite: suite, Components: components}, nil
 }
-
-func checkURI(s string) error { return hostapt.CheckURI(s) }
-
-func isSecuritySuite(s string) bool { return hostapt.IsSecuritySuite(s) }
 
 // securityFor guesses the security archive beside a Debian mirror: the
 // archive convention is a sibling directory named debian-security.

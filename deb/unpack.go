@@ -124,10 +124,6 @@ func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (m *Manifest, er
 	return m, nil
 }
 
-// ApplyDirs sets directory metadata, deepest first, after their contents
-// are written.
-func ApplyDirs(root *fsroot.Root, dirs []DirMeta) error { return fsroot.ApplyDirs(root, dirs) }
-
 // writeEntry writes one non-directory entry; done is called once it is
 // written (small files and symlinks later, by the pool).
 func writeEntry(e *fsroot.Entries, tr *tar.Reader, h *tar.Header, rel string, meta fsroot.Meta, m *Manifest, o UnpackOptions, done func()) error {

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -35,9 +34,8 @@ type Options struct {
 	E2EProbe     bool     // install the end-to-end probe unit
 	CacheDir     string   // apt package cache bound into the image
 	// Progress receives the step lines and, indented, what apt and
-	// dracut print in the image; Log the structured log.
+	// dracut print in the image.
 	Progress io.Writer
-	Log      *slog.Logger
 }
 
 // Result is what Build made.
@@ -117,10 +115,7 @@ func (e *MissingPackagesError) Error() string {
 func plan(ctx context.Context, r *nspawn.Runner, kernel string, extra []string) ([]string, error) {
 	pkgs := append(append([]string{}, basePackages...), extra...)
 	simulate := func(list []string) error {
-		saveOut, saveErr := r.Stdout, r.Stderr
-		r.Stdout, r.Stderr = nil, nil
-		defer func() { r.Stdout, r.Stderr = saveOut, saveErr }()
-		return r.Run(ctx, append([]string{"apt-get", "-s", "-q", "--no-install-recommends", "install"}, list...)...)
+		return runTo(ctx, r, nil, append([]string{"apt-get", "-s", "-q", "--no-install-recommends", "install"}, list...)...)
 	}
 	with := append(append([]string{}, pkgs...), legacyNetwork...)
 	if simulate(append(with, kernel)) == nil {
@@ -150,15 +145,21 @@ func plan(ctx context.Context, r *nspawn.Runner, kernel string, extra []string) 
 // and how to go on.
 func leftState(ctx context.Context, r *nspawn.Runner, root string) string {
 	var out strings.Builder
-	saveOut, saveErr := r.Stdout, r.Stderr
-	r.Stdout, r.Stderr = &out, &out
-	r.Run(ctx, "dpkg", "--audit")
-	r.Stdout, r.Stderr = saveOut, saveErr
+	runTo(ctx, r, &out, "dpkg", "--audit")
 	audit := strings.TrimSpace(out.String())
 	if audit == "" {
 		audit = "dpkg --audit finds nothing half-done"
 	}
 	return fmt.Sprintf("the image %s was changed and is not a node: %s\nrecover with: nroot run %s -- dpkg --configure -a, then nroot node %s again (or rebuild it with nroot bootstrap)", root, firstLines(audit, 6), root, root)
+}
+
+// runTo runs argv in the image with its output going to w alone (nil:
+// only kept for the error), not to the stage's log.
+func runTo(ctx context.Context, r *nspawn.Runner, w io.Writer, argv ...string) error {
+	saveOut, saveErr := r.Stdout, r.Stderr
+	r.Stdout, r.Stderr = w, w
+	defer func() { r.Stdout, r.Stderr = saveOut, saveErr }()
+	return r.Run(ctx, argv...)
 }
 
 func firstLines(s string, n int) string {
@@ -236,25 +237,25 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 		return nil
 	}
 	apt := []string{"apt-get", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "--no-install-recommends", "install"}
-	if err := writeFile(img, noSnapPrefs, noSnapPinning, 0o644); err != nil {
-		return nil, err
-	}
 	if err := run("apt-get update", "apt-get", "-q", "update"); err != nil {
 		return nil, fmt.Errorf("%w\nnroot needs the image's APT sources to reach a mirror; check %s/etc/apt/sources.list.d", err, root)
 	}
-	if unwanted := installedOf(img, unwantedPackages); len(unwanted) > 0 {
-		if err := run("removing "+strings.Join(unwanted, " "), append([]string{"apt-get", "-y", "-q", "purge"}, unwanted...)...); err != nil {
-			return nil, err
-		}
-	}
-	// Everything is asked of apt first, without changing anything: an
-	// image that cannot become a node is refused as it is.
+	// Everything is asked of apt first, without changing anything (but
+	// apt's lists): an image that cannot become a node is refused as it is.
 	pkgs, err := plan(ctx, r, kernel, o.Packages)
 	if err != nil {
 		return nil, err
 	}
 	// From here on the image changes; a failure says in what state.
 	failed := func(err error) error { return fmt.Errorf("%w\n%s", err, leftState(ctx, r, root)) }
+	if err := writeFile(img, noSnapPrefs, noSnapPinning, 0o644); err != nil {
+		return nil, err
+	}
+	if unwanted := installedOf(img, unwantedPackages); len(unwanted) > 0 {
+		if err := run("removing "+strings.Join(unwanted, " "), append([]string{"apt-get", "-y", "-q", "purge"}, unwanted...)...); err != nil {
+			return nil, failed(err)
+		}
+	}
 	if err := run("installing "+strings.Join(pkgs, " "), append(apt, pkgs...)...); err != nil {
 		return nil, failed(err)
 	}

@@ -3,8 +3,10 @@ package rootfs
 import (
 	"bufio"
 	"hash/fnv"
+	"maps"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 
 	"archive/tar"
@@ -163,18 +165,15 @@ func (c *claims) claim(rel string, i int) (bool, func()) {
 // applyDirs gives each directory the metadata of the last package in
 // unpack order that ships it, deepest directories first.
 func applyDirs(root *fsroot.Root, pkgs []*Unpacked) error {
-	final := map[string]deb.DirMeta{}
+	final := map[string]fsroot.DirMeta{}
 	for _, p := range pkgs {
 		for _, d := range p.manifest.Dirs {
 			final[d.Rel] = d
 		}
 	}
-	dirs := make([]deb.DirMeta, 0, len(final))
-	for _, d := range final {
-		dirs = append(dirs, d)
-	}
-	sort.Slice(dirs, func(i, j int) bool { return dirs[i].Rel < dirs[j].Rel })
-	return deb.ApplyDirs(root, dirs)
+	dirs := slices.Collect(maps.Values(final))
+	fsroot.SortDirs(dirs)
+	return fsroot.ApplyDirs(root, dirs)
 }
 
 // unpackOrder puts base-files first, since it may ship the merged-/usr

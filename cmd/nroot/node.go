@@ -78,7 +78,6 @@ finds and how to recover.`,
 			if !g.quiet {
 				o.Progress = os.Stderr
 			}
-			o.Log = g.logger()
 			res, err := node.Build(cmd.Context(), args[0], o)
 			if err != nil {
 				return err

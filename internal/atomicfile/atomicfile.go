@@ -4,7 +4,6 @@
 package atomicfile
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 )
@@ -74,17 +73,4 @@ func (f *File) Abort() {
 	f.done = true
 	f.File.Close()
 	os.Remove(f.Name())
-}
-
-// Copy writes what r yields to path atomically.
-func Copy(path string, r io.Reader, perm os.FileMode) error {
-	f, err := Create(path, perm)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	if _, err := io.Copy(f, r); err != nil {
-		return err
-	}
-	return f.Commit()
 }
