@@ -40,7 +40,16 @@ type ExtractResult struct {
 // links are recreated from inode numbers. Small files and symlinks are
 // written by a pool of goroutines while the image is decoded; writes to
 // one path, and to the paths below a pending symlink, stay in order.
-func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) {
+func Extract(r io.Reader, dir string, o ExtractOptions) (res *ExtractResult, err error) {
+	if _, serr := os.Lstat(dir); os.IsNotExist(serr) {
+		// A directory made here and left empty by a failure (not an
+		// image, nothing matching) is removed again.
+		defer func() {
+			if err != nil || res == nil || res.Entries == 0 {
+				os.Remove(dir)
+			}
+		}()
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -53,7 +62,7 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (*ExtractResult, error) 
 	pool := fsroot.NewWritePool(runtime.NumCPU(), 64<<20)
 	defer pool.Close()
 	e := fsroot.NewEntries(root, pool)
-	res := &ExtractResult{}
+	res = &ExtractResult{}
 	type linkKey struct {
 		seg      int
 		ino      uint64
