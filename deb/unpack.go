@@ -55,23 +55,19 @@ type Manifest struct {
 // nor a symlink in the archive or already in root can make it write
 // elsewhere; a symlink at a path being written is replaced, not followed.
 // An existing directory symlink is kept when the archive has a directory
-// there, as dpkg keeps merged-/usr's bin -> usr/bin.
+// there, as dpkg keeps merged-/usr's bin -> usr/bin. The writing is
+// fsroot's Entries, the engine initrd extraction uses too.
 func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (m *Manifest, err error) {
 	m = &Manifest{Paths: []string{"/."}}
-	var b *fsroot.Batch
-	if o.Pool != nil {
-		b = o.Pool.Batch()
-		defer func() {
-			if werr := b.Wait(); err == nil {
-				err = werr
-			}
-		}()
-	}
+	e := fsroot.NewEntries(root, o.Pool)
+	defer func() {
+		if werr := e.Wait(); err == nil {
+			err = werr
+		}
+	}()
 	for {
-		if b != nil {
-			if err := b.Err(); err != nil {
-				return m, err
-			}
+		if err := e.Err(); err != nil {
+			return m, err
 		}
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -96,16 +92,10 @@ func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (m *Manifest, er
 		if rel != "." {
 			m.Paths = append(m.Paths, "/"+rel)
 		}
-		if b != nil {
-			b.WaitForParents(rel)
-		}
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := root.Mkdir(rel, 0o755); err != nil {
+		e.Prepare(rel)
+		if h.Typeflag == tar.TypeDir {
+			if err := e.Dir(rel, meta); err != nil {
 				return m, err
-			}
-			if st, err := root.Lstat(rel); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-				m.Dirs = append(m.Dirs, DirMeta{Rel: rel, Meta: meta})
 			}
 			continue
 		}
@@ -113,33 +103,19 @@ func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (m *Manifest, er
 		if o.Claim != nil {
 			write, done = o.Claim(rel)
 		}
-		if b != nil && write {
-			queued, err := queueEntry(b, root, tr, h, rel, meta, m, o, done)
-			if err != nil {
-				done()
-				return m, err
-			}
-			if queued {
-				continue
-			}
-			if h.Typeflag == tar.TypeLink {
-				if old, err := fsroot.Clean(h.Linkname); err == nil {
-					b.WaitFor(old)
-				}
-			}
+		if !write {
+			done() // another package owns the path
+			continue
 		}
-		err = writeEntry(root, tr, h, rel, meta, m, o, write)
-		done()
-		if err != nil {
+		if err := writeEntry(e, tr, h, rel, meta, m, o, done); err != nil {
 			return m, err
 		}
 	}
-	if b != nil {
-		// Directory metadata goes on after the files in them exist.
-		if err := b.Wait(); err != nil {
-			return m, err
-		}
+	// Directory metadata goes on after the files in them exist.
+	if err := e.Wait(); err != nil {
+		return m, err
 	}
+	m.Dirs = e.Dirs()
 	if !o.DeferDirs {
 		if err := fsroot.ApplyDirs(root, m.Dirs); err != nil {
 			return m, err
@@ -148,80 +124,43 @@ func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (m *Manifest, er
 	return m, nil
 }
 
-// queueEntry hands a small file or a symlink to the pool and reports
-// whether it did; the pool calls done once it is written.
-func queueEntry(b *fsroot.Batch, root *fsroot.Root, tr *tar.Reader, h *tar.Header, rel string, meta fsroot.Meta, m *Manifest, o UnpackOptions, done func()) (bool, error) {
+// writeEntry writes one non-directory entry; done is called once it is
+// written (small files and symlinks later, by the pool).
+func writeEntry(e *fsroot.Entries, tr *tar.Reader, h *tar.Header, rel string, meta fsroot.Meta, m *Manifest, o UnpackOptions, done func()) error {
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeRegA:
-		if h.Size > b.MaxFile() {
-			return false, nil
-		}
-		data := make([]byte, h.Size)
-		if _, err := io.ReadFull(tr, data); err != nil {
-			return false, fmt.Errorf("data archive: %s: %w", h.Name, noEOF(err))
-		}
 		dst := rel
 		if o.Conffiles["/"+rel] {
 			dst += ".dpkg-new"
 		}
 		m.Size += h.Size
-		b.WriteFile(root, dst, data, meta, done)
-		return true, nil
-	case tar.TypeSymlink:
-		if h.Linkname == "" {
-			return false, fmt.Errorf("data archive: symlink %s has no target", h.Name)
+		if err := e.File(dst, tr, h.Size, meta, done); err != nil {
+			return fmt.Errorf("data archive: %s: %w", h.Name, noEOF(err))
 		}
-		b.Symlink(root, h.Linkname, rel, meta, done)
-		return true, nil
-	}
-	return false, nil
-}
-
-// writeEntry writes one non-directory entry; with write false it only
-// checks it (another package owns the path).
-func writeEntry(root *fsroot.Root, tr *tar.Reader, h *tar.Header, rel string, meta fsroot.Meta, m *Manifest, o UnpackOptions, write bool) error {
-	if !write {
+		return nil
+	case tar.TypeSymlink:
+		if err := e.Symlink(h.Linkname, rel, meta, done); err != nil {
+			return fmt.Errorf("data archive: %w", err)
+		}
 		return nil
 	}
+	defer done()
 	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeRegA:
-		dst := rel
-		if o.Conffiles["/"+rel] {
-			dst += ".dpkg-new"
-		}
-		if err := root.WriteFile(dst, tr, h.Size, meta); err != nil {
-			return err
-		}
-		m.Size += h.Size
-	case tar.TypeSymlink:
-		if h.Linkname == "" {
-			return fmt.Errorf("data archive: symlink %s has no target", h.Name)
-		}
-		if err := root.Symlink(h.Linkname, rel, meta); err != nil {
-			return err
-		}
 	case tar.TypeLink:
 		old, err := fsroot.Clean(h.Linkname)
 		if err != nil {
 			return fmt.Errorf("data archive: hard link %s: %w", h.Name, err)
 		}
-		if err := root.Link(old, rel); err != nil {
-			return err
-		}
+		return e.Link(old, rel)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		if !o.Devices && h.Typeflag != tar.TypeFifo {
 			m.Skipped = append(m.Skipped, "/"+rel)
 			return nil
 		}
 		mode := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
-		dev := unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
-		if err := root.Mknod(rel, mode|meta.Mode, dev, meta); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("data archive: %s: unsupported entry type %q", h.Name, h.Typeflag)
+		return e.Node(rel, mode|meta.Mode, unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)), meta)
 	}
-	return nil
+	return fmt.Errorf("data archive: %s: unsupported entry type %q", h.Name, h.Typeflag)
 }
 
 func isSparse(h *tar.Header) bool {
