@@ -273,7 +273,12 @@ func output(dir, target string, o Options) error {
 			return err
 		}
 	}
-	err = WriteTar(w, dir, o.SourceDateEpoch)
+	root, err := fsroot.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	err = root.WriteTar(w, ".", o.SourceDateEpoch)
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}

@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -434,28 +433,12 @@ const maxDirEntries = 1 << 20
 // ReadDir lists a directory's entry names, sorted, resolving symlinks
 // inside the root.
 func (r *Root) ReadDir(rel string) ([]string, error) {
-	fd, err := unix.Openat2(r.fd, rel, how(unix.O_RDONLY|unix.O_DIRECTORY))
+	fd, err := unix.Openat2(r.fd, rel, how(unix.O_PATH|unix.O_DIRECTORY))
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: r.full(rel), Err: err}
 	}
-	f := os.NewFile(uintptr(fd), r.full(rel))
-	defer f.Close()
-	var names []string
-	for {
-		batch, err := f.Readdirnames(4096)
-		names = append(names, batch...)
-		if len(names) > maxDirEntries {
-			return nil, &os.PathError{Op: "readdir", Path: r.full(rel), Err: fmt.Errorf("%w: over %d entries", ErrTooLarge, maxDirEntries)}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	slices.Sort(names)
-	return names, nil
+	defer unix.Close(fd)
+	return dirNames(fd, r.full(rel))
 }
 
 // Glob lists the paths matching pattern (path.Match syntax in its last
