@@ -36,6 +36,9 @@ type UnpackOptions struct {
 	DeferDirs bool
 	// Pool, when set, writes small files and symlinks concurrently.
 	Pool *fsroot.WritePool
+	// Filter, when set, leaves out the paths dpkg's path-exclude and
+	// path-include would.
+	Filter *PathFilter
 }
 
 // DirMeta is a directory's metadata as the archive gives it.
@@ -47,7 +50,11 @@ type Manifest struct {
 	Paths   []string
 	Skipped []string // device nodes not created without Devices
 	Size    int64    // bytes of regular files written
-	Dirs    []DirMeta
+	// Filtered counts the entries Filter left out, FilteredSize their
+	// bytes; they are in Paths all the same.
+	Filtered     int
+	FilteredSize int64
+	Dirs         []DirMeta
 }
 
 // Unpack writes a data archive below root. Every name is checked (no
@@ -91,6 +98,13 @@ func Unpack(tr *tar.Reader, root *fsroot.Root, o UnpackOptions) (m *Manifest, er
 		}
 		if rel != "." {
 			m.Paths = append(m.Paths, "/"+rel)
+		}
+		if rel != "." && o.Filter.Skip("/"+rel, h.Typeflag == tar.TypeDir || h.Typeflag == tar.TypeSymlink) {
+			m.Filtered++
+			if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeRegA {
+				m.FilteredSize += h.Size
+			}
+			continue // listed, not written, as dpkg has it
 		}
 		e.Prepare(rel)
 		if h.Typeflag == tar.TypeDir {

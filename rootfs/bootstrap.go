@@ -278,7 +278,7 @@ func output(dir, target string, o Options) error {
 		return err
 	}
 	defer root.Close()
-	err = root.WriteTar(w, ".", o.SourceDateEpoch)
+	err = root.WriteTar(w, ".", fsroot.TarOptions{Clamp: o.SourceDateEpoch})
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}

@@ -2,11 +2,13 @@ package fsroot
 
 import (
 	"archive/tar"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,34 +21,75 @@ var xattrsKept = []string{"security.capability"}
 // maxTarDepth bounds the walk's nesting; no real tree comes near it.
 const maxTarDepth = 256
 
+// TarOptions control WriteTar.
+type TarOptions struct {
+	// Clamp, when set, is the latest mtime written.
+	Clamp time.Time
+	// Name is the name of the top entry, "./" by default; entries below
+	// a directory are named from it ("usr/" gives "usr/bin/").
+	Name string
+	// DropSetid clears setuid and setgid bits and leaves device nodes
+	// out: for copying out of an image onto the host.
+	DropSetid bool
+}
+
 // WriteTar writes the tree at rel (resolved inside the root) as a tar
-// stream: entries sorted by path and named "./" and below, numeric owners,
-// hard links as links, mtimes clamped to clamp when it is set, so the same
-// tree always gives the same bytes. The walk goes one name at a time from
-// open directories and never follows a symlink: whatever the tree holds,
-// nothing outside it is read. Sockets are left out, as tar leaves them.
-func (r *Root) WriteTar(w io.Writer, rel string, clamp time.Time) error {
-	fd, err := r.openDir(rel)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: r.full(rel), Err: err}
+// stream: entries sorted by path, numeric owners, hard links as links,
+// mtimes clamped when asked, so the same tree always gives the same
+// bytes. rel may be a directory (symlinks to one inside the root are
+// followed) or any other entry, written alone. The walk goes one name at
+// a time from open directories and never follows a symlink below rel:
+// whatever the tree holds, nothing outside it is read. Sockets are left
+// out, as tar leaves them.
+func (r *Root) WriteTar(w io.Writer, rel string, o TarOptions) error {
+	name := o.Name
+	if name == "" {
+		name = "./"
 	}
 	tw := tar.NewWriter(w)
-	t := &tarWalk{tw: tw, clamp: clamp, links: map[[2]uint64]string{}, full: r.full(rel)}
+	t := &tarWalk{tw: tw, o: o, links: map[[2]uint64]string{}, full: r.full(rel)}
 	var st unix.Stat_t
-	err = unix.Fstat(fd, &st)
-	if err == nil {
-		err = t.entry(fd, "", "./", &st, 0)
+	fd, err := r.openDir(rel)
+	switch {
+	case err == nil:
+		if err = unix.Fstat(fd, &st); err == nil {
+			err = t.entry(fd, "", name, &st, 0)
+		}
+		unix.Close(fd)
+	case errors.Is(err, unix.ENOTDIR):
+		var pfd int
+		var base string
+		if pfd, base, err = r.parent(rel); err != nil {
+			return err
+		}
+		if err = unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+			err = t.entry(pfd, base, strings.TrimSuffix(name, "/"), &st, 0)
+		} else {
+			err = &os.PathError{Op: "lstat", Path: r.full(rel), Err: err}
+		}
+		unix.Close(pfd)
+	default:
+		err = &os.PathError{Op: "open", Path: r.full(rel), Err: err}
 	}
-	unix.Close(fd)
 	if err != nil {
 		return err
 	}
 	return tw.Close()
 }
 
+// Sub opens the directory rel, resolved inside the root, as a root of its
+// own.
+func (r *Root) Sub(rel string) (*Root, error) {
+	fd, err := r.openDir(rel)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: r.full(rel), Err: err}
+	}
+	return &Root{fd: fd, Path: r.full(rel)}, nil
+}
+
 type tarWalk struct {
 	tw    *tar.Writer
-	clamp time.Time
+	o     TarOptions
 	links map[[2]uint64]string
 	full  string
 }
@@ -55,8 +98,8 @@ type tarWalk struct {
 // there is base ("" for the top, which fd-is itself).
 func (t *tarWalk) entry(dirfd int, base, name string, st *unix.Stat_t, depth int) error {
 	mtime := time.Unix(st.Mtim.Unix())
-	if !t.clamp.IsZero() && mtime.After(t.clamp) {
-		mtime = t.clamp
+	if !t.o.Clamp.IsZero() && mtime.After(t.o.Clamp) {
+		mtime = t.o.Clamp
 	}
 	h := &tar.Header{Name: name, Mode: int64(st.Mode & 0o7777), Uid: int(st.Uid), Gid: int(st.Gid), ModTime: mtime.Truncate(time.Second), Format: tar.FormatPAX}
 	var file *os.File
@@ -99,6 +142,9 @@ func (t *tarWalk) entry(dirfd int, base, name string, st *unix.Stat_t, depth int
 			}
 		}
 	case unix.S_IFCHR, unix.S_IFBLK:
+		if t.o.DropSetid {
+			return nil
+		}
 		h.Typeflag = tar.TypeChar
 		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
 			h.Typeflag = tar.TypeBlock
@@ -108,6 +154,9 @@ func (t *tarWalk) entry(dirfd int, base, name string, st *unix.Stat_t, depth int
 		h.Typeflag = tar.TypeFifo
 	default:
 		return nil // sockets
+	}
+	if t.o.DropSetid {
+		h.Mode &^= unix.S_ISUID | unix.S_ISGID
 	}
 	if err := t.tw.WriteHeader(h); err != nil {
 		return fmt.Errorf("tar %s: %w", name, err)

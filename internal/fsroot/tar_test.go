@@ -30,7 +30,7 @@ func TestWriteTarStaysInside(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var buf bytes.Buffer
-		err := r.WriteTar(&buf, tt.rel, time.Unix(1700000000, 0))
+		err := r.WriteTar(&buf, tt.rel, TarOptions{Clamp: time.Unix(1700000000, 0)})
 		if tt.want == nil {
 			if err == nil {
 				t.Errorf("%s: wrote a tar of a directory outside the root", tt.rel)

@@ -1,0 +1,144 @@
+package hook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestSplitWords(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+		err  bool
+	}{
+		{`copy-in a b /etc`, []string{"copy-in", "a", "b", "/etc"}, false},
+		{`upload 'my file' "/etc/with space"`, []string{"upload", "my file", "/etc/with space"}, false},
+		{`a\ b "c\"d" 'e\f'`, []string{"a b", `c"d`, `e\f`}, false},
+		{`x ""`, []string{"x", ""}, false},
+		{`  `, nil, false},
+		{`'open`, nil, true},
+		{`"open`, nil, true},
+	}
+	for _, tt := range tests {
+		got, err := SplitWords(tt.in)
+		if (err != nil) != tt.err || !slices.Equal(got, tt.want) {
+			t.Errorf("SplitWords(%q) = %q, %v; want %q (error %v)", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func FuzzSplitWords(f *testing.F) {
+	f.Add(`copy-in "a b" 'c' d\ e`)
+	f.Fuzz(func(t *testing.T, s string) {
+		words, err := SplitWords(s)
+		if err != nil {
+			return
+		}
+		if len(words) > maxWords+1 {
+			t.Fatalf("%d words", len(words))
+		}
+		// Words without quoting characters come back as they went in.
+		if !strings.ContainsAny(s, "'\"\\") {
+			if want := strings.Fields(s); !slices.Equal(words, want) && !(len(words) == 0 && len(want) == 0) {
+				t.Fatalf("SplitWords(%q) = %q, want %q", s, words, want)
+			}
+		}
+	})
+}
+
+func TestNewRefuses(t *testing.T) {
+	tests := []struct{ stage, cmd string }{
+		{"install", "true"},          // no such stage
+		{Setup, "  "},                // nothing to run
+		{Customize, "upload a"},      // one argument
+		{Customize, "tar-in a b c"},  // three
+		{Customize, "copy-in /etc"},  // no destination
+		{Customize, "download 'a b"}, // unterminated quote
+	}
+	for _, tt := range tests {
+		if _, err := New(tt.stage, tt.cmd, false, "--"+tt.stage+"-hook"); !errors.Is(err, ErrUsage) {
+			t.Errorf("New(%q, %q) = %v, want ErrUsage", tt.stage, tt.cmd, err)
+		}
+	}
+	// A chrooted hook named like a special one is a command.
+	if h, err := New(Customize, "upload a", true, "--chrooted-customize-hook"); err != nil || h.special != nil {
+		t.Errorf("chrooted: %+v %v", h, err)
+	}
+}
+
+// TestCommands: a command gets the target as $1 and mmdebstrap's
+// variables, runs in the shell when it has shell syntax, and a failure
+// names the hook.
+func TestCommands(t *testing.T) {
+	target := t.TempDir()
+	script := filepath.Join(t.TempDir(), "customize01.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\necho \"$MMDEBSTRAP_HOOK $MMDEBSTRAP_INCLUDE\" > \"$1/from-script\"\n"), 0o755)
+	var hooks []Hook
+	for _, c := range []struct{ stage, cmd string }{
+		{Setup, `echo "$MMDEBSTRAP_MODE" > "$1/mode"`},
+		{Extract, `echo "$MMDEBSTRAP_ESSENTIAL" > "$1/essential"`},
+		{Customize, script},
+	} {
+		h, err := New(c.stage, c.cmd, false, "--"+c.stage+"-hook")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hooks = append(hooks, h)
+	}
+	env := Env{Target: target, Include: []string{"a,b", "c"}, Essential: []string{"dpkg", "libc6"}}
+	for _, st := range Stages {
+		if err := Run(context.Background(), hooks, st, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for file, want := range map[string]string{"mode": "root\n", "essential": "dpkg libc6\n", "from-script": "customize a%2Cb,c\n"} {
+		if b, _ := os.ReadFile(filepath.Join(target, file)); string(b) != want {
+			t.Errorf("%s = %q, want %q", file, b, want)
+		}
+	}
+	bad, _ := New(Customize, `echo out; exit 3`, false, "--customize-hook")
+	var out bytes.Buffer
+	err := Run(context.Background(), []Hook{bad}, Customize, Env{Target: target, Stdout: &out})
+	var he *Error
+	if !errors.As(err, &he) || he.Hook.Command != `echo out; exit 3` || !strings.Contains(err.Error(), "exit status 3") {
+		t.Errorf("failing hook: %v", err)
+	}
+	if out.String() != "out\n" {
+		t.Errorf("hook output %q", out.String())
+	}
+}
+
+func TestDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []struct {
+		name string
+		mode os.FileMode
+	}{{"setup02.sh", 0o755}, {"setup01.sh", 0o755}, {"customize.sh", 0o755}, {"README.txt", 0o644}, {"other.sh", 0o755}} {
+		os.WriteFile(filepath.Join(dir, f.name), []byte("#!/bin/sh\n"), f.mode)
+	}
+	os.Mkdir(filepath.Join(dir, "essential.d"), 0o755)
+	hooks, err := Directory(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range hooks {
+		got = append(got, h.Stage+":"+filepath.Base(h.Command))
+	}
+	if want := []string{"setup:setup01.sh", "setup:setup02.sh", "customize:customize.sh"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	os.WriteFile(filepath.Join(dir, "extract.sh"), []byte("#!/bin/sh\n"), 0o644)
+	if _, err := Directory(dir); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "extract.sh") {
+		t.Errorf("a hook that is not executable: %v", err)
+	}
+	if _, err := Directory(filepath.Join(dir, "missing")); !errors.Is(err, ErrUsage) {
+		t.Errorf("a missing directory: %v", err)
+	}
+}
