@@ -19,8 +19,8 @@ func hostileImage(t *testing.T) (img, host string) {
 		os.MkdirAll(filepath.Join(img, d), 0o755)
 	}
 	os.WriteFile(filepath.Join(img, "srv/data/file"), []byte("data"), 0o644)
-	os.WriteFile(filepath.Join(img, "srv/data/suid"), []byte("x"), 0o4755)
-	os.Chmod(filepath.Join(img, "srv/data/suid"), 0o4755)
+	os.WriteFile(filepath.Join(img, "srv/data/suid"), []byte("x"), 0o755)
+	os.Chmod(filepath.Join(img, "srv/data/suid"), 0o755|os.ModeSetuid)
 	os.Symlink(filepath.Join(host, "secret"), filepath.Join(img, "etc/planted"))   // a file on the host
 	os.Symlink(host, filepath.Join(img, "hostdir"))                                // a directory on the host
 	os.Symlink(filepath.Join(host, "secret"), filepath.Join(img, "srv/data/link")) // copied out as a link
