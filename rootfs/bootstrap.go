@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"nroot/apt"
+	"nroot/hook"
 	"nroot/internal/atomicfile"
 	"nroot/internal/fetch"
 	"nroot/internal/fsroot"
@@ -45,6 +46,18 @@ type Options struct {
 	// goes to Progress, indented under the stage lines.
 	Output io.Writer
 	Log    *slog.Logger
+	// Hooks run at mmdebstrap's stages: setup before unpacking, extract
+	// after it, essential once the essential set is configured, customize
+	// once everything is and the APT sources are written, before the
+	// clean-up. A failing hook fails the build.
+	Hooks []hook.Hook
+	// DpkgOpts and AptOpts are mmdebstrap's --dpkgopt and --aptopt: each
+	// an option, or a file of them. They are written to the image's
+	// /etc/dpkg/dpkg.cfg.d/99nroot and /etc/apt/apt.conf.d/99nroot;
+	// path-exclude and path-include are applied while unpacking.
+	DpkgOpts, AptOpts []string
+	// Skip names steps to leave out, with mmdebstrap's names (Skips).
+	Skip []string
 }
 
 // Result reports what Bootstrap did.
@@ -55,6 +68,14 @@ type Result struct {
 	Configured bool                     `json:"configured"`
 	Note       string                   `json:"note,omitempty"`
 	Timings    map[string]time.Duration `json:"timings_ns"`
+	// Filtered counts what --dpkgopt path-exclude left out.
+	Filtered *Filtered `json:"filtered,omitempty"`
+}
+
+// Filtered is what dpkg path filters left out of an image.
+type Filtered struct {
+	Entries int   `json:"entries"`
+	Bytes   int64 `json:"bytes"`
 }
 
 // Bootstrap builds a root filesystem at target: resolve (or replay a
@@ -73,6 +94,10 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if err := checkTarget(target, o.Format); err != nil {
+		return nil, err
+	}
+	c, err := newCustom(o)
+	if err != nil {
 		return nil, err
 	}
 	res = &Result{Target: target, Format: o.Format, Timings: map[string]time.Duration{}}
@@ -118,12 +143,34 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 		return nil, err
 	}
 
+	env := hookEnv(tmp, plan, o)
+	if err := c.setup(ctx, tmp, env); err != nil {
+		return nil, fmt.Errorf("bootstrap: setup: %w", err)
+	}
+
 	t = time.Now()
-	pkgs, err := Unpack(ctx, plan, fetched, tmp, UnpackOptions{ClampMtime: o.SourceDateEpoch, Progress: o.Progress, TarCache: filepath.Join(fetcher.CacheDir, "unpacked")})
+	uo := UnpackOptions{ClampMtime: o.SourceDateEpoch, Progress: o.Progress, TarCache: filepath.Join(fetcher.CacheDir, "unpacked")}
+	if !c.filter.Empty() {
+		uo.Filter = c.filter
+	}
+	pkgs, err := Unpack(ctx, plan, fetched, tmp, uo)
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
+	if uo.Filter != nil {
+		res.Filtered = &Filtered{}
+		for _, p := range pkgs {
+			res.Filtered.Entries += p.manifest.Filtered
+			res.Filtered.Bytes += p.manifest.FilteredSize
+		}
+	}
 	step("unpack", t)
+	if err := hook.Run(ctx, c.hooks, hook.Extract, env); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	// As in mmdebstrap, the extract and custom variants install nothing
+	// and run no essential or customize hooks.
+	installs := plan.Variant != "extract" && plan.Variant != "custom"
 
 	if archErr := nspawn.CheckArch(tmp); archErr == nil {
 		t = time.Now()
@@ -135,18 +182,33 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 		if out == nil {
 			out = progress.Indent(o.Progress, "    ")
 		}
-		if err := Configure(ctx, tmp, pkgs, stageOf, out); err != nil {
+		var afterEssential func() error
+		if installs && hook.Has(c.hooks, hook.Essential) {
+			afterEssential = func() error { return hook.Run(ctx, c.hooks, hook.Essential, env) }
+		}
+		if err := configure(ctx, tmp, pkgs, stageOf, out, afterEssential); err != nil {
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 		res.Configured = true
 		step("configure", t)
 	} else {
+		if installs && (hook.Has(c.hooks, hook.Essential) || hook.Has(c.hooks, hook.Customize)) {
+			return nil, fmt.Errorf("bootstrap: %w; essential and customize hooks need a configured image", archErr)
+		}
 		res.Note = strings.ReplaceAll(archErr.Error(), tmp, target) + "; the packages are unpacked but not configured: run `nroot configure " + target + "` on a " + plan.Architectures[0] + " host (or one with a binfmt handler for it) to finish"
 		o.Log.Warn("not configured", "why", archErr)
 	}
 
 	t = time.Now()
-	if err := finish(tmp, plan, o); err != nil {
+	if err := prepare(tmp, plan, o, c.skip); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if installs {
+		if err := hook.Run(ctx, c.hooks, hook.Customize, env); err != nil {
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	if err := finish(tmp, o, c.skip); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	if err := output(tmp, target, o); err != nil {
@@ -218,8 +280,9 @@ func checkTarget(target, format string) error {
 	return fmt.Errorf("bootstrap: %s already exists; nroot does not build over an existing %s (remove it or choose another TARGET)", target, map[bool]string{true: "directory", false: "file"}[fi.IsDir()])
 }
 
-// finish writes APT sources, removes build leftovers and clamps mtimes.
-func finish(dir string, plan *lockfile.Plan, o Options) error {
+// prepare writes APT sources, the base files and /dev: the image as
+// customize hooks see it.
+func prepare(dir string, plan *lockfile.Plan, o Options, skip skipSet) error {
 	root, err := fsroot.Open(dir)
 	if err != nil {
 		return err
@@ -235,14 +298,26 @@ func finish(dir string, plan *lockfile.Plan, o Options) error {
 	if err := writeSources(root, plan, rings); err != nil {
 		return fmt.Errorf("apt sources: %w", err)
 	}
-	if err := cleanup(root); err != nil {
-		return fmt.Errorf("clean-up: %w", err)
-	}
 	if err := writeBaseFiles(root, plan); err != nil {
 		return err
 	}
-	if err := makeDev(root); err != nil {
-		return fmt.Errorf("/dev: %w", err)
+	if !skip.has("output/dev") {
+		if err := makeDev(root, !skip.has("output/mknod")); err != nil {
+			return fmt.Errorf("/dev: %w", err)
+		}
+	}
+	return nil
+}
+
+// finish removes build leftovers and clamps mtimes.
+func finish(dir string, o Options, skip skipSet) error {
+	root, err := fsroot.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := cleanup(root, skip); err != nil {
+		return fmt.Errorf("clean-up: %w", err)
 	}
 	if !o.SourceDateEpoch.IsZero() {
 		return clampMtimes(dir, o.SourceDateEpoch)

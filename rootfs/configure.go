@@ -29,7 +29,7 @@ var firstPreinsts = []string{"base-passwd", "base-files", "dash"}
 // runs, so the triggers dpkg would activate while unpacking have nothing
 // left to do that the postinsts do not. Markers on stdout name the step
 // that failed.
-func configureScript(stages [][]string, archOf map[string]string) string {
+func configureScript(stages [][]string, archOf map[string]string, all bool) string {
 	var b strings.Builder
 	b.WriteString(`set -u
 export DPKG_RUNNING_VERSION="$(dpkg-query --showformat='${Version}' --show dpkg)"
@@ -63,7 +63,9 @@ configure() {
 		}
 		fmt.Fprintf(&b, "configure %s\n", strings.Join(st, " "))
 	}
-	b.WriteString("configure -a\n")
+	if all {
+		b.WriteString("configure -a\n")
+	}
 	return b.String()
 }
 
@@ -96,6 +98,13 @@ var dpkgErrorRE = regexp.MustCompile(`error processing package ([^ ]+) \(--confi
 // shims it put in place. It is the only step that runs code from the
 // image.
 func Configure(ctx context.Context, target string, pkgs []*Unpacked, stageOf map[string]string, log io.Writer) error {
+	return configure(ctx, target, pkgs, stageOf, log, nil)
+}
+
+// configure is Configure, calling afterEssential (when set) once the
+// essential stage is configured and before the rest is, as mmdebstrap
+// runs its essential hooks.
+func configure(ctx context.Context, target string, pkgs []*Unpacked, stageOf map[string]string, log io.Writer, afterEssential func() error) error {
 	runner, err := nspawn.New(target)
 	if err != nil {
 		return err
@@ -120,13 +129,31 @@ func Configure(ctx context.Context, target string, pkgs []*Unpacked, stageOf map
 	for _, p := range pkgs {
 		archOf[p.infoName()] = p.ctl.Fields.Get("Architecture")
 	}
-	script := configureScript(configureStages(pkgs, stageOf), archOf)
-	err = runner.Run(ctx, "/bin/sh", "-c", script)
-	var ee *nspawn.ExitError
-	if errors.As(err, &ee) {
-		return explainFailure(out.String(), ee)
+	run := func(stages [][]string, all bool) error {
+		err := runner.Run(ctx, "/bin/sh", "-c", configureScript(stages, archOf, all))
+		var ee *nspawn.ExitError
+		if errors.As(err, &ee) {
+			return explainFailure(out.String(), ee)
+		}
+		return err
 	}
-	return err
+	stages := configureStages(pkgs, stageOf)
+	if afterEssential == nil {
+		return run(stages, true)
+	}
+	if len(stages) > 1 {
+		if err := run(stages[:1], false); err != nil {
+			return err
+		}
+		if err := afterEssential(); err != nil {
+			return err
+		}
+		return run(stages[1:], true)
+	}
+	if err := run(stages, true); err != nil {
+		return err
+	}
+	return afterEssential()
 }
 
 // failedPreinst is the script's marker for a preinst that failed.
@@ -331,7 +358,7 @@ func ConfigureDir(ctx context.Context, target string, log io.Writer) error {
 	if err := Configure(ctx, target, pkgs, nil, log); err != nil {
 		return err
 	}
-	return cleanup(img)
+	return cleanup(img, nil)
 }
 
 // Caps on the dpkg database files read back from an image.

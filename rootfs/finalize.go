@@ -127,21 +127,39 @@ func safeName(s string) string {
 
 // cleanupPaths are removed as mmdebstrap removes them: logs of the build,
 // caches, and the dpkg database's backups.
-var cleanupGlobs = []string{
-	"var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*_*",
-	"var/log/dpkg.log", "var/log/apt/*.log", "var/log/apt/eipp.log.xz", "var/log/alternatives.log", "var/log/bootstrap.log",
-	"var/cache/ldconfig/aux-cache", "var/lib/dpkg/*-old", "var/cache/debconf/*-old", "var/lib/dbus/machine-id",
+// cleanupGlobs are the build leftovers removed, under the --skip name
+// that keeps them.
+var cleanupGlobs = []struct {
+	skip  string
+	globs []string
+}{
+	{"cleanup/apt/cache", []string{"var/cache/apt/archives/*.deb", "var/cache/apt/*.bin"}},
+	{"cleanup/apt/lists", []string{"var/lib/apt/lists/*_*"}},
+	{"cleanup/reproducible", []string{"var/log/dpkg.log", "var/log/apt/*.log", "var/log/apt/eipp.log.xz", "var/log/alternatives.log", "var/log/bootstrap.log",
+		"var/cache/ldconfig/aux-cache", "var/lib/dbus/machine-id"}},
+	{"cleanup/mmdebstrap", []string{"var/lib/dpkg/*-old", "var/cache/debconf/*-old"}},
+	{"cleanup/run", []string{"run/*"}},
+	{"cleanup/tmp", []string{"tmp/*"}},
 }
 
 // cleanup removes build leftovers and writes /etc/machine-id as
-// "uninitialized", so each node generates its own at first boot.
-func cleanup(root *fsroot.Root) error {
-	for _, g := range cleanupGlobs {
-		for _, rel := range root.Glob(g) {
-			if err := root.Remove(rel); err != nil && !os.IsNotExist(err) {
-				return err
+// "uninitialized", so each node generates its own at first boot; skip
+// keeps what it names.
+func cleanup(root *fsroot.Root, skip skipSet) error {
+	for _, c := range cleanupGlobs {
+		if skip.has(c.skip) {
+			continue
+		}
+		for _, g := range c.globs {
+			for _, rel := range root.Glob(g) {
+				if err := root.RemoveAll(rel); err != nil && !os.IsNotExist(err) {
+					return err
+				}
 			}
 		}
+	}
+	if skip.has("cleanup/reproducible/machine-id") {
+		return nil
 	}
 	if err := root.MkdirAll("etc", 0o755); err != nil {
 		return err
@@ -193,13 +211,14 @@ var devNodes = []struct {
 	{"zero", unix.S_IFCHR | 0o666, 1, 5, ""},
 }
 
-// makeDev fills /dev as mmdebstrap does. Without root, device nodes
-// cannot be made and only the links and directories are.
-func makeDev(root *fsroot.Root) error {
+// makeDev fills /dev as mmdebstrap does. Without root, or without
+// mknod, device nodes are not made and only the links and directories
+// are.
+func makeDev(root *fsroot.Root, mknod bool) error {
 	if err := root.MkdirAll("dev", 0o755); err != nil {
 		return err
 	}
-	isRoot := os.Geteuid() == 0
+	isRoot := os.Geteuid() == 0 && mknod
 	for _, d := range devNodes {
 		rel := "dev/" + d.name
 		if _, err := root.Lstat(rel); err == nil {

@@ -42,6 +42,8 @@ type UnpackOptions struct {
 	// TarCache, when set, is a directory where each package's data
 	// archive is kept as zstd, so a warm build does not decode xz again.
 	TarCache string
+	// Filter, when set, leaves out what dpkg's path-exclude would.
+	Filter *deb.PathFilter
 }
 
 // mergedUsrDirs are the directories that become symlinks into /usr, per
@@ -92,7 +94,7 @@ func Unpack(ctx context.Context, plan *lockfile.Plan, fetched Fetched, target st
 	unpack := func(i int) error {
 		p := order[i]
 		ip, err := unpackOne(root, p, fetched[p.SHA256], o.TarCache, deb.UnpackOptions{
-			Chown: chown, Devices: chown, ClampMtime: o.ClampMtime, DeferDirs: true, Pool: pool,
+			Chown: chown, Devices: chown, ClampMtime: o.ClampMtime, DeferDirs: true, Pool: pool, Filter: o.Filter,
 			Claim: func(rel string) (bool, func()) { return cl.claim(rel, i) },
 		})
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 
 func newBootstrapCmd(g *globals) *cobra.Command {
 	var af aptFlags
+	var cf customFlags
 	var asJSON bool
 	var lock, fromLock, format, logPath string
 	var jobs int
@@ -39,6 +40,8 @@ not copied into the image.`,
   nroot bootstrap --variant=minbase --include=openssh-server trixie ./node
   nroot bootstrap --lock node.lock bookworm node.tar.zst
   nroot bootstrap --variant=minbase noble ./node http://MIRROR/ubuntu
+  nroot bootstrap --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' bookworm ./node
+  nroot bootstrap --customize-hook='echo node > "$1/etc/hostname"' --customize-hook='upload ./motd /etc/motd' bookworm ./node
   SOURCE_DATE_EPOCH=1700000000 nroot bootstrap --from-lock node.lock --format=tar node.tar`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if fromLock != "" && len(args) == 1 {
@@ -84,6 +87,7 @@ not copied into the image.`,
 				return err
 			}
 			bo := rootfs.Options{Config: cfg, Apt: o, Format: format, Jobs: jobs, Progress: os.Stderr, Output: scripts, Log: o.Log}
+			cf.apply(&bo)
 			if g.quiet {
 				bo.Progress = nil
 			}
@@ -110,7 +114,7 @@ not copied into the image.`,
 			}
 			res, err := rootfs.Bootstrap(cmd.Context(), args[1], bo)
 			if err != nil {
-				return err
+				return customErr(err)
 			}
 			if lock != "" {
 				if err := writeLockFile(lock, res.Plan); err != nil {
@@ -121,6 +125,9 @@ not copied into the image.`,
 				return printJSON(res)
 			}
 			fmt.Printf("%s: %s %s, %d packages, %s\n", res.Target, res.Plan.Codename, res.Plan.Variant, len(res.Plan.Packages), res.Format)
+			if res.Filtered != nil {
+				fmt.Printf("path filters left out %d entries, %d bytes\n", res.Filtered.Entries, res.Filtered.Bytes)
+			}
 			if res.Note != "" {
 				fmt.Println("note:", res.Note)
 			}
@@ -128,6 +135,7 @@ not copied into the image.`,
 		},
 	}
 	af.register(cmd)
+	cf.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result (plan, timings) as JSON")
 	cmd.Flags().StringVar(&lock, "lock", "", "write the plan used to this lockfile")
 	cmd.Flags().StringVar(&fromLock, "from-lock", "", "build exactly the packages of this lockfile, resolving nothing")

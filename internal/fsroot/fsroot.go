@@ -525,3 +525,34 @@ func (r *Root) Remove(rel string) error {
 	}
 	return nil
 }
+
+// maxRemoveDepth bounds RemoveAll's nesting.
+const maxRemoveDepth = 256
+
+// RemoveAll removes rel and everything below it, never following a
+// symlink: a symlink is removed, not what it points at.
+func (r *Root) RemoveAll(rel string) error {
+	return r.removeAll(rel, 0)
+}
+
+func (r *Root) removeAll(rel string, depth int) error {
+	st, err := r.Lstat(rel)
+	if err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if depth >= maxRemoveDepth {
+			return &os.PathError{Op: "remove", Path: r.full(rel), Err: fmt.Errorf("nested over %d directories deep", maxRemoveDepth)}
+		}
+		names, err := r.ReadDir(rel)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if err := r.removeAll(path.Join(rel, n), depth+1); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return r.Remove(rel)
+}
