@@ -68,7 +68,7 @@ func TestLockRoundTrip(t *testing.T) {
 		{`"lock_version": 1`, `"lock_version": 7`, "lock_version 7"},
 		{`"filename": "pool/a.deb"`, `"filename": "../../etc/passwd"`, "relative path inside the mirror"},
 		{`"sha256": "` + strings.Repeat("0", 64), `"sha256": "` + strings.Repeat("z", 64), "not a SHA256"},
-		{"\"uri\": \"http://mirror.invalid/debian\",\n      \"size\"", "\"uri\": \"file:///etc\",\n      \"size\"", "not an http"},
+		{"\"uri\": \"http://mirror.invalid/debian\",\n      \"size\"", "\"uri\": \"gopher://mirror.invalid/debian\",\n      \"size\"", "not an http"},
 		{`"variant"`, `"surprise": 1, "variant"`, "unknown field"},
 	}
 	for _, b := range bad {

@@ -115,6 +115,13 @@ func NewFetcher(cacheDir string) *Fetcher {
 	tr.DialContext = (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	tr.ResponseHeaderTimeout = 30 * time.Second
 	tr.MaxIdleConnsPerHost = 16
+	// Local mirrors, as apt names them: file:// is read in place, and
+	// copy:// (which apt copies into its cache) is read the same way, since
+	// nroot copies every package into its cache anyway. Both go through
+	// the same size and signed-hash checks as HTTP.
+	local := http.NewFileTransport(http.Dir("/"))
+	tr.RegisterProtocol("file", local)
+	tr.RegisterProtocol("copy", local)
 	return &Fetcher{
 		Client:      &http.Client{Transport: tr},
 		CacheDir:    cacheDir,

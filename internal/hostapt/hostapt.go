@@ -16,13 +16,25 @@ import (
 	"nroot/control"
 )
 
-// CheckURI accepts an http:// or https:// URL with a host.
+// CheckURI accepts an http:// or https:// URL with a host, or a local
+// mirror as apt names one: file:///PATH (used in place) or copy:///PATH.
 func CheckURI(s string) error {
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("mirror %q: not an http:// or https:// URL", s)
+	if err != nil {
+		return fmt.Errorf("mirror %q: not a URL: give http://HOST/PATH, https://HOST/PATH or file:///PATH", s)
 	}
-	return nil
+	switch u.Scheme {
+	case "http", "https":
+		if u.Host != "" {
+			return nil
+		}
+	case "file", "copy":
+		if u.Host == "" && strings.HasPrefix(u.Path, "/") && u.RawQuery == "" {
+			return nil
+		}
+		return fmt.Errorf("mirror %q: a local mirror is %s:///ABSOLUTE/PATH", s, u.Scheme)
+	}
+	return fmt.Errorf("mirror %q: not an http://, https://, file:// or copy:// URL", s)
 }
 
 // Entry is one "deb" entry of the host's APT configuration.
