@@ -37,6 +37,7 @@ type Package struct {
 
 	// Origin is the index this stanza came from; set by the universe.
 	Origin *Index
+	local  bool // from a package file given to --include
 }
 
 // ID is "name:arch=version", unique within a universe.

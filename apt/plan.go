@@ -32,6 +32,19 @@ type Config struct {
 	// HostSources is where the host's APT sources are read from when no
 	// mirror is given; nil means hostapt.SourceFiles.
 	HostSources []string
+	// Local are package files given to --include: each is installed,
+	// preferred over the archive's versions of its name, and its
+	// dependencies resolved from the archive, as apt installs ./foo.deb.
+	Local []Local
+}
+
+// Local is a package file: its control paragraph as dpkg-deb -f prints
+// it, and the file's path, size and SHA256.
+type Local struct {
+	Path    string
+	Control string
+	Size    int64
+	SHA256  string
 }
 
 // HostArch is the Debian name of the architecture nroot runs on.
@@ -107,7 +120,15 @@ func Resolve(ctx context.Context, cfg Config, o Options) (*lockfile.Plan, error)
 	if err != nil {
 		return nil, err
 	}
-	req := Request{Variant: cfg.Variant, Include: cfg.Include, Exclude: cfg.Exclude, SeedSuite: sources[0].Suite, MergedUsr: cfg.MergedUsr}
+	include := cfg.Include
+	for _, l := range cfg.Local {
+		p, err := u.AddLocal(l)
+		if err != nil {
+			return nil, err
+		}
+		include = append(include, p.Name)
+	}
+	req := Request{Variant: cfg.Variant, Include: include, Exclude: cfg.Exclude, SeedSuite: sources[0].Suite, MergedUsr: cfg.MergedUsr}
 	res, err := u.Resolve(req)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s %s: %w", sources[0].Suite, variantName(cfg.Variant), err)

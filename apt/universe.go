@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -79,6 +80,32 @@ func (u *Universe) Add(idx *Index, r io.Reader) (int, error) {
 		u.add(p)
 		n++
 	}
+}
+
+// AddLocal adds a package file, which then wins over every archive
+// version of its name (a same version from the archive is dropped: the
+// file given is the one wanted).
+func (u *Universe) AddLocal(l Local) (*Package, error) {
+	dir, base := filepath.Split(l.Path)
+	text := strings.TrimRight(l.Control, "\n") + fmt.Sprintf("\nFilename: %s\nSize: %d\nSHA256: %s\n", base, l.Size, l.SHA256)
+	p, err := NewPackagesReader(strings.NewReader(text), l.Path).Next()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", l.Path, err)
+	}
+	if p.Architecture != "all" && !u.hasArch(p.Architecture) {
+		return nil, fmt.Errorf("%s is for %s, not %s: add it to --architectures or give the package for %s", l.Path, p.Architecture, strings.Join(u.Archs, ","), u.Native())
+	}
+	kept := u.byName[p.Name][:0]
+	for _, q := range u.byName[p.Name] {
+		if q.Architecture != p.Architecture || q.Version != p.Version {
+			kept = append(kept, q)
+		}
+	}
+	u.byName[p.Name] = kept
+	p.Origin = &Index{Source: &Source{URI: "file://" + strings.TrimSuffix(dir, "/"), Suite: "local"}, Path: l.Path, SHA256: l.SHA256}
+	p.local = true
+	u.add(p)
+	return p, nil
 }
 
 func (u *Universe) hasArch(a string) bool {
@@ -209,6 +236,9 @@ func (u *Universe) Candidate(name, arch string) *Package {
 }
 
 func (u *Universe) better(p, q *Package) bool {
+	if p.local != q.local {
+		return p.local // a file given wins, as with apt install ./foo.deb
+	}
 	pa, qa := notAutomatic(p), notAutomatic(q)
 	if pa != qa {
 		return !pa

@@ -12,6 +12,7 @@ import (
 
 	"nroot/apt"
 	"nroot/internal/fetch"
+	"nroot/internal/testenv"
 	"nroot/lockfile"
 	"nroot/rootfs"
 )
@@ -136,5 +137,69 @@ func TestLocalMirrors(t *testing.T) {
 	}
 	if _, err := rootfs.Bootstrap(context.Background(), filepath.Join(t.TempDir(), "x"), o); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("missing local mirror: %v", err)
+	}
+}
+
+// TestLocalPackageInclude installs a package file given to --include,
+// built here with dpkg-deb, whose dependency comes from the archive, and
+// records it in the lock with its SHA256.
+func TestLocalPackageInclude(t *testing.T) {
+	mirror := requireBootstrap(t)
+	dpkgDeb := testenv.Command(t, "dpkg-deb")
+	src := t.TempDir()
+	os.MkdirAll(filepath.Join(src, "DEBIAN"), 0o755)
+	os.MkdirAll(filepath.Join(src, "usr/share/nroot-local-test"), 0o755)
+	os.WriteFile(filepath.Join(src, "DEBIAN/control"), []byte("Package: nroot-local-test\nVersion: 1.0\nArchitecture: all\nMaintainer: nroot tests <tests@nroot.invalid>\nDepends: hello\nDescription: a package built by the test\n a second line\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "usr/share/nroot-local-test/marker"), []byte("local\n"), 0o644)
+	debs := t.TempDir()
+	file := filepath.Join(debs, "nroot-local-test_1.0_all.deb")
+	if out, err := exec.Command(dpkgDeb, "--root-owner-group", "-b", src, file).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb: %v\n%s", err, out)
+	}
+	names, local, err := rootfs.SplitIncludes([]string{"zstd", debs})
+	if err != nil || !slices.Equal(names, []string{"zstd"}) || len(local) != 1 {
+		t.Fatalf("SplitIncludes: %v %v %v", names, local, err)
+	}
+	o := bootstrapOptions(mirror, "bookworm", "minbase")
+	o.Config.Include, o.Config.Local = names, local
+	target := filepath.Join(t.TempDir(), "img")
+	res, err := rootfs.Bootstrap(context.Background(), target, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]lockfile.Package{}
+	for _, p := range res.Plan.Packages {
+		byName[p.Name] = p
+	}
+	lp, ok := byName["nroot-local-test"]
+	if !ok || lp.URI != "file://"+debs || lp.SHA256 != local[0].SHA256 {
+		t.Errorf("the local package in the plan: %+v", lp)
+	}
+	if h := byName["hello"]; h.URI == "" || strings.HasPrefix(h.URI, "file:") {
+		t.Errorf("hello should come from the archive: %+v", h)
+	}
+	if _, ok := byName["zstd"]; !ok {
+		t.Error("zstd, included by name, is missing")
+	}
+	if b, _ := os.ReadFile(filepath.Join(target, "usr/share/nroot-local-test/marker")); string(b) != "local\n" {
+		t.Errorf("marker %q", b)
+	}
+	if out, err := exec.Command("chroot", target, "dpkg-query", "-W", "-f", "${db:Status-Abbrev}", "nroot-local-test", "hello").CombinedOutput(); err != nil || string(out) != "ii ii " {
+		t.Errorf("dpkg-query: %v %q", err, out)
+	}
+	// The lock replays it, from the file, checked against its SHA256.
+	var lock bytes.Buffer
+	if err := lockfile.Write(&lock, res.Plan); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := lockfile.Read(&lock, "test.lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(file, []byte("changed"), 0o644)
+	o.FromLock = plan
+	o.Apt.Fetcher = fetch.NewFetcher(t.TempDir()) // nothing cached: the file is read again
+	if _, err := rootfs.Bootstrap(context.Background(), filepath.Join(t.TempDir(), "replay"), o); err == nil || !strings.Contains(err.Error(), "nroot-local-test") {
+		t.Errorf("a changed package file was not refused: %v", err)
 	}
 }

@@ -53,7 +53,10 @@ not copied into the image.`,
 			if len(args) == 1 {
 				args = []string{"", args[0]}
 			}
-			cfg := af.config(args[0], args[2:])
+			cfg, err := af.config(args[0], args[2:])
+			if err != nil {
+				return err
+			}
 			if fromLock == "" {
 				if err := cfg.Validate(); err != nil {
 					return usageErr("%w", err)

@@ -15,6 +15,7 @@ import (
 	"nroot/internal/progress"
 	"nroot/keyring"
 	"nroot/lockfile"
+	"nroot/rootfs"
 )
 
 // aptFlags are the flags shared by every command that reads an archive.
@@ -33,7 +34,7 @@ type aptFlags struct {
 func (f *aptFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.variant, "variant", "important", "package set, as mmdebstrap: "+strings.Join(apt.Variants, ", "))
-	fl.StringSliceVar(&f.include, "include", nil, "extra packages, comma-separated; repeatable")
+	fl.StringSliceVar(&f.include, "include", nil, "extra packages, comma-separated; repeatable; an entry starting with /, ./ or ../ is a .deb file (or a directory of them) to install, its dependencies resolved from the archive")
 	fl.StringSliceVar(&f.exclude, "exclude", nil, "packages never to install, comma-separated; repeatable")
 	fl.StringSliceVar(&f.components, "components", []string{"main"}, "archive components, comma-separated")
 	fl.StringSliceVar(&f.archs, "architectures", []string{apt.HostArch()}, "architectures, native first, comma-separated")
@@ -44,12 +45,19 @@ func (f *aptFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.noSecurity, "no-security", false, "leave out SUITE-security (otherwise added, and required, for Debian and Ubuntu); recorded in the plan")
 }
 
-func (f *aptFlags) config(suite string, mirrors []string) apt.Config {
+// config is the configuration the flags give; package files given to
+// --include are read here, so a bad one is a usage error before any
+// work.
+func (f *aptFlags) config(suite string, mirrors []string) (apt.Config, error) {
+	names, local, err := rootfs.SplitIncludes(f.include)
+	if err != nil {
+		return apt.Config{}, usageErr("%w", err)
+	}
 	return apt.Config{
 		Suite: suite, Mirrors: mirrors, Components: f.components, Archs: f.archs,
-		Variant: f.variant, Include: f.include, Exclude: f.exclude,
+		Variant: f.variant, Include: names, Local: local, Exclude: f.exclude,
 		NoUpdates: f.noUpdates, NoSecurity: f.noSecurity,
-	}
+	}, nil
 }
 
 func (f *aptFlags) options(g *globals) (apt.Options, error) {
@@ -104,7 +112,10 @@ part of InRelease, is refused.`,
   NROOT_MIRROR=http://MIRROR/ubuntu nroot resolve --components=main,universe noble`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg := af.config(args[0], args[1:])
+			cfg, err := af.config(args[0], args[1:])
+			if err != nil {
+				return err
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageErr("%w", err)
 			}
