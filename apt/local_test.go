@@ -16,8 +16,8 @@ func TestAddLocal(t *testing.T) {
 	tests := []struct {
 		control, wantErr string
 	}{
-		{"Package: hello\nVersion: 2.9-1\nArchitecture: amd64\n", ""},   // older than the archive's
-		{"Package: hello\nVersion: 2.10-3\nArchitecture: amd64\n", ""},  // the same version, rebuilt
+		{"Package: hello\nVersion: 2.9-1\nArchitecture: amd64\n", ""},  // older than the archive's
+		{"Package: hello\nVersion: 2.10-3\nArchitecture: amd64\n", ""}, // the same version, rebuilt
 		{"Package: hello\nVersion: 3.0-1\nArchitecture: arm64\n", "is for arm64"},
 		{"Version: 1\n", "Package"},
 	}
