@@ -171,23 +171,6 @@ func (r *Runner) nspawnArgs(mode Mode, argv []string) []string {
 	return append(append(args, "--"), argv...)
 }
 
-// chrootScript mounts what programs expect, in a private mount namespace
-// so that the mounts vanish with the command however it ends, then
-// enters the root.
-const chrootScript = `set -e
-root=$1; shift
-mount --make-rprivate /
-mount -t proc proc "$root/proc"
-mount --rbind /sys "$root/sys"
-mount --rbind /dev "$root/dev"
-exec chroot "$root" "$@"`
-
-func (r *Runner) chrootArgs(argv []string) []string {
-	args := []string{"unshare", "--mount", "--fork", "--kill-child=SIGTERM", "--", "/bin/sh", "-c", chrootScript, "nroot-chroot", r.Root, "/usr/bin/env", "-i"}
-	args = append(args, r.Env...)
-	return append(args, argv...)
-}
-
 // ExitError is a command that ran and failed inside the image.
 type ExitError struct {
 	Argv   []string
@@ -203,8 +186,6 @@ func (e *ExitError) Error() string {
 	return msg
 }
 
-// ErrNoRunner says neither systemd-nspawn nor a usable chroot exists.
-var ErrNoRunner = errors.New("neither systemd-nspawn (package systemd-container) nor unshare and chroot (util-linux, coreutils) are installed")
 
 // Run runs argv in the image and waits. Output goes to Stdout/Stderr
 // (when set), and its tail is kept for the error. Cancelling ctx stops
@@ -240,10 +221,10 @@ func (r *Runner) run(ctx context.Context, mode Mode, argv []string) error {
 	case r.Name() == "systemd-nspawn":
 		args = r.nspawnArgs(mode, argv)
 	default:
-		if _, err := exec.LookPath("unshare"); err != nil {
-			return ErrNoRunner
+		var err error
+		if args, err = helperCommand(r.Root, r.Binds, argv); err != nil {
+			return err
 		}
-		args = r.chrootArgs(argv)
 	}
 	if r.DNS {
 		restore, err := provideDNS(r.Root)
@@ -255,8 +236,10 @@ func (r *Runner) run(ctx context.Context, mode Mode, argv []string) error {
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	if r.Name() == "chroot" {
-		// The command runs as a grandchild; stop the whole group.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: mode == Pipe}
+		// The command, and whatever it starts, are stopped as a group;
+		// the environment is the runner's alone.
+		cmd.SysProcAttr = helperSysProcAttr(mode == Pipe)
+		cmd.Env = r.Env
 		if mode == Pipe {
 			cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 		}

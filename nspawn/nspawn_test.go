@@ -77,6 +77,7 @@ func testImage(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	nspawn.RunHelper() // the chroot runner starts this binary as its helper
 	code := m.Run()
 	if image.dir != "" {
 		os.RemoveAll(filepath.Dir(image.dir))
@@ -260,5 +261,44 @@ func TestForeignArchitecture(t *testing.T) {
 	_, err = nspawn.New(t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "no /bin/sh") {
 		t.Fatalf("empty root: err = %v", err)
+	}
+}
+
+// TestChrootRunnerMountsInside: nroot's own chroot runner mounts /proc,
+// /sys, /dev and binds on the image's own directories, never through an
+// image symlink onto the host, and needs no program on the host.
+func TestChrootRunnerMountsInside(t *testing.T) {
+	root := testImage(t)
+	host := t.TempDir()
+	bind := t.TempDir()
+	os.WriteFile(filepath.Join(bind, "seen"), []byte("bound\n"), 0o644)
+	os.MkdirAll(filepath.Join(root, "srv/bound"), 0o755)
+	r, _ := nspawn.New(root)
+	r.Chroot, r.Binds = true, []string{bind + ":/srv/bound"}
+	var out strings.Builder
+	r.Stdout = &out
+	// PATH empty on the host side: nothing of the host's is run.
+	t.Setenv("PATH", "")
+	if err := r.Run(context.Background(), "sh", "-c", "cat /srv/bound/seen; test -r /proc/self/status && test -c /dev/null && test -d /sys/kernel && echo mounted"); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "bound\nmounted\n" {
+		t.Errorf("output %q", out.String())
+	}
+	// /proc made a symlink to a host directory: resolved inside the
+	// image, where it does not exist, so the runner refuses.
+	os.RemoveAll(filepath.Join(root, "proc"))
+	if err := os.Symlink(host, filepath.Join(root, "proc")); err != nil {
+		t.Fatal(err)
+	}
+	err := r.Run(context.Background(), "true")
+	if err == nil {
+		t.Fatal("ran with /proc a symlink out of the image")
+	}
+	if names, _ := os.ReadDir(host); len(names) != 0 {
+		t.Errorf("mounted onto the host's directory: %v", names)
+	}
+	if m := mounts(t, host); m != "" {
+		t.Errorf("mounts left on the host: %s", m)
 	}
 }

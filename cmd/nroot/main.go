@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 
+	"nroot/nspawn"
+
 	"github.com/spf13/cobra"
 
 	"nroot/apt"
@@ -51,6 +53,7 @@ func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
 }
 
 func main() {
+	nspawn.RunHelper() // when nroot was started as its own chroot runner
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRoot()
