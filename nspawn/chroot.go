@@ -67,9 +67,16 @@ func helperMain(args []string) error {
 	if i == len(args) || len(argv) == 0 {
 		return errors.New("no command")
 	}
-	// Mounts made here stay in this namespace and vanish with it.
+	// Mounts made here must stay in this namespace and vanish with it.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("making mounts private: %w", err)
+		// "/" is not a mount point when nroot itself runs in a chroot;
+		// then it goes on only if no mount it can see propagates.
+		if !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("making mounts private: %w", err)
+		}
+		if shared, err := sharedMounts(); err != nil || shared != "" {
+			return fmt.Errorf("/ is not a mount point (nroot runs in a chroot) and mount %s propagates to other namespaces: run nroot in a private mount namespace of its own (%v)", shared, err)
+		}
 	}
 	rootFd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -120,4 +127,23 @@ func helperMain(args []string) error {
 		return fmt.Errorf("%s inside the image: %w", argv[0], err)
 	}
 	return syscall.Exec(path, argv, os.Environ())
+}
+
+// sharedMounts names the first mount this process sees whose mounts
+// propagate to a peer group ("shared:" in mountinfo), or "".
+func sharedMounts() (string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - ...
+		for i := 6; i < len(f) && f[i] != "-"; i++ {
+			if strings.HasPrefix(f[i], "shared:") {
+				return f[4], nil
+			}
+		}
+	}
+	return "", nil
 }
