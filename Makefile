@@ -44,6 +44,7 @@ fuzz:
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./apt
 	./scripts/bench-bootstrap.sh
+	./scripts/bench-rootless.sh
 	$(GO) test -run '^$$' -bench ExportCheck -benchtime 3x ./nfscheck
 	./scripts/bench-initrd.sh
 	NROOT_E2E_SUITES=bookworm $(GO) test -tags e2e -count=1 -timeout 40m -v -run NodeBootsOverNFS ./e2e | grep -E 'stage |timings'

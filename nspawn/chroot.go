@@ -44,9 +44,16 @@ func helperCommand(root string, binds, argv []string) ([]string, error) {
 }
 
 // helperSysProcAttr starts the helper in a mount namespace of its own,
-// killed if nroot dies.
-func helperSysProcAttr(setpgid bool) *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL, Setpgid: setpgid}
+// killed if nroot dies. In a user namespace it gets a PID namespace too:
+// the kernel lets the namespace's root mount a /proc only for a PID
+// namespace it owns. The command is then PID 1 there, and whatever it
+// leaves running dies with it.
+func helperSysProcAttr(setpgid, userNS bool) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL, Setpgid: setpgid}
+	if userNS {
+		a.Cloneflags |= unix.CLONE_NEWPID
+	}
+	return a
 }
 
 func helperMain(args []string) error {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"nroot/internal/fsroot"
+	"nroot/userns"
 )
 
 // Host describes what the machine nroot runs on allows.
@@ -27,6 +28,7 @@ type Host struct {
 	Nspawn      string // path of systemd-nspawn, "" when absent
 	SystemdPID1 bool   // the host was booted with systemd
 	SystemBus   bool   // a system D-Bus socket exists
+	UserNS      bool   // nroot runs in a user namespace (rootless): chroot runner only
 }
 
 // DetectHost looks at the running system.
@@ -40,6 +42,7 @@ func DetectHost() Host {
 	if _, err := os.Stat("/run/dbus/system_bus_socket"); err == nil {
 		h.SystemBus = true
 	}
+	h.UserNS = userns.Inside()
 	return h
 }
 
@@ -139,7 +142,9 @@ func PackageCacheDir(dir, root string) (string, error) {
 
 // Name says which runner will be used.
 func (r *Runner) Name() string {
-	if r.Chroot || r.Host.Nspawn == "" {
+	// systemd-nspawn needs root on the host, which a user namespace's
+	// root is not.
+	if r.Chroot || r.Host.Nspawn == "" || r.Host.UserNS {
 		return "chroot"
 	}
 	return "systemd-nspawn"
@@ -147,9 +152,11 @@ func (r *Runner) Name() string {
 
 // nspawnArgs returns the systemd-nspawn command line for argv.
 func (r *Runner) nspawnArgs(mode Mode, argv []string) []string {
-	// --timezone=off and --resolv-conf=off: nspawn would otherwise
-	// rewrite the image's /etc/localtime and /etc/resolv.conf.
-	args := []string{r.Host.Nspawn, "--quiet", "--directory=" + r.Root, "--timezone=off", "--resolv-conf=off"}
+	// --timezone=off, --resolv-conf=off and --link-journal=no: nspawn
+	// would otherwise rewrite the image's /etc/localtime and
+	// /etc/resolv.conf and make a /var/log/journal in it, which the
+	// chroot runner (as mmdebstrap) does not.
+	args := []string{r.Host.Nspawn, "--quiet", "--directory=" + r.Root, "--timezone=off", "--resolv-conf=off", "--link-journal=no"}
 	switch mode {
 	case Pipe:
 		args = append(args, "--as-pid2", "--console=pipe")
@@ -185,7 +192,6 @@ func (e *ExitError) Error() string {
 	}
 	return msg
 }
-
 
 // Run runs argv in the image and waits. Output goes to Stdout/Stderr
 // (when set), and its tail is kept for the error. Cancelling ctx stops
@@ -238,7 +244,7 @@ func (r *Runner) run(ctx context.Context, mode Mode, argv []string) error {
 	if r.Name() == "chroot" {
 		// The command, and whatever it starts, are stopped as a group;
 		// the environment is the runner's alone.
-		cmd.SysProcAttr = helperSysProcAttr(mode == Pipe)
+		cmd.SysProcAttr = helperSysProcAttr(mode == Pipe, r.Host.UserNS)
 		cmd.Env = r.Env
 		if mode == Pipe {
 			cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }

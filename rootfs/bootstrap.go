@@ -211,7 +211,7 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	if err := finish(tmp, o, c.skip); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	if err := output(tmp, target, o); err != nil {
+	if err := output(tmp, target, o, c.skip); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	if o.Format == "dir" {
@@ -302,7 +302,7 @@ func prepare(dir string, plan *lockfile.Plan, o Options, skip skipSet) error {
 		return err
 	}
 	if !skip.has("output/dev") {
-		if err := makeDev(root, !skip.has("output/mknod")); err != nil {
+		if err := makeDev(root, !skip.has("output/mknod"), devPlaceholders(o, skip)); err != nil {
 			return fmt.Errorf("/dev: %w", err)
 		}
 	}
@@ -327,7 +327,7 @@ func finish(dir string, o Options, skip skipSet) error {
 
 // output moves the finished tree into place, or writes it as a tarball
 // through a temporary file.
-func output(dir, target string, o Options) error {
+func output(dir, target string, o Options, skip skipSet) error {
 	if o.Format == "dir" {
 		if err := os.Rename(dir, target); err != nil {
 			return fmt.Errorf("moving the image into place: %w", err)
@@ -353,7 +353,11 @@ func output(dir, target string, o Options) error {
 		return err
 	}
 	defer root.Close()
-	err = root.WriteTar(w, ".", fsroot.TarOptions{Clamp: o.SourceDateEpoch})
+	to := fsroot.TarOptions{Clamp: o.SourceDateEpoch}
+	if devPlaceholders(o, skip) {
+		to.Nodes = devTarNodes()
+	}
+	err = root.WriteTar(w, ".", to)
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
@@ -364,6 +368,12 @@ func output(dir, target string, o Options) error {
 		return fmt.Errorf("writing %s: %w", target, err)
 	}
 	return nil
+}
+
+// devPlaceholders says /dev gets placeholders for its device nodes: a
+// tarball is written by a process that may not make them.
+func devPlaceholders(o Options, skip skipSet) bool {
+	return o.Format != "dir" && !skip.has("output/dev") && !skip.has("output/mknod") && !canMknod()
 }
 
 type nopCloser struct{ io.Writer }

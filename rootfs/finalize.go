@@ -16,6 +16,7 @@ import (
 	"nroot/internal/fsroot"
 	"nroot/keyring"
 	"nroot/lockfile"
+	"nroot/userns"
 )
 
 // packagedKeyrings are where the distributions' keyring packages install
@@ -211,14 +212,19 @@ var devNodes = []struct {
 	{"zero", unix.S_IFCHR | 0o666, 1, 5, ""},
 }
 
-// makeDev fills /dev as mmdebstrap does. Without root, or without
-// mknod, device nodes are not made and only the links and directories
-// are.
-func makeDev(root *fsroot.Root, mknod bool) error {
+// canMknod reports whether this process may make device nodes: root,
+// and not in a user namespace, where the kernel forbids them.
+func canMknod() bool { return os.Geteuid() == 0 && !userns.Inside() }
+
+// makeDev fills /dev as mmdebstrap does. Device nodes are made when
+// mknod is set and allowed; where they are not allowed, placeholders
+// leaves empty files in their place for a tarball to carry as nodes
+// (devTarNodes), and otherwise only the links and directories are made.
+func makeDev(root *fsroot.Root, mknod, placeholders bool) error {
 	if err := root.MkdirAll("dev", 0o755); err != nil {
 		return err
 	}
-	isRoot := os.Geteuid() == 0 && mknod
+	mknod = mknod && canMknod()
 	for _, d := range devNodes {
 		rel := "dev/" + d.name
 		if _, err := root.Lstat(rel); err == nil {
@@ -230,14 +236,27 @@ func makeDev(root *fsroot.Root, mknod bool) error {
 			err = root.Symlink(d.link, rel, fsroot.Meta{})
 		case d.mode&unix.S_IFMT == unix.S_IFDIR:
 			err = root.Mkdir(rel, d.mode&0o7777)
-		case isRoot:
+		case mknod:
 			err = root.Mknod(rel, d.mode, unix.Mkdev(d.major, d.minor), fsroot.Meta{Mode: d.mode & 0o7777})
+		case placeholders:
+			err = root.WriteFile(rel, strings.NewReader(""), 0, fsroot.Meta{Mode: d.mode & 0o7777})
 		}
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// devTarNodes are /dev's device nodes for fsroot.TarOptions.Nodes.
+func devTarNodes() map[string]fsroot.Node {
+	m := map[string]fsroot.Node{}
+	for _, d := range devNodes {
+		if t := d.mode & unix.S_IFMT; t == unix.S_IFCHR || t == unix.S_IFBLK {
+			m["dev/"+d.name] = fsroot.Node{Mode: d.mode, Dev: unix.Mkdev(d.major, d.minor)}
+		}
+	}
+	return m
 }
 
 // writeBaseFiles writes what mmdebstrap and debootstrap leave in every

@@ -14,6 +14,7 @@ DEB_PACKAGES=(
   debootstrap         # its data only: the Ubuntu archive's address (scripts/gutsy)
   nginx dnsmasq ipxe-qemu           # HTTP serving, PXE configuration, QEMU's network boot ROM
   squashfs-tools erofs-utils        # image files
+  uidmap passwd                     # newuidmap/newgidmap and useradd: the rootless bootstrap test
 )
 
 want_go() {

@@ -17,7 +17,7 @@ func newBootstrapCmd(g *globals) *cobra.Command {
 	var af aptFlags
 	var cf customFlags
 	var asJSON bool
-	var lock, fromLock, format, logPath string
+	var lock, fromLock, format, logPath, mode string
 	var jobs int
 	cmd := &cobra.Command{
 		Use:   "bootstrap [flags] SUITE TARGET [MIRROR...] | --from-lock FILE TARGET",
@@ -32,6 +32,12 @@ APT sources with codenames and a Signed-By keyring, and an uninitialized
 The build happens in a temporary directory beside TARGET, renamed into place
 at the end: a failure or Ctrl-C leaves TARGET untouched.
 
+Without root (--mode=unshare, the default then), nroot builds as root of a
+user namespace whose IDs are yours and your range in /etc/subuid and
+/etc/subgid (newuidmap, package uidmap), as mmdebstrap's unshare mode:
+files get their true owners, and --format=tar carries them and /dev's
+nodes.
+
 Where nroot differs from mmdebstrap: no host apt, dpkg or keyring package is
 needed; bookworm gets merged-/usr symlinks and usr-is-merged (mmdebstrap's
 merged-usr hook) instead of usrmerge; the host's resolv.conf and hostname are
@@ -39,6 +45,7 @@ not copied into the image.`,
 		Example: `  nroot bootstrap stable ./node
   nroot bootstrap --variant=minbase --include=openssh-server trixie ./node
   nroot bootstrap --lock node.lock bookworm node.tar.zst
+  nroot bootstrap --mode=unshare --variant=minbase bookworm node.tar   # as any user with /etc/subuid
   nroot bootstrap --variant=minbase noble ./node http://MIRROR/ubuntu
   nroot bootstrap --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' bookworm ./node
   nroot bootstrap --customize-hook='echo node > "$1/etc/hostname"' --customize-hook='upload ./motd /etc/motd' bookworm ./node
@@ -50,6 +57,9 @@ not copied into the image.`,
 			return cobra.MinimumNArgs(2)(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if done, err := enterMode(mode); done || err != nil {
+				return err
+			}
 			if len(args) == 1 {
 				args = []string{"", args[0]}
 			}
@@ -144,6 +154,7 @@ not copied into the image.`,
 	cmd.Flags().StringVar(&fromLock, "from-lock", "", "build exactly the packages of this lockfile, resolving nothing")
 	cmd.Flags().StringVar(&format, "format", "auto", "output: dir, tar, tar.gz or tar.zst; auto (the default) takes it from TARGET's name, as mmdebstrap does")
 	cmd.Flags().IntVar(&jobs, "jobs", 8, "parallel downloads")
+	cmd.Flags().StringVar(&mode, "mode", "auto", "root, or unshare: build as root of a user namespace mapped to your subordinate IDs (/etc/subuid, /etc/subgid), without root on the host; auto (the default) is root for root and unshare otherwise")
 	cmd.Flags().StringVar(&logPath, "log", "", "write the stage lines and the maintainer scripts' output to FILE; stderr then shows the stages alone (mmdebstrap's --logfile)")
 	cmd.Flags().StringVar(&logPath, "logfile", "", "the same as --log, as mmdebstrap spells it")
 	return cmd

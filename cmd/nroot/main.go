@@ -20,12 +20,16 @@ import (
 	"nroot/apt"
 	"nroot/internal/progress"
 	"nroot/node"
+	"nroot/userns"
 )
 
 // exitError carries an exit status other than 1.
 type exitError struct {
 	code int
 	err  error
+	// reported: the error was printed already, by nroot run again in a
+	// user namespace.
+	reported bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -53,6 +57,7 @@ func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
 }
 
 func main() {
+	userns.RunHelper() // when nroot was started in a new user namespace
 	nspawn.RunHelper() // when nroot was started as its own chroot runner
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -61,8 +66,11 @@ func main() {
 	if err == nil {
 		return
 	}
-	fmt.Fprintln(os.Stderr, "nroot:", err)
 	var ee *exitError
+	if errors.As(err, &ee) && ee.reported {
+		os.Exit(ee.code)
+	}
+	fmt.Fprintln(os.Stderr, "nroot:", err)
 	var ce *apt.ConfigError
 	var oe *node.OptionError
 	switch {

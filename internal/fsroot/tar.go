@@ -31,6 +31,18 @@ type TarOptions struct {
 	// DropSetid clears setuid and setgid bits and leaves device nodes
 	// out: for copying out of an image onto the host.
 	DropSetid bool
+	// Nodes are device nodes written in place of the empty regular files
+	// at these paths (relative to rel, "dev/null"): a build that may not
+	// make device nodes, in a user namespace, leaves such placeholders
+	// and its tarball still gets the nodes.
+	Nodes map[string]Node
+}
+
+// Node is a device node for TarOptions.Nodes: Mode carries the type bits
+// (S_IFCHR or S_IFBLK) and the permissions.
+type Node struct {
+	Mode uint32
+	Dev  uint64
 }
 
 // WriteTar writes the tree at rel (resolved inside the root) as a tar
@@ -47,7 +59,7 @@ func (r *Root) WriteTar(w io.Writer, rel string, o TarOptions) error {
 		name = "./"
 	}
 	tw := tar.NewWriter(w)
-	t := &tarWalk{tw: tw, o: o, links: map[[2]uint64]string{}, full: r.full(rel)}
+	t := &tarWalk{tw: tw, o: o, links: map[[2]uint64]string{}, full: r.full(rel), top: name}
 	var st unix.Stat_t
 	fd, err := r.openDir(rel)
 	switch {
@@ -92,6 +104,7 @@ type tarWalk struct {
 	o     TarOptions
 	links map[[2]uint64]string
 	full  string
+	top   string
 }
 
 // entry writes one entry, whose parent directory is dirfd and whose name
@@ -115,6 +128,17 @@ func (t *tarWalk) entry(dirfd int, base, name string, st *unix.Stat_t, depth int
 		}
 		h.Linkname = string(buf[:n])
 	case unix.S_IFREG:
+		if n, ok := t.o.Nodes[strings.TrimPrefix(name, t.top)]; ok && st.Size == 0 {
+			if t.o.DropSetid {
+				return nil
+			}
+			h.Typeflag = tar.TypeChar
+			if n.Mode&unix.S_IFMT == unix.S_IFBLK {
+				h.Typeflag = tar.TypeBlock
+			}
+			h.Mode, h.Devmajor, h.Devminor = int64(n.Mode&0o7777), int64(unix.Major(n.Dev)), int64(unix.Minor(n.Dev))
+			break
+		}
 		key := [2]uint64{st.Dev, st.Ino}
 		if first, ok := t.links[key]; ok && st.Nlink > 1 {
 			h.Typeflag, h.Linkname = tar.TypeLink, first

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,16 +41,7 @@ func TestWriteTarStaysInside(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.rel, err)
 		}
-		var got []string
-		tr := tar.NewReader(&buf)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		got := tarLines(t, &buf, func(h *tar.Header, body io.Reader) string {
 			s := h.Name + " " + string(h.Typeflag)
 			if h.Typeflag == tar.TypeLink || h.Linkname == "usr/bin" || h.Linkname == "loop" || strings.HasPrefix(h.Linkname, "/etc") {
 				s += " " + h.Linkname
@@ -57,13 +49,76 @@ func TestWriteTarStaysInside(t *testing.T) {
 			if h.ModTime.After(time.Unix(1700000000, 0)) {
 				t.Errorf("%s: mtime %v not clamped", h.Name, h.ModTime)
 			}
-			if body, _ := io.ReadAll(tr); strings.Contains(string(body), "outside") {
+			if b, _ := io.ReadAll(body); strings.Contains(string(b), "outside") {
 				t.Errorf("%s: holds the host's file", h.Name)
 			}
-			got = append(got, s)
-		}
+			return s
+		})
 		if !slices.Equal(got, tt.want) {
 			t.Errorf("%s:\n got %q\nwant %q", tt.rel, got, tt.want)
 		}
+	}
+}
+
+// TestWriteTarNodes: placeholders named in Nodes are written as the
+// device nodes they stand for, with the placeholder's owner and the
+// node's mode; a placeholder that is not empty, or one asked of a copy
+// out (DropSetid), is not.
+func TestWriteTarNodes(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "dev"), 0o755)
+	os.WriteFile(filepath.Join(dir, "dev/null"), nil, 0o600)
+	os.WriteFile(filepath.Join(dir, "dev/sda"), nil, 0o600)
+	os.WriteFile(filepath.Join(dir, "dev/full"), []byte("not a placeholder"), 0o644)
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	nodes := map[string]Node{
+		"dev/null": {Mode: 0o20666, Dev: 1<<8 | 3},
+		"dev/sda":  {Mode: 0o60660, Dev: 8 << 8},
+		"dev/full": {Mode: 0o20666, Dev: 1<<8 | 7},
+	}
+	for _, tt := range []struct {
+		name string
+		o    TarOptions
+		want []string
+	}{
+		{"nodes", TarOptions{Nodes: nodes}, []string{"./ 5", "./dev/ 5", "./dev/full 0 644 0,0", "./dev/null 3 666 1,3", "./dev/sda 4 660 8,0"}},
+		{"copy out", TarOptions{Nodes: nodes, DropSetid: true}, []string{"./ 5", "./dev/ 5", "./dev/full 0 644 0,0"}},
+		{"no nodes", TarOptions{}, []string{"./ 5", "./dev/ 5", "./dev/full 0 644 0,0", "./dev/null 0 600 0,0", "./dev/sda 0 600 0,0"}},
+	} {
+		var buf bytes.Buffer
+		if err := r.WriteTar(&buf, ".", tt.o); err != nil {
+			t.Fatal(err)
+		}
+		got := tarLines(t, &buf, func(h *tar.Header, _ io.Reader) string {
+			s := h.Name + " " + string(h.Typeflag)
+			if h.Typeflag != tar.TypeDir {
+				s += " " + strconv.FormatInt(h.Mode, 8) + " " + strconv.FormatInt(h.Devmajor, 10) + "," + strconv.FormatInt(h.Devminor, 10)
+			}
+			return s
+		})
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s:\ngot  %q\nwant %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// tarLines reads a tar stream and gives line's summary of each entry.
+func tarLines(t *testing.T, r io.Reader, line func(*tar.Header, io.Reader) string) []string {
+	t.Helper()
+	var got []string
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return got
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, line(h, tr))
 	}
 }
