@@ -8,6 +8,8 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,10 +24,12 @@ import (
 
 	"nroot/apt"
 	"nroot/dracut"
+	"nroot/identity"
 	"nroot/initrd"
 	"nroot/internal/fetch"
 	"nroot/internal/ganesha"
 	"nroot/internal/testenv"
+	"nroot/inventory"
 	"nroot/nfscheck"
 	"nroot/node"
 	"nroot/nspawn"
@@ -188,19 +192,37 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 		t.Logf("export check: %d entries in %.2fs", rep.Stats.Entries, rep.WalkSeconds)
 		return nil
 	})
-	var ids []string
-	for n := 1; n <= map[bool]int{true: 2, false: 1}[twice]; n++ {
+	// With twice, the image boots as node01, node02 and node01 again,
+	// each with its own identity segment after the shared initramfs, as
+	// a boot loader loads them (the kernel unpacks concatenated
+	// archives); otherwise once, with no identity.
+	boots := []string{""}
+	var ids map[string]identity.Segment
+	if twice {
+		boots = []string{"node01", "node02", "node01"}
+		st.run("identity", func() error {
+			var err error
+			ids, err = nodeIdentities(work, filepath.Join(root, k.Initrd))
+			return err
+		})
+	}
+	for n, name := range boots {
+		n++
 		var p probe
 		st.log = filepath.Join(work, fmt.Sprintf("serial-%d.log", n))
 		st.run(fmt.Sprintf("boot-%d", n), func() error {
+			vm := vm{kernel: filepath.Join(root, k.Vmlinuz), initrd: filepath.Join(root, k.Initrd)}
+			if name != "" {
+				vm.initrd, vm.mac = filepath.Join(work, name+".initrd"), ids[name].MAC
+			}
 			var err error
-			p, err = boot(ctx, root, k, cfg.Cmdline+" console=ttyS0", st.log)
+			p, err = boot(ctx, vm, cfg.Cmdline+" console=ttyS0", st.log)
 			if err != nil {
 				return err
 			}
 			st.times[fmt.Sprintf("multi-user-%d", n)] = p.multiUser.Seconds()
-			t.Logf("boot %d probe: failed-units=%s root-fstype=%s write=%s machine-id=%s multi-user after %.1fs",
-				n, p.failed, p.fstype, p.write, p.machineID, p.multiUser.Seconds())
+			t.Logf("boot %d probe: node=%s failed-units=%s root-fstype=%s write=%s machine-id=%s hostname=%s hostkey=%s multi-user after %.1fs",
+				n, name, p.failed, p.fstype, p.write, p.machineID, p.hostname, p.hostkey, p.multiUser.Seconds())
 			switch {
 			case p.failed != "0":
 				return fmt.Errorf("%s failed units: %s", p.failed, p.failedList)
@@ -211,6 +233,13 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 			case p.machineID == "" || p.machineID == "uninitialized":
 				return fmt.Errorf("machine-id %q was not generated", p.machineID)
 			}
+			if name != "" {
+				id := ids[name]
+				if p.hostname != id.Hostname || p.machineID != id.MachineID || p.hostkey != hostKeyDigest(id) {
+					return fmt.Errorf("%s booted as hostname %q, machine-id %s, host key %s; nroot keeps hostname %q, machine-id %s, host key %s",
+						name, p.hostname, p.machineID, p.hostkey, id.Hostname, id.MachineID, hostKeyDigest(id))
+				}
+			}
 			// What the node wrote stayed in its overlay.
 			if _, err := os.Stat(filepath.Join(root, "etc/nroot-probe")); err == nil {
 				return fmt.Errorf("the probe's write reached the export")
@@ -218,12 +247,13 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 			if b, _ := os.ReadFile(filepath.Join(root, "etc/machine-id")); strings.Contains(string(b), p.machineID) {
 				return fmt.Errorf("the node's machine-id is in the export")
 			}
+			if name != "" {
+				if _, err := os.Stat(filepath.Join(root, "etc/ssh/ssh_host_ed25519_key")); err == nil {
+					return fmt.Errorf("the node's host key reached the export")
+				}
+			}
 			return nil
 		})
-		ids = append(ids, p.machineID)
-	}
-	if len(ids) == 2 && ids[0] == ids[1] {
-		t.Fatalf("two boots got the same machine-id %s", ids[0])
 	}
 	st.log = ""
 	var b strings.Builder
@@ -235,8 +265,62 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 }
 
 type probe struct {
-	failed, failedList, fstype, write, machineID string
-	multiUser                                    time.Duration
+	failed, failedList, fstype, write, machineID, hostname, hostkey string
+	multiUser                                                       time.Duration
+}
+
+// vm is what QEMU boots: a kernel, an initramfs, the NIC's MAC ("" for
+// QEMU's default).
+type vm struct {
+	kernel, initrd, mac string
+}
+
+// nodeIdentities makes node01's and node02's identities from an
+// inventory, as nroot identity does, and writes for each the shared
+// initramfs followed by its segment to DIR/NAME.initrd.
+func nodeIdentities(work, shared string) (map[string]identity.Segment, error) {
+	inv := filepath.Join(work, "nodes.txt")
+	if err := os.WriteFile(inv, []byte("node[01-02] mac=52:54:00:4e:52:[01-02]\n"), 0o644); err != nil {
+		return nil, err
+	}
+	nodes, err := inventory.ReadFile(inv)
+	if err != nil {
+		return nil, err
+	}
+	segs, err := identity.Store{Dir: filepath.Join(work, "state")}.WriteSegments(nodes, filepath.Join(work, "segments"))
+	if err != nil {
+		return nil, err
+	}
+	base, err := os.ReadFile(shared)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]identity.Segment{}
+	for _, s := range segs {
+		seg, err := os.ReadFile(s.Segment)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(work, s.Name+".initrd"), append(append([]byte(nil), base...), seg...), 0o600); err != nil {
+			return nil, err
+		}
+		out[s.Name] = s
+	}
+	return out, nil
+}
+
+// hostKeyDigest is the hex SHA-256 of the node's ed25519 host key: what
+// ssh-keygen -l shows in base64, and what the probe reports.
+func hostKeyDigest(s identity.Segment) string {
+	for _, k := range s.Keys {
+		if k.Type == "ed25519" {
+			d, err := base64.RawStdEncoding.DecodeString(strings.TrimPrefix(k.Fingerprint, "SHA256:"))
+			if err == nil {
+				return hex.EncodeToString(d)
+			}
+		}
+	}
+	return "no ed25519 key"
 }
 
 // accel uses KVM only when asked: on hosts where /dev/kvm exists but
@@ -249,7 +333,7 @@ func accel() string {
 }
 
 // boot runs the node in QEMU until its probe reports and it powers off.
-func boot(ctx context.Context, root string, k node.Kernel, cmdline, log string) (probe, error) {
+func boot(ctx context.Context, m vm, cmdline, log string) (probe, error) {
 	var p probe
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
 	defer cancel()
@@ -261,8 +345,8 @@ func boot(ctx context.Context, root string, k node.Kernel, cmdline, log string) 
 	// One vCPU: on a two-core host, TCG threads for two would starve
 	// QEMU's network loop and nfs-ganesha, and the guest's NFS times out.
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", accel(), "-m", "1536", "-smp", "1",
-		"-nographic", "-no-reboot", "-kernel", filepath.Join(root, k.Vmlinuz), "-initrd", filepath.Join(root, k.Initrd),
-		"-append", cmdline, "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0")
+		"-nographic", "-no-reboot", "-kernel", m.kernel, "-initrd", m.initrd,
+		"-append", cmdline, "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0"+map[bool]string{true: ",mac=" + m.mac}[m.mac != ""])
 	pr, pw, _ := os.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	start := time.Now()
@@ -288,6 +372,10 @@ func boot(ctx context.Context, root string, k node.Kernel, cmdline, log string) 
 				p.write = v
 			case "machine-id":
 				p.machineID = v
+			case "hostname":
+				p.hostname = v
+			case "hostkey":
+				p.hostkey = v
 			}
 		} else if p.failed != "" && p.failed != "0" && strings.Contains(line, ".service") {
 			p.failedList += strings.TrimSpace(line) + "; "

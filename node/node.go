@@ -542,11 +542,44 @@ hostonly_cmdline="no"
 # zstd: Debian kernels unpack it, and it is several times faster to build
 # than dracut's default gzip -9.
 compress="zstd"
-add_dracutmodules+=" base network %s nfs %s "
+add_dracutmodules+=" base network %s nfs %s nroot-identity "
 %sadd_drivers+=" nfs nfsv3 nfsv4 overlay "
 `, d.NetworkHandler, d.OverlayModule, omitOthers(d.NetworkHandler))
+	if err := writeFile(img, identityModuleDir+"/module-setup.sh", identityModuleSetup, 0o755); err != nil {
+		return err
+	}
+	if err := writeFile(img, identityModuleDir+"/nroot-identity.sh", identityHook, 0o755); err != nil {
+		return err
+	}
 	return writeFile(img, dracutConf, conf, 0o644)
 }
+
+// identityModuleDir is the dracut module that gives a node its own
+// identity: the files of the per-node initramfs segment (nroot identity)
+// that the boot loader loads after the shared initramfs.
+const identityModuleDir = "usr/lib/dracut/modules.d/95nroot-identity"
+
+const identityModuleSetup = `#!/bin/bash
+# Written by nroot node: copies a node's identity (hostname, machine-id,
+# SSH host keys) from its own initramfs segment into the root.
+check() { return 255; }
+depends() { return 0; }
+install() {
+    inst_multiple cp
+    # After the overlay is mounted over the NFS root (overlay-root and
+    # overlayfs mount it at pre-pivot 10), so the files land in the
+    # node's writable layer and never in the shared image.
+    inst_hook pre-pivot 50 "$moddir/nroot-identity.sh"
+}
+`
+
+const identityHook = `#!/bin/sh
+# nroot: the per-node initramfs segment unpacks to /nroot-identity.
+if [ -d /nroot-identity ]; then
+    cp -a /nroot-identity/. "$NEWROOT/" || die "nroot-identity: could not copy the node's identity into $NEWROOT"
+    info "nroot-identity: $(cat /nroot-identity/etc/hostname 2>/dev/null)"
+fi
+`
 
 // omitOthers keeps dracut's network module from pulling in a second
 // handler next to the chosen one.

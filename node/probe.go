@@ -4,7 +4,7 @@ import "nroot/internal/fsroot"
 
 // probeScript reports, on the console, what the end-to-end test checks:
 // failed units, the root's filesystem type, whether / is writable, the
-// machine-id, then powers off.
+// machine-id, the hostname and the SSH host key, then powers off.
 const probeScript = `#!/bin/sh
 # nroot end-to-end probe
 failed=$(systemctl --failed --no-legend | wc -l)
@@ -14,6 +14,12 @@ echo "NROOT-PROBE failed-units=$failed" > /dev/console
 echo "NROOT-PROBE root-fstype=$fstype" > /dev/console
 echo "NROOT-PROBE write=$write" > /dev/console
 echo "NROOT-PROBE machine-id=$(cat /etc/machine-id)" > /dev/console
+echo "NROOT-PROBE hostname=$(cat /proc/sys/kernel/hostname)" > /dev/console
+# The SHA-256 of the ed25519 host key, the digest ssh-keygen -l shows.
+if [ -f /etc/ssh/ssh_host_ed25519_key.pub ]; then
+    hostkey=$(cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub | base64 -d | sha256sum | cut -d' ' -f1)
+fi
+echo "NROOT-PROBE hostkey=${hostkey:-none}" > /dev/console
 systemctl --failed --no-legend > /dev/console
 echo "NROOT-PROBE done" > /dev/console
 systemctl poweroff

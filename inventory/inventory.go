@@ -1,0 +1,307 @@
+// Package inventory reads the list of a cluster's nodes: one node, or a
+// range of nodes written as a hostlist (node[001-128]), per line, with
+// each node's MAC, address, hostname, pinned generation and extra kernel
+// arguments. Bracket ranges in a value expand in step with the name's.
+//
+//	# NAME        key=value ...
+//	node01        mac=52:54:00:00:00:01
+//	node[02-04]   mac=52:54:00:00:01:[02-04] address=10.0.0.[12-14]/24 args="quiet"
+package inventory
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Limits that bound what a file can make nroot do.
+const (
+	MaxNodes    = 100000 // nodes in one inventory
+	maxLine     = 4096
+	maxHostname = 63
+)
+
+// Node is one node of the cluster.
+type Node struct {
+	Name     string `json:"name"`
+	MAC      string `json:"mac"`            // lower case, colon-separated
+	Address  string `json:"address"`        // "dhcp", or an address with its prefix length
+	Hostname string `json:"hostname"`       // Name unless given
+	Gen      string `json:"generation"`     // "" follows the published generation
+	Args     string `json:"args,omitempty"` // extra kernel arguments
+	Line     int    `json:"line"`           // where it was given
+}
+
+// Error is a line of an inventory that nroot cannot take.
+type Error struct {
+	File  string
+	Line  int
+	Field string // "" for the line as a whole
+	Err   error
+}
+
+func (e *Error) Error() string {
+	where := fmt.Sprintf("inventory %s:%d", e.File, e.Line)
+	if e.Field != "" {
+		where += ": " + e.Field
+	}
+	return where + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrSyntax is wrapped by every *Error.
+var ErrSyntax = errors.New("bad inventory")
+
+// ReadFile parses the inventory in file.
+func ReadFile(file string) ([]Node, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() > maxFile {
+		return nil, &Error{File: file, Err: fmt.Errorf("%w: not a regular file of at most %d bytes", ErrSyntax, maxFile)}
+	}
+	return Read(io.LimitReader(f, maxFile), file)
+}
+
+// maxFile bounds an inventory file: MaxNodes lines of a usual length.
+const maxFile = 64 << 20
+
+// Read parses an inventory. name is the file's name, for errors.
+func Read(r io.Reader, name string) ([]Node, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, maxLine), maxLine)
+	var nodes []Node
+	byName, byMAC := map[string]int{}, map[string]int{}
+	for n := 1; sc.Scan(); n++ {
+		fail := func(field string, format string, a ...any) error {
+			return &Error{File: name, Line: n, Field: field, Err: fmt.Errorf("%w: %s", ErrSyntax, fmt.Sprintf(format, a...))}
+		}
+		words, err := splitLine(sc.Text())
+		if err != nil {
+			return nil, fail("", "%v", err)
+		}
+		if len(words) == 0 {
+			continue
+		}
+		names, err := Expand(words[0])
+		if err != nil {
+			return nil, fail("name", "%v", err)
+		}
+		if len(nodes)+len(names) > MaxNodes {
+			return nil, fail("name", "more than %d nodes", MaxNodes)
+		}
+		fields := map[string][]string{}
+		for _, w := range words[1:] {
+			k, v, ok := strings.Cut(w, "=")
+			if !ok || !knownKey[k] {
+				return nil, fail(k, "unknown field %q; give mac=, address=, hostname=, generation= or args=", w)
+			}
+			if _, dup := fields[k]; dup {
+				return nil, fail(k, "given twice")
+			}
+			vals := []string{v}
+			if k != "args" && strings.ContainsAny(v, "[]") {
+				base := 10
+				if k == "mac" {
+					base = 16 // mac=52:54:00:00:01:[0a-1f]
+				}
+				if vals, err = expand(v, base); err != nil {
+					return nil, fail(k, "%v", err)
+				}
+				if len(vals) != len(names) {
+					return nil, fail(k, "%s gives %d values for %d nodes", v, len(vals), len(names))
+				}
+			}
+			fields[k] = vals
+		}
+		if fields["mac"] == nil {
+			return nil, fail("mac", "missing: every node needs mac=")
+		}
+		for i, nm := range names {
+			get := func(k, def string) string {
+				switch v := fields[k]; len(v) {
+				case 0:
+					return def
+				case 1:
+					return v[0]
+				default:
+					return v[i]
+				}
+			}
+			node := Node{Name: nm, Address: "dhcp", Hostname: get("hostname", nm), Gen: get("generation", ""), Args: get("args", ""), Line: n}
+			if err := validHostname(nm); err != nil {
+				return nil, fail("name", "%s: %v", nm, err)
+			}
+			mac, err := net.ParseMAC(get("mac", ""))
+			if err != nil || len(mac) != 6 {
+				return nil, fail("mac", "%q is not a MAC address like 52:54:00:12:34:56", get("mac", ""))
+			}
+			node.MAC = mac.String()
+			if a := get("address", "dhcp"); a != "dhcp" {
+				if node.Address, err = address(a); err != nil {
+					return nil, fail("address", "%v", err)
+				}
+			}
+			if err := validHostname(node.Hostname); err != nil {
+				return nil, fail("hostname", "%s: %v", node.Hostname, err)
+			}
+			if node.Gen != "" && !genRe.MatchString(node.Gen) {
+				return nil, fail("generation", "%q: give a generation's name (letters, digits, . _ -)", node.Gen)
+			}
+			if strings.ContainsAny(node.Args, "\"'\\$`;&|<>") {
+				return nil, fail("args", "%q: kernel arguments may not hold quotes, backslashes or shell characters", node.Args)
+			}
+			if j, dup := byName[nm]; dup {
+				return nil, fail("name", "%s is also on line %d", nm, nodes[j].Line)
+			}
+			if j, dup := byMAC[node.MAC]; dup {
+				return nil, fail("mac", "%s is also %s's, on line %d", node.MAC, nodes[j].Name, nodes[j].Line)
+			}
+			byName[nm], byMAC[node.MAC] = len(nodes), len(nodes)
+			nodes = append(nodes, node)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, &Error{File: name, Line: len(nodes) + 1, Err: fmt.Errorf("%w: a line longer than %d bytes", ErrSyntax, maxLine)}
+		}
+		return nil, fmt.Errorf("inventory %s: %w", name, err)
+	}
+	if len(nodes) == 0 {
+		return nil, &Error{File: name, Err: fmt.Errorf("%w: no nodes", ErrSyntax)}
+	}
+	return nodes, nil
+}
+
+var knownKey = map[string]bool{"mac": true, "address": true, "hostname": true, "generation": true, "args": true}
+
+var genRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+var labelRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+// validHostname takes one DNS label of lower-case letters, digits and
+// hyphens: the node's name is also a file name on the server.
+func validHostname(s string) error {
+	if len(s) == 0 || len(s) > maxHostname || !labelRe.MatchString(s) {
+		return fmt.Errorf("give a host name of 1 to %d lower-case letters, digits and inner hyphens", maxHostname)
+	}
+	return nil
+}
+
+// address takes an IPv4 or IPv6 address, with or without a prefix
+// length, and writes it with one (/24 for IPv4, /64 for IPv6, when none
+// is given).
+func address(s string) (string, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.String(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return "", fmt.Errorf("%q is neither dhcp nor an address like 10.0.0.12/24", s)
+	}
+	bits := 24
+	if a.Is6() {
+		bits = 64
+	}
+	return netip.PrefixFrom(a, bits).String(), nil
+}
+
+// splitLine splits a line into words at blanks, outside double quotes,
+// and drops a # comment.
+func splitLine(line string) ([]string, error) {
+	var words []string
+	var w strings.Builder
+	inWord, quoted := false, false
+	for _, c := range line {
+		switch {
+		case c == '"':
+			quoted, inWord = !quoted, true
+		case !quoted && c == '#':
+			if inWord {
+				words = append(words, w.String())
+			}
+			return words, nil
+		case !quoted && (c == ' ' || c == '\t'):
+			if inWord {
+				words, inWord = append(words, w.String()), false
+				w.Reset()
+			}
+		default:
+			w.WriteRune(c)
+			inWord = true
+		}
+	}
+	if quoted {
+		return nil, errors.New("a double quote is not closed")
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	return words, nil
+}
+
+// Expand expands one hostlist: PREFIX[RANGES]SUFFIX, where RANGES are
+// numbers and LOW-HIGH ranges separated by commas, zero-padded to the
+// width of LOW when it starts with 0 (node[001-003]: node001, node002,
+// node003). A word without brackets is itself. One bracket group per
+// word.
+func Expand(s string) ([]string, error) { return expand(s, 10) }
+
+// expand is Expand with the numbers read and written in base 10 or 16.
+func expand(s string, base int) ([]string, error) {
+	open := strings.IndexByte(s, '[')
+	if open < 0 {
+		if strings.IndexByte(s, ']') >= 0 {
+			return nil, fmt.Errorf("%q: ] without [", s)
+		}
+		return []string{s}, nil
+	}
+	end := strings.IndexByte(s[open:], ']')
+	if end < 0 {
+		return nil, fmt.Errorf("%q: [ without ]", s)
+	}
+	prefix, ranges, suffix := s[:open], s[open+1:open+end], s[open+end+1:]
+	if strings.ContainsAny(suffix, "[]") || strings.ContainsAny(prefix, "]") {
+		return nil, fmt.Errorf("%q: one [...] range per word", s)
+	}
+	var out []string
+	for _, r := range strings.Split(ranges, ",") {
+		lo, hi, isRange := strings.Cut(r, "-")
+		if !isRange {
+			hi = lo
+		}
+		a, err1 := strconv.ParseUint(lo, base, 32)
+		b, err2 := strconv.ParseUint(hi, base, 32)
+		if lo == "" || hi == "" || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%q: %q is not a number or LOW-HIGH", s, r)
+		}
+		if b < a {
+			return nil, fmt.Errorf("%q: %q runs backwards", s, r)
+		}
+		if uint64(len(out))+b-a+1 > MaxNodes {
+			return nil, fmt.Errorf("%q: more than %d names", s, MaxNodes)
+		}
+		width := 0
+		if len(lo) > 1 && lo[0] == '0' {
+			width = len(lo)
+		}
+		verb := "%s%0*d%s"
+		if base == 16 {
+			verb = "%s%0*x%s"
+		}
+		for i := a; i <= b; i++ {
+			out = append(out, fmt.Sprintf(verb, prefix, width, i, suffix))
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,114 @@
+package inventory
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestExpand(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+		err  bool
+	}{
+		{"node01", []string{"node01"}, false},
+		{"node[1-3]", []string{"node1", "node2", "node3"}, false},
+		{"node[001-003]", []string{"node001", "node002", "node003"}, false},
+		{"node[8-10]", []string{"node8", "node9", "node10"}, false},
+		{"node[1,4-5,9]", []string{"node1", "node4", "node5", "node9"}, false},
+		{"rack[1-2]-ib", []string{"rack1-ib", "rack2-ib"}, false},
+		{"10.0.0.[12-13]/24", []string{"10.0.0.12/24", "10.0.0.13/24"}, false},
+		{"node[3-1]", nil, true},
+		{"node[1-2", nil, true},
+		{"node1-2]", nil, true},
+		{"node[a-b]", nil, true},
+		{"node[1-]", nil, true},
+		{"n[1-2]x[1-2]", nil, true},
+		{"node[0-4294967295]", nil, true},
+	}
+	for _, tt := range tests {
+		got, err := Expand(tt.in)
+		if (err != nil) != tt.err || !slices.Equal(got, tt.want) {
+			t.Errorf("Expand(%q) = %q, %v", tt.in, got, err)
+		}
+	}
+}
+
+func TestRead(t *testing.T) {
+	tests := []struct {
+		name, file string
+		want       []Node // nil: an error naming field
+		field      string
+	}{
+		{"one node, defaults", "node01 mac=52:54:00:00:00:01\n",
+			[]Node{{Name: "node01", MAC: "52:54:00:00:00:01", Address: "dhcp", Hostname: "node01", Line: 1}}, ""},
+		{"a range expands its values in step, MACs in hex", "# cluster\n\nn[09-11] mac=52:54:00:00:01:[09-0b] address=10.0.0.[9-11] generation=2 args=\"quiet console=ttyS0\" # rack 1\n",
+			[]Node{
+				{Name: "n09", MAC: "52:54:00:00:01:09", Address: "10.0.0.9/24", Hostname: "n09", Gen: "2", Args: "quiet console=ttyS0", Line: 3},
+				{Name: "n10", MAC: "52:54:00:00:01:0a", Address: "10.0.0.10/24", Hostname: "n10", Gen: "2", Args: "quiet console=ttyS0", Line: 3},
+				{Name: "n11", MAC: "52:54:00:00:01:0b", Address: "10.0.0.11/24", Hostname: "n11", Gen: "2", Args: "quiet console=ttyS0", Line: 3},
+			}, ""},
+		{"an address keeps its prefix; a hostname can differ from the name", "a mac=52:54:00:00:00:0A address=fd00::5/48 hostname=web1\n",
+			[]Node{{Name: "a", MAC: "52:54:00:00:00:0a", Address: "fd00::5/48", Hostname: "web1", Line: 1}}, ""},
+		{"a node needs a MAC", "node01 address=dhcp\n", nil, "mac"},
+		{"a bad MAC", "node01 mac=52:54:00:00:01\n", nil, "mac"},
+		{"an EUI-64 is not an Ethernet MAC", "node01 mac=02:00:5e:10:00:00:00:01\n", nil, "mac"},
+		{"two nodes with one MAC", "a mac=52:54:00:00:00:01\nb mac=52:54:00:00:00:01\n", nil, "mac"},
+		{"one name twice", "a mac=52:54:00:00:00:01\na mac=52:54:00:00:00:02\n", nil, "name"},
+		{"a value range of another length", "n[1-3] mac=52:54:00:00:00:[1-2]\n", nil, "mac"},
+		{"one MAC for a range", "n[1-2] mac=52:54:00:00:00:01\n", nil, "mac"},
+		{"an unknown field", "a mac=52:54:00:00:00:01 ip=10.0.0.1\n", nil, "ip"},
+		{"a field twice", "a mac=52:54:00:00:00:01 mac=52:54:00:00:00:02\n", nil, "mac"},
+		{"an address that is not one", "a mac=52:54:00:00:00:01 address=10.0.0\n", nil, "address"},
+		{"a name that cannot be a host name", "Node_1 mac=52:54:00:00:00:01\n", nil, "name"},
+		{"a name that could leave a directory", "../x mac=52:54:00:00:00:01\n", nil, "name"},
+		{"shell characters in args", "a mac=52:54:00:00:00:01 args=\"x;reboot\"\n", nil, "args"},
+		{"a generation that is a path", "a mac=52:54:00:00:00:01 generation=../1\n", nil, "generation"},
+		{"an unclosed quote", "a mac=52:54:00:00:00:01 args=\"quiet\n", nil, ""},
+		{"no nodes at all", "# empty\n", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Read(strings.NewReader(tt.file), "nodes")
+			if tt.want != nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got, tt.want) {
+					t.Errorf("got  %+v\nwant %+v", got, tt.want)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || !errors.Is(err, ErrSyntax) || e.Field != tt.field {
+				t.Fatalf("error %v, want an inventory error for field %q", err, tt.field)
+			}
+			if !strings.HasPrefix(err.Error(), "inventory nodes:") || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q is not one line naming the file", err)
+			}
+		})
+	}
+}
+
+func FuzzRead(f *testing.F) {
+	f.Add("n[001-004] mac=52:54:00:00:01:[0a-0d] address=10.0.0.[1-4]/24 args=\"quiet\"\n")
+	f.Add("a mac=52:54:00:00:00:01 hostname=b generation=x.1 # c\n")
+	f.Fuzz(func(t *testing.T, file string) {
+		nodes, err := Read(strings.NewReader(file), "f")
+		if err != nil {
+			return
+		}
+		if len(nodes) == 0 || len(nodes) > MaxNodes {
+			t.Fatalf("%d nodes", len(nodes))
+		}
+		names, macs := map[string]bool{}, map[string]bool{}
+		for _, n := range nodes {
+			if names[n.Name] || macs[n.MAC] || validHostname(n.Name) != nil || validHostname(n.Hostname) != nil {
+				t.Fatalf("node %+v: duplicate or invalid", n)
+			}
+			names[n.Name], macs[n.MAC] = true, true
+		}
+	})
+}
