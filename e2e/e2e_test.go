@@ -29,7 +29,6 @@ import (
 	"nroot/internal/fetch"
 	"nroot/internal/ganesha"
 	"nroot/internal/testenv"
-	"nroot/inventory"
 	"nroot/nfscheck"
 	"nroot/node"
 	"nroot/nspawn"
@@ -162,6 +161,11 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 			return verifyNamesWhatIsOmitted(ctx, root, k.Version)
 		})
 	}
+	if twice {
+		cluster(t, st, work, root)
+		logTimings(t, suite, st)
+		return st.times
+	}
 	var srv *ganesha.Server
 	var cfg *node.ExportConfig
 	st.run("export", func() error {
@@ -192,121 +196,57 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 		t.Logf("export check: %d entries in %.2fs", rep.Stats.Entries, rep.WalkSeconds)
 		return nil
 	})
-	// With twice, the image boots as node01, node02 and node01 again,
-	// each with its own identity segment after the shared initramfs, as
-	// a boot loader loads them (the kernel unpacks concatenated
-	// archives); otherwise once, with no identity.
-	boots := []string{""}
-	var ids map[string]identity.Segment
-	if twice {
-		boots = []string{"node01", "node02", "node01"}
-		st.run("identity", func() error {
-			var err error
-			ids, err = nodeIdentities(work, filepath.Join(root, k.Initrd))
+	// A machine-id made at boot, nothing written reaching the export.
+	st.log = filepath.Join(work, "serial-1.log")
+	st.run("boot-1", func() error {
+		p, err := boot(ctx, vm{kernel: filepath.Join(root, k.Vmlinuz), initrd: filepath.Join(root, k.Initrd)}, cfg.Cmdline+" console=ttyS0", st.log)
+		if err != nil {
 			return err
-		})
-	}
-	for n, name := range boots {
-		n++
-		var p probe
-		st.log = filepath.Join(work, fmt.Sprintf("serial-%d.log", n))
-		st.run(fmt.Sprintf("boot-%d", n), func() error {
-			vm := vm{kernel: filepath.Join(root, k.Vmlinuz), initrd: filepath.Join(root, k.Initrd)}
-			if name != "" {
-				vm.initrd, vm.mac = filepath.Join(work, name+".initrd"), ids[name].MAC
-			}
-			var err error
-			p, err = boot(ctx, vm, cfg.Cmdline+" console=ttyS0", st.log)
-			if err != nil {
-				return err
-			}
-			st.times[fmt.Sprintf("multi-user-%d", n)] = p.multiUser.Seconds()
-			t.Logf("boot %d probe: node=%s failed-units=%s root-fstype=%s write=%s machine-id=%s hostname=%s hostkey=%s multi-user after %.1fs",
-				n, name, p.failed, p.fstype, p.write, p.machineID, p.hostname, p.hostkey, p.multiUser.Seconds())
-			switch {
-			case p.failed != "0":
-				return fmt.Errorf("%s failed units: %s", p.failed, p.failedList)
-			case p.fstype != "overlay":
-				return fmt.Errorf("/ is %q, not an overlay", p.fstype)
-			case p.write != "ok":
-				return fmt.Errorf("writing /etc/nroot-probe: %s", p.write)
-			case p.machineID == "" || p.machineID == "uninitialized":
-				return fmt.Errorf("machine-id %q was not generated", p.machineID)
-			}
-			if name != "" {
-				id := ids[name]
-				if p.hostname != id.Hostname || p.machineID != id.MachineID || p.hostkey != hostKeyDigest(id) {
-					return fmt.Errorf("%s booted as hostname %q, machine-id %s, host key %s; nroot keeps hostname %q, machine-id %s, host key %s",
-						name, p.hostname, p.machineID, p.hostkey, id.Hostname, id.MachineID, hostKeyDigest(id))
-				}
-			}
-			// What the node wrote stayed in its overlay.
-			if _, err := os.Stat(filepath.Join(root, "etc/nroot-probe")); err == nil {
-				return fmt.Errorf("the probe's write reached the export")
-			}
-			if b, _ := os.ReadFile(filepath.Join(root, "etc/machine-id")); strings.Contains(string(b), p.machineID) {
-				return fmt.Errorf("the node's machine-id is in the export")
-			}
-			if name != "" {
-				if _, err := os.Stat(filepath.Join(root, "etc/ssh/ssh_host_ed25519_key")); err == nil {
-					return fmt.Errorf("the node's host key reached the export")
-				}
-			}
-			return nil
-		})
-	}
+		}
+		st.times["multi-user-1"] = p.multiUser.Seconds()
+		t.Logf("boot 1 probe: failed-units=%s root-fstype=%s write=%s machine-id=%s multi-user after %.1fs",
+			p.failed, p.fstype, p.write, p.machineID, p.multiUser.Seconds())
+		switch {
+		case p.failed != "0":
+			return fmt.Errorf("%s failed units: %s", p.failed, p.failedList)
+		case p.fstype != "overlay":
+			return fmt.Errorf("/ is %q, not an overlay", p.fstype)
+		case p.write != "ok":
+			return fmt.Errorf("writing /etc/nroot-probe: %s", p.write)
+		case p.machineID == "" || p.machineID == "uninitialized":
+			return fmt.Errorf("machine-id %q was not generated", p.machineID)
+		}
+		if _, err := os.Stat(filepath.Join(root, "etc/nroot-probe")); err == nil {
+			return fmt.Errorf("the probe's write reached the export")
+		}
+		if b, _ := os.ReadFile(filepath.Join(root, "etc/machine-id")); strings.Contains(string(b), p.machineID) {
+			return fmt.Errorf("the node's machine-id is in the export")
+		}
+		return nil
+	})
 	st.log = ""
+	logTimings(t, suite, st)
+	return st.times
+}
+
+func logTimings(t *testing.T, suite string, st *stages) {
 	var b strings.Builder
 	for _, s := range st.order {
 		fmt.Fprintf(&b, "  %-14s %6.1fs\n", s, st.times[s])
 	}
 	t.Logf("%s timings:\n%s", suite, b.String())
-	return st.times
 }
 
 type probe struct {
-	failed, failedList, fstype, write, machineID, hostname, hostkey string
-	multiUser                                                       time.Duration
+	failed, failedList, fstype, write, machineID, hostname, hostkey, pkg, rootSource string
+	multiUser                                                                        time.Duration
 }
 
-// vm is what QEMU boots: a kernel, an initramfs, the NIC's MAC ("" for
-// QEMU's default).
+// vm is what QEMU boots: a kernel and an initramfs, or with tftp the
+// network (QEMU's iPXE ROM gets boot.ipxe from its own DHCP and TFTP
+// serving that directory); the NIC's MAC ("" for QEMU's default).
 type vm struct {
-	kernel, initrd, mac string
-}
-
-// nodeIdentities makes node01's and node02's identities from an
-// inventory, as nroot identity does, and writes for each the shared
-// initramfs followed by its segment to DIR/NAME.initrd.
-func nodeIdentities(work, shared string) (map[string]identity.Segment, error) {
-	inv := filepath.Join(work, "nodes.txt")
-	if err := os.WriteFile(inv, []byte("node[01-02] mac=52:54:00:4e:52:[01-02]\n"), 0o644); err != nil {
-		return nil, err
-	}
-	nodes, err := inventory.ReadFile(inv)
-	if err != nil {
-		return nil, err
-	}
-	segs, err := identity.Store{Dir: filepath.Join(work, "state")}.WriteSegments(nodes, filepath.Join(work, "segments"))
-	if err != nil {
-		return nil, err
-	}
-	base, err := os.ReadFile(shared)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]identity.Segment{}
-	for _, s := range segs {
-		seg, err := os.ReadFile(s.Segment)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(filepath.Join(work, s.Name+".initrd"), append(append([]byte(nil), base...), seg...), 0o600); err != nil {
-			return nil, err
-		}
-		out[s.Name] = s
-	}
-	return out, nil
+	kernel, initrd, mac, tftp string
 }
 
 // hostKeyDigest is the hex SHA-256 of the node's ed25519 host key: what
@@ -344,9 +284,16 @@ func boot(ctx context.Context, m vm, cmdline, log string) (probe, error) {
 	defer out.Close()
 	// One vCPU: on a two-core host, TCG threads for two would starve
 	// QEMU's network loop and nfs-ganesha, and the guest's NFS times out.
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", accel(), "-m", "1536", "-smp", "1",
-		"-nographic", "-no-reboot", "-kernel", m.kernel, "-initrd", m.initrd,
-		"-append", cmdline, "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0"+map[bool]string{true: ",mac=" + m.mac}[m.mac != ""])
+	args := []string{"-accel", accel(), "-m", "1536", "-smp", "1", "-nographic", "-no-reboot"}
+	netdev := "user,id=n0"
+	if m.tftp != "" {
+		args = append(args, "-boot", "n")
+		netdev += ",tftp=" + m.tftp + ",bootfile=boot.ipxe"
+	} else {
+		args = append(args, "-kernel", m.kernel, "-initrd", m.initrd, "-append", cmdline)
+	}
+	args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0"+map[bool]string{true: ",mac=" + m.mac}[m.mac != ""])
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	pr, pw, _ := os.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	start := time.Now()
@@ -376,6 +323,10 @@ func boot(ctx context.Context, m vm, cmdline, log string) (probe, error) {
 				p.hostname = v
 			case "hostkey":
 				p.hostkey = v
+			case "package":
+				p.pkg = v
+			case "root-source":
+				p.rootSource = v
 			}
 		} else if p.failed != "" && p.failed != "0" && strings.Contains(line, ".service") {
 			p.failedList += strings.TrimSpace(line) + "; "

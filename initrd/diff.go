@@ -121,7 +121,7 @@ func Diff(a, b io.Reader) (*DiffResult, error) {
 			c = Change{Path: p, Kind: "removed", Old: &x}
 			res.Removed++
 		case x != y:
-			c = Change{Path: p, Kind: "changed", Old: &x, New: &y, Fields: changedFields(x, y)}
+			c = Change{Path: p, Kind: "changed", Old: &x, New: &y, Fields: x.Changed(y)}
 			res.Changed++
 		default:
 			continue
@@ -197,32 +197,6 @@ func minus(a, b []string) []string {
 		}
 	}
 	return out
-}
-
-func changedFields(x, y Entry) string {
-	var f []string
-	if x.Type != y.Type {
-		f = append(f, "type")
-	}
-	if x.Mode != y.Mode {
-		f = append(f, "mode")
-	}
-	if x.UID != y.UID || x.GID != y.GID {
-		f = append(f, "owner")
-	}
-	if x.Size != y.Size {
-		f = append(f, "size")
-	}
-	if x.SHA256 != y.SHA256 {
-		f = append(f, "content")
-	}
-	if x.Linkname != y.Linkname {
-		f = append(f, "target")
-	}
-	if x.RDev != y.RDev {
-		f = append(f, "rdev")
-	}
-	return strings.Join(f, ",")
 }
 
 // ModuleName turns "kernel/fs/nfs/nfs.ko.xz" into "nfs", with dashes as

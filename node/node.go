@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ type Options struct {
 	RootPassword string   // set root's password when not empty
 	SSHKeys      []string // authorized_keys lines for root
 	Packages     []string // extra packages to install
+	Upgrade      bool     // apt-get upgrade before installing
 	Kver         string   // build the initramfs for this kernel only
 	Hostname     string   // write /etc/hostname (all nodes will share it)
 	E2EProbe     bool     // install the end-to-end probe unit
@@ -253,6 +255,12 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	}
 	if unwanted := installedOf(img, unwantedPackages); len(unwanted) > 0 {
 		if err := run("removing "+strings.Join(unwanted, " "), append([]string{"apt-get", "-y", "-q", "purge"}, unwanted...)...); err != nil {
+			return nil, failed(err)
+		}
+	}
+	if o.Upgrade {
+		up := append(slices.Clone(apt[:len(apt)-1]), "upgrade")
+		if err := run("apt-get upgrade", up...); err != nil {
 			return nil, failed(err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Mode is a file's permission bits with setuid, setgid and sticky
@@ -98,4 +99,28 @@ type Difference struct {
 	Fields string `json:"fields,omitempty"`
 	Old    *File  `json:"old,omitempty"`
 	New    *File  `json:"new,omitempty"`
+}
+
+// Changed names what differs from f in g, comma-separated in a fixed
+// order (type, mode, owner, size, content, target, rdev), "" when
+// nothing does.
+func (f File) Changed(g File) string {
+	var out []string
+	for _, c := range []struct {
+		name string
+		diff bool
+	}{
+		{"type", f.Type != g.Type},
+		{"mode", f.Mode != g.Mode},
+		{"owner", f.UID != g.UID || f.GID != g.GID},
+		{"size", f.Size != g.Size},
+		{"content", f.SHA256 != g.SHA256},
+		{"target", f.Linkname != g.Linkname},
+		{"rdev", f.RDev != g.RDev},
+	} {
+		if c.diff {
+			out = append(out, c.name)
+		}
+	}
+	return strings.Join(out, ",")
 }

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"nroot/image"
+	"nroot/internal/fetch"
+	"nroot/inventory"
+)
+
+func newImageCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "image",
+		Short: "Keep a node image as immutable generations: create, update, list, diff, publish, rollback, remove",
+		Long: `An image is a directory of generations, each a node root filesystem with
+its kernel, initramfs, installed-package list and iPXE script, never
+changed once made. One pointer, IMAGE/published.ipxe, names the
+generation nodes boot; publish and rollback swap it atomically, so a
+node that boots reads either the old generation or the new, and a running
+node keeps the root it mounted. Copies of a generation share extents with
+it where the filesystem has reflinks (btrfs, XFS) and are full copies
+otherwise, never hard links.
+
+Serve IMAGE over NFS (its generations' roots) and HTTP (kernels,
+initramfs and scripts; nroot pxe writes the nginx block), then point
+nodes at it with nroot pxe.`,
+	}
+	cmd.AddCommand(newImageCreateCmd(), newImageUpdateCmd(g), newImageListCmd(), newImageDiffCmd(), newImagePublishCmd(), newImageRollbackCmd(), newImageRemoveCmd())
+	return cmd
+}
+
+// genArg reads a generation number argument.
+func genArg(s, name string) (int, error) {
+	id, err := strconv.Atoi(s)
+	if err != nil || id <= 0 {
+		return 0, usageErr("%s %q: give a generation number (nroot image list)", name, s)
+	}
+	return id, nil
+}
+
+// openImage opens IMAGE, a usage error when it is none.
+func openGenerations(dir string) (image.Image, error) {
+	im, err := image.Open(dir)
+	if errors.Is(err, image.ErrNoImage) {
+		return im, usageErr("%w", err)
+	}
+	return im, err
+}
+
+// printGeneration prints what a command made.
+func printGeneration(gen *image.Generation, asJSON bool) error {
+	if asJSON {
+		return printJSON(gen)
+	}
+	fmt.Printf("generation %d: %s; kernel %s, %d packages; %.1fs, %s of files, %s on disk (%s shared)\n",
+		gen.ID, gen.Source, gen.Kernel, len(gen.Packages), gen.Seconds, humanBytes(gen.Bytes), humanBytes(gen.DiskBytes), humanBytes(gen.Shared))
+	return nil
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	default:
+		return fmt.Sprintf("%d B", n)
+	}
+}
+
+func newImageCreateCmd() *cobra.Command {
+	var asJSON, move bool
+	cmd := &cobra.Command{
+		Use:   "create [flags] IMAGE ROOT",
+		Short: "Make a new generation of IMAGE from a node root (nroot bootstrap, then nroot node)",
+		Example: `  nroot bootstrap bookworm /srv/work/root && nroot node /srv/work/root
+  nroot image create --move /srv/nroot /srv/work/root`,
+		Args: usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			gen, err := image.Image{Dir: args[0]}.Import(cmd.Context(), args[1], image.ImportOptions{Move: move})
+			if err != nil {
+				return err
+			}
+			return printGeneration(gen, asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&move, "move", false, "rename ROOT into the image instead of copying it (same filesystem; ROOT is gone after)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the generation as JSON")
+	return cmd
+}
+
+func newImageUpdateCmd(g *globals) *cobra.Command {
+	var asJSON, upgrade bool
+	var from string
+	var install []string
+	cmd := &cobra.Command{
+		Use:   "update [flags] IMAGE",
+		Short: "Make a new generation from the published one (or --from): apt-get upgrade or added packages, then the node stage and its checks",
+		Example: `  nroot image update --upgrade /srv/nroot
+  nroot image update --install htop,numactl /srv/nroot`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			im, err := openGenerations(args[0])
+			if err != nil {
+				return err
+			}
+			o := image.UpdateOptions{Install: install, Upgrade: upgrade}
+			if from != "" {
+				if o.Parent, err = genArg(from, "--from"); err != nil {
+					return err
+				}
+			}
+			dir := g.cacheDir
+			if dir == "" {
+				dir = fetch.DefaultCacheDir()
+			}
+			o.Node.CacheDir = filepath.Join(dir, "apt-archives")
+			if !g.quiet {
+				o.Node.Progress = os.Stderr
+			}
+			gen, err := im.Update(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			return printGeneration(gen, asJSON)
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "the generation to start from (default: the published one, else the newest)")
+	cmd.Flags().StringSliceVar(&install, "install", nil, "packages to add, comma-separated")
+	cmd.Flags().BoolVar(&upgrade, "upgrade", false, "apt-get upgrade")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the generation as JSON")
+	return cmd
+}
+
+func newImageListCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list [flags] IMAGE",
+		Short: "List IMAGE's generations",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			im, err := openGenerations(args[0])
+			if err != nil {
+				return err
+			}
+			gens, err := im.List()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				for _, g := range gens {
+					g.Packages = nil
+				}
+				return printJSON(gens)
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "GEN\tPUBLISHED\tCREATED\tKERNEL\tPACKAGES\tDISK\tSOURCE")
+			for _, g := range gens {
+				pub := ""
+				if g.Published {
+					pub = "*"
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", g.ID, pub, g.Created.Format("2006-01-02 15:04"), g.Kernel, len(g.Packages), humanBytes(g.DiskBytes), g.Source)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the generations as JSON (without their package lists)")
+	return cmd
+}
+
+func newImageDiffCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "diff [flags] IMAGE A B",
+		Short: "Show what changed from generation A to B: packages added, removed and changed, then files by path",
+		Args:  usageArgs(cobra.ExactArgs(3)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			im, err := openGenerations(args[0])
+			if err != nil {
+				return err
+			}
+			a, err := genArg(args[1], "A")
+			if err != nil {
+				return err
+			}
+			b, err := genArg(args[2], "B")
+			if err != nil {
+				return err
+			}
+			d, err := im.Diff(a, b)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(d)
+			}
+			for _, p := range d.Added {
+				fmt.Printf("+ %s %s %s\n", p.Name, p.Version, p.Architecture)
+			}
+			for _, p := range d.Removed {
+				fmt.Printf("- %s %s %s\n", p.Name, p.Version, p.Architecture)
+			}
+			for _, p := range d.Upgraded {
+				fmt.Printf("~ %s %s -> %s %s\n", p.Name, p.Old, p.New, p.Architecture)
+			}
+			for _, f := range d.Files {
+				sign := map[string]string{"added": "+", "removed": "-", "changed": "~"}[f.Kind]
+				fields := ""
+				if f.Fields != "" {
+					fields = " (" + f.Fields + ")"
+				}
+				fmt.Printf("%s %s%s\n", sign, f.Path, fields)
+			}
+			fmt.Fprintf(os.Stderr, "%d packages added, %d removed, %d changed; %d paths differ\n", len(d.Added), len(d.Removed), len(d.Upgraded), len(d.Files))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the differences as JSON")
+	return cmd
+}
+
+func newImagePublishCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "publish IMAGE GEN",
+		Short: "Point IMAGE's boot configuration at generation GEN, atomically",
+		Args:  usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			im, err := openGenerations(args[0])
+			if err != nil {
+				return err
+			}
+			id, err := genArg(args[1], "GEN")
+			if err != nil {
+				return err
+			}
+			if err := im.Publish(id); err != nil {
+				return err
+			}
+			fmt.Printf("published generation %d\n", id)
+			return nil
+		},
+	}
+}
+
+func newImageRollbackCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rollback IMAGE",
+		Short: "Publish again the generation published before the current one",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			im, err := openGenerations(args[0])
+			if err != nil {
+				return err
+			}
+			id, err := im.Rollback()
+			if err != nil {
+				return err
+			}
+			fmt.Printf("published generation %d\n", id)
+			return nil
+		},
+	}
+}
+
+func newImageRemoveCmd() *cobra.Command {
+	var inv string
+	cmd := &cobra.Command{
+		Use:   "remove [flags] IMAGE GEN",
+		Short: "Delete generation GEN, refusing the published one and any the inventory pins",
+		Args:  usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			im, err := openGenerations(args[0])
+			if err != nil {
+				return err
+			}
+			id, err := genArg(args[1], "GEN")
+			if err != nil {
+				return err
+			}
+			var pinned []int
+			if inv != "" {
+				nodes, err := inventory.ReadFile(inv)
+				if err != nil {
+					return usageErr("%w", err)
+				}
+				for _, n := range nodes {
+					if p, err := strconv.Atoi(n.Gen); err == nil {
+						pinned = append(pinned, p)
+					}
+				}
+			}
+			if err := im.Remove(id, pinned); err != nil {
+				return err
+			}
+			fmt.Printf("removed generation %d\n", id)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&inv, "inventory", "", "refuse generations that nodes of this inventory are pinned to (generation=)")
+	return cmd
+}

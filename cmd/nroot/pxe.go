@@ -1,0 +1,81 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"nroot/identity"
+	"nroot/inventory"
+	"nroot/pxe"
+)
+
+func newPXECmd(g *globals) *cobra.Command {
+	var asJSON bool
+	var o pxe.Options
+	var store string
+	cmd := &cobra.Command{
+		Use:   "pxe [flags] IMAGE INVENTORY",
+		Short: "Write the network boot configuration of an inventory's nodes: iPXE scripts, identity segments, dnsmasq and nginx configuration",
+		Long: `Pxe writes, into the image directory IMAGE:
+  boot.ipxe           the entry script DHCP gives iPXE; it chains to
+  nodes/MAC.ipxe      each node's script (MAC as 52-54-00-00-00-01), which
+                      names the node and chains to the published generation
+                      (published.ipxe) or the one it is pinned to
+  nodes/NAME.img      each node's identity segment (SSH host keys,
+                      machine-id, hostname; made once, kept in --state),
+                      loaded after the generation's shared initramfs
+  dnsmasq.conf        DHCP reservations from the inventory and chainloading
+                      into iPXE (firmware gets undionly.kpxe or ipxe.efi by
+                      TFTP, iPXE gets boot.ipxe by HTTP); only listed MACs
+  nginx.conf          a server block serving only what booting reads, each
+                      segment only to its node's address when it has one
+
+Run it again after changing the inventory; publishing a generation needs
+no new configuration.`,
+		Example: `  nroot pxe --http http://10.0.0.1 --server 10.0.0.1 --export /nroot /srv/nroot nodes.txt`,
+		Args:    usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := openGenerations(args[0]); err != nil {
+				return err
+			}
+			nodes, err := inventory.ReadFile(args[1])
+			if err != nil {
+				return usageErr("%w", err)
+			}
+			o.Inventory = args[1]
+			res, err := pxe.Write(args[0], nodes, identity.Store{Dir: store}, o)
+			if err != nil {
+				if isOptionOrInventory(err) {
+					return usageErr("%w", err)
+				}
+				return err
+			}
+			if asJSON {
+				return printJSON(res)
+			}
+			for _, n := range res.Nodes {
+				fmt.Printf("%-16s %s %-15s generation %-9s %s %s\n", n.Name, n.MAC, n.Address, n.Generation, n.Script, n.Segment)
+			}
+			fmt.Printf("entry %s\ndnsmasq %s\nnginx %s\n", res.Entry, res.DNSMasq, res.Nginx)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.Base, "http", "", "URL nodes reach the HTTP server at, which serves IMAGE at its root: http://ADDRESS[:PORT]")
+	cmd.Flags().StringVar(&o.Server, "server", "", "the NFS server's address as nodes reach it")
+	cmd.Flags().StringVar(&o.Export, "export", "/nroot", "the path NFS exports IMAGE at (NFSv4 pseudo path)")
+	cmd.Flags().StringVar(&o.DHCPRange, "dhcp-range", "", "dnsmasq's dhcp-range (default: the first node's network, static, when every node has an address)")
+	cmd.Flags().StringVar(&o.TFTPRoot, "tftp-root", "/usr/lib/ipxe", "the directory with iPXE's undionly.kpxe and ipxe.efi")
+	cmd.Flags().StringVar(&o.SegmentGroup, "segment-group", "", "group that may read the identity segments (the HTTP server's, e.g. www-data); default root only")
+	cmd.Flags().StringVar(&store, "state", defaultIdentityStore, "the root-only directory that keeps the identities")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the nodes' configuration as JSON")
+	return cmd
+}
+
+// isOptionOrInventory says whether err is the user's to fix in a flag or
+// the inventory.
+func isOptionOrInventory(err error) bool {
+	var oe *pxe.OptionError
+	return errors.As(err, &oe) || errors.Is(err, inventory.ErrSyntax) || errors.Is(err, pxe.ErrPinned)
+}

@@ -1,0 +1,281 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"nroot/identity"
+	"nroot/image"
+	"nroot/internal/ganesha"
+	"nroot/inventory"
+	"nroot/nfscheck"
+	"nroot/node"
+	"nroot/pxe"
+)
+
+// probePackage is the package the second generation adds; the nodes'
+// inventory line asks the probe whether it is installed.
+const probePackage = "hello"
+
+// cluster runs the cluster walk-through on a node root: it becomes
+// generation 1 of an image, exported by nfs-ganesha and served over HTTP
+// by nginx with the configuration nroot pxe writes; node01 and node02 boot
+// it through QEMU's own network boot (its iPXE ROM, its DHCP and TFTP
+// giving the entry script); a second generation adds a package and is
+// published, node01 boots it; a rollback publishes generation 1 again and
+// node01 boots that. Every boot must report zero failed units and the
+// node's own identity.
+func cluster(t *testing.T, st *stages, work, root string) {
+	ctx := context.Background()
+	im := image.Image{Dir: filepath.Join(work, "image")}
+	var g1, g2 *image.Generation
+	st.run("image-create", func() error {
+		var err error
+		g1, err = im.Import(ctx, root, image.ImportOptions{Move: true})
+		if err == nil {
+			t.Logf("generation 1: %.1fs, %d bytes of files, %d on disk", g1.Seconds, g1.Bytes, g1.DiskBytes)
+		}
+		return err
+	})
+	var srv *ganesha.Server
+	st.run("export", func() error {
+		// The image directory at /nroot, every generation below it; and
+		// generation 1's root alone, for nroot check (NFSv3 mounts by
+		// path).
+		var err error
+		srv, err = ganesha.Start(ctx, []ganesha.Export{{ID: 1, Path: im.Dir, Pseudo: "/nroot"}, {ID: 2, Path: im.Root(1), Pseudo: "/check"}}, ganesha.Options{NFSPort: 2049})
+		return err
+	})
+	t.Cleanup(srv.Stop)
+	st.run("export-check", func() error {
+		rep, err := nfscheck.Run(ctx, nfscheck.Options{Target: nfscheck.Target{Host: "127.0.0.1", NFSPort: srv.NFSPort, MountPort: srv.MountPort, Path: im.Root(1)}, Rootfs: im.Root(1), Timeout: 5 * time.Minute})
+		if err != nil {
+			return err
+		}
+		if n := len(rep.Differences); n > 0 {
+			return fmt.Errorf("%d differences between the export and the image, first %+v", n, rep.Differences[0])
+		}
+		for _, c := range rep.Checks {
+			if c.Status == "FAIL" {
+				return fmt.Errorf("check %s: %s", c.Name, c.Detail)
+			}
+		}
+		return nil
+	})
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tftp := filepath.Join(work, "tftp")
+	var ids map[string]identity.Segment
+	st.run("pxe", func() error {
+		inv := filepath.Join(work, "nodes.txt")
+		if err := os.WriteFile(inv, []byte("node[01-02] mac=52:54:00:4e:52:[01-02] args=\"nroot.probe.package="+probePackage+" console=ttyS0\"\n"), 0o644); err != nil {
+			return err
+		}
+		nodes, err := inventory.ReadFile(inv)
+		if err != nil {
+			return err
+		}
+		res, err := pxe.Write(im.Dir, nodes, identity.Store{Dir: filepath.Join(work, "state")}, pxe.Options{
+			Base: fmt.Sprintf("http://10.0.2.2:%d", port), Server: "10.0.2.2", Export: "/nroot", DHCPRange: "10.0.2.15,10.0.2.31", Inventory: inv})
+		if err != nil {
+			return err
+		}
+		ids = map[string]identity.Segment{}
+		for _, s := range res.Segments {
+			ids[s.Name] = s
+		}
+		if out, err := exec.Command("dnsmasq", "--test", "--conf-file="+res.DNSMasq).CombinedOutput(); err != nil {
+			return fmt.Errorf("dnsmasq --test %s: %v: %s", res.DNSMasq, err, out)
+		}
+		// QEMU's TFTP gives iPXE the entry script, as dnsmasq would.
+		if err := os.MkdirAll(tftp, 0o755); err != nil {
+			return err
+		}
+		b, err := os.ReadFile(res.Entry)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(tftp, "boot.ipxe"), b, 0o644); err != nil {
+			return err
+		}
+		if err := startNginx(t, work, res.Nginx); err != nil {
+			return err
+		}
+		return im.Publish(1)
+	})
+	type want struct {
+		name    string
+		gen     int
+		pkg     string
+		publish func() error
+	}
+	boots := []want{
+		{"node01", 1, "absent", nil},
+		{"node02", 1, "absent", nil},
+		{"node01", 2, "installed", func() error {
+			var err error
+			// The update, as nroot image update --install does it.
+			if g2, err = im.Update(ctx, image.UpdateOptions{Install: []string{probePackage}, Node: node.Options{CacheDir: filepath.Join(cache().CacheDir, "apt-archives")}}); err != nil {
+				return err
+			}
+			t.Logf("generation 2 (update): %.1fs, %d bytes of files, %d on disk, %d shared", g2.Seconds, g2.Bytes, g2.DiskBytes, g2.Shared)
+			st.times["update-seconds"] = g2.Seconds
+			st.times["generation-1-disk-mb"] = float64(g1.DiskBytes) / 1e6
+			st.times["generation-2-disk-mb"] = float64(g2.DiskBytes) / 1e6
+			d, err := im.Diff(1, 2)
+			if err != nil {
+				return err
+			}
+			found := false
+			for _, p := range d.Added {
+				found = found || p.Name == probePackage
+			}
+			if !found {
+				return fmt.Errorf("image diff 1 2 does not list %s as added: %+v", probePackage, d.Added)
+			}
+			t.Logf("diff 1 2: %d packages added, %d removed, %d changed; %d paths", len(d.Added), len(d.Removed), len(d.Upgraded), len(d.Files))
+			return im.Publish(2)
+		}},
+		{"node01", 1, "absent", func() error {
+			id, err := im.Rollback()
+			if err == nil && id != 1 {
+				err = fmt.Errorf("rollback published %d, want 1", id)
+			}
+			return err
+		}},
+	}
+	seen := map[string]probe{}
+	for n, b := range boots {
+		n++
+		if b.publish != nil {
+			st.log = ""
+			st.run(fmt.Sprintf("publish-%d", b.gen), b.publish)
+		}
+		st.log = filepath.Join(work, fmt.Sprintf("serial-%d.log", n))
+		st.run(fmt.Sprintf("boot-%d", n), func() error {
+			id := ids[b.name]
+			p, err := boot(ctx, vm{mac: id.MAC, tftp: tftp}, "", st.log)
+			if err != nil {
+				return err
+			}
+			st.times[fmt.Sprintf("multi-user-%d", n)] = p.multiUser.Seconds()
+			t.Logf("boot %d probe: node=%s generation=%d failed-units=%s root-fstype=%s write=%s machine-id=%s hostname=%s hostkey=%s package=%s root=%s multi-user after %.1fs",
+				n, b.name, b.gen, p.failed, p.fstype, p.write, p.machineID, p.hostname, p.hostkey, p.pkg, p.rootSource, p.multiUser.Seconds())
+			switch {
+			case p.failed != "0":
+				return fmt.Errorf("%s failed units: %s", p.failed, p.failedList)
+			case p.fstype != "overlay":
+				return fmt.Errorf("/ is %q, not an overlay", p.fstype)
+			case p.write != "ok":
+				return fmt.Errorf("writing /etc/nroot-probe: %s", p.write)
+			case p.hostname != id.Hostname || p.machineID != id.MachineID || p.hostkey != hostKeyDigest(id):
+				return fmt.Errorf("%s booted as hostname %q, machine-id %s, host key %s; nroot keeps hostname %q, machine-id %s, host key %s",
+					b.name, p.hostname, p.machineID, p.hostkey, id.Hostname, id.MachineID, hostKeyDigest(id))
+			case p.pkg != probePackage+":"+b.pkg:
+				return fmt.Errorf("generation %d: the probe reports %q, want %s:%s", b.gen, p.pkg, probePackage, b.pkg)
+			case !strings.HasSuffix(p.rootSource, "/nroot/generations/"+strconv.Itoa(b.gen)+"/root"):
+				return fmt.Errorf("the node's lower root is %q, not generation %d", p.rootSource, b.gen)
+			}
+			if prev, ok := seen[b.name]; ok && (prev.machineID != p.machineID || prev.hostkey != p.hostkey) {
+				return fmt.Errorf("%s booted again with machine-id %s and host key %s, first %s and %s", b.name, p.machineID, p.hostkey, prev.machineID, prev.hostkey)
+			}
+			seen[b.name] = p
+			// What the node wrote stayed in its overlay, and no key
+			// reached a generation.
+			for _, g := range []int{1, 2} {
+				r := im.Root(g)
+				if _, err := os.Stat(filepath.Join(r, "etc/nroot-probe")); err == nil {
+					return fmt.Errorf("the probe's write reached generation %d", g)
+				}
+				if _, err := os.Stat(filepath.Join(r, "etc/ssh/ssh_host_ed25519_key")); err == nil {
+					return fmt.Errorf("a host key is in generation %d", g)
+				}
+			}
+			return nil
+		})
+	}
+	st.log = ""
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startNginx runs nginx in the foreground with the server block nroot
+// pxe wrote, until the test ends.
+func startNginx(t *testing.T, work, block string) error {
+	dir := filepath.Join(work, "nginx")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	main := fmt.Sprintf(`user root;
+daemon off;
+worker_processes 1;
+pid %[1]s/pid;
+error_log %[1]s/error.log;
+events { worker_connections 64; }
+http {
+    access_log %[1]s/access.log;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    include %[2]s;
+}
+`, dir, block)
+	if err := os.WriteFile(conf, []byte(main), 0o644); err != nil {
+		return err
+	}
+	cmd := exec.Command("nginx", "-c", conf, "-p", dir)
+	out, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if b, err := os.ReadFile(filepath.Join(dir, "access.log")); err == nil {
+			t.Logf("nginx served:\n%s", b)
+		}
+	})
+	// Ready when it answers.
+	b, _ := os.ReadFile(block)
+	port := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[0] == "listen" {
+			port = strings.TrimSuffix(f[1], ";")
+		}
+	}
+	for i := 0; i < 100; i++ {
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	eb, _ := os.ReadFile(filepath.Join(dir, "stderr"))
+	return fmt.Errorf("nginx does not answer on port %s: %s", port, eb)
+}

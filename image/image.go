@@ -1,0 +1,366 @@
+// Package image keeps a node image as a directory of immutable
+// generations, each a root filesystem with its kernel, initramfs,
+// installed-package list and iPXE script, and one pointer to the
+// generation nodes boot: published.ipxe, swapped atomically.
+//
+//	IMAGE/generations/N/root/          the root filesystem nodes mount
+//	IMAGE/generations/N/vmlinuz        its kernel and initramfs
+//	IMAGE/generations/N/initrd.img
+//	IMAGE/generations/N/boot.ipxe      how iPXE boots it
+//	IMAGE/generations/N/generation.json
+//	IMAGE/published.ipxe -> generations/N/boot.ipxe
+//	IMAGE/history                      one line per publish
+//
+// A generation is made under a temporary name and renamed into place
+// when complete, and never changed after: a node keeps the lower layer
+// of its overlay for as long as it runs, whatever is published since.
+package image
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"nroot/control"
+	"nroot/internal/atomicfile"
+	"nroot/internal/fsroot"
+)
+
+// Pointer is the file, relative to the image, that names the published
+// generation: a symlink to its boot.ipxe.
+const Pointer = "published.ipxe"
+
+// ErrNotFound: no such generation.
+var ErrNotFound = errors.New("no such generation")
+
+// ErrInUse: the generation is published or pinned.
+var ErrInUse = errors.New("generation in use")
+
+// ErrNoImage: the directory is not an image.
+var ErrNoImage = errors.New("not an nroot image")
+
+// Generation describes one generation (generation.json).
+type Generation struct {
+	ID        int       `json:"generation"`
+	Parent    int       `json:"parent,omitempty"`
+	Created   time.Time `json:"created"`
+	Source    string    `json:"source"` // what it was made from
+	Kernel    string    `json:"kernel"`
+	Cmdline   string    `json:"cmdline"` // with SERVER and /PATH left for the export to fill
+	Packages  []Package `json:"packages"`
+	Seconds   float64   `json:"seconds"`    // time to make it
+	Bytes     int64     `json:"bytes"`      // file content in its root
+	DiskBytes int64     `json:"disk_bytes"` // blocks it allocated on disk
+	Shared    int64     `json:"shared_bytes,omitempty"`
+	Published bool      `json:"published"`
+}
+
+// Package is one installed package.
+type Package struct {
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	Architecture string `json:"architecture"`
+}
+
+// Image is an image directory.
+type Image struct {
+	Dir string
+}
+
+// Dir paths.
+func (im Image) genDir(id int) string { return filepath.Join(im.Dir, "generations", strconv.Itoa(id)) }
+
+// Root is the root filesystem of a generation.
+func (im Image) Root(id int) string { return filepath.Join(im.genDir(id), "root") }
+
+// Open checks that dir is an image.
+func Open(dir string) (Image, error) {
+	fi, err := os.Stat(filepath.Join(dir, "generations"))
+	if err != nil || !fi.IsDir() {
+		return Image{}, fmt.Errorf("%s: %w (no generations/); make one with nroot image create", dir, ErrNoImage)
+	}
+	return Image{Dir: dir}, nil
+}
+
+// lock serialises commands that change the image.
+func (im Image) lock() (func(), error) {
+	if err := os.MkdirAll(filepath.Join(im.Dir, "generations"), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(im.Dir, ".lock"), os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("%s: another nroot is changing this image (%v)", im.Dir, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// IDs lists the generations, oldest first.
+func (im Image) IDs() ([]int, error) {
+	ents, err := os.ReadDir(filepath.Join(im.Dir, "generations"))
+	if err != nil {
+		return nil, err
+	}
+	var ids []int
+	for _, e := range ents {
+		if id, err := strconv.Atoi(e.Name()); err == nil && id > 0 && e.IsDir() {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// maxMeta bounds generation.json.
+const maxMeta = 64 << 20
+
+// Get reads one generation's description.
+func (im Image) Get(id int) (*Generation, error) {
+	b, err := readCapped(filepath.Join(im.genDir(id), "generation.json"), maxMeta)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: generation %d: %w", im.Dir, id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	g, err := decodeGeneration(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(im.genDir(id), "generation.json"), err)
+	}
+	pub, _ := im.Published()
+	g.Published = pub == id
+	return g, nil
+}
+
+// List describes every generation, oldest first.
+func (im Image) List() ([]*Generation, error) {
+	ids, err := im.IDs()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Generation
+	for _, id := range ids {
+		g, err := im.Get(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// Published is the published generation, 0 when none is.
+func (im Image) Published() (int, error) {
+	t, err := os.Readlink(filepath.Join(im.Dir, Pointer))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	// generations/N/boot.ipxe
+	parts := strings.Split(t, "/")
+	if len(parts) != 3 || parts[0] != "generations" || parts[2] != "boot.ipxe" {
+		return 0, fmt.Errorf("%s points at %q, not a generation's boot.ipxe", filepath.Join(im.Dir, Pointer), t)
+	}
+	id, err := strconv.Atoi(parts[1])
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%s points at %q, not a generation's boot.ipxe", filepath.Join(im.Dir, Pointer), t)
+	}
+	return id, nil
+}
+
+// Publish points the boot configuration at generation id, atomically:
+// a node that starts to boot reads either the old pointer or the new.
+func (im Image) Publish(id int) error {
+	unlock, err := im.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return im.publish(id, "publish")
+}
+
+func (im Image) publish(id int, why string) error {
+	if _, err := im.Get(id); err != nil {
+		return err
+	}
+	tmp := filepath.Join(im.Dir, fmt.Sprintf(".%s.tmp-%d", Pointer, os.Getpid()))
+	os.Remove(tmp)
+	if err := os.Symlink(filepath.Join("generations", strconv.Itoa(id), "boot.ipxe"), tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(im.Dir, Pointer)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := syncDir(im.Dir); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(im.Dir, "history"), os.O_APPEND|os.O_CREATE|os.O_WRONLY|unix.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "%s %s %d\n", time.Now().UTC().Format(time.RFC3339), why, id)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// maxHistory bounds the history read.
+const maxHistory = 16 << 20
+
+// History lists the generations published, oldest first.
+func (im Image) History() ([]int, error) {
+	b, err := readCapped(filepath.Join(im.Dir, "history"), maxHistory)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	for n := 1; sc.Scan(); n++ {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 {
+			return nil, fmt.Errorf("%s line %d: want TIME ACTION GENERATION", filepath.Join(im.Dir, "history"), n)
+		}
+		id, err := strconv.Atoi(f[2])
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: generation %q", filepath.Join(im.Dir, "history"), n, f[2])
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// Rollback publishes again the generation published before the current
+// one (the latest that still exists) and returns it.
+func (im Image) Rollback() (int, error) {
+	unlock, err := im.lock()
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	cur, err := im.Published()
+	if err != nil {
+		return 0, err
+	}
+	if cur == 0 {
+		return 0, fmt.Errorf("%s: nothing is published; nroot image publish first", im.Dir)
+	}
+	hist, err := im.History()
+	if err != nil {
+		return 0, err
+	}
+	// Walk back over the current generation's latest run of publishes.
+	i := len(hist) - 1
+	for i >= 0 && hist[i] == cur {
+		i--
+	}
+	for ; i >= 0; i-- {
+		if hist[i] == cur {
+			continue
+		}
+		if _, err := im.Get(hist[i]); err == nil {
+			return hist[i], im.publish(hist[i], "rollback")
+		}
+	}
+	return 0, fmt.Errorf("%s: no generation was published before %d that still exists", im.Dir, cur)
+}
+
+// Remove deletes a generation, refusing the published one and those in
+// pinned (the inventory's generation= fields).
+func (im Image) Remove(id int, pinned []int) error {
+	unlock, err := im.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := im.Get(id); err != nil {
+		return err
+	}
+	if pub, _ := im.Published(); pub == id {
+		return fmt.Errorf("generation %d is published: %w; publish another first", id, ErrInUse)
+	}
+	if slices.Contains(pinned, id) {
+		return fmt.Errorf("generation %d is pinned by the inventory: %w", id, ErrInUse)
+	}
+	dead := filepath.Join(im.Dir, "generations", fmt.Sprintf(".removing-%d", id))
+	if err := os.Rename(im.genDir(id), dead); err != nil {
+		return err
+	}
+	// os.RemoveAll unlinks symlinks and never follows them.
+	return os.RemoveAll(dead)
+}
+
+// readCapped reads a host file of the image's own bookkeeping, refusing
+// symlinks and anything larger than max.
+func readCapped(path string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
+	}
+	return b, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// packages lists what the root's dpkg status has installed.
+func packages(r *fsroot.Root) ([]Package, error) {
+	f, err := r.Open("var/lib/dpkg/status")
+	if err != nil {
+		return nil, fmt.Errorf("dpkg status: %w", err)
+	}
+	defer f.Close()
+	ps, err := control.ReadAll(io.LimitReader(f, 256<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: dpkg status: %w", r.Path, err)
+	}
+	var out []Package
+	for _, p := range ps {
+		if strings.HasSuffix(p.Get("Status"), " installed") {
+			out = append(out, Package{Name: p.Get("Package"), Version: p.Get("Version"), Architecture: p.Get("Architecture")})
+		}
+	}
+	slices.SortFunc(out, func(a, b Package) int { return strings.Compare(a.Name+":"+a.Architecture, b.Name+":"+b.Architecture) })
+	return out, nil
+}
+
+func writeJSON(path string, data []byte) error { return atomicfile.WriteFile(path, data, 0o644) }

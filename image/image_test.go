@@ -1,0 +1,182 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fixture writes a minimal node root: a kernel with its modules
+// directory and initramfs, the command line nroot node leaves and a dpkg
+// status with the packages given ("name version").
+func fixture(t *testing.T, pkgs []string, files map[string]string) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "root")
+	var status strings.Builder
+	for _, p := range pkgs {
+		n, v, _ := strings.Cut(p, " ")
+		status.WriteString("Package: " + n + "\nStatus: install ok installed\nArchitecture: amd64\nVersion: " + v + "\n\n")
+	}
+	all := map[string]string{
+		"boot/vmlinuz-6.1.0-9-amd64":            "kernel",
+		"boot/initrd.img-6.1.0-9-amd64":         "initrd",
+		"lib/modules/6.1.0-9-amd64/modules.dep": "",
+		"boot/nroot-cmdline":                    "root=nfs4:SERVER:/PATH rd.live.overlay.overlayfs=1 ip=dhcp\n",
+		"var/lib/dpkg/status":                   status.String(),
+	}
+	for k, v := range files {
+		all[k] = v
+	}
+	for name, content := range all {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func TestGenerations(t *testing.T) {
+	ctx := context.Background()
+	im := Image{Dir: t.TempDir()}
+	g1, err := im.Import(ctx, fixture(t, []string{"base-files 12", "hello 2.10-2", "gone 1"}, map[string]string{"etc/motd": "one"}), ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src2 := fixture(t, []string{"base-files 12.4", "hello 2.10-2", "htop 3.2"}, map[string]string{"etc/motd": "two", "etc/new": "x"})
+	g2, err := im.Import(ctx, src2, ImportOptions{Move: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g1.ID != 1 || g2.ID != 2 {
+		t.Fatalf("generations %d, %d; want 1, 2", g1.ID, g2.ID)
+	}
+	if _, err := os.Stat(src2); !os.IsNotExist(err) {
+		t.Errorf("--move left %s behind", src2)
+	}
+	for _, f := range []string{"vmlinuz", "initrd.img", "boot.ipxe", "generation.json", "root/etc/motd"} {
+		if _, err := os.Stat(filepath.Join(im.Dir, "generations/1", f)); err != nil {
+			t.Errorf("generation 1: %v", err)
+		}
+	}
+	script, _ := os.ReadFile(filepath.Join(im.Dir, "generations/2/boot.ipxe"))
+	for _, want := range []string{
+		"kernel ${nroot-base}/generations/2/vmlinuz initrd=initrd.img initrd=identity.img root=nfs4:${nroot-server}:${nroot-export}/generations/2/root rd.live.overlay.overlayfs=1 ip=dhcp ${nroot-args}",
+		"initrd --name initrd.img ${nroot-base}/generations/2/initrd.img",
+		"initrd --name identity.img ${nroot-base}/nodes/${nroot-node}.img",
+	} {
+		if !strings.Contains(string(script), want+"\n") {
+			t.Errorf("boot.ipxe lacks %q:\n%s", want, script)
+		}
+	}
+
+	d, err := im.Diff(1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Added) != 1 || d.Added[0].Name != "htop" || len(d.Removed) != 1 || d.Removed[0].Name != "gone" ||
+		len(d.Upgraded) != 1 || d.Upgraded[0] != (PackageChange{Name: "base-files", Architecture: "amd64", Old: "12", New: "12.4"}) {
+		t.Errorf("packages: added %v, removed %v, changed %v", d.Added, d.Removed, d.Upgraded)
+	}
+	var files []string
+	for _, f := range d.Files {
+		files = append(files, f.Kind+" "+f.Path+" "+f.Fields)
+	}
+	want := "changed /etc/motd content|added /etc/new |changed /var/lib/dpkg/status size,content"
+	if got := strings.Join(files, "|"); got != want {
+		t.Errorf("file changes\n got %s\nwant %s", got, want)
+	}
+
+	// Publish, rollback and removal.
+	if pub, _ := im.Published(); pub != 0 {
+		t.Fatalf("published %d before any publish", pub)
+	}
+	if _, err := im.Rollback(); err == nil {
+		t.Error("rollback with nothing published succeeded")
+	}
+	steps := []struct {
+		do   func() error
+		want int
+	}{
+		{func() error { return im.Publish(1) }, 1},
+		{func() error { return im.Publish(2) }, 2},
+		{func() error { _, err := im.Rollback(); return err }, 1},
+		{func() error { return im.Publish(2) }, 2},
+		{func() error { return im.Publish(2) }, 2},
+		{func() error { _, err := im.Rollback(); return err }, 1},
+	}
+	for i, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if pub, err := im.Published(); err != nil || pub != s.want {
+			t.Fatalf("step %d: published %d (%v), want %d", i, pub, err, s.want)
+		}
+	}
+	if err := im.Publish(7); !errors.Is(err, ErrNotFound) {
+		t.Errorf("publishing a missing generation: %v", err)
+	}
+	if err := im.Remove(1, nil); !errors.Is(err, ErrInUse) {
+		t.Errorf("removing the published generation: %v", err)
+	}
+	if err := im.Remove(2, []int{2}); !errors.Is(err, ErrInUse) {
+		t.Errorf("removing a pinned generation: %v", err)
+	}
+	if err := im.Remove(2, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := im.Rollback(); err == nil {
+		t.Error("rollback to nothing succeeded")
+	}
+	list, err := im.List()
+	if err != nil || len(list) != 1 || list[0].ID != 1 || !list[0].Published {
+		t.Errorf("list %+v (%v)", list, err)
+	}
+	// A third generation is numbered after the highest ever seen.
+	g3, err := im.Import(ctx, fixture(t, []string{"a 1"}, nil), ImportOptions{})
+	if err != nil || g3.ID != 2 {
+		t.Errorf("next generation %v (%v)", g3, err)
+	}
+}
+
+func TestImportRefuses(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		root func(t *testing.T) string
+		want string
+	}{
+		{"not a node root", func(t *testing.T) string { return t.TempDir() }, "run nroot node"},
+		{"no kernel", func(t *testing.T) string {
+			r := fixture(t, []string{"a 1"}, nil)
+			os.Remove(filepath.Join(r, "boot/vmlinuz-6.1.0-9-amd64"))
+			return r
+		}, "no kernel"},
+		{"initramfs a symlink out", func(t *testing.T) string {
+			r := fixture(t, []string{"a 1"}, nil)
+			p := filepath.Join(r, "boot/initrd.img-6.1.0-9-amd64")
+			os.Remove(p)
+			os.Symlink("/etc/shadow", p)
+			return r
+		}, "initrd.img"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			im := Image{Dir: t.TempDir()}
+			_, err := im.Import(ctx, tt.root(t), ImportOptions{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v, want it to mention %q", err, tt.want)
+			}
+			ents, _ := os.ReadDir(filepath.Join(im.Dir, "generations"))
+			for _, e := range ents {
+				t.Errorf("left %s behind", e.Name())
+			}
+		})
+	}
+}

@@ -1,0 +1,314 @@
+// Package pxe writes what a cluster's nodes boot from over the network:
+// an entry iPXE script, one script per node named by its MAC, the
+// nodes' identity segments, a dnsmasq configuration (DHCP reservations
+// and chainloading into iPXE) and an nginx server block that serves
+// only what booting needs. nroot writes configuration for the standard
+// tools; it does not become a DHCP or HTTP server.
+//
+// The scripts chain: DHCP hands iPXE BASE/boot.ipxe, which sets where
+// things are and chains to BASE/nodes/MAC.ipxe, which names the node
+// and chains to the generation it boots, BASE/published.ipxe (the image's
+// published pointer) or a pinned generations/N/boot.ipxe.
+package pxe
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"nroot/identity"
+	"nroot/image"
+	"nroot/internal/atomicfile"
+	"nroot/inventory"
+)
+
+// Options say where the cluster's servers are.
+type Options struct {
+	// Base is the HTTP URL the image directory is served at, as nodes
+	// reach it: http://10.0.0.1 or http://10.0.0.1:8080. The image is at
+	// the server's root (the nginx block nroot writes serves it so).
+	Base string
+	// Server is the NFS server's address as nodes reach it.
+	Server string
+	// Export is the path NFS exports the image directory at (NFSv4
+	// pseudo path).
+	Export string
+	// DHCPRange is dnsmasq's dhcp-range; when empty and every node has
+	// an address, the network of the first one, static.
+	DHCPRange string
+	// TFTPRoot holds iPXE's undionly.kpxe and ipxe.efi (Debian's ipxe).
+	TFTPRoot string
+	// Inventory is the inventory's file name, for messages.
+	Inventory string
+	// SegmentGroup, when not empty, is the group that may read the
+	// identity segments (the HTTP server's); otherwise only root may.
+	SegmentGroup string
+}
+
+// OptionError is an option pxe cannot take.
+type OptionError struct {
+	Option, Value, Why string
+}
+
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("%s %q: %s", e.Option, e.Value, e.Why)
+}
+
+// ErrPinned: a node is pinned to a generation the image does not have.
+var ErrPinned = errors.New("pinned generation missing")
+
+// Files is what Render makes: contents by path relative to the image.
+type Files map[string]string
+
+// Result is what Write wrote.
+type Result struct {
+	Image    string             `json:"image"`
+	Entry    string             `json:"entry"`
+	DNSMasq  string             `json:"dnsmasq"`
+	Nginx    string             `json:"nginx"`
+	Nodes    []Node             `json:"nodes"`
+	Segments []identity.Segment `json:"-"`
+}
+
+// Node is one node's boot configuration.
+type Node struct {
+	Name       string `json:"name"`
+	MAC        string `json:"mac"`
+	Address    string `json:"address"`
+	Hostname   string `json:"hostname"`
+	Generation string `json:"generation"` // "published" or the pinned number
+	Script     string `json:"script"`
+	Segment    string `json:"segment"`
+}
+
+func (o Options) validate() (*url.URL, error) {
+	u, err := url.Parse(o.Base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return nil, &OptionError{"--http", o.Base, "give the URL of the HTTP server that serves the image directory at its root, as nodes reach it: http://ADDRESS[:PORT]"}
+	}
+	if o.Server == "" || strings.ContainsAny(o.Server, " \t\n$/") {
+		return nil, &OptionError{"--server", o.Server, "give the NFS server's address as nodes reach it"}
+	}
+	if !strings.HasPrefix(o.Export, "/") || strings.ContainsAny(o.Export, " \t\n$") {
+		return nil, &OptionError{"--export", o.Export, "give the absolute path NFS exports the image directory at"}
+	}
+	return u, nil
+}
+
+// safeArgs refuses what iPXE would expand or split: extra kernel
+// arguments are copied into a script.
+func safeArgs(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(" ._,:=/+@%-", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// Render makes the scripts and configuration for nodes, without touching
+// the disk.
+func Render(nodes []inventory.Node, o Options) (Files, []Node, error) {
+	u, err := o.validate()
+	if err != nil {
+		return nil, nil, err
+	}
+	base := strings.TrimSuffix(u.String(), "/")
+	f := Files{}
+	f["boot.ipxe"] = fmt.Sprintf(`#!ipxe
+# nroot: the entry script DHCP gives iPXE. It says where the image is and
+# chains to the script of the node with this MAC.
+set nroot-base %s
+set nroot-server %s
+set nroot-export %s
+chain ${nroot-base}/nodes/${mac:hexhyp}.ipxe || goto unknown
+:unknown
+echo nroot: no node of the inventory has MAC ${mac}; add it and run nroot pxe again
+sleep 60
+reboot
+`, base, o.Server, strings.TrimSuffix(o.Export, "/"))
+	var out []Node
+	for _, n := range nodes {
+		if !safeArgs(n.Args) {
+			return nil, nil, &inventory.Error{File: o.Inventory, Line: n.Line, Field: "args", Err: fmt.Errorf("%w: %q: only letters, digits, spaces and ._,:=/+@%%- are taken into an iPXE script", inventory.ErrSyntax, n.Args)}
+		}
+		gen, chain := "published", image.Pointer
+		if n.Gen != "" {
+			id, err := strconv.Atoi(n.Gen)
+			if err != nil || id <= 0 {
+				return nil, nil, &inventory.Error{File: o.Inventory, Line: n.Line, Field: "generation", Err: fmt.Errorf("%w: %q is not a generation number", inventory.ErrSyntax, n.Gen)}
+			}
+			gen, chain = n.Gen, "generations/"+n.Gen+"/boot.ipxe"
+		}
+		script := "nodes/" + strings.ReplaceAll(n.MAC, ":", "-") + ".ipxe"
+		f[script] = fmt.Sprintf("#!ipxe\n# nroot: node %s (inventory line %d), generation %s\nset nroot-node %s\nset nroot-args %s\nchain ${nroot-base}/%s\n",
+			n.Name, n.Line, gen, n.Name, n.Args, chain)
+		out = append(out, Node{Name: n.Name, MAC: n.MAC, Address: n.Address, Hostname: n.Hostname, Generation: gen, Script: script, Segment: "nodes/" + n.Name + ".img"})
+	}
+	dm, err := dnsmasq(nodes, o, base)
+	if err != nil {
+		return nil, nil, err
+	}
+	f["dnsmasq.conf"] = dm
+	f["nginx.conf"] = nginx(nodes, u)
+	return f, out, nil
+}
+
+func dnsmasq(nodes []inventory.Node, o Options, base string) (string, error) {
+	rng := o.DHCPRange
+	if rng == "" {
+		for _, n := range nodes {
+			if n.Address == "dhcp" {
+				return "", &OptionError{"--dhcp-range", "", fmt.Sprintf("node %s takes its address by DHCP: give the range to lend from (dnsmasq's dhcp-range, e.g. 10.0.0.100,10.0.0.200,12h)", n.Name)}
+			}
+		}
+		if len(nodes) > 0 {
+			p, err := netip.ParsePrefix(nodes[0].Address)
+			if err != nil {
+				return "", &OptionError{"--dhcp-range", "", fmt.Sprintf("node %s's address %q has no prefix length; give --dhcp-range", nodes[0].Name, nodes[0].Address)}
+			}
+			rng = p.Masked().Addr().String() + ",static"
+		}
+	}
+	if strings.ContainsAny(rng, " \t\n") {
+		return "", &OptionError{"--dhcp-range", rng, "no spaces; dnsmasq's dhcp-range value"}
+	}
+	tftp := o.TFTPRoot
+	if tftp == "" {
+		tftp = "/usr/lib/ipxe"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Written by nroot pxe: DHCP reservations for the inventory's nodes and\n# chainloading into iPXE. Include it from dnsmasq's configuration\n# (conf-file=) on the nodes' network. Only the nodes listed are booted.\n")
+	if rng != "" {
+		fmt.Fprintf(&b, "dhcp-range=%s\n", rng)
+	}
+	for _, n := range nodes {
+		if n.Address == "dhcp" {
+			fmt.Fprintf(&b, "dhcp-host=%s,set:nroot,%s\n", n.MAC, n.Hostname)
+			continue
+		}
+		a := n.Address
+		if p, err := netip.ParsePrefix(a); err == nil {
+			a = p.Addr().String()
+		}
+		fmt.Fprintf(&b, "dhcp-host=%s,set:nroot,%s,%s\n", n.MAC, a, n.Hostname)
+	}
+	fmt.Fprintf(&b, `# iPXE announces itself with option 175; firmware gets iPXE first.
+dhcp-match=set:ipxe,175
+dhcp-match=set:efi64,option:client-arch,7
+dhcp-match=set:efi64,option:client-arch,9
+dhcp-boot=tag:nroot,tag:!ipxe,tag:!efi64,undionly.kpxe
+dhcp-boot=tag:nroot,tag:!ipxe,tag:efi64,ipxe.efi
+dhcp-boot=tag:nroot,tag:ipxe,%s/boot.ipxe
+enable-tftp
+tftp-root=%s
+`, base, tftp)
+	return b.String(), nil
+}
+
+// nginx is a server block that serves only the files booting reads, and
+// each node's segment only to the node's own address when it has one.
+func nginx(nodes []inventory.Node, u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `# Written by nroot pxe: include it in nginx's http block. It serves the
+# image directory at the server's root, but only the files booting
+# reads; identity segments hold private keys.
+server {
+    listen %s;
+    root IMAGE;
+    default_type application/octet-stream;
+    location / { return 404; }
+    location = /boot.ipxe { }
+    location = /%s { }
+    location ~ "^/generations/[0-9]+/(vmlinuz|initrd\.img|boot\.ipxe)$" { }
+    location ~ "^/nodes/[0-9a-f-]+\.ipxe$" { }
+`, port, image.Pointer)
+	for _, n := range nodes {
+		if n.Address == "dhcp" {
+			fmt.Fprintf(&b, "    # %s takes its address by DHCP: its segment is served to any address.\n    location = /nodes/%s.img { }\n", n.Name, n.Name)
+			continue
+		}
+		a := n.Address
+		if p, err := netip.ParsePrefix(a); err == nil {
+			a = p.Addr().String()
+		}
+		fmt.Fprintf(&b, "    location = /nodes/%s.img { allow %s; deny all; }\n", n.Name, a)
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// Write renders the configuration for the image at dir, makes (once)
+// each node's identity in store and writes its segment, and writes every
+// file atomically. A node pinned to a generation the image lacks is
+// refused.
+func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) (*Result, error) {
+	im, err := image.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	files, out, err := Render(nodes, o)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range out {
+		if n.Generation == "published" {
+			continue
+		}
+		id, _ := strconv.Atoi(n.Generation)
+		if _, err := im.Get(id); err != nil {
+			return nil, fmt.Errorf("node %s: %w: generation %d (nroot image list)", n.Name, ErrPinned, id)
+		}
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	files["nginx.conf"] = strings.Replace(files["nginx.conf"], "root IMAGE;", "root "+abs+";", 1)
+	nodesDir := filepath.Join(dir, "nodes")
+	if err := os.MkdirAll(nodesDir, 0o755); err != nil {
+		return nil, err
+	}
+	segs, err := store.WriteSegments(nodes, nodesDir)
+	if err != nil {
+		return nil, err
+	}
+	if o.SegmentGroup != "" {
+		gid, err := lookupGroup(o.SegmentGroup)
+		if err != nil {
+			return nil, &OptionError{"--segment-group", o.SegmentGroup, err.Error()}
+		}
+		for _, s := range segs {
+			if err := os.Chown(s.Segment, 0, gid); err != nil {
+				return nil, err
+			}
+			if err := os.Chmod(s.Segment, 0o640); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for rel, content := range files {
+		if err := atomicfile.WriteFile(filepath.Join(dir, rel), []byte(content), 0o644); err != nil {
+			return nil, fmt.Errorf("pxe: %w", err)
+		}
+	}
+	return &Result{Image: abs, Entry: filepath.Join(abs, "boot.ipxe"), DNSMasq: filepath.Join(abs, "dnsmasq.conf"), Nginx: filepath.Join(abs, "nginx.conf"), Nodes: out, Segments: segs}, nil
+}
+
+func lookupGroup(name string) (int, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(g.Gid)
+}
