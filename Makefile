@@ -61,7 +61,8 @@ foreign: deps
 	NROOT_TEST_UBUNTU_PORTS=1 $(GO) test -count=1 -timeout 30m -run ForeignArchitecture -v ./rootfs
 
 # The whole mission: bootstrap, node, initrd verify, ganesha export,
-# export check, and a QEMU boot over NFSv4 (bookworm and trixie).
+# export check, and a QEMU boot over NFSv4 (bookworm, trixie, noble, and
+# minbase variants); bookworm as a cluster booted by QEMU's network boot.
 e2e: deps
 	$(GO) test -tags e2e -count=1 -timeout 80m -v -run "NodeBootsOverNFS|PackedInitrdBoots" ./e2e
 

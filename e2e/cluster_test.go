@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -17,9 +18,7 @@ import (
 	"nroot/identity"
 	"nroot/image"
 	"nroot/internal/ganesha"
-	"nroot/inventory"
 	"nroot/nfscheck"
-	"nroot/node"
 	"nroot/pxe"
 )
 
@@ -35,17 +34,16 @@ const probePackage = "hello"
 // published, node01 boots it; a rollback publishes generation 1 again and
 // node01 boots that. Every boot must report zero failed units and the
 // node's own identity.
-func cluster(t *testing.T, st *stages, work, root string) {
+func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args ...string) error) {
 	ctx := context.Background()
 	im := image.Image{Dir: filepath.Join(work, "image")}
-	var g1, g2 *image.Generation
+	var g1, g2 image.Generation
 	st.run("image-create", func() error {
-		var err error
-		g1, err = im.Import(ctx, root, image.ImportOptions{Move: true})
-		if err == nil {
-			t.Logf("generation 1: %.1fs, %d bytes of files, %d on disk", g1.Seconds, g1.Bytes, g1.DiskBytes)
+		if err := nroot(&g1, "image", "create", "--move", "--json", im.Dir, root); err != nil {
+			return err
 		}
-		return err
+		t.Logf("generation 1: %.1fs, %d bytes of files, %d on disk", g1.Seconds, g1.Bytes, g1.DiskBytes)
+		return nil
 	})
 	var srv *ganesha.Server
 	st.run("export", func() error {
@@ -77,24 +75,29 @@ func cluster(t *testing.T, st *stages, work, root string) {
 		t.Fatal(err)
 	}
 	tftp := filepath.Join(work, "tftp")
-	var ids map[string]identity.Segment
+	ids := map[string]*identity.Identity{}
+	macs := map[string]string{}
 	st.run("pxe", func() error {
 		inv := filepath.Join(work, "nodes.txt")
 		if err := os.WriteFile(inv, []byte("node[01-02] mac=52:54:00:4e:52:[01-02] args=\"nroot.probe.package="+probePackage+" console=ttyS0\"\n"), 0o644); err != nil {
 			return err
 		}
-		nodes, err := inventory.ReadFile(inv)
-		if err != nil {
+		var res pxe.Result
+		state := filepath.Join(work, "state")
+		if err := nroot(&res, "pxe", "--http", fmt.Sprintf("http://10.0.2.2:%d", port), "--server", "10.0.2.2", "--export", "/nroot",
+			"--dhcp-range", "10.0.2.15,10.0.2.31", "--state", state, "--json", im.Dir, inv); err != nil {
 			return err
 		}
-		res, err := pxe.Write(im.Dir, nodes, identity.Store{Dir: filepath.Join(work, "state")}, pxe.Options{
-			Base: fmt.Sprintf("http://10.0.2.2:%d", port), Server: "10.0.2.2", Export: "/nroot", DHCPRange: "10.0.2.15,10.0.2.31", Inventory: inv})
-		if err != nil {
-			return err
-		}
-		ids = map[string]identity.Segment{}
-		for _, s := range res.Segments {
-			ids[s.Name] = s
+		// What nroot keeps for each node, read back from its store.
+		for _, n := range res.Nodes {
+			id, err := identity.Store{Dir: state}.Ensure(n.Name, n.Hostname)
+			if err != nil {
+				return err
+			}
+			if id.Created {
+				return fmt.Errorf("%s: nroot pxe did not keep an identity for it", n.Name)
+			}
+			ids[n.Name], macs[n.Name] = id, n.MAC
 		}
 		if out, err := exec.Command("dnsmasq", "--test", "--conf-file="+res.DNSMasq).CombinedOutput(); err != nil {
 			return fmt.Errorf("dnsmasq --test %s: %v: %s", res.DNSMasq, err, out)
@@ -113,7 +116,7 @@ func cluster(t *testing.T, st *stages, work, root string) {
 		if err := startNginx(t, work, res.Nginx); err != nil {
 			return err
 		}
-		return im.Publish(1)
+		return nroot(nil, "image", "publish", im.Dir, "1")
 	})
 	type want struct {
 		name    string
@@ -125,17 +128,15 @@ func cluster(t *testing.T, st *stages, work, root string) {
 		{"node01", 1, "absent", nil},
 		{"node02", 1, "absent", nil},
 		{"node01", 2, "installed", func() error {
-			var err error
-			// The update, as nroot image update --install does it.
-			if g2, err = im.Update(ctx, image.UpdateOptions{Install: []string{probePackage}, Node: node.Options{CacheDir: filepath.Join(cache().CacheDir, "apt-archives")}}); err != nil {
+			if err := nroot(&g2, "--cache-dir", cache().CacheDir, "image", "update", "--install", probePackage, "--json", im.Dir); err != nil {
 				return err
 			}
 			t.Logf("generation 2 (update): %.1fs, %d bytes of files, %d on disk, %d shared", g2.Seconds, g2.Bytes, g2.DiskBytes, g2.Shared)
 			st.times["update-seconds"] = g2.Seconds
 			st.times["generation-1-disk-mb"] = float64(g1.DiskBytes) / 1e6
 			st.times["generation-2-disk-mb"] = float64(g2.DiskBytes) / 1e6
-			d, err := im.Diff(1, 2)
-			if err != nil {
+			var d image.Diff
+			if err := nroot(&d, "image", "diff", "--json", im.Dir, "1", "2"); err != nil {
 				return err
 			}
 			found := false
@@ -146,14 +147,20 @@ func cluster(t *testing.T, st *stages, work, root string) {
 				return fmt.Errorf("image diff 1 2 does not list %s as added: %+v", probePackage, d.Added)
 			}
 			t.Logf("diff 1 2: %d packages added, %d removed, %d changed; %d paths", len(d.Added), len(d.Removed), len(d.Upgraded), len(d.Files))
-			return im.Publish(2)
+			return nroot(nil, "image", "publish", im.Dir, "2")
 		}},
 		{"node01", 1, "absent", func() error {
-			id, err := im.Rollback()
-			if err == nil && id != 1 {
-				err = fmt.Errorf("rollback published %d, want 1", id)
+			if err := nroot(nil, "image", "rollback", im.Dir); err != nil {
+				return err
 			}
-			return err
+			var list struct{ Generations []image.Generation }
+			if err := nroot(&list, "image", "list", "--json", im.Dir); err != nil {
+				return err
+			}
+			if len(list.Generations) != 2 || !list.Generations[0].Published || list.Generations[1].Published {
+				return fmt.Errorf("after rollback, image list gives %+v; want generation 1 published of 2", list.Generations)
+			}
+			return nil
 		}},
 	}
 	seen := map[string]probe{}
@@ -166,7 +173,7 @@ func cluster(t *testing.T, st *stages, work, root string) {
 		st.log = filepath.Join(work, fmt.Sprintf("serial-%d.log", n))
 		st.run(fmt.Sprintf("boot-%d", n), func() error {
 			id := ids[b.name]
-			p, err := boot(ctx, vm{mac: id.MAC, tftp: tftp}, "", st.log)
+			p, err := boot(ctx, vm{mac: macs[b.name], tftp: tftp}, "", st.log)
 			if err != nil {
 				return err
 			}
@@ -180,9 +187,9 @@ func cluster(t *testing.T, st *stages, work, root string) {
 				return fmt.Errorf("/ is %q, not an overlay", p.fstype)
 			case p.write != "ok":
 				return fmt.Errorf("writing /etc/nroot-probe: %s", p.write)
-			case p.hostname != id.Hostname || p.machineID != id.MachineID || p.hostkey != hostKeyDigest(id):
+			case p.hostname != id.Hostname || p.machineID != id.MachineID || p.hostkey != hostKeyDigest(id.Keys):
 				return fmt.Errorf("%s booted as hostname %q, machine-id %s, host key %s; nroot keeps hostname %q, machine-id %s, host key %s",
-					b.name, p.hostname, p.machineID, p.hostkey, id.Hostname, id.MachineID, hostKeyDigest(id))
+					b.name, p.hostname, p.machineID, p.hostkey, id.Hostname, id.MachineID, hostKeyDigest(id.Keys))
 			case p.pkg != probePackage+":"+b.pkg:
 				return fmt.Errorf("generation %d: the probe reports %q, want %s:%s", b.gen, p.pkg, probePackage, b.pkg)
 			case !strings.HasSuffix(p.rootSource, "/nroot/generations/"+strconv.Itoa(b.gen)+"/root"):
@@ -207,6 +214,31 @@ func cluster(t *testing.T, st *stages, work, root string) {
 		})
 	}
 	st.log = ""
+}
+
+// nrootCLI builds nroot and returns a runner of its commands that
+// decodes their --json output into v (when not nil).
+func nrootCLI(t *testing.T, work string) func(v any, args ...string) error {
+	bin := filepath.Join(work, "nroot")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/nroot").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return func(v any, args ...string) error {
+		cmd := exec.Command(bin, args...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		t.Logf("$ nroot %s", strings.Join(args, " "))
+		err := cmd.Run()
+		if err != nil {
+			return fmt.Errorf("nroot %s: %v\n%s", strings.Join(args, " "), err, lastN(stderr.String(), 40))
+		}
+		if v != nil {
+			if err := json.Unmarshal([]byte(stdout.String()), v); err != nil {
+				return fmt.Errorf("nroot %s --json: %v", strings.Join(args, " "), err)
+			}
+		}
+		return nil
+	}
 }
 
 func freePort() (int, error) {

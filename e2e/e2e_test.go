@@ -118,6 +118,29 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 	os.Chmod(work, 0o755)
 	root := filepath.Join(work, "root")
 	st := &stages{t: t, times: map[string]float64{}}
+	// The first suite's image becomes a cluster, as the README's
+	// walk-through makes one: with nroot's commands.
+	if twice {
+		nroot := nrootCLI(t, work)
+		var res node.Result
+		st.run("bootstrap", func() error {
+			args := []string{"--cache-dir", cache().CacheDir, "bootstrap"}
+			if os.Getenv("NROOT_E2E_NO_CHECK_VALID_UNTIL") == "1" {
+				args = append(args, "--no-check-valid-until")
+			}
+			if variant != "" {
+				args = append(args, "--variant", variant)
+			}
+			return nroot(nil, append(append(args, suite, root), mirrors(t, suite)...)...)
+		})
+		st.run("node", func() error {
+			return nroot(&res, "--cache-dir", cache().CacheDir, "node", "--e2e-probe", "--json", root)
+		})
+		verifyInitrd(t, ctx, st, root, res.Kernels[0], true)
+		cluster(t, st, work, root, nroot)
+		logTimings(t, suite, st)
+		return st.times
+	}
 	st.run("bootstrap", func() error {
 		_, err := rootfs.Bootstrap(ctx, root, rootfs.Options{Config: apt.Config{Suite: suite, Variant: variant, Mirrors: mirrors(t, suite)}, Apt: apt.Options{Fetcher: cache(), NoCheckValidUntil: os.Getenv("NROOT_E2E_NO_CHECK_VALID_UNTIL") == "1"}})
 		return err
@@ -129,43 +152,7 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 		return err
 	})
 	k := res.Kernels[0]
-	st.run("initrd-verify", func() error {
-		f, err := os.Open(filepath.Join(root, k.Initrd))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		checks, info, err := dracut.Verify(f, dracut.Options{NFS: true, Overlay: true, Kver: k.Version, Rootfs: root})
-		if err != nil {
-			return err
-		}
-		// nroot node asks dracut for zstd; dracut quietly falls back to
-		// gzip when the image has no zstd program.
-		if segs := info.Segments; len(segs) == 0 || segs[len(segs)-1].Compression != initrd.Zstd {
-			return fmt.Errorf("main initramfs segment is not zstd-compressed: %+v", segs)
-		}
-		for _, c := range checks {
-			if !c.Passed() {
-				return fmt.Errorf("%s: %s", c.Name, c.Detail)
-			}
-		}
-		return nil
-	})
-	st.run("initrd-list", func() error {
-		n, err := listAgreesWithCpio(filepath.Join(root, k.Initrd))
-		t.Logf("initrd ls: %d entries, equal to cpio -t segment by segment", n)
-		return err
-	})
-	if twice {
-		st.run("initrd-omit", func() error {
-			return verifyNamesWhatIsOmitted(ctx, root, k.Version)
-		})
-	}
-	if twice {
-		cluster(t, st, work, root)
-		logTimings(t, suite, st)
-		return st.times
-	}
+	verifyInitrd(t, ctx, st, root, k, false)
 	var srv *ganesha.Server
 	var cfg *node.ExportConfig
 	st.run("export", func() error {
@@ -229,6 +216,43 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 	return st.times
 }
 
+// verifyInitrd checks the node's initramfs: nroot's verify, the listing
+// against cpio, and with omit what verify names when modules are left out.
+func verifyInitrd(t *testing.T, ctx context.Context, st *stages, root string, k node.Kernel, omit bool) {
+	st.run("initrd-verify", func() error {
+		f, err := os.Open(filepath.Join(root, k.Initrd))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		checks, info, err := dracut.Verify(f, dracut.Options{NFS: true, Overlay: true, Kver: k.Version, Rootfs: root})
+		if err != nil {
+			return err
+		}
+		// nroot node asks dracut for zstd; dracut quietly falls back to
+		// gzip when the image has no zstd program.
+		if segs := info.Segments; len(segs) == 0 || segs[len(segs)-1].Compression != initrd.Zstd {
+			return fmt.Errorf("main initramfs segment is not zstd-compressed: %+v", segs)
+		}
+		for _, c := range checks {
+			if !c.Passed() {
+				return fmt.Errorf("%s: %s", c.Name, c.Detail)
+			}
+		}
+		return nil
+	})
+	st.run("initrd-list", func() error {
+		n, err := listAgreesWithCpio(filepath.Join(root, k.Initrd))
+		t.Logf("initrd ls: %d entries, equal to cpio -t segment by segment", n)
+		return err
+	})
+	if omit {
+		st.run("initrd-omit", func() error {
+			return verifyNamesWhatIsOmitted(ctx, root, k.Version)
+		})
+	}
+}
+
 func logTimings(t *testing.T, suite string, st *stages) {
 	var b strings.Builder
 	for _, s := range st.order {
@@ -251,8 +275,8 @@ type vm struct {
 
 // hostKeyDigest is the hex SHA-256 of the node's ed25519 host key: what
 // ssh-keygen -l shows in base64, and what the probe reports.
-func hostKeyDigest(s identity.Segment) string {
-	for _, k := range s.Keys {
+func hostKeyDigest(keys []identity.HostKey) string {
+	for _, k := range keys {
 		if k.Type == "ed25519" {
 			d, err := base64.RawStdEncoding.DecodeString(strings.TrimPrefix(k.Fingerprint, "SHA256:"))
 			if err == nil {

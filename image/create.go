@@ -204,7 +204,7 @@ func (im Image) seal(tmp string, g *Generation, start time.Time, shared int64) (
 		return fail(err)
 	}
 	g.Shared = shared
-	g.Created = time.Now().UTC().Truncate(time.Second)
+	g.Created = time.Now().Unix()
 	g.Seconds = time.Since(start).Seconds()
 	b, err := json.MarshalIndent(g, "", "  ")
 	if err != nil {

@@ -17,7 +17,6 @@
 package image
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -52,8 +51,8 @@ var ErrNoImage = errors.New("not an nroot image")
 type Generation struct {
 	ID        int       `json:"generation"`
 	Parent    int       `json:"parent,omitempty"`
-	Created   time.Time `json:"created"`
-	Source    string    `json:"source"` // what it was made from
+	Created   int64     `json:"created"` // Unix seconds
+	Source    string    `json:"source"`  // what it was made from
 	Kernel    string    `json:"kernel"`
 	Cmdline   string    `json:"cmdline"` // with SERVER and /PATH left for the export to fill
 	Packages  []Package `json:"packages"`
@@ -239,16 +238,23 @@ func (im Image) History() ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseHistory(b, filepath.Join(im.Dir, "history"))
+}
+
+// parseHistory reads history lines, "TIME ACTION GENERATION".
+func parseHistory(b []byte, name string) ([]int, error) {
 	var out []int
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	for n := 1; sc.Scan(); n++ {
-		f := strings.Fields(sc.Text())
+	for n, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if line == "" && len(b) == 0 {
+			break
+		}
+		f := strings.Fields(line)
 		if len(f) != 3 {
-			return nil, fmt.Errorf("%s line %d: want TIME ACTION GENERATION", filepath.Join(im.Dir, "history"), n)
+			return nil, fmt.Errorf("%s line %d: want TIME ACTION GENERATION", name, n+1)
 		}
 		id, err := strconv.Atoi(f[2])
-		if err != nil {
-			return nil, fmt.Errorf("%s line %d: generation %q", filepath.Join(im.Dir, "history"), n, f[2])
+		if err != nil || id <= 0 {
+			return nil, fmt.Errorf("%s line %d: generation %q", name, n+1, f[2])
 		}
 		out = append(out, id)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -179,4 +180,55 @@ func TestImportRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParseHistory(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []int
+		ok   bool
+	}{
+		{"", nil, true},
+		{"2026-01-01T00:00:00Z publish 1\n2026-01-02T00:00:00Z rollback 12\n", []int{1, 12}, true},
+		{"2026-01-01T00:00:00Z publish 0\n", nil, false},
+		{"2026-01-01T00:00:00Z publish -3\n", nil, false},
+		{"publish 1\n", nil, false},
+		{"\n", nil, false},
+	}
+	for _, tt := range tests {
+		got, err := parseHistory([]byte(tt.in), "history")
+		if (err == nil) != tt.ok || !slices.Equal(got, tt.want) {
+			t.Errorf("parseHistory(%q) = %v, %v; want %v, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func FuzzParseHistory(f *testing.F) {
+	f.Add([]byte("2026-01-01T00:00:00Z publish 1\n"))
+	f.Add([]byte("x y 99999999999999999999\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ids, err := parseHistory(b, "history")
+		if err != nil {
+			return
+		}
+		for _, id := range ids {
+			if id <= 0 {
+				t.Fatalf("generation %d accepted", id)
+			}
+		}
+		if len(ids) > strings.Count(string(b), "\n")+1 {
+			t.Fatalf("%d generations from %d lines", len(ids), strings.Count(string(b), "\n")+1)
+		}
+	})
+}
+
+func FuzzDecodeGeneration(f *testing.F) {
+	f.Add([]byte(`{"generation": 3, "packages": [{"name": "a"}]}`))
+	f.Add([]byte(`{"generation": -1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := decodeGeneration(b)
+		if err == nil && g.ID <= 0 {
+			t.Fatalf("generation %d accepted", g.ID)
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -158,7 +159,10 @@ func newImageListCmd() *cobra.Command {
 				for _, g := range gens {
 					g.Packages = nil
 				}
-				return printJSON(gens)
+				return printJSON(struct {
+					Image       string              `json:"image"`
+					Generations []*image.Generation `json:"generations"`
+				}{im.Dir, gens})
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "GEN\tPUBLISHED\tCREATED\tKERNEL\tPACKAGES\tDISK\tSOURCE")
@@ -167,7 +171,7 @@ func newImageListCmd() *cobra.Command {
 				if g.Published {
 					pub = "*"
 				}
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", g.ID, pub, g.Created.Format("2006-01-02 15:04"), g.Kernel, len(g.Packages), humanBytes(g.DiskBytes), g.Source)
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", g.ID, pub, time.Unix(g.Created, 0).Format("2006-01-02 15:04"), g.Kernel, len(g.Packages), humanBytes(g.DiskBytes), g.Source)
 			}
 			return w.Flush()
 		},
