@@ -18,7 +18,6 @@ import (
 	"nroot/identity"
 	"nroot/image"
 	"nroot/internal/ganesha"
-	"nroot/nfscheck"
 	"nroot/pxe"
 )
 
@@ -55,21 +54,7 @@ func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args
 		return err
 	})
 	t.Cleanup(srv.Stop)
-	st.run("export-check", func() error {
-		rep, err := nfscheck.Run(ctx, nfscheck.Options{Target: nfscheck.Target{Host: "127.0.0.1", NFSPort: srv.NFSPort, MountPort: srv.MountPort, Path: im.Root(1)}, Rootfs: im.Root(1), Timeout: 5 * time.Minute})
-		if err != nil {
-			return err
-		}
-		if n := len(rep.Differences); n > 0 {
-			return fmt.Errorf("%d differences between the export and the image, first %+v", n, rep.Differences[0])
-		}
-		for _, c := range rep.Checks {
-			if c.Status == "FAIL" {
-				return fmt.Errorf("check %s: %s", c.Name, c.Detail)
-			}
-		}
-		return nil
-	})
+	st.run("export-check", func() error { return exportCheck(ctx, t, srv, im.Root(1)) })
 	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +98,7 @@ func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args
 		if err := os.WriteFile(filepath.Join(tftp, "boot.ipxe"), b, 0o644); err != nil {
 			return err
 		}
-		if err := startNginx(t, work, res.Nginx); err != nil {
+		if err := startNginx(t, work, res.Nginx, port); err != nil {
 			return err
 		}
 		return nroot(nil, "image", "publish", im.Dir, "1")
@@ -252,7 +237,7 @@ func freePort() (int, error) {
 
 // startNginx runs nginx in the foreground with the server block nroot
 // pxe wrote, until the test ends.
-func startNginx(t *testing.T, work, block string) error {
+func startNginx(t *testing.T, work, block string, port int) error {
 	dir := filepath.Join(work, "nginx")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -294,20 +279,13 @@ http {
 		}
 	})
 	// Ready when it answers.
-	b, _ := os.ReadFile(block)
-	port := ""
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) == 2 && f[0] == "listen" {
-			port = strings.TrimSuffix(f[1], ";")
-		}
-	}
 	for i := 0; i < 100; i++ {
-		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
 			c.Close()
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	eb, _ := os.ReadFile(filepath.Join(dir, "stderr"))
-	return fmt.Errorf("nginx does not answer on port %s: %s", port, eb)
+	return fmt.Errorf("nginx does not answer on port %d: %s", port, eb)
 }

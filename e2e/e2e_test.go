@@ -167,22 +167,7 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 		return err
 	})
 	t.Cleanup(srv.Stop)
-	st.run("export-check", func() error {
-		rep, err := nfscheck.Run(ctx, nfscheck.Options{Target: nfscheck.Target{Host: "127.0.0.1", NFSPort: srv.NFSPort, MountPort: srv.MountPort, Path: root}, Rootfs: root, Timeout: 5 * time.Minute})
-		if err != nil {
-			return err
-		}
-		if n := len(rep.Differences); n > 0 {
-			return fmt.Errorf("%d differences between the export and the image, first %+v", n, rep.Differences[0])
-		}
-		for _, c := range rep.Checks {
-			if c.Status == "FAIL" {
-				return fmt.Errorf("check %s: %s", c.Name, c.Detail)
-			}
-		}
-		t.Logf("export check: %d entries in %.2fs", rep.Stats.Entries, rep.WalkSeconds)
-		return nil
-	})
+	st.run("export-check", func() error { return exportCheck(ctx, t, srv, root) })
 	// A machine-id made at boot, nothing written reaching the export.
 	st.log = filepath.Join(work, "serial-1.log")
 	st.run("boot-1", func() error {
@@ -251,6 +236,25 @@ func verifyInitrd(t *testing.T, ctx context.Context, st *stages, root string, k 
 			return verifyNamesWhatIsOmitted(ctx, root, k.Version)
 		})
 	}
+}
+
+// exportCheck runs nroot check against the export of root (NFSv3
+// mounts it by path) and fails on any difference or failed check.
+func exportCheck(ctx context.Context, t *testing.T, srv *ganesha.Server, root string) error {
+	rep, err := nfscheck.Run(ctx, nfscheck.Options{Target: nfscheck.Target{Host: "127.0.0.1", NFSPort: srv.NFSPort, MountPort: srv.MountPort, Path: root}, Rootfs: root, Timeout: 5 * time.Minute})
+	if err != nil {
+		return err
+	}
+	if n := len(rep.Differences); n > 0 {
+		return fmt.Errorf("%d differences between the export and the image, first %+v", n, rep.Differences[0])
+	}
+	for _, c := range rep.Checks {
+		if c.Status == "FAIL" {
+			return fmt.Errorf("check %s: %s", c.Name, c.Detail)
+		}
+	}
+	t.Logf("export check: %d entries in %.2fs", rep.Stats.Entries, rep.WalkSeconds)
+	return nil
 }
 
 func logTimings(t *testing.T, suite string, st *stages) {

@@ -60,11 +60,10 @@ func (im Image) Diff(a, b int) (*Diff, error) {
 	}
 	for p, x := range ia {
 		y, ok := ib[p]
-		switch {
-		case !ok:
+		if !ok {
 			d.Files = append(d.Files, report.Difference{Path: p, Kind: "removed", Old: &x})
-		case x.Changed(y) != "":
-			d.Files = append(d.Files, report.Difference{Path: p, Kind: "changed", Fields: x.Changed(y), Old: &x, New: &y})
+		} else if f := x.Changed(y); f != "" {
+			d.Files = append(d.Files, report.Difference{Path: p, Kind: "changed", Fields: f, Old: &x, New: &y})
 		}
 	}
 	for p, y := range ib {

@@ -83,7 +83,8 @@ func (im Image) Root(id int) string { return filepath.Join(im.genDir(id), "root"
 
 // Open checks that dir is an image.
 func Open(dir string) (Image, error) {
-	fi, err := os.Stat(filepath.Join(dir, "generations"))
+	// Lstat: the image's own bookkeeping, never followed through a symlink.
+	fi, err := os.Lstat(filepath.Join(dir, "generations"))
 	if err != nil || !fi.IsDir() {
 		return Image{}, fmt.Errorf("%s: %w (no generations/); make one with nroot image create", dir, ErrNoImage)
 	}
@@ -92,8 +93,13 @@ func Open(dir string) (Image, error) {
 
 // lock serialises commands that change the image.
 func (im Image) lock() (func(), error) {
-	if err := os.MkdirAll(filepath.Join(im.Dir, "generations"), 0o755); err != nil {
+	gens := filepath.Join(im.Dir, "generations")
+	if err := os.MkdirAll(gens, 0o755); err != nil {
 		return nil, err
+	}
+	// Generations are made and removed below it: never through a symlink.
+	if fi, err := os.Lstat(gens); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%s: %w (generations/ is not a directory of its own)", im.Dir, ErrNoImage)
 	}
 	f, err := os.OpenFile(filepath.Join(im.Dir, ".lock"), os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
@@ -280,12 +286,8 @@ func (im Image) Rollback() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// Walk back over the current generation's latest run of publishes.
-	i := len(hist) - 1
-	for i >= 0 && hist[i] == cur {
-		i--
-	}
-	for ; i >= 0; i-- {
+	// The latest publish of another generation that still exists.
+	for i := len(hist) - 1; i >= 0; i-- {
 		if hist[i] == cur {
 			continue
 		}

@@ -232,3 +232,23 @@ func FuzzDecodeGeneration(f *testing.F) {
 		}
 	})
 }
+
+// An image whose generations/ is a symlink is refused before anything is
+// written through it.
+func TestSymlinkedGenerationsRefused(t *testing.T) {
+	im := Image{Dir: t.TempDir()}
+	elsewhere := t.TempDir()
+	if err := os.Symlink(elsewhere, filepath.Join(im.Dir, "generations")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := im.Import(context.Background(), fixture(t, []string{"a 1"}, nil), ImportOptions{})
+	if !errors.Is(err, ErrNoImage) {
+		t.Fatalf("import into a symlinked generations/: %v", err)
+	}
+	if ents, _ := os.ReadDir(elsewhere); len(ents) > 0 {
+		t.Errorf("wrote %s through the symlink", ents[0].Name())
+	}
+	if _, err := Open(im.Dir); !errors.Is(err, ErrNoImage) {
+		t.Errorf("Open: %v", err)
+	}
+}
