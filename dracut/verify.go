@@ -26,7 +26,38 @@ type Options struct {
 	Overlay bool   // put a writable overlay over it
 	Kver    string // the kernel version; default: the image's only one
 	Rootfs  string // a root filesystem whose kernel the image must match
+	// Image modes: the root is one image file (squashfs, or erofs with
+	// ImageFormat "erofs") that dracut's livenet and dmsquash-live
+	// loop-mount from an NFS export (ImageNFS) or fetch over HTTP into
+	// RAM (ImageHTTP), with an overlay on tmpfs above it.
+	ImageNFS    bool
+	ImageHTTP   bool
+	ImageFormat string
 }
+
+// Modes are the boot modes Verify knows, as nroot initrd verify --mode
+// names them: the root as a tree over NFS, or an image file over NFS or
+// over HTTP.
+var Modes = []string{"tree", "nfs-image", "http-image"}
+
+// SetMode turns on the checks a boot mode needs; "all" is every mode.
+func (o *Options) SetMode(m string) error {
+	switch m {
+	case "tree":
+		o.NFS, o.Overlay = true, true
+	case "nfs-image":
+		o.ImageNFS = true
+	case "http-image":
+		o.ImageHTTP = true
+	case "all":
+		o.NFS, o.Overlay, o.ImageNFS, o.ImageHTTP = true, true, true, true
+	default:
+		return fmt.Errorf("--mode %q: one of %s, or all", m, strings.Join(Modes, ", "))
+	}
+	return nil
+}
+
+func (o Options) image() bool { return o.ImageNFS || o.ImageHTTP }
 
 // maxELF bounds the binaries read whole for their dynamic section.
 const maxELF = 512 << 20
@@ -160,7 +191,7 @@ func Verify(r io.Reader, o Options) ([]report.Check, *initrd.Info, error) {
 	} else {
 		add("dracut-base", has("base"), "dracut module base %s", presence(has("base")))
 	}
-	if o.NFS {
+	if o.NFS || o.image() {
 		handlers := []string{"systemd-networkd", "network-manager", "network-legacy", "network-wicked", "connman"}
 		var found []string
 		for _, h := range handlers {
@@ -169,6 +200,8 @@ func Verify(r io.Reader, o Options) ([]report.Check, *initrd.Info, error) {
 			}
 		}
 		add("dracut-network", has("network") && len(found) > 0, "dracut module network %s, handlers: %s", presence(has("network")), orNone(found))
+	}
+	if o.NFS || o.ImageNFS {
 		add("dracut-nfs", has("nfs"), "dracut module nfs %s", presence(has("nfs")))
 		mountNFS := s.findAny("usr/sbin/mount.nfs", "sbin/mount.nfs", "usr/bin/mount.nfs", "bin/mount.nfs")
 		add("nfs-mount", mountNFS != "", "mount.nfs %s", foundAt(mountNFS))
@@ -178,6 +211,26 @@ func Verify(r io.Reader, o Options) ([]report.Check, *initrd.Info, error) {
 		add("nfs-cmdline-hook", cmdHook != "", "cmdline hook parse-nfsroot.sh %s", foundAt(cmdHook))
 		udevHook := s.hook("pre-udev", "nfs-start-rpc.sh")
 		add("nfs-pre-udev-hook", udevHook != "", "pre-udev hook nfs-start-rpc.sh %s", foundAt(udevHook))
+	}
+	if o.image() {
+		// root=live:URL: livenet fetches (HTTP) or mounts (NFS) the
+		// file, dmsquash-live loop-mounts it and puts the overlay on.
+		add("dracut-live", has("dmsquash-live"), "dracut module dmsquash-live %s (Debian and Ubuntu: package dracut-live)", presence(has("dmsquash-live")))
+		add("dracut-livenet", has("livenet"), "dracut module livenet %s", presence(has("livenet")))
+		live := s.findAny("sbin/dmsquash-live-root", "usr/sbin/dmsquash-live-root")
+		add("live-root", live != "", "dmsquash-live-root %s", foundAt(live))
+		netroot := s.findAny("sbin/livenetroot", "usr/sbin/livenetroot")
+		add("livenet-root", netroot != "", "livenetroot %s", foundAt(netroot))
+		url := s.findAny("lib/url-lib.sh", "usr/lib/url-lib.sh")
+		add("url-lib", url != "", "url-lib.sh %s", foundAt(url))
+		losetup := s.findAny("usr/sbin/losetup", "sbin/losetup", "usr/bin/losetup", "bin/losetup")
+		add("losetup", losetup != "", "losetup %s", foundAt(losetup))
+		hook := s.hook("cmdline", "parse-livenet.sh")
+		add("livenet-cmdline-hook", hook != "", "cmdline hook parse-livenet.sh %s", foundAt(hook))
+	}
+	if o.ImageHTTP {
+		curl := s.findAny("usr/bin/curl", "bin/curl")
+		add("http-fetch", curl != "", "curl (livenet's HTTP fetcher) %s", foundAt(curl))
 	}
 	if o.Overlay {
 		switch {
@@ -252,11 +305,18 @@ func (s *scanned) kernelChecks(k string, o Options) []report.Check {
 		byName[initrd.ModuleName(m)] = m
 	}
 	want := []string{}
-	if o.NFS {
+	if o.NFS || o.ImageNFS {
 		want = append(want, "sunrpc", "nfs", "nfsv4|nfsv3")
 	}
-	if o.Overlay {
+	if o.Overlay || o.image() {
 		want = append(want, "overlay")
+	}
+	if o.image() {
+		fs := "squashfs"
+		if o.ImageFormat == "erofs" {
+			fs = "erofs"
+		}
+		want = append(want, "loop", fs)
 	}
 	var problems, good []string
 	for _, w := range want {

@@ -15,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"nroot/fsimage"
 	"nroot/identity"
 	"nroot/image"
 	"nroot/internal/ganesha"
+	"nroot/node"
 	"nroot/pxe"
 )
 
@@ -196,6 +198,49 @@ func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args
 				}
 			}
 			return nil
+		})
+	}
+	st.log = ""
+	imageBoots(t, st, work, im, port, nroot)
+}
+
+// imageBoots writes generation 1 as a squashfs beside its root and boots
+// a node from it twice, with the boot lines nroot export gives: loop-
+// mounted from the NFS export, and fetched from nginx over HTTP.
+func imageBoots(t *testing.T, st *stages, work string, im image.Image, port int, nroot func(v any, args ...string) error) {
+	ctx := context.Background()
+	gen := filepath.Dir(im.Root(1))
+	file := filepath.Join(gen, "root.squashfs")
+	st.run("fsimage", func() error {
+		var info fsimage.Info
+		if err := nroot(&info, "fsimage", "--json", im.Root(1), file); err != nil {
+			return err
+		}
+		st.times["squashfs-mb"] = float64(info.Bytes) / 1e6
+		t.Logf("generation 1 as squashfs: %d bytes, %d entries, in %.1fs", info.Bytes, info.Entries, info.Seconds)
+		return nil
+	})
+	var cfg node.ExportConfig
+	st.run("image-export", func() error {
+		return nroot(&cfg, "export", "--json", "--server", "10.0.2.2", "--image", file, "--image-path", "/nroot/generations/1",
+			"--http", fmt.Sprintf("http://10.0.2.2:%d/generations/1/root.squashfs", port), im.Root(1))
+	})
+	for _, b := range []struct{ mode, cmdline, want string }{
+		{"nfs-image", cfg.CmdlineNFSImg, "root=live:nfs4:10.0.2.2:/nroot/generations/1/root.squashfs "},
+		{"http-image", cfg.CmdlineHTTP, "root=live:http://"},
+	} {
+		st.log = filepath.Join(work, "serial-"+b.mode+".log")
+		st.run("boot-"+b.mode, func() error {
+			if !strings.HasPrefix(b.cmdline, b.want) {
+				return fmt.Errorf("nroot export gives %q for %s, want it to start %q", b.cmdline, b.mode, b.want)
+			}
+			p, err := boot(ctx, vm{kernel: filepath.Join(gen, "vmlinuz"), initrd: filepath.Join(gen, "initrd.img")}, b.cmdline+" console=ttyS0", st.log)
+			if err != nil {
+				return err
+			}
+			st.times["multi-user-"+b.mode] = p.multiUser.Seconds()
+			t.Logf("%s probe: failed-units=%s root-fstype=%s write=%s machine-id=%s multi-user after %.1fs", b.mode, p.failed, p.fstype, p.write, p.machineID, p.multiUser.Seconds())
+			return p.booted(im.Root(1))
 		})
 	}
 	st.log = ""

@@ -178,23 +178,7 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 		st.times["multi-user-1"] = p.multiUser.Seconds()
 		t.Logf("boot 1 probe: failed-units=%s root-fstype=%s write=%s machine-id=%s multi-user after %.1fs",
 			p.failed, p.fstype, p.write, p.machineID, p.multiUser.Seconds())
-		switch {
-		case p.failed != "0":
-			return fmt.Errorf("%s failed units: %s", p.failed, p.failedList)
-		case p.fstype != "overlay":
-			return fmt.Errorf("/ is %q, not an overlay", p.fstype)
-		case p.write != "ok":
-			return fmt.Errorf("writing /etc/nroot-probe: %s", p.write)
-		case p.machineID == "" || p.machineID == "uninitialized":
-			return fmt.Errorf("machine-id %q was not generated", p.machineID)
-		}
-		if _, err := os.Stat(filepath.Join(root, "etc/nroot-probe")); err == nil {
-			return fmt.Errorf("the probe's write reached the export")
-		}
-		if b, _ := os.ReadFile(filepath.Join(root, "etc/machine-id")); strings.Contains(string(b), p.machineID) {
-			return fmt.Errorf("the node's machine-id is in the export")
-		}
-		return nil
+		return p.booted(root)
 	})
 	st.log = ""
 	logTimings(t, suite, st)
@@ -263,6 +247,29 @@ func logTimings(t *testing.T, suite string, st *stages) {
 		fmt.Fprintf(&b, "  %-14s %6.1fs\n", s, st.times[s])
 	}
 	t.Logf("%s timings:\n%s", suite, b.String())
+}
+
+// booted checks what every boot must show: no failed unit, an overlay
+// root that takes writes, a machine-id made at boot; and that neither the
+// write nor the machine-id reached root, the tree served.
+func (p probe) booted(root string) error {
+	switch {
+	case p.failed != "0":
+		return fmt.Errorf("%s failed units: %s", p.failed, p.failedList)
+	case p.fstype != "overlay":
+		return fmt.Errorf("/ is %q, not an overlay", p.fstype)
+	case p.write != "ok":
+		return fmt.Errorf("writing /etc/nroot-probe: %s", p.write)
+	case p.machineID == "" || p.machineID == "uninitialized":
+		return fmt.Errorf("machine-id %q was not generated", p.machineID)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/nroot-probe")); err == nil {
+		return fmt.Errorf("the probe's write reached the export")
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/machine-id")); strings.Contains(string(b), p.machineID) {
+		return fmt.Errorf("the node's machine-id is in the export")
+	}
+	return nil
 }
 
 type probe struct {

@@ -4,11 +4,15 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
+	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
 
 	"nroot/export"
+	"nroot/fsimage"
 	"nroot/internal/fsroot"
 )
 
@@ -18,6 +22,13 @@ type ExportOptions struct {
 	Path    string // absolute path nodes mount; default ROOT (the ganesha Pseudo path too)
 	Ganesha bool
 	Port    int // NFS port, when not 2049
+	// Image is an image file of the root (nroot fsimage) on the server,
+	// for the image modes' boot lines; ImagePath is the directory nodes
+	// mount to reach it (default: the file's directory), HTTP the URL
+	// it is served at.
+	Image     string
+	ImagePath string
+	HTTP      string
 }
 
 // OptionError names the option that is wrong and what to give instead.
@@ -63,6 +74,21 @@ func (o ExportOptions) Validate() error {
 	if o.Path != "" && (!strings.HasPrefix(o.Path, "/") || strings.ContainsAny(o.Path, " \t\n:")) {
 		return &OptionError{"--path", o.Path, "the path nodes mount is absolute, without spaces or colons (e.g. --path=/srv/node)"}
 	}
+	if o.ImagePath != "" && (!strings.HasPrefix(o.ImagePath, "/") || strings.ContainsAny(o.ImagePath, " \t\n:")) {
+		return &OptionError{"--image-path", o.ImagePath, "the directory nodes mount for the image file is absolute, without spaces or colons"}
+	}
+	if (o.ImagePath != "" || o.HTTP != "") && o.Image == "" {
+		return &OptionError{"--image", "", "give the image file (nroot fsimage wrote it) that --image-path or --http serves"}
+	}
+	if o.Image != "" && strings.ContainsAny(filepath.Base(o.Image), " \t\n:") {
+		return &OptionError{"--image", o.Image, "the file's name goes on the kernel command line: no spaces or colons"}
+	}
+	if o.HTTP != "" {
+		u, err := url.Parse(o.HTTP)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(o.HTTP, " \t\n") {
+			return &OptionError{"--http", o.HTTP, "give the image file's http:// or https:// URL (e.g. --http=http://10.0.0.1/root.squashfs)"}
+		}
+	}
 	return nil
 }
 
@@ -89,6 +115,12 @@ type ExportConfig struct {
 	GRUB     string   `json:"grub"`
 	PXELinux string   `json:"pxelinux"`
 	Kernels  []string `json:"kernels"`
+	// The image modes, with --image: the file and its format, the
+	// ganesha block exporting its directory, and the boot lines.
+	Image         *fsimage.Superblock `json:"image,omitempty"`
+	ImageGanesha  string              `json:"image_ganesha_export,omitempty"`
+	CmdlineNFSImg string              `json:"cmdline_nfs_image,omitempty"`
+	CmdlineHTTP   string              `json:"cmdline_http_image,omitempty"`
 }
 
 // Export renders the server and boot configuration for an image.
@@ -129,10 +161,59 @@ func Export(root string, o ExportOptions) (*ExportConfig, error) {
 	if opts != "" {
 		c.Cmdline = strings.Replace(c.Cmdline, host+":"+c.Path, host+":"+c.Path+opts, 1)
 	}
+	if o.Image != "" {
+		if err := imageModes(img, c, o, host); err != nil {
+			return nil, err
+		}
+	}
 	k := kvers[len(kvers)-1]
 	c.Kernel, c.Initrd = "vmlinuz-"+k, "initrd.img-"+k
 	c.IPXE = fmt.Sprintf("#!ipxe\nkernel %s initrd=%s %s\ninitrd %s\nboot\n", c.Kernel, c.Initrd, c.Cmdline, c.Initrd)
 	c.GRUB = fmt.Sprintf("menuentry 'nroot node (%s)' {\n    linux /%s %s\n    initrd /%s\n}\n", k, c.Kernel, c.Cmdline, c.Initrd)
 	c.PXELinux = fmt.Sprintf("LABEL nroot\n    KERNEL %s\n    INITRD %s\n    APPEND %s\n", c.Kernel, c.Initrd, c.Cmdline)
 	return c, nil
+}
+
+// imageModes fills in the boot lines that take the root from an image
+// file: loop-mounted over NFS, or fetched over HTTP.
+func imageModes(img *fsroot.Root, c *ExportConfig, o ExportOptions, host string) error {
+	b, err := img.ReadFile(liveCmdFile, maxSmallFile)
+	if err != nil {
+		return fmt.Errorf("export: %s has no %s; run nroot node %s again (this nroot's node boots image files)", c.Root, liveCmdFile, c.Root)
+	}
+	abs, err := filepath.Abs(o.Image)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(abs)
+	if err != nil {
+		return &OptionError{"--image", o.Image, fmt.Sprintf("%v; write it with nroot fsimage %s FILE.squashfs", err, c.Root)}
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return &OptionError{"--image", o.Image, "is not a regular file"}
+	}
+	sb, err := fsimage.ReadSuperblock(f)
+	if err != nil {
+		return &OptionError{"--image", o.Image, fmt.Sprintf("%v; write it with nroot fsimage", err)}
+	}
+	c.Image = sb
+	dir := o.ImagePath
+	if dir == "" {
+		dir = filepath.Dir(abs)
+	}
+	e := export.Export{Path: filepath.Dir(abs), Pseudo: dir}
+	c.ImageGanesha = e.Ganesha()
+	line := strings.TrimSpace(string(b))
+	// dracut's own NFS syntax, which url-lib hands to nfs-lib as it is
+	// (its nfs:// form would mount NFSv3).
+	opts := ""
+	if o.Port != 0 && o.Port != 2049 {
+		opts = fmt.Sprintf(":port=%d", o.Port)
+	}
+	c.CmdlineNFSImg = strings.Replace(line, "IMAGEURL", "nfs4:"+host+":"+path.Join(dir, filepath.Base(abs))+opts, 1)
+	if o.HTTP != "" {
+		c.CmdlineHTTP = strings.Replace(line, "IMAGEURL", o.HTTP, 1)
+	}
+	return nil
 }

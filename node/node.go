@@ -44,6 +44,10 @@ type Options struct {
 type Result struct {
 	Kernels []Kernel `json:"kernels"`
 	Cmdline string   `json:"cmdline"`
+	// ImageCmdline boots the root from an image file (nroot fsimage)
+	// instead of the tree: IMAGEURL is root=live:'s nfs4:SERVER:/PATH/FILE or http://
+	// URL, filled in by nroot export.
+	ImageCmdline string `json:"image_cmdline"`
 	Dracut  Dracut   `json:"dracut"`
 	Checks  []Check  `json:"checks"`
 }
@@ -73,6 +77,7 @@ type State struct {
 const (
 	stateFile   = "etc/nroot/node.json"
 	cmdlineFile = "boot/nroot-cmdline"
+	liveCmdFile = "boot/nroot-cmdline-image"
 	dracutConf  = "etc/dracut.conf.d/90-nroot.conf"
 )
 
@@ -81,7 +86,9 @@ const (
 // neither, and dracut's systemd-initrd needs them), the NFS client; dbus
 // lets dracut's systemd-networkd module in, and without zstd dracut
 // quietly ignores compress="zstd" and uses gzip.
-var basePackages = []string{"dracut", "dracut-network", "systemd-sysv", "udev", "nfs-common", "dbus", "zstd"}
+// dracut-live (dmsquash-live, livenet) and curl boot the root from an
+// image file instead: loop-mounted from NFS, or fetched over HTTP.
+var basePackages = []string{"dracut", "dracut-network", "dracut-live", "curl", "systemd-sysv", "udev", "nfs-common", "dbus", "zstd"}
 
 // legacyNetwork are what dracut's network-legacy module checks for (ip,
 // dhclient, pgrep, arping): the handler that keeps the root's network up
@@ -305,7 +312,11 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 		res.Kernels = append(res.Kernels, Kernel{Version: k, Vmlinuz: "/boot/vmlinuz-" + k, Initrd: "/boot/initrd.img-" + k})
 	}
 	res.Cmdline = Cmdline(d, nfsClientParams(img, kvers)...)
+	res.ImageCmdline = ImageCmdline(d, nfsClientParams(img, kvers)...)
 	if err := writeFile(img, cmdlineFile, res.Cmdline+"\n", 0o644); err != nil {
+		return nil, err
+	}
+	if err := writeFile(img, liveCmdFile, res.ImageCmdline+"\n", 0o644); err != nil {
 		return nil, err
 	}
 	if o.RootPassword != "" {
@@ -551,7 +562,10 @@ hostonly_cmdline="no"
 # than dracut's default gzip -9.
 compress="zstd"
 add_dracutmodules+=" base network %s nfs %s nroot-identity "
-%sadd_drivers+=" nfs nfsv3 nfsv4 overlay "
+# The root as an image file: livenet fetches or mounts it (root=live:URL),
+# dmsquash-live loop-mounts it with an overlay on tmpfs.
+add_dracutmodules+=" dmsquash-live livenet "
+%sadd_drivers+=" nfs nfsv3 nfsv4 overlay squashfs loop "
 `, d.NetworkHandler, d.OverlayModule, omitOthers(d.NetworkHandler))
 	if err := writeFile(img, identityModuleDir+"/module-setup.sh", identityModuleSetup, 0o755); err != nil {
 		return err
@@ -601,6 +615,21 @@ func omitOthers(handler string) string {
 	return fmt.Sprintf("omit_dracutmodules+=\" %s \"\n", strings.Join(omit, " "))
 }
 
+// ImageCmdline is the kernel command line that boots the root from an
+// image file at IMAGEURL (nfs4:SERVER:/PATH/FILE or http://...):
+// dracut's livenet mounts the NFS directory and dmsquash-live
+// loop-mounts the file, or livenet fetches it into RAM; either way
+// dmsquash-live puts an overlay on tmpfs above it. Debian's 059 has its
+// own overlay-root for trees, but dmsquash-live takes dracut's overlayfs
+// parameter.
+func ImageCmdline(d Dracut, extra ...string) string {
+	p := d.OverlayParam
+	if d.OverlayModule == "overlay-root" {
+		p = "rd.live.overlay.overlayfs=1"
+	}
+	return strings.Join(append([]string{"root=live:IMAGEURL ip=dhcp rd.neednet=1", p}, extra...), " ")
+}
+
 // Cmdline is the kernel command line for the image's dracut, with the
 // extra parameters the image's kernels need; SERVER and /PATH are filled
 // in by nroot export.
@@ -615,7 +644,7 @@ func verifyInitrd(img *fsroot.Root, k string) error {
 		return fmt.Errorf("node: no initramfs for %s: %w", k, err)
 	}
 	defer f.Close()
-	checks, _, err := dracut.Verify(f, dracut.Options{NFS: true, Overlay: true, Kver: k, Rootfs: img.Path})
+	checks, _, err := dracut.Verify(f, dracut.Options{NFS: true, Overlay: true, ImageNFS: true, ImageHTTP: true, Kver: k, Rootfs: img.Path})
 	if err != nil {
 		return fmt.Errorf("node: %s: %w", f.Name(), err)
 	}

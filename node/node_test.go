@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/binary"
 	"context"
 	"errors"
 	"os"
@@ -179,6 +180,63 @@ func TestExport(t *testing.T) {
 	c, err = Export(root, ExportOptions{Server: "fd00::1", Path: "/node", Port: 20049})
 	if err != nil || c.Cmdline != "root=nfs4:[fd00::1]:/node:port=20049 ro ip=dhcp rd.neednet=1 rootovl" {
 		t.Errorf("IPv6: %q %v", c.Cmdline, err)
+	}
+}
+
+// TestExportImageModes: with an image file, export gives the boot lines
+// that loop-mount it over NFS (dracut's nfs4:SERVER:/PATH syntax) and
+// fetch it over HTTP, and refuses a file that is no image.
+func TestExportImageModes(t *testing.T) {
+	root := fixture(t, map[string]string{
+		"boot/nroot-cmdline":         "root=nfs4:SERVER:/PATH ro ip=dhcp rd.neednet=1 rootovl\n",
+		"boot/nroot-cmdline-image":   "root=live:IMAGEURL ip=dhcp rd.neednet=1 rd.live.overlay.overlayfs=1\n",
+		"boot/vmlinuz-6.1.0-9-amd64": "k",
+		"lib/modules/6.1.0-9-amd64/": "",
+	})
+	dir := t.TempDir()
+	sb := make([]byte, 4096)
+	copy(sb, "hsqs")
+	binary.LittleEndian.PutUint32(sb[12:], 1<<17)
+	binary.LittleEndian.PutUint16(sb[20:], 6)
+	binary.LittleEndian.PutUint16(sb[22:], 17)
+	binary.LittleEndian.PutUint16(sb[28:], 4)
+	binary.LittleEndian.PutUint64(sb[40:], 4096)
+	img := filepath.Join(dir, "root.squashfs")
+	os.WriteFile(img, sb, 0o644)
+	os.WriteFile(filepath.Join(dir, "text.squashfs"), []byte("not an image"), 0o644)
+	c, err := Export(root, ExportOptions{Server: "10.0.0.1", Path: "/node", Image: img, ImagePath: "/img", HTTP: "http://10.0.0.1:8080/root.squashfs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "root=live:nfs4:10.0.0.1:/img/root.squashfs ip=dhcp rd.neednet=1 rd.live.overlay.overlayfs=1"; c.CmdlineNFSImg != want {
+		t.Errorf("NFS image line %q, want %q", c.CmdlineNFSImg, want)
+	}
+	if want := "root=live:http://10.0.0.1:8080/root.squashfs ip=dhcp rd.neednet=1 rd.live.overlay.overlayfs=1"; c.CmdlineHTTP != want {
+		t.Errorf("HTTP image line %q, want %q", c.CmdlineHTTP, want)
+	}
+	if c.Image == nil || c.Image.Format != "squashfs" || !strings.Contains(c.ImageGanesha, "Path = "+dir+";") || !strings.Contains(c.ImageGanesha, "Pseudo = /img;") {
+		t.Errorf("image %+v, ganesha block %q", c.Image, c.ImageGanesha)
+	}
+	c, err = Export(root, ExportOptions{Server: "fd00::1", Image: img, Port: 20049})
+	if want := "root=live:nfs4:[fd00::1]:" + img + ":port=20049 "; err != nil || !strings.HasPrefix(c.CmdlineNFSImg, want) {
+		t.Errorf("IPv6 and a port: %q %v, want %q...", c.CmdlineNFSImg, err, want)
+	}
+	for _, tt := range []struct {
+		o      ExportOptions
+		option string
+	}{
+		{ExportOptions{Server: "10.0.0.1", Image: filepath.Join(dir, "none.squashfs")}, "--image"},
+		{ExportOptions{Server: "10.0.0.1", Image: filepath.Join(dir, "text.squashfs")}, "--image"},
+		{ExportOptions{Server: "10.0.0.1", Image: dir}, "--image"},
+		{ExportOptions{Server: "10.0.0.1", Image: img, HTTP: "ftp://x/root.squashfs"}, "--http"},
+		{ExportOptions{Server: "10.0.0.1", HTTP: "http://x/root.squashfs"}, "--image"},
+		{ExportOptions{Server: "10.0.0.1", Image: img, ImagePath: "img"}, "--image-path"},
+	} {
+		_, err := Export(root, tt.o)
+		var oe *OptionError
+		if !errors.As(err, &oe) || oe.Option != tt.option {
+			t.Errorf("%+v: %v, want an error naming %s", tt.o, err, tt.option)
+		}
 	}
 }
 

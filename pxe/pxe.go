@@ -230,7 +230,8 @@ server {
     location / { return 404; }
     location = /boot.ipxe { }
     location = /%s { }
-    location ~ "^/generations/[0-9]+/(vmlinuz|initrd\.img|boot\.ipxe)$" { }
+    # A generation's image file (nroot fsimage), for root=live:http://.
+    location ~ "^/generations/[0-9]+/(vmlinuz|initrd\.img|boot\.ipxe|root\.squashfs|root\.erofs)$" { }
     location ~ "^/nodes/[0-9a-f-]+\.ipxe$" { }
 `, port, image.Pointer)
 	for _, n := range nodes {

@@ -15,6 +15,7 @@ import (
 
 	"nroot/apt"
 	"nroot/hook"
+	"nroot/fsimage"
 	"nroot/internal/atomicfile"
 	"nroot/internal/fetch"
 	"nroot/internal/fsroot"
@@ -25,7 +26,10 @@ import (
 )
 
 // Formats Bootstrap can write.
-var Formats = []string{"dir", "tar", "tar.gz", "tar.zst"}
+var Formats = []string{"dir", "tar", "tar.gz", "tar.zst", "squashfs", "erofs"}
+
+// isImage says the format is an image file (nroot/fsimage).
+func isImage(f string) bool { return f == "squashfs" || f == "erofs" }
 
 // Options control Bootstrap.
 type Options struct {
@@ -99,6 +103,11 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	c, err := newCustom(o)
 	if err != nil {
 		return nil, err
+	}
+	if isImage(o.Format) && devPlaceholders(o, c.skip) {
+		// squashfs and erofs are written from the tree as it is: /dev's
+		// nodes must be real.
+		return nil, fmt.Errorf("bootstrap: --format %s needs /dev's device nodes made, which this process cannot (not root); run as root, or pass --skip=output/dev", o.Format)
 	}
 	res = &Result{Target: target, Format: o.Format, Timings: map[string]time.Duration{}}
 	step := func(name string, start time.Time) {
@@ -211,7 +220,7 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	if err := finish(tmp, o, c.skip); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	if err := output(tmp, target, o, c.skip); err != nil {
+	if err := output(ctx, tmp, target, o, c.skip); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	if o.Format == "dir" {
@@ -225,6 +234,7 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 // reads them.
 var formatSuffixes = []struct{ suffix, format string }{
 	{".tar.zst", "tar.zst"}, {".tzst", "tar.zst"}, {".tar.gz", "tar.gz"}, {".tgz", "tar.gz"}, {".tar", "tar"},
+	{".squashfs", "squashfs"}, {".sqfs", "squashfs"}, {".erofs", "erofs"},
 }
 
 // FormatFor is the output format for TARGET: the one asked for ("auto" or
@@ -327,12 +337,16 @@ func finish(dir string, o Options, skip skipSet) error {
 
 // output moves the finished tree into place, or writes it as a tarball
 // through a temporary file.
-func output(dir, target string, o Options, skip skipSet) error {
+func output(ctx context.Context, dir, target string, o Options, skip skipSet) error {
 	if o.Format == "dir" {
 		if err := os.Rename(dir, target); err != nil {
 			return fmt.Errorf("moving the image into place: %w", err)
 		}
 		return nil
+	}
+	if isImage(o.Format) {
+		_, err := fsimage.Write(ctx, dir, target, fsimage.Options{Format: fsimage.Format(o.Format), Epoch: o.SourceDateEpoch, Progress: o.Progress})
+		return err
 	}
 	f, err := atomicfile.Create(target, 0o644)
 	if err != nil {

@@ -278,6 +278,50 @@ func TestTarReproducible(t *testing.T) {
 	}
 }
 
+// TestImageReproducible builds a squashfs and an erofs twice from one
+// lock with SOURCE_DATE_EPOCH: each pair must be the same bytes, and the
+// squashfs must hold what the tarball of the same lock holds.
+func TestImageReproducible(t *testing.T) {
+	mirror := requireBootstrap(t)
+	for _, c := range []string{"mksquashfs", "mkfs.erofs", "unsquashfs"} {
+		testenv.Command(t, c)
+	}
+	base := t.TempDir()
+	o := bootstrapOptions(mirror, "trixie", "minbase")
+	o.Format, o.SourceDateEpoch = "squashfs", time.Unix(1700000000, 0)
+	first, err := rootfs.Bootstrap(context.Background(), filepath.Join(base, "a.squashfs"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.FromLock = first.Plan
+	for _, target := range []string{"b.squashfs", "a.erofs", "b.erofs"} {
+		o.Format = strings.TrimPrefix(filepath.Ext(target), ".")
+		if _, err := rootfs.Bootstrap(context.Background(), filepath.Join(base, target), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pair := range [][2]string{{"a.squashfs", "b.squashfs"}, {"a.erofs", "b.erofs"}} {
+		if a, b := sum(t, filepath.Join(base, pair[0])), sum(t, filepath.Join(base, pair[1])); a != b {
+			t.Errorf("%s and %s, built from one lock, differ: %s %s", pair[0], pair[1], a, b)
+		}
+	}
+	// What the image holds is the root: its dpkg database lists the
+	// lock's packages.
+	out := filepath.Join(base, "x")
+	if b, err := exec.Command("unsquashfs", "-q", "-n", "-d", out, filepath.Join(base, "a.squashfs"), "/var/lib/dpkg/status").CombinedOutput(); err != nil {
+		t.Fatalf("unsquashfs: %v\n%s", err, b)
+	}
+	status, err := os.ReadFile(filepath.Join(out, "var/lib/dpkg/status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range first.Plan.Packages {
+		if !strings.Contains(string(status), "\nPackage: "+p.Name+"\n") && !strings.HasPrefix(string(status), "Package: "+p.Name+"\n") {
+			t.Errorf("the squashfs's dpkg status lacks %s", p.Name)
+		}
+	}
+}
+
 func sum(t *testing.T, p string) string {
 	f, err := os.Open(p)
 	if err != nil {

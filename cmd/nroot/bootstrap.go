@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -41,7 +39,12 @@ nodes.
 Where nroot differs from mmdebstrap: no host apt, dpkg or keyring package is
 needed; bookworm gets merged-/usr symlinks and usr-is-merged (mmdebstrap's
 merged-usr hook) instead of usrmerge; the host's resolv.conf and hostname are
-not copied into the image.`,
+not copied into the image.
+
+--format=squashfs or erofs (or a TARGET named .squashfs, .sqfs, .erofs)
+writes the root as one image file with Debian's mksquashfs or mkfs.erofs
+(see nroot fsimage); with SOURCE_DATE_EPOCH and --from-lock, two builds are
+byte-identical.`,
 		Example: `  nroot bootstrap stable ./node
   nroot bootstrap --variant=minbase --include=openssh-server trixie ./node
   nroot bootstrap --lock node.lock bookworm node.tar.zst
@@ -49,7 +52,8 @@ not copied into the image.`,
   nroot bootstrap --variant=minbase noble ./node http://MIRROR/ubuntu
   nroot bootstrap --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' bookworm ./node
   nroot bootstrap --customize-hook='echo node > "$1/etc/hostname"' --customize-hook='upload ./motd /etc/motd' bookworm ./node
-  SOURCE_DATE_EPOCH=1700000000 nroot bootstrap --from-lock node.lock --format=tar node.tar`,
+  SOURCE_DATE_EPOCH=1700000000 nroot bootstrap --from-lock node.lock --format=tar node.tar
+  SOURCE_DATE_EPOCH=1700000000 nroot bootstrap --from-lock node.lock node.squashfs`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if fromLock != "" && len(args) == 1 {
 				return nil // TARGET alone: the lock names the suite
@@ -104,12 +108,8 @@ not copied into the image.`,
 			if g.quiet {
 				bo.Progress = nil
 			}
-			if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
-				n, err := strconv.ParseInt(s, 10, 64)
-				if err != nil {
-					return fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", s)
-				}
-				bo.SourceDateEpoch = time.Unix(n, 0)
+			if bo.SourceDateEpoch, err = sourceDateEpoch(); err != nil {
+				return err
 			}
 			if fromLock != "" {
 				f, err := os.Open(fromLock)
@@ -152,7 +152,7 @@ not copied into the image.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result (plan, timings) as JSON")
 	cmd.Flags().StringVar(&lock, "lock", "", "write the plan used to this lockfile")
 	cmd.Flags().StringVar(&fromLock, "from-lock", "", "build exactly the packages of this lockfile, resolving nothing")
-	cmd.Flags().StringVar(&format, "format", "auto", "output: dir, tar, tar.gz or tar.zst; auto (the default) takes it from TARGET's name, as mmdebstrap does")
+	cmd.Flags().StringVar(&format, "format", "auto", "output: dir, tar, tar.gz, tar.zst, squashfs or erofs; auto (the default) takes it from TARGET's name, as mmdebstrap does")
 	cmd.Flags().IntVar(&jobs, "jobs", 8, "parallel downloads")
 	cmd.Flags().StringVar(&mode, "mode", "auto", "root, or unshare: build as root of a user namespace mapped to your subordinate IDs (/etc/subuid, /etc/subgid), without root on the host; auto (the default) is root for root and unshare otherwise")
 	cmd.Flags().StringVar(&logPath, "log", "", "write the stage lines and the maintainer scripts' output to FILE; stderr then shows the stages alone (mmdebstrap's --logfile)")

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -65,14 +64,9 @@ func packOptions(comp string, keepOwner bool) (initrd.PackOptions, error) {
 		return initrd.PackOptions{}, fmt.Errorf("--compress %q: one of zstd, gzip, xz, lz4, none", comp)
 	}
 	o := initrd.PackOptions{Compression: c, KeepOwner: keepOwner}
-	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
-		var n int64
-		if _, err := fmt.Sscan(s, &n); err != nil {
-			return o, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", s)
-		}
-		o.Clamp = time.Unix(n, 0)
-	}
-	return o, nil
+	var err error
+	o.Clamp, err = sourceDateEpoch()
+	return o, err
 }
 
 // writeAtomic writes through a temporary file renamed into place.
