@@ -194,7 +194,7 @@ func verifyInitrd(t *testing.T, ctx context.Context, st *stages, root string, k 
 			return err
 		}
 		defer f.Close()
-		checks, info, err := dracut.Verify(f, dracut.Options{NFS: true, Overlay: true, Kver: k.Version, Rootfs: root})
+		checks, info, err := dracut.Verify(f, dracut.Options{NFS: true, Overlay: true, ImageNFS: true, ImageHTTP: true, Kver: k.Version, Rootfs: root})
 		if err != nil {
 			return err
 		}
@@ -460,8 +460,8 @@ func firstDifference(a, b []string) string {
 }
 
 // verifyNamesWhatIsOmitted builds a second image in the node root with
-// the image's own dracut, leaving out the nfs and overlay modules, and
-// checks that verify --nfs --overlay fails on it, naming those checks.
+// the image's own dracut, leaving out the nfs, overlay and live modules, and
+// checks that verify --mode all fails on it, naming those checks.
 func verifyNamesWhatIsOmitted(ctx context.Context, root, kver string) error {
 	r, err := nspawn.New(root)
 	if err != nil {
@@ -471,7 +471,7 @@ func verifyNamesWhatIsOmitted(ctx context.Context, root, kver string) error {
 	r.Stdout, r.Stderr = &out, &out
 	const img = "/var/tmp/nroot-e2e-omit.img"
 	defer os.Remove(filepath.Join(root, img))
-	if err := r.Run(ctx, "dracut", "-q", "--force", "--omit", "nfs overlay-root overlayfs", img, kver); err != nil {
+	if err := r.Run(ctx, "dracut", "-q", "--force", "--omit", "nfs overlay-root overlayfs dmsquash-live livenet", img, kver); err != nil {
 		return fmt.Errorf("dracut --omit: %v\n%s", err, out.String())
 	}
 	f, err := os.Open(filepath.Join(root, img))
@@ -479,7 +479,9 @@ func verifyNamesWhatIsOmitted(ctx context.Context, root, kver string) error {
 		return err
 	}
 	defer f.Close()
-	checks, _, err := dracut.Verify(f, dracut.Options{NFS: true, Overlay: true, Kver: kver, Rootfs: root})
+	o := dracut.Options{Kver: kver, Rootfs: root}
+	o.SetMode("all")
+	checks, _, err := dracut.Verify(f, o)
 	if err != nil {
 		return err
 	}
@@ -487,7 +489,7 @@ func verifyNamesWhatIsOmitted(ctx context.Context, root, kver string) error {
 	for _, c := range checks {
 		status[c.Name] = c.Passed()
 	}
-	for _, name := range []string{"dracut-nfs", "nfs-mount", "nfs-lib", "overlay-hook"} {
+	for _, name := range []string{"dracut-nfs", "nfs-mount", "nfs-lib", "overlay-hook", "dracut-live", "dracut-livenet", "live-root", "livenet-root"} {
 		if pass, ok := status[name]; !ok || pass {
 			return fmt.Errorf("check %s did not fail on an image built without nfs and overlay: %+v", name, checks)
 		}

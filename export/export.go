@@ -25,6 +25,8 @@ type Export struct {
 	// NoAttrCache has ganesha serve changes made on the server at once
 	// (for tests that change trees under it).
 	NoAttrCache bool
+	// V4Only serves NFSv4 alone (Protocols = 4).
+	V4Only bool
 }
 
 // ID derives a stable export ID from a path, for servers that need one.
@@ -77,6 +79,10 @@ func (e Export) Ganesha() string {
 		squash = "Root_Squash"
 	}
 	var extra string
+	protocols := "3, 4"
+	if e.V4Only {
+		protocols = "4"
+	}
 	if e.NoAttrCache {
 		extra = "    Attr_Expiration_Time = 0;\n"
 	}
@@ -87,11 +93,11 @@ func (e Export) Ganesha() string {
     Access_Type = %s;
     Squash = %s;
     SecType = sys;
-    Protocols = 3, 4;
+    Protocols = %s;
     Transports = TCP;
     PrivilegedPort = %v;
 %s    Delegations = None;
     FSAL { Name = VFS; }
 }
-`, e.id(), e.Path, e.pseudo(), access, squash, e.PrivilegedPort, extra)
+`, e.id(), e.Path, e.pseudo(), access, squash, protocols, e.PrivilegedPort, extra)
 }

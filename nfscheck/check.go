@@ -38,6 +38,7 @@ type Check = report.Check
 type Report struct {
 	Server      string       `json:"server"`
 	Path        string       `json:"path"`
+	NFSVersion  string       `json:"nfs_version"` // "3" or "4.1"
 	MountPort   int          `json:"mount_port"`
 	NFSPort     int          `json:"nfs_port"`
 	Exports     []string     `json:"exports"`
@@ -80,7 +81,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer c.Close()
-	rep := &Report{Server: o.Target.Host, Path: o.Target.Path, MountPort: c.Ports.Mount, NFSPort: c.Ports.NFS, Exports: c.Exports, FSInfo: c.Info}
+	rep := &Report{Server: o.Target.Host, Path: o.Target.Path, NFSVersion: map[bool]string{true: "4.1", false: "3"}[c.v4 != nil], MountPort: c.Ports.Mount, NFSPort: c.Ports.NFS, Exports: c.Exports, FSInfo: c.Info}
 	start := time.Now()
 	remote, err := WalkRemote(ctx, c, WalkOptions{Parallel: o.Parallel, Deep: o.Deep, MaxDepth: o.MaxDepth, MaxEntries: o.MaxEntries}, &rep.Stats)
 	if err != nil {

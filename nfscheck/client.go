@@ -21,22 +21,31 @@ import (
 	"github.com/willscott/go-nfs-client/nfs/xdr"
 )
 
-// Target is an export to check: nfs://SERVER[:PORT]/PATH.
+// Target is an export to check: nfs://SERVER[:PORT]/PATH (NFSv3) or
+// nfs4://SERVER[:PORT]/PATH (NFSv4.1).
 type Target struct {
 	Host      string
-	NFSPort   int // 0: ask the portmapper
-	MountPort int // 0: ask the portmapper
+	NFSPort   int // 0: ask the portmapper (NFSv3), 2049 (NFSv4)
+	MountPort int // 0: ask the portmapper; unused in NFSv4
 	Path      string
+	// Version is 3 (the default) or 4: NFSv4.1, PATH in the server's
+	// pseudo file system, no portmapper or MOUNT.
+	Version int
 }
 
-// ParseURL reads nfs://SERVER[:PORT]/PATH. PORT is the NFS port.
+// ParseURL reads nfs://SERVER[:PORT]/PATH (NFSv3) or
+// nfs4://SERVER[:PORT]/PATH (NFSv4.1). PORT is the NFS port.
 func ParseURL(s string) (Target, error) {
+	version := 3
 	rest, ok := strings.CutPrefix(s, "nfs://")
 	if !ok {
-		return Target{}, fmt.Errorf("%q: expected nfs://SERVER[:PORT]/PATH", s)
+		if rest, ok = strings.CutPrefix(s, "nfs4://"); !ok {
+			return Target{}, fmt.Errorf("%q: expected nfs://SERVER[:PORT]/PATH or nfs4://SERVER[:PORT]/PATH", s)
+		}
+		version = 4
 	}
 	hostport, p, _ := strings.Cut(rest, "/")
-	t := Target{Path: "/" + p}
+	t := Target{Path: "/" + p, Version: version}
 	if h, port, err := net.SplitHostPort(hostport); err == nil {
 		n, err := strconv.Atoi(port)
 		if err != nil || n <= 0 || n > 65535 {
@@ -76,6 +85,7 @@ func privileged() bool { return os.Geteuid() == 0 }
 
 // Conn is a mounted export: the NFS connections and the root file handle.
 type Conn struct {
+	v4      *session4 // NFSv4.1: every call goes through the session
 	mnt     *rpcConn
 	pool    []*rpcConn // connections to the NFS port; requests are spread over them
 	next    atomic.Uint64
@@ -88,6 +98,9 @@ type Conn struct {
 
 // Close closes the connections.
 func (c *Conn) Close() {
+	if c.v4 != nil {
+		c.v4.close()
+	}
 	if c.mnt != nil {
 		c.mnt.Close()
 	}
@@ -103,6 +116,9 @@ const nfsConnections = 4
 // Mount reaches the server, lists its exports and mounts t.Path as
 // root (uid 0, gid 0), as a node does.
 func Mount(ctx context.Context, t Target) (*Conn, error) {
+	if t.Version == 4 {
+		return mount4(ctx, t)
+	}
 	c := &Conn{Auth: rpc.NewAuthUnix("nroot-check", 0, 0).Auth()}
 	host := t.Host
 	c.Ports.Mount, c.Ports.NFS = t.MountPort, t.NFSPort
@@ -290,6 +306,9 @@ type Entry struct {
 // ReadDirPlus lists a directory by handle, several entries per request,
 // at most max entries (a server could otherwise page forever).
 func (c *Conn) ReadDirPlus(ctx context.Context, fh []byte, max int) ([]Entry, error) {
+	if c.v4 != nil {
+		return c.v4.readdir(ctx, fh, max)
+	}
 	type args struct {
 		FH         []byte
 		Cookie     uint64
@@ -402,6 +421,9 @@ func readOpaque(r io.Reader) ([]byte, error) {
 
 // Lookup finds a name in a directory.
 func (c *Conn) Lookup(ctx context.Context, dir []byte, name string) (nfs.Fattr, []byte, error) {
+	if c.v4 != nil {
+		return c.v4.lookup(ctx, dir, name)
+	}
 	res, err := c.call(ctx, nfs.NFSProc3Lookup, &nfs.Diropargs3{FH: dir, Filename: name})
 	if err != nil {
 		return nfs.Fattr{}, nil, err
@@ -423,6 +445,9 @@ func (c *Conn) Lookup(ctx context.Context, dir []byte, name string) (nfs.Fattr, 
 
 // Getattr reads a handle's attributes.
 func (c *Conn) Getattr(ctx context.Context, fh []byte) (nfs.Fattr, error) {
+	if c.v4 != nil {
+		return c.v4.getattr(ctx, fh)
+	}
 	res, err := c.call(ctx, nfs.NFSProc3GetAttr, struct{ FH []byte }{fh})
 	if err != nil {
 		return nfs.Fattr{}, err
@@ -434,6 +459,9 @@ func (c *Conn) Getattr(ctx context.Context, fh []byte) (nfs.Fattr, error) {
 
 // Readlink reads a symlink's target.
 func (c *Conn) Readlink(ctx context.Context, fh []byte) (string, error) {
+	if c.v4 != nil {
+		return c.v4.readlink(ctx, fh)
+	}
 	res, err := c.call(ctx, nfs.NFSProc3Readlink, struct{ FH []byte }{fh})
 	if err != nil {
 		return "", err
@@ -448,6 +476,9 @@ func (c *Conn) Readlink(ctx context.Context, fh []byte) (string, error) {
 
 // Read reads up to count bytes at off; eof says the file ends there.
 func (c *Conn) Read(ctx context.Context, fh []byte, off uint64, count uint32, p []byte) (int, bool, error) {
+	if c.v4 != nil {
+		return c.v4.read(ctx, fh, off, count, p)
+	}
 	type args struct {
 		FH     []byte
 		Offset uint64
@@ -476,6 +507,9 @@ func (c *Conn) Read(ctx context.Context, fh []byte, off uint64, count uint32, p 
 
 // Access asks which of the given ACCESS3 bits the server grants on fh.
 func (c *Conn) Access(ctx context.Context, fh []byte, mask uint32) (uint32, error) {
+	if c.v4 != nil {
+		return c.v4.access(ctx, fh, mask)
+	}
 	res, err := c.call(ctx, nfs.NFSProc3Access, &struct {
 		FH     []byte
 		Access uint32
@@ -488,4 +522,39 @@ func (c *Conn) Access(ctx context.Context, fh []byte, mask uint32) (uint32, erro
 		return 0, err
 	}
 	return xdr.ReadUint32(res)
+}
+
+// mount4 opens an NFSv4.1 session and looks the path up from the
+// server's pseudo root, as a node's mount does.
+func mount4(ctx context.Context, t Target) (*Conn, error) {
+	c := &Conn{}
+	c.Ports.NFS = t.NFSPort
+	if c.Ports.NFS == 0 {
+		c.Ports.NFS = 2049
+	}
+	s, err := dial4(ctx, net.JoinHostPort(t.Host, strconv.Itoa(c.Ports.NFS)))
+	if err != nil {
+		hint := "is the server running, with NFSv4.1 enabled?"
+		if errors.Is(err, errAuth) {
+			hint = insecureHint
+		}
+		return nil, &StepError{"nfs", err, hint}
+	}
+	c.v4 = s
+	a, fh, err := s.lookupPath(ctx, t.Path, append([]int{fa4Maxread}, attrBits...))
+	if err != nil {
+		c.Close()
+		return nil, &StepError{"mount", fmt.Errorf("%s: %w", t.Path, err), "NFSv4 looks the path up in the server's pseudo file system (ganesha's Pseudo, knfsd's fsid=0 export)"}
+	}
+	if a.Type != nfs.NF3Dir {
+		c.Close()
+		return nil, &StepError{"mount", fmt.Errorf("%s is not a directory", t.Path), ""}
+	}
+	c.Root = fh
+	rt := s.maxRead
+	if a.maxRead > 0 && a.maxRead < uint64(rt) {
+		rt = uint32(a.maxRead)
+	}
+	c.Info = &nfs.FSInfo{RTMax: rt, RTPref: rt}
+	return c, nil
 }

@@ -269,3 +269,73 @@ func fmtInt(n int) string {
 	}
 	return s
 }
+
+// TestNFSv4Only checks an export over NFSv4.1 against a server with NFSv3
+// turned off: the same walk, comparison and checks pass; a change on the
+// server is found; NFSv3 and a path outside the pseudo file system fail
+// at the step that names them.
+func TestNFSv4Only(t *testing.T) {
+	testenv.Root(t)
+	testenv.Command(t, "ganesha.nfsd")
+	root := fixtureRoot(t)
+	s, err := ganesha.Start(context.Background(), []ganesha.Export{{ID: 1, Path: root, Pseudo: "/node"}}, ganesha.Options{V4Only: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	v4 := nfscheck.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, Path: "/node", Version: 4}
+	rep, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: v4, Rootfs: root, Deep: true, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Differences) != 0 {
+		t.Fatalf("differences over NFSv4.1: %+v", rep.Differences)
+	}
+	for name, st := range statuses(rep) {
+		if st != "PASS" {
+			t.Errorf("check %s: %s", name, st)
+		}
+	}
+	local, err := nfscheck.WalkLocal(root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.NFSVersion != "4.1" || rep.Stats.Entries != int64(len(local)-1) || rep.Stats.BytesRead < 300000 {
+		t.Errorf("version %s, %d entries listed (the tree has %d below its root), %d bytes read", rep.NFSVersion, rep.Stats.Entries, len(local)-1, rep.Stats.BytesRead)
+	}
+
+	os.Chmod(filepath.Join(root, "usr/bin/su"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/machine-id"), []byte("0123456789abc\n"), 0o444)
+	rep, err = nfscheck.Run(context.Background(), nfscheck.Options{Target: v4, Rootfs: fixtureRoot(t), Deep: true, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range rep.Differences {
+		got[d.Path] = d.Kind + ":" + d.Fields
+	}
+	if len(got) != 2 || got["/usr/bin/su"] != "changed:mode" || got["/etc/machine-id"] != "changed:content" {
+		t.Errorf("differences %v, want su's mode and machine-id's content", got)
+	}
+
+	for _, c := range []struct {
+		name string
+		t    nfscheck.Target
+		step string
+	}{
+		{"NFSv3 to a v4-only server", nfscheck.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, Path: root}, "portmap"},
+		{"a path outside the pseudo file system", nfscheck.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, Path: "/nothing", Version: 4}, "mount"},
+	} {
+		_, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: c.t, Timeout: 10 * time.Second})
+		var se *nfscheck.StepError
+		if !errors.As(err, &se) {
+			t.Errorf("%s: %v, want a StepError", c.name, err)
+			continue
+		}
+		if c.name == "NFSv3 to a v4-only server" && se.Step != "portmap" && se.Step != "mount" {
+			t.Errorf("%s: step %s (%v)", c.name, se.Step, err)
+		} else if c.name != "NFSv3 to a v4-only server" && se.Step != c.step {
+			t.Errorf("%s: step %s, want %s (%v)", c.name, se.Step, c.step, err)
+		}
+	}
+}

@@ -126,6 +126,9 @@ type callHeader struct {
 	Verf    rpc.Auth
 }
 
+// rawArgs are arguments already in XDR, sent as they are.
+type rawArgs []byte
+
 // Call sends one call and returns a reader of its results.
 func (c *rpcConn) Call(ctx context.Context, prog, vers, proc uint32, cred rpc.Auth, args any) (io.ReadSeeker, error) {
 	xid := c.xid.Add(1)
@@ -134,7 +137,9 @@ func (c *rpcConn) Call(ctx context.Context, prog, vers, proc uint32, cred rpc.Au
 	if err := xdr.Write(&buf, callHeader{xid, 0, 2, prog, vers, proc, cred, rpc.AuthNull}); err != nil {
 		return nil, err
 	}
-	if args != nil {
+	if raw, ok := args.(rawArgs); ok {
+		buf.Write(raw)
+	} else if args != nil {
 		if err := xdr.Write(&buf, args); err != nil {
 			return nil, err
 		}

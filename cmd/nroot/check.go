@@ -16,9 +16,9 @@ func newCheckCmd(g *globals) *cobra.Command {
 	var o nfscheck.Options
 	var lock string
 	var asJSON bool
-	var mountPort, nfsPort int
+	var mountPort, nfsPort, nfsVersion int
 	cmd := &cobra.Command{
-		Use:   "check nfs://SERVER[:PORT]/PATH",
+		Use:   "check nfs://SERVER[:PORT]/PATH | nfs4://SERVER[:PORT]/PATH",
 		Short: "Mount an NFS export in-process and prove a node can boot from it",
 		Long: `Check mounts the export with an in-process NFSv3 client (no kernel mount, no
 root needed), lists the exports, reports the server's FSINFO, walks the whole
@@ -29,12 +29,19 @@ of every file) or with the packages of --lock, and runs boot-readiness checks:
 machine-id, SSH host keys, root_squash, and a read-only or writable export as
 the image expects.
 
+nfs:// speaks NFSv3 (portmapper, MOUNT, then NFS; PATH is the directory on
+the server); nfs4:// or --nfs-version=4 speaks NFSv4.1, as nodes mount: one
+session on the NFS port (2049 unless given), PATH looked up in the server's
+pseudo file system (ganesha's Pseudo), READ with the anonymous stateid. The
+walk, comparison and checks are the same.
+
 Exit status: 0 when everything passes; 1 when checks fail or the trees
 differ; 2 when the server cannot be reached or the export does not exist,
 with the step that failed (portmap, mount or nfs), within --timeout.`,
 		Example: `  nroot check nfs://10.0.0.1/srv/node --rootfs /srv/node
   nroot check --deep --json nfs://nfs-server/srv/node --rootfs ./node
-  nroot check --mount-port 20048 nfs://10.0.0.1:2049/srv/node --lock node.lock`,
+  nroot check --mount-port 20048 nfs://10.0.0.1:2049/srv/node --lock node.lock
+  nroot check nfs4://10.0.0.1/node --rootfs /srv/node`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Everything given is checked before the network is used.
@@ -60,6 +67,17 @@ with the step that failed (portmap, mount or nfs), within --timeout.`,
 				if fi, err := os.Stat(o.Rootfs); err != nil || !fi.IsDir() {
 					return usageErr("--rootfs %s: not a directory; give the image the export serves", o.Rootfs)
 				}
+			}
+			switch {
+			case nfsVersion == 4:
+				t.Version = 4
+			case nfsVersion == 3 && t.Version == 4:
+				return usageErr("--nfs-version 3 with an nfs4:// URL; give one or the other")
+			case nfsVersion != 0 && nfsVersion != 3:
+				return usageErr("--nfs-version %d: 3 or 4 (NFSv4.1)", nfsVersion)
+			}
+			if t.Version == 4 && mountPort != 0 {
+				return usageErr("--mount-port: NFSv4 has no MOUNT service; drop it or check over nfs://")
 			}
 			if nfsPort != 0 {
 				t.NFSPort = nfsPort
@@ -107,6 +125,7 @@ with the step that failed (portmap, mount or nfs), within --timeout.`,
 			return nil
 		},
 	}
+	cmd.Flags().IntVar(&nfsVersion, "nfs-version", 0, "3 or 4 (NFSv4.1); default from the URL: nfs:// is 3, nfs4:// is 4")
 	cmd.Flags().StringVar(&o.Rootfs, "rootfs", "", "compare the export with this root filesystem")
 	cmd.Flags().StringVar(&lock, "lock", "", "compare the export's installed packages with this lockfile")
 	cmd.Flags().BoolVar(&o.Deep, "deep", false, "read every file and compare SHA256")
@@ -121,8 +140,14 @@ with the step that failed (portmap, mount or nfs), within --timeout.`,
 }
 
 func printReport(r *nfscheck.Report) {
-	fmt.Printf("server %s, export %s (mount port %d, nfs port %d); exports: %v\n", r.Server, r.Path, r.MountPort, r.NFSPort, r.Exports)
-	if r.FSInfo != nil {
+	if r.NFSVersion == "4.1" {
+		fmt.Printf("server %s, NFSv4.1 path %s (nfs port %d)\n", r.Server, r.Path, r.NFSPort)
+	} else {
+		fmt.Printf("server %s, export %s (mount port %d, nfs port %d); exports: %v\n", r.Server, r.Path, r.MountPort, r.NFSPort, r.Exports)
+	}
+	if r.FSInfo != nil && r.NFSVersion == "4.1" {
+		fmt.Printf("maxread %d\n", r.FSInfo.RTMax)
+	} else if r.FSInfo != nil {
 		fmt.Printf("fsinfo: rtmax %d, rtpref %d, wtmax %d, maxfilesize %d\n", r.FSInfo.RTMax, r.FSInfo.RTPref, r.FSInfo.WTMax, r.FSInfo.Size)
 	}
 	fmt.Printf("walked %d entries in %.2fs (%.0f entries/s, %d requests)", r.Stats.Entries, r.WalkSeconds, r.EntriesPerS, r.Stats.Requests)

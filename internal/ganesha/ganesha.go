@@ -36,6 +36,8 @@ type Server struct {
 type Options struct {
 	NFSPort   int
 	MountPort int
+	// V4Only turns NFSv3 (and MOUNT) off, as NFSv4-only servers run.
+	V4Only bool
 }
 
 func freePort() (int, error) {
@@ -57,10 +59,14 @@ func listening(port int) bool {
 }
 
 // Config renders the ganesha configuration.
-func Config(dir string, nfsPort, mountPort, nlmPort, rquotaPort int, exports []Export) string {
+func Config(dir string, nfsPort, mountPort, nlmPort, rquotaPort int, exports []Export, v4Only bool) string {
 	var b strings.Builder
+	protocols := "3, 4"
+	if v4Only {
+		protocols = "4"
+	}
 	fmt.Fprintf(&b, `NFS_CORE_PARAM {
-    Protocols = 3, 4;
+    Protocols = %s;
     Bind_addr = 127.0.0.1;
     NFS_Port = %d;
     MNT_Port = %d;
@@ -72,10 +78,11 @@ func Config(dir string, nfsPort, mountPort, nlmPort, rquotaPort int, exports []E
 }
 %sNFS_KRB5 { Active_krb5 = false; }
 LOG { Default_Log_Level = WARN; }
-`, nfsPort, mountPort, nlmPort, rquotaPort, export.GaneshaNFSV4("Graceless = true;", "RecoveryBackend = fs;", "RecoveryRoot = "+dir+"/recovery;"))
+`, protocols, nfsPort, mountPort, nlmPort, rquotaPort, export.GaneshaNFSV4("Graceless = true;", "RecoveryBackend = fs;", "RecoveryRoot = "+dir+"/recovery;"))
 	for _, e := range exports {
 		// Tests change trees under the server: serve changes at once.
 		e.NoAttrCache = true
+		e.V4Only = e.V4Only || v4Only
 		b.WriteString(e.Ganesha())
 	}
 	return b.String()
@@ -127,7 +134,7 @@ func Start(ctx context.Context, exports []Export, o Options) (*Server, error) {
 	nlm, _ := freePort()
 	rq, _ := freePort()
 	conf := filepath.Join(dir, "ganesha.conf")
-	if err := os.WriteFile(conf, []byte(Config(dir, s.NFSPort, s.MountPort, nlm, rq, exports)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(Config(dir, s.NFSPort, s.MountPort, nlm, rq, exports, o.V4Only)), 0o644); err != nil {
 		return fail(err)
 	}
 	s.cmd = exec.Command(bin, "-F", "-L", s.Log, "-f", conf, "-p", filepath.Join(dir, "ganesha.pid"))
@@ -135,8 +142,11 @@ func Start(ctx context.Context, exports []Export, o Options) (*Server, error) {
 	if err := s.cmd.Start(); err != nil {
 		return fail(fmt.Errorf("ganesha: %w", err))
 	}
+	if o.V4Only {
+		s.MountPort = 0 // no MOUNT service
+	}
 	deadline := time.Now().Add(20 * time.Second)
-	for !listening(s.NFSPort) || !listening(s.MountPort) {
+	for !listening(s.NFSPort) || (!o.V4Only && !listening(s.MountPort)) {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			log, _ := os.ReadFile(s.Log)
 			return fail(fmt.Errorf("ganesha did not start listening on %d and %d; its log:\n%s", s.NFSPort, s.MountPort, tail(string(log), 30)))
