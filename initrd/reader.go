@@ -313,10 +313,16 @@ func (r *Reader) endSegment() {
 func (r *Reader) readEntry() (*Header, error) {
 	seg := r.seg()
 	var magic [6]byte
-	n, err := io.ReadFull(r.cur, magic[:])
-	if err == io.EOF && n == 0 && seg.Compression != None {
+	n, err := readMagic(r.cur, magic[:])
+	// The clean end of a compressed stream, right after the trailer or
+	// after zero padding shorter than a magic (dracut pads its archive
+	// to a block; which bytes are left depends on the names before it).
+	if err == io.EOF && seg.Compression != None && allZero(magic[:n]) {
 		r.endSegment()
 		return nil, nil
+	}
+	if err == io.EOF && n > 0 {
+		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {
 		return nil, r.fail("%s", readFailure(err))
@@ -439,4 +445,36 @@ func (r *Reader) skipBody() error {
 	}
 	r.hdr = nil
 	return nil
+}
+
+// readMagic reads len(b) bytes as io.ReadFull does, but returns the
+// reader's own error where it stops: io.EOF for the stream's clean end,
+// whatever the decoder says for a damaged one.
+func readMagic(r io.Reader, b []byte) (int, error) {
+	n, empty := 0, 0
+	for n < len(b) {
+		k, err := r.Read(b[n:])
+		n += k
+		if err != nil {
+			if n == len(b) && err == io.EOF {
+				return n, nil
+			}
+			return n, err
+		}
+		if k == 0 {
+			if empty++; empty > 100 {
+				return n, io.ErrNoProgress
+			}
+		}
+	}
+	return n, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -431,3 +431,30 @@ func TestXZVariants(t *testing.T) {
 		}
 	}
 }
+
+// TestShortPaddingAfterTrailer: inside a compressed segment, dracut's
+// zero padding after the trailer may be shorter than a cpio magic (it
+// depends on the names before it); every length from none to five is
+// the end of the archive, not a truncation.
+func TestShortPaddingAfterTrailer(t *testing.T) {
+	main := gnuCpio(t, tree(t, ""), "newc")
+	end := bytes.LastIndex(main, []byte("TRAILER!!!\x00"))
+	if end < 0 {
+		t.Fatal("no trailer")
+	}
+	end += len("TRAILER!!!\x00")
+	end += int(pad4(int64(end)))
+	want, _, err := listAll(t, main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := 0; k <= 5; k++ {
+		for _, comp := range []string{"zstd", "gzip"} {
+			img := compress(t, comp, append(bytes.Clone(main[:end]), make([]byte, k)...))
+			got, segs, err := listAll(t, img)
+			if err != nil || !slices.Equal(got, want) || len(segs) != 1 {
+				t.Errorf("%s with %d zero bytes after the trailer: %d entries of %d, %d segments, %v", comp, k, len(got), len(want), len(segs), err)
+			}
+		}
+	}
+}
