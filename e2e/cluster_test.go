@@ -56,7 +56,7 @@ func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args
 		return err
 	})
 	t.Cleanup(srv.Stop)
-	st.run("export-check", func() error { return exportCheck(ctx, t, srv, im.Root(1)) })
+	st.run("export-check", func() error { return exportCheck(ctx, t, srv, im.Root(1), "/check") })
 	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)

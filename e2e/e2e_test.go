@@ -167,7 +167,7 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 		return err
 	})
 	t.Cleanup(srv.Stop)
-	st.run("export-check", func() error { return exportCheck(ctx, t, srv, root) })
+	st.run("export-check", func() error { return exportCheck(ctx, t, srv, root, "/node") })
 	// A machine-id made at boot, nothing written reaching the export.
 	st.log = filepath.Join(work, "serial-1.log")
 	st.run("boot-1", func() error {
@@ -222,22 +222,28 @@ func verifyInitrd(t *testing.T, ctx context.Context, st *stages, root string, k 
 	}
 }
 
-// exportCheck runs nroot check against the export of root (NFSv3
-// mounts it by path) and fails on any difference or failed check.
-func exportCheck(ctx context.Context, t *testing.T, srv *ganesha.Server, root string) error {
-	rep, err := nfscheck.Run(ctx, nfscheck.Options{Target: nfscheck.Target{Host: "127.0.0.1", NFSPort: srv.NFSPort, MountPort: srv.MountPort, Path: root}, Rootfs: root, Timeout: 5 * time.Minute})
-	if err != nil {
-		return err
-	}
-	if n := len(rep.Differences); n > 0 {
-		return fmt.Errorf("%d differences between the export and the image, first %+v", n, rep.Differences[0])
-	}
-	for _, c := range rep.Checks {
-		if c.Status == "FAIL" {
-			return fmt.Errorf("check %s: %s", c.Name, c.Detail)
+// exportCheck runs nroot check against the export of root, over NFSv3
+// (which mounts it by path) and over NFSv4.1 (by its pseudo path), and
+// fails on any difference or failed check.
+func exportCheck(ctx context.Context, t *testing.T, srv *ganesha.Server, root, pseudo string) error {
+	for _, target := range []nfscheck.Target{
+		{Host: "127.0.0.1", NFSPort: srv.NFSPort, MountPort: srv.MountPort, Path: root},
+		{Host: "127.0.0.1", NFSPort: srv.NFSPort, Path: pseudo, Version: 4},
+	} {
+		rep, err := nfscheck.Run(ctx, nfscheck.Options{Target: target, Rootfs: root, Timeout: 5 * time.Minute})
+		if err != nil {
+			return err
 		}
+		if n := len(rep.Differences); n > 0 {
+			return fmt.Errorf("NFS %s: %d differences between the export and the image, first %+v", rep.NFSVersion, n, rep.Differences[0])
+		}
+		for _, c := range rep.Checks {
+			if c.Status == "FAIL" {
+				return fmt.Errorf("NFS %s: check %s: %s", rep.NFSVersion, c.Name, c.Detail)
+			}
+		}
+		t.Logf("export check over NFS %s: %d entries in %.2fs", rep.NFSVersion, rep.Stats.Entries, rep.WalkSeconds)
 	}
-	t.Logf("export check: %d entries in %.2fs", rep.Stats.Entries, rep.WalkSeconds)
 	return nil
 }
 
