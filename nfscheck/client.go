@@ -86,6 +86,7 @@ func privileged() bool { return os.Geteuid() == 0 }
 // Conn is a mounted export: the NFS connections and the root file handle.
 type Conn struct {
 	v4      *session4 // NFSv4.1: every call goes through the session
+	rpcs    atomic.Int64
 	mnt     *rpcConn
 	pool    []*rpcConn // connections to the NFS port; requests are spread over them
 	next    atomic.Uint64
@@ -269,6 +270,7 @@ func (c *Conn) exports(ctx context.Context) ([]string, error) {
 // call sends an NFS request on one of the connections and checks its
 // status.
 func (c *Conn) call(ctx context.Context, proc uint32, args any) (io.ReadSeeker, error) {
+	c.rpcs.Add(1)
 	conn := c.pool[c.next.Add(1)%uint64(len(c.pool))]
 	res, err := conn.Call(ctx, nfs.Nfs3Prog, nfs.Nfs3Vers, proc, c.Auth, args)
 	if err != nil {
@@ -557,4 +559,22 @@ func mount4(ctx context.Context, t Target) (*Conn, error) {
 	}
 	c.Info = &nfs.FSInfo{RTMax: rt, RTPref: rt}
 	return c, nil
+}
+
+// RPCs is how many NFS calls (NFSv4: COMPOUNDs) the connection sent.
+func (c *Conn) RPCs() int64 {
+	if c.v4 != nil {
+		return c.v4.rpcs.Load()
+	}
+	return c.rpcs.Load()
+}
+
+// Sequence sends a COMPOUND of SEQUENCE alone, as a client renewing its
+// lease does (NFSv4.1 only).
+func (c *Conn) Sequence(ctx context.Context) error {
+	if c.v4 == nil {
+		return errors.New("SEQUENCE is NFSv4.1")
+	}
+	_, _, err := c.v4.call(ctx, func(*compound4) {})
+	return err
 }

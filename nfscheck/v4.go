@@ -10,6 +10,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/willscott/go-nfs-client/nfs"
@@ -186,6 +187,7 @@ type session4 struct {
 	slots    chan int    // free slot ids
 	seq      []uint32    // each slot's last sequence id
 	maxRead  uint32 // the fore channel's response limit, less headers
+	rpcs     atomic.Int64
 }
 
 // compound4 is one COMPOUND being built; ops counts its operations.
@@ -244,6 +246,7 @@ func (s *session4) callOnce(ctx context.Context, build func(*compound4)) (*dec, 
 		ops.u32(0) // cachethis
 	}
 	build(&ops)
+	s.rpcs.Add(1)
 	body.u32(ops.ops)
 	body.Write(ops.Bytes())
 	res, err := s.conn.Call(ctx, nfs4Prog, nfs4Vers, nfs4Compound, authSys, rawArgs(body.Bytes()))

@@ -106,7 +106,16 @@ func (r *Recorder) proxy(client net.Conn) {
 	calls := &pendingCalls{m: map[uint32]*call{}}
 	done := make(chan struct{}, 2)
 	go func() {
-		records(io.TeeReader(client, server), func(rec []byte) { r.onCall(calls, rec) })
+		// A call is registered before the server sees it, so its
+		// reply always finds it; it goes on as one fragment.
+		records(client, func(rec []byte) {
+			r.onCall(calls, rec)
+			var hdr [4]byte
+			binary.BigEndian.PutUint32(hdr[:], 0x80000000|uint32(len(rec)))
+			if _, err := server.Write(append(hdr[:], rec...)); err != nil {
+				client.Close()
+			}
+		})
 		server.Close()
 		done <- struct{}{}
 	}()
@@ -130,10 +139,7 @@ func records(rd io.Reader, fn func([]byte)) {
 		v := binary.BigEndian.Uint32(hdr[:])
 		n := int(v & 0x7fffffff)
 		if len(rec)+n > maxRecord {
-			// Too large to keep: pass it on unread.
-			io.CopyN(io.Discard, rd, int64(n))
-			rec = rec[:0]
-			continue
+			return // larger than any NFS record: the connection ends
 		}
 		start := len(rec)
 		rec = append(rec, make([]byte, n)...)

@@ -192,6 +192,9 @@ func (s *Server) Stop() {
 	}
 }
 
+// PID is nfs-ganesha's process id.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
 // Pause stops the server without ending it (SIGSTOP), to play a slow or
 // hung server; Resume continues it.
 func (s *Server) Pause()  { syscall.Kill(-s.cmd.Process.Pid, syscall.SIGSTOP) }
