@@ -45,7 +45,7 @@ func TestVerifyNamesWhatIsMissing(t *testing.T) {
 func TestVerifyModes(t *testing.T) {
 	const k = "6.1.0-9-amd64"
 	live := map[string]string{
-		"usr/lib/dracut/modules.txt":                      "base\nnetwork\nnetwork-legacy\nnfs\ndmsquash-live\nlivenet\noverlayfs\n",
+		"usr/lib/dracut/modules.txt":                       "base\nnetwork\nnetwork-legacy\nnfs\ndmsquash-live\nlivenet\noverlayfs\n",
 		"usr/lib/dracut/hooks/cmdline/29-parse-livenet.sh": "#!/bin/sh\n",
 		"sbin/dmsquash-live-root":                          "#!/bin/sh\n",
 		"sbin/livenetroot":                                 "#!/bin/sh\n",

@@ -279,8 +279,8 @@ func (p probe) booted(root string) error {
 }
 
 type probe struct {
-	failed, failedList, fstype, write, machineID, hostname, hostkey, pkg, rootSource string
-	multiUser                                                                        time.Duration
+	failed, failedList, fstype, write, machineID, hostname, hostkey, pkg, rootSource, nfsOps string
+	multiUser                                                                                time.Duration
 }
 
 // vm is what QEMU boots: a kernel and an initramfs, or with tftp the
@@ -368,6 +368,8 @@ func boot(ctx context.Context, m vm, cmdline, log string) (probe, error) {
 				p.pkg = v
 			case "root-source":
 				p.rootSource = v
+			case "nfs-ops":
+				p.nfsOps = v
 			}
 		} else if p.failed != "" && p.failed != "0" && strings.Contains(line, ".service") {
 			p.failedList += strings.TrimSpace(line) + "; "

@@ -184,16 +184,16 @@ type session4 struct {
 	conn     *rpcConn
 	clientID uint64
 	id       [16]byte
-	slots    chan int    // free slot ids
-	seq      []uint32    // each slot's last sequence id
-	maxRead  uint32 // the fore channel's response limit, less headers
+	slots    chan int // free slot ids
+	seq      []uint32 // each slot's last sequence id
+	maxRead  uint32   // the fore channel's response limit, less headers
 	rpcs     atomic.Int64
 }
 
 // compound4 is one COMPOUND being built; ops counts its operations.
 type compound4 struct {
 	enc
-	ops  uint32
+	ops   uint32
 	names []string
 }
 
@@ -339,11 +339,11 @@ func dial4(ctx context.Context, addr string) (*session4, error) {
 		c.u32(seq)
 		c.u32(0) // flags: no persistence, no back channel
 		for _, fore := range []bool{true, false} {
-			c.u32(0)          // header pad
-			c.u32(1 << 20)    // max request
-			c.u32(maxResp)    // max response
-			c.u32(4096)       // max response cached
-			c.u32(8)          // max operations
+			c.u32(0)       // header pad
+			c.u32(1 << 20) // max request
+			c.u32(maxResp) // max response
+			c.u32(4096)    // max response cached
+			c.u32(8)       // max operations
 			if fore {
 				c.u32(slots)
 			} else {
@@ -625,7 +625,7 @@ func (s *session4) read(ctx context.Context, fh []byte, off uint64, count uint32
 		count = s.maxRead
 	}
 	d, err := s.onFH(ctx, fh, "READ", op4Read, func(c *compound4) {
-		c.u32(0)              // the anonymous stateid: seqid 0,
+		c.u32(0)                  // the anonymous stateid: seqid 0,
 		c.fixed(make([]byte, 12)) // other all zeros
 		c.u64(off)
 		c.u32(count)

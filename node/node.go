@@ -47,9 +47,9 @@ type Result struct {
 	// ImageCmdline boots the root from an image file (nroot fsimage)
 	// instead of the tree: IMAGEURL is root=live:'s nfs4:SERVER:/PATH/FILE or http://
 	// URL, filled in by nroot export.
-	ImageCmdline string `json:"image_cmdline"`
-	Dracut  Dracut   `json:"dracut"`
-	Checks  []Check  `json:"checks"`
+	ImageCmdline string  `json:"image_cmdline"`
+	Dracut       Dracut  `json:"dracut"`
+	Checks       []Check `json:"checks"`
 }
 
 // Kernel is one installed kernel and its initramfs.

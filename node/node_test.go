@@ -1,8 +1,8 @@
 package node
 
 import (
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"

@@ -14,8 +14,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"nroot/apt"
-	"nroot/hook"
 	"nroot/fsimage"
+	"nroot/hook"
 	"nroot/internal/atomicfile"
 	"nroot/internal/fetch"
 	"nroot/internal/fsroot"

@@ -121,7 +121,7 @@ APT sources. Downloads are cached in $XDG_CACHE_HOME/nroot.`,
 	root.PersistentFlags().StringVar(&g.cacheDir, "cache-dir", "", "download cache (default $XDG_CACHE_HOME/nroot)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log more detail to stderr")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "log only warnings and errors")
-	root.AddCommand(newResolveCmd(g), newBootstrapCmd(g), newConfigureCmd(g), newKeyringCmd(g), newMirrorCmd(g), newInitrdCmd(g), newNodeCmd(g), newCheckCmd(g), newExportCmd(g), newRunCmd(g), newShellCmd(g), newBootCmd(g), newIdentityCmd(g), newImageCmd(g), newPXECmd(g), newFSImageCmd(g), newVersionCmd())
+	root.AddCommand(newResolveCmd(g), newBootstrapCmd(g), newConfigureCmd(g), newKeyringCmd(g), newMirrorCmd(g), newInitrdCmd(g), newNodeCmd(g), newCheckCmd(g), newExportCmd(g), newRunCmd(g), newShellCmd(g), newBootCmd(g), newIdentityCmd(g), newImageCmd(g), newPXECmd(g), newFSImageCmd(g), newStormCmd(), newVersionCmd())
 	root.AddCommand(newManCmd(root))
 	registerCompletions(root)
 	root.Version = version().String()
