@@ -9,7 +9,7 @@ TARGET  ?= ./nroot-node
 # The address nodes reach this machine at, for the export's boot lines.
 SERVER  ?= $(shell hostname -I 2>/dev/null | cut -d' ' -f1)
 
-.PHONY: all build deps run test unit fuzz bench compare foreign e2e man clean
+.PHONY: all build deps run test unit fuzz bench storm compare foreign e2e man clean
 
 all: build
 
@@ -40,14 +40,25 @@ fuzz:
 # Speeds the issues name: Packages parse and resolve of trixie minbase,
 # bootstrap against mmdebstrap (cold and warm), the export check of a
 # minbase export, initramfs listing against lsinitrd and 3cpio, and the
-# end-to-end stages (bootstrap, node, initrd verify, export check, boot).
+# end-to-end stages (bootstrap, node, initrd verify, export check, boot),
+# and a short boot storm (up to 100 clients).
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./apt
 	./scripts/bench-bootstrap.sh
 	./scripts/bench-rootless.sh
 	$(GO) test -run '^$$' -bench ExportCheck -benchtime 3x ./nfscheck
 	./scripts/bench-initrd.sh
-	NROOT_E2E_SUITES=bookworm $(GO) test -tags e2e -count=1 -timeout 40m -v -run NodeBootsOverNFS ./e2e | grep -E 'stage |timings'
+	NROOT_E2E_SUITES=bookworm $(GO) test -tags e2e -count=1 -timeout 40m -v -run NodeBootsOverNFS ./e2e > bench-e2e.log 2>&1; s=$$?; grep -E 'stage |timings' bench-e2e.log; exit $$s
+	$(MAKE) storm STORM_CLIENTS=1,10,50,100
+
+# The full boot storm the README reports: a recorded boot of each NFS mode
+# replayed by 1 to 500 concurrent clients, and the image over HTTP, direct
+# and through a caching nginx (results, table and plot in storm-results/).
+STORM_CLIENTS ?= 1,10,50,100,200,500
+storm: deps
+	mkdir -p storm-results
+	NROOT_STORM_CLIENTS=$(STORM_CLIENTS) NROOT_STORM_OUT=$(CURDIR)/storm-results $(GO) test -tags e2e -count=1 -timeout 180m -v -run TestBootStorm ./e2e > storm-results/log.txt 2>&1; s=$$?; \
+	  grep -E 'stage |recorded|RPCs per boot|streams| clients:|origin sent' storm-results/log.txt; cat storm-results/table.txt 2>/dev/null; exit $$s
 
 # The resolver and bootstrap against mmdebstrap for Debian's stable and
 # oldstable and Ubuntu's two LTS releases, minbase, important and standard

@@ -284,18 +284,35 @@ func freePort() (int, error) {
 // pxe wrote, until the test ends.
 func startNginx(t *testing.T, work, block string, port int) error {
 	dir := filepath.Join(work, "nginx")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	stop, err := runNginx(dir, block, port)
+	if err != nil {
 		return err
+	}
+	t.Cleanup(func() {
+		stop()
+		if b, err := os.ReadFile(filepath.Join(dir, "access.log")); err == nil && len(b) < 1<<20 {
+			t.Logf("nginx served:\n%s", b)
+		}
+	})
+	return nil
+}
+
+// runNginx runs nginx in the foreground in dir with the server block,
+// waits until it answers on port, and returns what stops it.
+func runNginx(dir, block string, port int) (func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
 	}
 	conf := filepath.Join(dir, "nginx.conf")
 	main := fmt.Sprintf(`user root;
 daemon off;
-worker_processes 1;
+worker_processes auto;
 pid %[1]s/pid;
 error_log %[1]s/error.log;
-events { worker_connections 64; }
+events { worker_connections 4096; }
 http {
     access_log %[1]s/access.log;
+    sendfile on;
     client_body_temp_path %[1]s/body;
     proxy_temp_path %[1]s/proxy;
     fastcgi_temp_path %[1]s/fastcgi;
@@ -305,32 +322,39 @@ http {
 }
 `, dir, block)
 	if err := os.WriteFile(conf, []byte(main), 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	cmd := exec.Command("nginx", "-c", conf, "-p", dir)
 	out, err := os.Create(filepath.Join(dir, "stderr"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
 	}
-	t.Cleanup(func() {
+	stop := func() {
 		cmd.Process.Kill()
 		cmd.Wait()
-		if b, err := os.ReadFile(filepath.Join(dir, "access.log")); err == nil {
-			t.Logf("nginx served:\n%s", b)
+		// The workers go with the master; wait until the port is free.
+		for i := 0; i < 100; i++ {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 100*time.Millisecond)
+			if err != nil {
+				return
+			}
+			c.Close()
+			time.Sleep(100 * time.Millisecond)
 		}
-	})
+	}
 	// Ready when it answers.
 	for i := 0; i < 100; i++ {
 		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
 			c.Close()
-			return nil
+			return stop, nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	stop()
 	eb, _ := os.ReadFile(filepath.Join(dir, "stderr"))
-	return fmt.Errorf("nginx does not answer on port %d: %s", port, eb)
+	return nil, fmt.Errorf("nginx does not answer on port %d: %s", port, eb)
 }

@@ -38,6 +38,9 @@ type Options struct {
 	MountPort int
 	// V4Only turns NFSv3 (and MOUNT) off, as NFSv4-only servers run.
 	V4Only bool
+	// AttrCache keeps ganesha's attribute cache, as a production server
+	// runs (tests that change trees under the server turn it off).
+	AttrCache bool
 }
 
 func freePort() (int, error) {
@@ -59,7 +62,7 @@ func listening(port int) bool {
 }
 
 // Config renders the ganesha configuration.
-func Config(dir string, nfsPort, mountPort, nlmPort, rquotaPort int, exports []Export, v4Only bool) string {
+func Config(dir string, nfsPort, mountPort, nlmPort, rquotaPort int, exports []Export, v4Only, attrCache bool) string {
 	var b strings.Builder
 	protocols := "3, 4"
 	if v4Only {
@@ -81,7 +84,7 @@ LOG { Default_Log_Level = WARN; }
 `, protocols, nfsPort, mountPort, nlmPort, rquotaPort, export.GaneshaNFSV4("Graceless = true;", "RecoveryBackend = fs;", "RecoveryRoot = "+dir+"/recovery;"))
 	for _, e := range exports {
 		// Tests change trees under the server: serve changes at once.
-		e.NoAttrCache = true
+		e.NoAttrCache = !attrCache
 		e.V4Only = e.V4Only || v4Only
 		b.WriteString(e.Ganesha())
 	}
@@ -134,7 +137,7 @@ func Start(ctx context.Context, exports []Export, o Options) (*Server, error) {
 	nlm, _ := freePort()
 	rq, _ := freePort()
 	conf := filepath.Join(dir, "ganesha.conf")
-	if err := os.WriteFile(conf, []byte(Config(dir, s.NFSPort, s.MountPort, nlm, rq, exports, o.V4Only)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(Config(dir, s.NFSPort, s.MountPort, nlm, rq, exports, o.V4Only, o.AttrCache)), 0o644); err != nil {
 		return fail(err)
 	}
 	s.cmd = exec.Command(bin, "-F", "-L", s.Log, "-f", conf, "-p", filepath.Join(dir, "ganesha.pid"))

@@ -1,0 +1,272 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"nroot/image"
+	"nroot/internal/ganesha"
+	"nroot/internal/testenv"
+	"nroot/nfscheck"
+	"nroot/node"
+	"nroot/storm"
+)
+
+// TestBootStorm is the boot-storm measurement (make bench: up to 100
+// clients; make storm: up to 500). A bookworm node is built and its
+// generation written as a squashfs; QEMU boots it once from the tree and
+// once from the image file over NFS, each through the recorder, which
+// writes the boot's working set. Then, for each client count, the
+// working sets are replayed by in-process NFSv4.1 clients against
+// nfs-ganesha (tree, nfs-image), and the image is fetched whole from
+// nginx (http) and through a second nginx caching it (http-cache).
+// Results go to NROOT_STORM_OUT: results.json, table.txt, storm.svg and
+// the working sets.
+func TestBootStorm(t *testing.T) {
+	spec := os.Getenv("NROOT_STORM_CLIENTS")
+	if spec == "" {
+		t.Skip("the boot storm runs with make bench or make storm (NROOT_STORM_CLIENTS)")
+	}
+	var counts []int
+	for _, s := range strings.Split(spec, ",") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > storm.MaxClients {
+			t.Fatalf("NROOT_STORM_CLIENTS=%q", spec)
+		}
+		counts = append(counts, n)
+	}
+	out := os.Getenv("NROOT_STORM_OUT")
+	if out == "" {
+		out = "storm-results"
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Mirror(t)
+	testenv.Root(t)
+	for _, c := range []string{"systemd-nspawn", "ganesha.nfsd", "qemu-system-x86_64", "nginx", "mksquashfs"} {
+		testenv.Command(t, c)
+	}
+	ctx := context.Background()
+	work := t.TempDir()
+	os.Chmod(work, 0o755)
+	nroot := nrootCLI(t, work)
+	st := &stages{t: t, times: map[string]float64{}}
+	root := filepath.Join(work, "root")
+	im := image.Image{Dir: filepath.Join(work, "image")}
+	st.run("bootstrap", func() error {
+		return nroot(nil, "--cache-dir", cache().CacheDir, "bootstrap", "bookworm", root)
+	})
+	st.run("node", func() error {
+		return nroot(nil, "--cache-dir", cache().CacheDir, "node", "--e2e-probe", root)
+	})
+	st.run("image-create", func() error { return nroot(nil, "image", "create", "--move", im.Dir, root) })
+	gen := filepath.Dir(im.Root(1))
+	file := filepath.Join(gen, "root.squashfs")
+	var info struct{ Bytes int64 }
+	st.run("fsimage", func() error { return nroot(&info, "fsimage", "--json", im.Root(1), file) })
+	// The image file alone in a directory, for the one-client baseline.
+	stream := filepath.Join(work, "stream")
+	os.MkdirAll(stream, 0o755)
+	if err := os.Link(file, filepath.Join(stream, "root.squashfs")); err != nil {
+		t.Fatal(err)
+	}
+	nfsPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ganesha.Start(ctx, []ganesha.Export{{ID: 1, Path: im.Dir, Pseudo: "/nroot"}, {ID: 2, Path: stream, Pseudo: "/stream"}}, ganesha.Options{NFSPort: nfsPort, AttrCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+
+	// Record a boot of each NFS mode.
+	var cfg node.ExportConfig
+	if err := nroot(&cfg, "export", "--json", "--server", "10.0.2.2", "--path", "/nroot/generations/1/root", "--image", file, "--image-path", "/nroot/generations/1", im.Root(1)); err != nil {
+		t.Fatal(err)
+	}
+	sets := map[string]*storm.WorkingSet{}
+	for _, b := range []struct{ mode, cmdline string }{{"tree", cfg.Cmdline}, {"nfs-image", cfg.CmdlineNFSImg}} {
+		st.log = filepath.Join(work, "serial-"+b.mode+".log")
+		st.run("record-"+b.mode, func() error {
+			ln, err := storm.Listen(ctx, "127.0.0.1:2049")
+			if err != nil {
+				return err
+			}
+			rec := storm.NewRecorder(ln, "127.0.0.1:"+strconv.Itoa(nfsPort), b.mode)
+			p, err := boot(ctx, vm{kernel: filepath.Join(gen, "vmlinuz"), initrd: filepath.Join(gen, "initrd.img")}, b.cmdline+" console=ttyS0", st.log)
+			ws := rec.Close()
+			if err != nil {
+				return err
+			}
+			if err := p.booted(im.Root(1)); err != nil {
+				return err
+			}
+			sets[b.mode] = ws
+			t.Logf("recorded %s (multi-user after %.1fs; the node counted %s NFS RPCs on its root): %s", b.mode, p.multiUser.Seconds(), p.nfsOps, ws.Summary())
+			f, err := os.Create(filepath.Join(out, "workset-"+b.mode+".json"))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			return ws.Write(f)
+		})
+	}
+	st.log = ""
+	t.Logf("RPCs per boot: tree %d, nfs-image %d (%.1f times fewer)", sets["tree"].RPCs, sets["nfs-image"].RPCs, float64(sets["tree"].RPCs)/float64(max(sets["nfs-image"].RPCs, 1)))
+
+	// One client streaming the image file: what nroot check --deep reads.
+	var baseline float64
+	st.run("baseline", func() error {
+		rep, err := nfscheck.Run(ctx, nfscheck.Options{Target: nfscheck.Target{Host: "127.0.0.1", NFSPort: nfsPort, Path: "/stream", Version: 4}, Deep: true, Timeout: 10 * time.Minute})
+		if err != nil {
+			return err
+		}
+		baseline = float64(rep.Stats.BytesRead) / rep.WalkSeconds
+		t.Logf("one client streams the image over NFSv4.1 at %.0f MB/s", baseline/1e6)
+		return nil
+	})
+
+	// nginx: an origin serving the image directory, and a cache in
+	// front of it.
+	originPort, _ := freePort()
+	cachePort, _ := freePort()
+	originLog := filepath.Join(work, "origin-bytes.log")
+	origin := fmt.Sprintf(`log_format bytes '$body_bytes_sent';
+server {
+    listen 127.0.0.1:%d;
+    root %s;
+    access_log %s bytes;
+    location / { }
+}
+`, originPort, im.Dir, originLog)
+	originConf := filepath.Join(work, "origin.conf")
+	os.WriteFile(originConf, []byte(origin), 0o644)
+	stopOrigin, err := runNginx(filepath.Join(work, "origin", "nginx"), originConf, originPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopOrigin)
+	originPIDs := nginxPIDs(filepath.Join(work, "origin", "nginx"))
+	url := fmt.Sprintf("http://127.0.0.1:%d/generations/1/root.squashfs", originPort)
+	cacheURL := fmt.Sprintf("http://127.0.0.1:%d/generations/1/root.squashfs", cachePort)
+
+	var results []storm.Result
+	for _, n := range counts {
+		for _, mode := range []string{"tree", "nfs-image", "http", "http-cache"} {
+			o := storm.Options{Mode: mode, Clients: n, Timeout: 15 * time.Minute}
+			var stop func()
+			var before int64
+			switch mode {
+			case "tree", "nfs-image":
+				o.WorkingSet, o.NFS, o.ServerPIDs = sets[mode], nfscheck.Target{Host: "127.0.0.1", NFSPort: nfsPort, Version: 4}, []int{srv.PID()}
+			case "http":
+				o.URL, o.ServerPIDs = url, originPIDs
+			case "http-cache":
+				// A cold cache for each run: the origin must send the
+				// image once, however many clients ask at once.
+				dir := filepath.Join(work, fmt.Sprintf("cache-%d", n))
+				stop = startCache(t, dir, cachePort, originPort)
+				o.URL, o.ServerPIDs = cacheURL, append(nginxPIDs(filepath.Join(dir, "nginx")), originPIDs...)
+				before = logBytes(originLog)
+			}
+			exec.Command("sync").Run()
+			res, err := storm.Run(ctx, o)
+			if stop != nil {
+				stop()
+			}
+			if err != nil {
+				t.Fatalf("%s with %d clients: %v", mode, n, err)
+			}
+			if mode == "http-cache" {
+				res.OriginBytes = logBytes(originLog) - before
+			}
+			if res.Errors > 0 {
+				t.Errorf("%s with %d clients: %d failed, first: %s", mode, n, res.Errors, res.FirstError)
+			}
+			t.Logf("%-10s %4d clients: p50 %.2fs p99 %.2fs, %.0f MB/s, %.0f RPCs/s, server CPU %.0f%%", mode, n, res.P50, res.P99, res.BytesPerSec/1e6, res.RPCsPerSec, res.ServerLoad)
+			results = append(results, *res)
+		}
+	}
+	var table strings.Builder
+	storm.WriteTable(&table, results)
+	fmt.Fprintf(&table, "\nRPCs per boot: tree %d, nfs-image %d; image file %d bytes; one client streams it over NFSv4.1 at %.0f MB/s\n", sets["tree"].RPCs, sets["nfs-image"].RPCs, info.Bytes, baseline/1e6)
+	for _, r := range results {
+		if r.Mode == "http-cache" {
+			fmt.Fprintf(&table, "http-cache %d clients: the origin sent %d bytes (%.2f times the image)\n", r.Clients, r.OriginBytes, float64(r.OriginBytes)/float64(info.Bytes))
+		}
+	}
+	t.Logf("storm:\n%s", table.String())
+	b, _ := json.MarshalIndent(map[string]any{"results": results, "rpcs_per_boot": map[string]int{"tree": sets["tree"].RPCs, "nfs-image": sets["nfs-image"].RPCs},
+		"image_bytes": info.Bytes, "baseline_bytes_per_second": baseline}, "", "  ")
+	os.WriteFile(filepath.Join(out, "results.json"), b, 0o644)
+	os.WriteFile(filepath.Join(out, "table.txt"), []byte(table.String()), 0o644)
+	os.WriteFile(filepath.Join(out, "storm.svg"), storm.Plot(results, "boot storm on one server (2 cores, loopback)"), 0o644)
+}
+
+// startCache runs an nginx that caches the origin, with its own cache
+// directory; concurrent misses wait for one fetch (proxy_cache_lock).
+func startCache(t *testing.T, dir string, port, origin int) func() {
+	os.MkdirAll(filepath.Join(dir, "cache"), 0o755)
+	conf := filepath.Join(dir, "cache.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`proxy_cache_path %s/cache levels=1:2 keys_zone=nroot:10m max_size=4g inactive=1h use_temp_path=off;
+server {
+    listen 127.0.0.1:%d;
+    access_log off;
+    location / {
+        proxy_pass http://127.0.0.1:%d;
+        proxy_cache nroot;
+        proxy_cache_valid 200 1h;
+        proxy_cache_lock on;
+        proxy_cache_lock_timeout 10m;
+        proxy_cache_lock_age 10m;
+    }
+}
+`, dir, port, origin)), 0o644)
+	stop, err := runNginx(filepath.Join(dir, "nginx"), conf, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stop
+}
+
+// nginxPIDs is the master's pid, from its pid file.
+func nginxPIDs(dir string) []int {
+	b, err := os.ReadFile(filepath.Join(dir, "pid"))
+	if err != nil {
+		return nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil
+	}
+	return []int{n}
+}
+
+// logBytes sums an access log of $body_bytes_sent lines.
+func logBytes(p string) int64 {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var sum int64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		n, _ := strconv.ParseInt(strings.TrimSpace(sc.Text()), 10, 64)
+		sum += n
+	}
+	return sum
+}
