@@ -72,6 +72,7 @@ type Result struct {
 	Entry    string             `json:"entry"`
 	DNSMasq  string             `json:"dnsmasq"`
 	Nginx    string             `json:"nginx"`
+	Cache    string             `json:"nginx_cache"`
 	Nodes    []Node             `json:"nodes"`
 	Segments []identity.Segment `json:"-"`
 }
@@ -157,6 +158,7 @@ reboot
 	}
 	f["dnsmasq.conf"] = dm
 	f["nginx.conf"] = nginx(nodes, u)
+	f["nginx-cache.conf"] = nginxCache(base)
 	return f, out, nil
 }
 
@@ -249,6 +251,38 @@ server {
 	return b.String()
 }
 
+// nginxCache is a server block for a caching tier in front of the origin
+// (base): it serves a generation's files, which never change once made,
+// from its cache, and fetches each from the origin once however many
+// nodes ask at once (proxy_cache_lock). Scripts and identity segments
+// stay with the origin, which knows each node's address.
+func nginxCache(base string) string {
+	return fmt.Sprintf(`# Written by nroot pxe: a caching tier for the image's files, for the
+# http block of nginx on a cache host. It fetches each generation's kernel,
+# initramfs and image file from the origin %[1]s once per
+# cache, however many nodes ask at once; scripts and identity segments are
+# not served here (nodes get them from the origin). Point image-mode nodes'
+# root=live:http://CACHE/generations/N/root.squashfs at it.
+proxy_cache_path /var/cache/nginx/nroot levels=1:2 keys_zone=nroot:10m max_size=50g inactive=30d use_temp_path=off;
+server {
+    listen 80;
+    location / { return 404; }
+    location ~ "^/generations/[0-9]+/(vmlinuz|initrd\.img|root\.squashfs|root\.erofs)$" {
+        proxy_pass %[1]s;
+        proxy_cache nroot;
+        # A generation's files never change once it is made.
+        proxy_cache_valid 200 30d;
+        # Concurrent misses wait for one fetch from the origin.
+        proxy_cache_lock on;
+        proxy_cache_lock_timeout 10m;
+        proxy_cache_lock_age 10m;
+        proxy_cache_use_stale updating error timeout;
+        add_header X-Cache-Status $upstream_cache_status;
+    }
+}
+`, base)
+}
+
 // Write renders the configuration for the image at dir, makes (once)
 // each node's identity in store and writes its segment, and writes every
 // file atomically. A node pinned to a generation the image lacks is
@@ -303,7 +337,7 @@ func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) 
 			return nil, fmt.Errorf("pxe: %w", err)
 		}
 	}
-	return &Result{Image: abs, Entry: filepath.Join(abs, "boot.ipxe"), DNSMasq: filepath.Join(abs, "dnsmasq.conf"), Nginx: filepath.Join(abs, "nginx.conf"), Nodes: out, Segments: segs}, nil
+	return &Result{Image: abs, Entry: filepath.Join(abs, "boot.ipxe"), DNSMasq: filepath.Join(abs, "dnsmasq.conf"), Nginx: filepath.Join(abs, "nginx.conf"), Cache: filepath.Join(abs, "nginx-cache.conf"), Nodes: out, Segments: segs}, nil
 }
 
 func lookupGroup(name string) (int, error) {

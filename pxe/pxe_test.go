@@ -37,6 +37,7 @@ func TestRender(t *testing.T) {
 		"dnsmasq.conf": {"dhcp-range=10.0.0.0,static\n", "dhcp-host=52:54:00:00:00:01,set:nroot,10.0.0.11,node1\n", "dhcp-host=52:54:00:00:00:03,set:nroot,10.0.0.13,spare\n",
 			"dhcp-boot=tag:nroot,tag:ipxe,http://10.0.0.1:8080/boot.ipxe\n", "dhcp-boot=tag:nroot,tag:!ipxe,tag:!efi64,undionly.kpxe\n"},
 		"nginx.conf": {"listen 8080;", "location = /nodes/node2.img { allow 10.0.0.12; deny all; }\n", "location / { return 404; }"},
+		"nginx-cache.conf": {"proxy_pass http://10.0.0.1:8080;", "proxy_cache_lock on;", "location / { return 404; }"},
 	}
 	if len(f) != len(want) {
 		t.Errorf("%d files, want %d", len(f), len(want))
@@ -132,5 +133,16 @@ func TestWrite(t *testing.T) {
 	os.WriteFile(conf, []byte("pid "+filepath.Join(filepath.Dir(conf), "pid")+";\nerror_log stderr;\nevents {}\nhttp {\naccess_log off;\ninclude "+res.Nginx+";\n}\n"), 0o644)
 	if out, err := exec.Command(nginx, "-t", "-q", "-c", conf).CombinedOutput(); err != nil {
 		t.Errorf("nginx -t: %v\n%s", err, out)
+	}
+	// The caching tier, its cache moved into the test's directory.
+	b, err := os.ReadFile(res.Cache)
+	if err != nil || !strings.Contains(string(b), "proxy_pass http://10.0.0.1:8080;") || !strings.Contains(string(b), "proxy_cache_lock on;") {
+		t.Fatalf("cache configuration: %v\n%s", err, b)
+	}
+	cache := filepath.Join(t.TempDir(), "cache.conf")
+	os.WriteFile(cache, []byte(strings.Replace(string(b), "/var/cache/nginx/nroot", filepath.Join(t.TempDir(), "cache"), 1)), 0o644)
+	os.WriteFile(conf, []byte("pid "+filepath.Join(filepath.Dir(conf), "pid")+";\nerror_log stderr;\nevents {}\nhttp {\naccess_log off;\ninclude "+cache+";\n}\n"), 0o644)
+	if out, err := exec.Command(nginx, "-t", "-q", "-c", conf).CombinedOutput(); err != nil {
+		t.Errorf("nginx -t of the cache tier: %v\n%s", err, out)
 	}
 }
