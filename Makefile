@@ -9,7 +9,7 @@ TARGET  ?= ./nroot-node
 # The address nodes reach this machine at, for the export's boot lines.
 SERVER  ?= $(shell hostname -I 2>/dev/null | cut -d' ' -f1)
 
-.PHONY: all build deps run test unit fuzz bench storm compare foreign e2e man clean
+.PHONY: all build deps run test unit fuzz bench storm compare foreign e2e e2e-full man clean
 
 all: build
 
@@ -73,9 +73,14 @@ foreign: deps
 
 # The whole mission: bootstrap, node, initrd verify, ganesha export,
 # export check, and a QEMU boot over NFSv4 (bookworm, trixie, noble, and
-# minbase variants); bookworm as a cluster booted by QEMU's network boot.
+# bookworm minbase); bookworm as a cluster booted by QEMU's network boot,
+# and from its squashfs image over NFS and over HTTP. e2e-full adds
+# trixie minbase (CI's time is kept for the image-mode boots).
 e2e: deps
 	$(GO) test -tags e2e -count=1 -timeout 80m -v -run "NodeBootsOverNFS|PackedInitrdBoots" ./e2e
+
+e2e-full: deps
+	NROOT_E2E_SUITES=bookworm,trixie,noble,bookworm/minbase,trixie/minbase $(GO) test -tags e2e -count=1 -timeout 100m -v -run "NodeBootsOverNFS|PackedInitrdBoots" ./e2e
 
 # Manual pages, one per command, from the help text (man/).
 man: build

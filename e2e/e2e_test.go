@@ -39,7 +39,8 @@ func suites() []string {
 	if s := os.Getenv("NROOT_E2E_SUITES"); s != "" {
 		return strings.Split(s, ",")
 	}
-	return []string{"bookworm", "trixie", "noble", "bookworm/minbase", "trixie/minbase"}
+	// trixie/minbase too with make e2e-full.
+	return []string{"bookworm", "trixie", "noble", "bookworm/minbase"}
 }
 
 // spec splits SUITE[/VARIANT]; the variant defaults to bootstrap's.
