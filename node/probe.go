@@ -36,7 +36,7 @@ for arg in $(cat /proc/cmdline); do
 done
 # NFS RPCs this node sent (the NFS root's per-op statistics), to check a
 # recording of them against.
-echo "NROOT-PROBE nfs-ops=$(awk '/^device / { nfs = ($0 ~ /fstype nfs/) } nfs && /^ *[A-Z_]+: [0-9]/ { s += $2 } END { print s + 0 }' /proc/self/mountstats)" > /dev/console
+echo "NROOT-PROBE nfs-ops=$(awk '/^device / { nfs = ($0 ~ /fstype nfs/) } nfs && /^[ \t]*[A-Z_0-9]+: [0-9]/ { s += $2 } END { print s + 0 }' /proc/self/mountstats)" > /dev/console
 systemctl --failed --no-legend > /dev/console
 echo "NROOT-PROBE done" > /dev/console
 systemctl poweroff
