@@ -346,11 +346,13 @@ http {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	// Ready when it answers.
+	// Ready when it answers and has written its pid file.
 	for i := 0; i < 100; i++ {
 		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
 			c.Close()
-			return stop, nil
+			if _, err := os.Stat(filepath.Join(dir, "pid")); err == nil {
+				return stop, nil
+			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -75,7 +75,13 @@ func TestBootStorm(t *testing.T) {
 	gen := filepath.Dir(im.Root(1))
 	file := filepath.Join(gen, "root.squashfs")
 	var info struct{ Bytes int64 }
-	st.run("fsimage", func() error { return nroot(&info, "fsimage", "--json", im.Root(1), file) })
+	st.run("fsimage", func() error {
+		args := []string{"fsimage", "--json"}
+		if b := os.Getenv("NROOT_STORM_BLOCK"); b != "" {
+			args = append(args, "--block-size", b)
+		}
+		return nroot(&info, append(args, im.Root(1), file)...)
+	})
 	// The image file alone in a directory, for the one-client baseline.
 	stream := filepath.Join(work, "stream")
 	os.MkdirAll(stream, 0o755)

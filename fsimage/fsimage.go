@@ -99,6 +99,11 @@ type Options struct {
 	// Epoch is the image's creation time; later mtimes are clamped to
 	// it. Zero: the tree's newest mtime.
 	Epoch time.Time
+	// BlockSize is squashfs's data block size (4 KiB to 1 MiB, a power
+	// of two; 0: 128 KiB) or erofs's largest physical cluster (a multiple
+	// of 4 KiB up to 1 MiB; 0: one block). Larger blocks mean fewer,
+	// larger reads when a node boots from the image.
+	BlockSize int
 	// Progress gets one line when the tool starts and one when it ends.
 	Progress io.Writer
 }
@@ -195,6 +200,9 @@ func Write(ctx context.Context, root, target string, o Options) (*Info, error) {
 	if epoch.IsZero() {
 		epoch = facts.newest
 	}
+	if b := o.BlockSize; b != 0 && (b < 4096 || b > 1<<20 || (o.Format == Squashfs && b&(b-1) != 0) || b%4096 != 0) {
+		return nil, &BlockSizeError{Size: b}
+	}
 	if epoch.Unix() < 0 || epoch.Unix() > 1<<32-1 {
 		return nil, fmt.Errorf("fsimage: time %d is outside what squashfs and erofs store (0 to 2^32-1)", epoch.Unix())
 	}
@@ -203,7 +211,7 @@ func Write(ctx context.Context, root, target string, o Options) (*Info, error) {
 		return nil, fmt.Errorf("fsimage: %w", err)
 	}
 	defer f.Abort()
-	tool, args := command(o.Format, root, f.Name(), epoch.Unix(), facts)
+	tool, args := command(o.Format, root, f.Name(), epoch.Unix(), o.BlockSize, facts)
 	if o.Progress != nil {
 		fmt.Fprintf(o.Progress, "fsimage: %s %s (%d entries, %d MB) to %s\n", tool, root, facts.entries, facts.bytes>>20, target)
 	}
@@ -244,11 +252,26 @@ func Write(ctx context.Context, root, target string, o Options) (*Info, error) {
 // boots reads and which decompresses fast; 128 KiB blocks, the default,
 // so a random read costs one block. erofs: lz4hc, the compressor every
 // erofs-utils and kernel has.
-func command(f Format, root, out string, epoch int64, facts treeFacts) (string, []string) {
+func command(f Format, root, out string, epoch int64, block int, facts treeFacts) (string, []string) {
 	if f == Squashfs {
-		return "mksquashfs", []string{root, out, "-noappend", "-no-progress", "-quiet", "-comp", "zstd", "-reproducible"}
+		args := []string{root, out, "-noappend", "-no-progress", "-quiet", "-comp", "zstd", "-reproducible"}
+		if block != 0 {
+			args = append(args, "-b", strconv.Itoa(block))
+		}
+		return "mksquashfs", args
 	}
-	return "mkfs.erofs", []string{"-zlz4hc", "-U", uuid(epoch, facts), "--quiet", out, root}
+	args := []string{"-zlz4hc", "-U", uuid(epoch, facts), "--quiet"}
+	if block != 0 {
+		args = append(args, "-C", strconv.Itoa(block))
+	}
+	return "mkfs.erofs", append(args, out, root)
+}
+
+// BlockSizeError refuses a block size the format cannot take.
+type BlockSizeError struct{ Size int }
+
+func (e *BlockSizeError) Error() string {
+	return fmt.Sprintf("--block-size %d: a power of two from 4096 to 1048576 for squashfs, a multiple of 4096 up to 1048576 for erofs", e.Size)
 }
 
 // uuid derives erofs's filesystem UUID (version 4 form) from what the

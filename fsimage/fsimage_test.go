@@ -309,3 +309,25 @@ func FuzzReadSuperblock(f *testing.F) {
 		}
 	})
 }
+
+func TestBlockSize(t *testing.T) {
+	testenv.Root(t)
+	tool(t, fsimage.Squashfs)
+	root := tree(t)
+	img := filepath.Join(t.TempDir(), "root.squashfs")
+	if _, err := fsimage.Write(context.Background(), root, img, fsimage.Options{Format: fsimage.Squashfs, BlockSize: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if sb := superblock(t, img); sb.BlockSize != 1<<20 {
+		t.Errorf("block size %d, want 1 MiB", sb.BlockSize)
+	}
+	for _, c := range []struct {
+		f fsimage.Format
+		b int
+	}{{fsimage.Squashfs, 3000}, {fsimage.Squashfs, 12288}, {fsimage.Squashfs, 2 << 20}, {fsimage.EROFS, 5000}} {
+		var be *fsimage.BlockSizeError
+		if _, err := fsimage.Write(context.Background(), root, filepath.Join(t.TempDir(), "x"), fsimage.Options{Format: c.f, BlockSize: c.b}); !errors.As(err, &be) {
+			t.Errorf("%s with blocks of %d: %v", c.f, c.b, err)
+		}
+	}
+}

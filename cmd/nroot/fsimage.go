@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,7 +14,7 @@ import (
 )
 
 func newFSImageCmd(g *globals) *cobra.Command {
-	var format string
+	var format, block string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "fsimage ROOT FILE [--format auto|squashfs|erofs]",
@@ -42,10 +44,21 @@ renamed into place.`,
 				return usageErr("%w", err)
 			}
 			o := fsimage.Options{Format: f, Epoch: epoch, Progress: os.Stderr}
+			if block != "" {
+				n, err := parseSize(block)
+				if err != nil {
+					return usageErr("--block-size %q: a size such as 128K or 1M", block)
+				}
+				o.BlockSize = int(n)
+			}
 			if g.quiet {
 				o.Progress = nil
 			}
 			info, err := fsimage.Write(cmd.Context(), args[0], args[1], o)
+			var be *fsimage.BlockSizeError
+			if errors.As(err, &be) {
+				return usageErr("%w", err)
+			}
 			if err != nil {
 				return err
 			}
@@ -56,6 +69,7 @@ renamed into place.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&block, "block-size", "", "squashfs block size or erofs cluster size (e.g. 128K, 1M); default the tool's")
 	cmd.Flags().StringVar(&format, "format", "auto", "squashfs or erofs; auto takes it from FILE's name")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -72,4 +86,20 @@ func sourceDateEpoch() (time.Time, error) {
 		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", s)
 	}
 	return time.Unix(n, 0), nil
+}
+
+// parseSize reads a byte count with an optional K or M suffix.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "K"), strings.HasSuffix(s, "k"):
+		mult, s = 1<<10, s[:len(s)-1]
+	case strings.HasSuffix(s, "M"), strings.HasSuffix(s, "m"):
+		mult, s = 1<<20, s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > 1<<30 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
 }
