@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -330,11 +331,13 @@ http {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = out, out
+	// Its own process group: the workers go with the master.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	stop := func() {
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 		// The workers go with the master; wait until the port is free.
 		for i := 0; i < 100; i++ {

@@ -31,6 +31,10 @@ type Target struct {
 	// Version is 3 (the default) or 4: NFSv4.1, PATH in the server's
 	// pseudo file system, no portmapper or MOUNT.
 	Version int
+	// AnyPort connects from an unprivileged source port even as root
+	// (a storm's hundreds of clients on one address would run out of
+	// the 423 privileged ports).
+	AnyPort bool
 }
 
 // ParseURL reads nfs://SERVER[:PORT]/PATH (NFSv3) or
@@ -534,7 +538,7 @@ func mount4(ctx context.Context, t Target) (*Conn, error) {
 	if c.Ports.NFS == 0 {
 		c.Ports.NFS = 2049
 	}
-	s, err := dial4(ctx, net.JoinHostPort(t.Host, strconv.Itoa(c.Ports.NFS)))
+	s, err := dial4(ctx, net.JoinHostPort(t.Host, strconv.Itoa(c.Ports.NFS)), !t.AnyPort && privileged())
 	if err != nil {
 		hint := "is the server running, with NFSv4.1 enabled?"
 		if errors.Is(err, errAuth) {

@@ -36,17 +36,29 @@ type rpcConn struct {
 // dialRPC connects to addr, from a privileged source port when this
 // process may bind one (exports marked "secure" require it).
 func dialRPC(ctx context.Context, addr string) (*rpcConn, error) {
+	return dialRPCFrom(ctx, addr, privileged())
+}
+
+// dialRPCFrom connects to addr, from a privileged port when lowPort.
+func dialRPCFrom(ctx context.Context, addr string, lowPort bool) (*rpcConn, error) {
 	var conn net.Conn
 	var err error
-	if privileged() {
-		for i := 0; i < 20; i++ {
-			d := net.Dialer{LocalAddr: &net.TCPAddr{Port: 600 + rand.IntN(423)}}
+	busy := lowPort
+	if lowPort {
+		// Every port from 600 to 1022 once, from a random one: after
+		// many connections most may wait out TIME_WAIT.
+		start := rand.IntN(423)
+		for i := 0; i < 423 && ctx.Err() == nil; i++ {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{Port: 600 + (start+i)%423}}
 			conn, err = d.DialContext(ctx, "tcp", addr)
-			if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+			if busy = err != nil && errors.Is(err, syscall.EADDRINUSE); !busy {
 				break
 			}
 		}
-	} else {
+	}
+	if !lowPort || busy {
+		// No privileged port free: an unprivileged one, which an
+		// export marked "insecure" takes (a refusal says so).
 		var d net.Dialer
 		conn, err = d.DialContext(ctx, "tcp", addr)
 	}

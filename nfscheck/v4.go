@@ -305,8 +305,8 @@ func (d *dec) result(name string) error {
 var authSys = rpc.NewAuthUnix("nroot-check", 0, 0).Auth()
 
 // dial4 opens a session with the server at addr.
-func dial4(ctx context.Context, addr string) (*session4, error) {
-	conn, err := dialRPC(ctx, addr)
+func dial4(ctx context.Context, addr string, lowPort bool) (*session4, error) {
+	conn, err := dialRPCFrom(ctx, addr, lowPort)
 	if err != nil {
 		return nil, err
 	}

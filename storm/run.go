@@ -178,7 +178,7 @@ func fetch(ctx context.Context, c *http.Client, u string) (int64, int64, error) 
 // replay is one client: a session, then every recorded COMPOUND as one
 // COMPOUND of its own, on handles it looked up itself.
 func replay(ctx context.Context, t nfscheck.Target, ws *WorkingSet) (int64, int64, error) {
-	t.Path = "/"
+	t.Path, t.AnyPort = "/", true
 	c, err := nfscheck.Mount(ctx, t)
 	if err != nil {
 		return 0, 0, err
