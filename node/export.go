@@ -174,12 +174,28 @@ func Export(root string, o ExportOptions) (*ExportConfig, error) {
 	return c, nil
 }
 
+// minImageDracut is the oldest dracut whose image-mode boots were seen
+// to work.
+const minImageDracut = 59
+
 // imageModes fills in the boot lines that take the root from an image
 // file: loop-mounted over NFS, or fetched over HTTP.
 func imageModes(img *fsroot.Root, c *ExportConfig, o ExportOptions, host string) error {
 	b, err := img.ReadFile(liveCmdFile, maxSmallFile)
 	if err != nil {
 		return fmt.Errorf("export: %s has no %s; run nroot node %s again (this nroot's node boots image files)", c.Root, liveCmdFile, c.Root)
+	}
+	// Image-mode boots are proven from dracut 059 on; jammy's 051 was
+	// seen to attach the image and then fail at switch-root.
+	if st, err := dpkgStatus(img); err == nil {
+		for _, p := range []string{"dracut-core", "dracut"} {
+			if pk, ok := st[p]; ok {
+				if v := pk.Get("Version"); dracutMajor(v) < minImageDracut {
+					return &OptionError{"--image", o.Image, fmt.Sprintf("the image's dracut %s cannot boot from an image file (051 fails at switch-root); serve the tree, or use an image with dracut %d or later", v, minImageDracut)}
+				}
+				break
+			}
+		}
 	}
 	abs, err := filepath.Abs(o.Image)
 	if err != nil {

@@ -208,6 +208,18 @@ func TestExportImageModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An old dracut is refused: jammy's 051 fails at switch-root.
+	old := fixture(t, map[string]string{
+		"boot/nroot-cmdline":            "root=nfs4:SERVER:/PATH ro ip=dhcp rd.neednet=1\n",
+		"boot/nroot-cmdline-image":      "root=live:IMAGEURL ip=dhcp rd.neednet=1 rd.live.overlay.overlayfs=1\n",
+		"boot/vmlinuz-5.15.0-9-generic": "k",
+		"lib/modules/5.15.0-9-generic/": "",
+		"var/lib/dpkg/status":           "Package: dracut-core\nStatus: install ok installed\nVersion: 051-1\n",
+	})
+	var oe *OptionError
+	if _, err := Export(old, ExportOptions{Server: "10.0.0.1", Image: img}); !errors.As(err, &oe) || !strings.Contains(err.Error(), "051") {
+		t.Errorf("dracut 051: %v, want a refusal naming it", err)
+	}
 	if want := "root=live:nfs4:10.0.0.1:/img/root.squashfs ip=dhcp rd.neednet=1 rd.live.overlay.overlayfs=1"; c.CmdlineNFSImg != want {
 		t.Errorf("NFS image line %q, want %q", c.CmdlineNFSImg, want)
 	}
