@@ -168,13 +168,10 @@ func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args
 			st.times[fmt.Sprintf("multi-user-%d", n)] = p.multiUser.Seconds()
 			t.Logf("boot %d probe: node=%s generation=%d failed-units=%s root-fstype=%s write=%s machine-id=%s hostname=%s hostkey=%s package=%s root=%s multi-user after %.1fs",
 				n, b.name, b.gen, p.failed, p.fstype, p.write, p.machineID, p.hostname, p.hostkey, p.pkg, p.rootSource, p.multiUser.Seconds())
+			if err := p.booted(im.Root(b.gen)); err != nil {
+				return err
+			}
 			switch {
-			case p.failed != "0":
-				return fmt.Errorf("%s failed units: %s", p.failed, p.failedList)
-			case p.fstype != "overlay":
-				return fmt.Errorf("/ is %q, not an overlay", p.fstype)
-			case p.write != "ok":
-				return fmt.Errorf("writing /etc/nroot-probe: %s", p.write)
 			case p.hostname != id.Hostname || p.machineID != id.MachineID || p.hostkey != hostKeyDigest(id.Keys):
 				return fmt.Errorf("%s booted as hostname %q, machine-id %s, host key %s; nroot keeps hostname %q, machine-id %s, host key %s",
 					b.name, p.hostname, p.machineID, p.hostkey, id.Hostname, id.MachineID, hostKeyDigest(id.Keys))

@@ -394,19 +394,17 @@ func dial4(ctx context.Context, addr string, lowPort bool) (*session4, error) {
 	}
 	// A client with no state to reclaim says so once, before its first
 	// use of the file system.
-	if d, names, err := s.call(ctx, func(c *compound4) {
+	d, names, err := s.call(ctx, func(c *compound4) {
 		c.op(op4ReclaimComplete, "RECLAIM_COMPLETE")
 		c.u32(0)
-	}); err != nil || d.result(names[0]) != nil {
-		var e4 *Error4
-		rerr := err
-		if rerr == nil {
-			rerr = d.result(names[0])
-		}
-		if !errors.As(rerr, &e4) || e4.Status != 10075 { // NFS4ERR_COMPLETE_ALREADY
-			conn.Close()
-			return nil, rerr
-		}
+	})
+	if err == nil {
+		err = d.result(names[0])
+	}
+	var e4 *Error4
+	if err != nil && !(errors.As(err, &e4) && e4.Status == 10075) { // NFS4ERR_COMPLETE_ALREADY
+		conn.Close()
+		return nil, err
 	}
 	return s, nil
 }
