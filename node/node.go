@@ -13,7 +13,6 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -22,6 +21,8 @@ import (
 	"nroot/internal/fsroot"
 	"nroot/internal/progress"
 	"nroot/nspawn"
+
+	"pault.ag/go/debian/version"
 )
 
 // Options control Build.
@@ -446,11 +447,36 @@ func kernels(img *fsroot.Root) ([]string, error) {
 			}
 		}
 	}
-	sort.Strings(out)
+	SortKernels(out)
 	if len(out) == 0 {
 		return nil, fmt.Errorf("node: %s has no kernel (no /boot/vmlinuz-K with /lib/modules/K); install one with --kernel", img.Path)
 	}
 	return out, nil
+}
+
+// SortKernels orders kernel release names (6.1.0-9-amd64, 6.8.0-45-generic)
+// oldest first, as Debian versions compare, so that 6.1.0-10 sorts after
+// 6.1.0-9; the last is the newest. A name that is not a Debian version
+// sorts before those that are, by its text.
+func SortKernels(k []string) {
+	slices.SortStableFunc(k, CompareKernels)
+}
+
+// CompareKernels compares two kernel release names as Debian versions.
+func CompareKernels(a, b string) int {
+	va, ea := version.Parse(a)
+	vb, eb := version.Parse(b)
+	switch {
+	case ea == nil && eb == nil:
+		if c := version.Compare(va, vb); c != 0 {
+			return c
+		}
+	case ea == nil:
+		return 1
+	case eb == nil:
+		return -1
+	}
+	return strings.Compare(a, b)
 }
 
 // detectDracut finds the image's dracut flavour and what it supports.

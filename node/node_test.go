@@ -340,3 +340,42 @@ func TestNFSClientParams(t *testing.T) {
 		t.Errorf("Cmdline = %q", c)
 	}
 }
+
+func TestSortKernels(t *testing.T) {
+	for _, c := range []struct{ in, want []string }{
+		{[]string{"6.1.0-10-amd64", "6.1.0-9-amd64"}, []string{"6.1.0-9-amd64", "6.1.0-10-amd64"}},
+		{[]string{"6.1.0-9-amd64", "6.1.0-10-amd64", "6.1.0-28-amd64"}, []string{"6.1.0-9-amd64", "6.1.0-10-amd64", "6.1.0-28-amd64"}},
+		{[]string{"6.12.9+deb13-amd64", "6.12.10+deb13-amd64", "6.9.1-amd64"}, []string{"6.9.1-amd64", "6.12.9+deb13-amd64", "6.12.10+deb13-amd64"}},
+		{[]string{"6.8.0-100-generic", "6.8.0-45-generic", "5.15.0-119-generic"}, []string{"5.15.0-119-generic", "6.8.0-45-generic", "6.8.0-100-generic"}},
+	} {
+		got := slices.Clone(c.in)
+		SortKernels(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("SortKernels(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+// An image with two ABIs of one kernel boots the newer: 6.1.0-10 after
+// 6.1.0-9, not before it as their text sorts.
+func TestKernelsNewestLast(t *testing.T) {
+	root := t.TempDir()
+	for _, k := range []string{"6.1.0-9-amd64", "6.1.0-10-amd64"} {
+		if err := os.MkdirAll(filepath.Join(root, "lib/modules", k), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(root, "boot"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "boot/vmlinuz-"+k), []byte("kernel"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := Kernels(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"6.1.0-9-amd64", "6.1.0-10-amd64"}; !slices.Equal(got, want) {
+		t.Fatalf("Kernels = %v, want %v", got, want)
+	}
+}
