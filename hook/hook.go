@@ -195,7 +195,7 @@ func run(ctx context.Context, h Hook, env Env) error {
 		defer cancel()
 	}
 	if h.special != nil {
-		return runSpecial(h.special, env)
+		return runSpecial(ctx, h.special, env)
 	}
 	vars := environ(h.Stage, env)
 	if h.Chrooted {
@@ -216,16 +216,37 @@ func run(ctx context.Context, h Hook, env Env) error {
 	cmd.Stdout, cmd.Stderr = env.Stdout, env.Stderr
 	cmd.Dir = "/"
 	// The hook and whatever it starts form one process group, stopped
-	// together when the build is cancelled.
+	// together when the build is cancelled: SIGTERM first, then, after
+	// killGrace, SIGKILL for the hook and, once it is gone, for whatever
+	// of its group is left (a child that ignores SIGTERM, or still holds
+	// the output).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
+	var kill *time.Timer
+	cmd.Cancel = func() error {
+		pgid := cmd.Process.Pid
+		kill = time.AfterFunc(killGrace, func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+		return syscall.Kill(-pgid, syscall.SIGTERM)
+	}
+	cmd.WaitDelay = 10 * time.Second // the output, if something outside the group holds it
 	err := cmd.Run()
+	if kill != nil { // set by Cancel, which Run waits for
+		kill.Stop()
+	}
 	if ctx.Err() != nil {
+		if cmd.Process != nil {
+			// The hook ended on SIGTERM, perhaps before its children:
+			// the group outlives its leader while one of them runs,
+			// and its ID is not reused meanwhile.
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
 		return ctx.Err()
 	}
 	return err
 }
+
+// killGrace is how long a cancelled command hook has to end on SIGTERM
+// before its process group is killed.
+const killGrace = 2 * time.Second
 
 // hostEnv is the environment hooks inherit, without TMPDIR and
 // APT_CONFIG, as mmdebstrap removes them.

@@ -7,8 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestSplitWords(t *testing.T) {
@@ -143,4 +146,88 @@ func TestDirectory(t *testing.T) {
 	if _, err := Directory(filepath.Join(dir, "missing")); !errors.Is(err, ErrUsage) {
 		t.Errorf("a missing directory: %v", err)
 	}
+}
+
+// TestCommandStoppedWithItsGroup: a cancelled command hook is stopped with
+// everything it started, even what ignores SIGTERM, and soon.
+func TestCommandStoppedWithItsGroup(t *testing.T) {
+	tests := []struct {
+		name, cmd string
+	}{
+		{"a child in the background", `sleep 300 & echo $! > "$1/child"; echo $$ > "$1/group"; wait`},
+		{"all ignoring SIGTERM", `trap '' TERM; sleep 300 & echo $! > "$1/child"; echo $$ > "$1/group"; sleep 300`},
+		{"output still held by a child", `trap '' TERM; (sleep 300; echo late) & echo $! > "$1/child"; echo $$ > "$1/group"; sleep 300`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := t.TempDir()
+			h, err := New(Customize, tt.cmd, false, "--customize-hook")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var out bytes.Buffer // a pipe the children hold too
+			done := make(chan error, 1)
+			go func() { done <- Run(ctx, []Hook{h}, Customize, Env{Target: target, Stdout: &out, Stderr: &out}) }()
+			var group int
+			for i := 0; group == 0 && i < 100; i++ {
+				time.Sleep(50 * time.Millisecond)
+				b, _ := os.ReadFile(filepath.Join(target, "group"))
+				group, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+			}
+			if group == 0 {
+				t.Fatal("the hook did not start")
+			}
+			t.Cleanup(func() { syscall.Kill(-group, syscall.SIGKILL) })
+			start := time.Now()
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(killGrace + 2*time.Second):
+				t.Fatalf("still running %v after cancellation", time.Since(start))
+			}
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("error %v, want context.Canceled", err)
+			}
+			// Killed processes are gone once their parent (or init)
+			// reaps them.
+			var alive []int
+			for i := 0; i < 40; i++ {
+				if alive = liveInGroup(group); len(alive) == 0 {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if len(alive) > 0 {
+				t.Errorf("processes %v of the hook's group %d still run", alive, group)
+			}
+		})
+	}
+}
+
+// liveInGroup lists the processes of a process group that are not
+// zombies.
+func liveInGroup(pgid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:])) // state, ppid, pgrp, ...
+		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package hook
 
 import (
 	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"nroot/internal/atomicfile"
 	"nroot/internal/decompress"
 	"nroot/internal/fsroot"
+
+	"golang.org/x/sys/unix"
 )
 
 // specialArity is each special hook's number of arguments after its name;
@@ -111,18 +114,32 @@ func imagePath(p string) (string, error) {
 	return fsroot.Clean(strings.TrimLeft(p, "/"))
 }
 
-func runSpecial(args []string, env Env) error {
+// runSpecial runs a special hook. Every one of them stops, with ctx's
+// error, as soon as ctx ends: host input is read through input, tar
+// streams are checked between reads and writes, and a file cut short is
+// removed, so nothing half-written is left in the image or on the host.
+func runSpecial(ctx context.Context, args []string, env Env) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	img, err := fsroot.Open(env.Target)
 	if err != nil {
 		return err
 	}
 	defer img.Close()
-	op, a := args[0], args[1:]
+	err = special(ctx, img, args[0], args[1:])
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%s stopped: %w", args[0], ctx.Err())
+	}
+	return err
+}
+
+func special(ctx context.Context, img *fsroot.Root, op string, a []string) error {
 	switch op {
 	case "copy-in": // host paths... into an image directory
 		dst := a[len(a)-1]
 		for _, src := range a[:len(a)-1] {
-			if err := hostToImage(src, filepath.Base(src)+"/", img, dst); err != nil {
+			if err := hostToImage(ctx, src, filepath.Base(src)+"/", img, dst); err != nil {
 				return err
 			}
 		}
@@ -134,21 +151,21 @@ func runSpecial(args []string, env Env) error {
 			if err != nil {
 				return err
 			}
-			if err := imageToHost(img, rel, filepath.Base(rel)+"/", dst); err != nil {
+			if err := imageToHost(ctx, img, rel, filepath.Base(rel)+"/", dst); err != nil {
 				return err
 			}
 		}
 		return nil
 	case "sync-in": // a host directory's contents into an image directory
-		return hostToImage(a[0], "./", img, a[1])
+		return hostToImage(ctx, a[0], "./", img, a[1])
 	case "sync-out":
 		rel, err := imagePath(a[0])
 		if err != nil {
 			return err
 		}
-		return imageToHost(img, rel, "./", a[1])
+		return imageToHost(ctx, img, rel, "./", a[1])
 	case "tar-in": // a host tarball unpacked into an image directory
-		f, err := os.Open(a[0])
+		f, err := openInput(ctx, a[0])
 		if err != nil {
 			return err
 		}
@@ -173,7 +190,7 @@ func runSpecial(args []string, env Env) error {
 			return err
 		}
 		defer f.Abort()
-		if err := img.WriteTar(f, rel, fsroot.TarOptions{}); err != nil {
+		if err := img.WriteTar(ctxWriter{ctx, f}, rel, fsroot.TarOptions{}); err != nil {
 			return err
 		}
 		return f.Commit()
@@ -182,7 +199,7 @@ func runSpecial(args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		f, err := os.Open(a[0])
+		f, err := openInput(ctx, a[0])
 		if err != nil {
 			return err
 		}
@@ -192,9 +209,9 @@ func runSpecial(args []string, env Env) error {
 			return err
 		}
 		if !st.Mode().IsRegular() {
-			return fmt.Errorf("upload: %s is not a regular file", a[0])
+			return fmt.Errorf("upload: %s: %w (upload needs the size of what it writes; use tar-in, or copy the file first)", a[0], fsroot.ErrNotRegular)
 		}
-		return img.WriteFile(rel, f, st.Size(), fsroot.Meta{Mode: 0o644, Chown: os.Geteuid() == 0, ModTime: time.Now()})
+		return img.WriteFile(rel, f, st.Size(), uploadMeta(img, rel))
 	case "download": // an image file to a host file
 		rel, err := imagePath(a[0])
 		if err != nil {
@@ -210,7 +227,7 @@ func runSpecial(args []string, env Env) error {
 			return err
 		}
 		defer f.Abort()
-		if _, err := io.Copy(f, src); err != nil {
+		if _, err := io.Copy(ctxWriter{ctx, f}, src); err != nil {
 			return err
 		}
 		return f.Commit()
@@ -218,9 +235,25 @@ func runSpecial(args []string, env Env) error {
 	return fmt.Errorf("unknown special hook %q", op)
 }
 
+// uploadMeta is what an uploaded file gets. mmdebstrap writes into the
+// file at the path (cat > PATH), so an existing one keeps its mode and
+// owner: /etc/shadow stays 0640 root:shadow. nroot writes a new file and
+// renames it over, so that a file is never seen half-written, and gives
+// it the existing file's mode and owner. A new file gets what cat gives
+// it under mmdebstrap's umask, 0644, owned by the builder. Whatever else
+// is at the path (a symlink, a FIFO, a device) lends nothing, and is
+// replaced, never followed or opened.
+func uploadMeta(img *fsroot.Root, rel string) fsroot.Meta {
+	m := fsroot.Meta{Mode: 0o644, UID: os.Geteuid(), GID: os.Getegid(), Chown: os.Geteuid() == 0, ModTime: time.Now()}
+	if st, err := img.Lstat(rel); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+		m.Mode, m.UID, m.GID = st.Mode&0o7777, int(st.Uid), int(st.Gid)
+	}
+	return m
+}
+
 // hostToImage copies a host path into the image directory dst, naming
 // its top entry top ("./" for a directory's contents).
-func hostToImage(src, top string, img *fsroot.Root, dst string) error {
+func hostToImage(ctx context.Context, src, top string, img *fsroot.Root, dst string) error {
 	abs, err := filepath.Abs(src)
 	if err != nil {
 		return err
@@ -234,30 +267,54 @@ func hostToImage(src, top string, img *fsroot.Root, dst string) error {
 		return err
 	}
 	defer host.Close()
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(host.WriteTar(pw, base, fsroot.TarOptions{Name: top})) }()
-	err = unpackInto(tar.NewReader(pr), img, dst, true)
-	pr.CloseWithError(err)
-	return err
+	return piped(ctx, func(w io.Writer) error {
+		return host.WriteTar(w, base, fsroot.TarOptions{Name: top})
+	}, func(tr *tar.Reader) error {
+		return unpackInto(tr, img, dst, true)
+	})
 }
 
 // imageToHost copies an image path into the host directory dst. What
 // comes out of the image is hostile: it is written through fsroot below
 // dst, device nodes are not made, and setuid and setgid bits are dropped.
-func imageToHost(img *fsroot.Root, rel, top, dst string) error {
+func imageToHost(ctx context.Context, img *fsroot.Root, rel, top, dst string) error {
 	if top != "./" && !strings.HasSuffix(top, "/") {
 		top += "/"
 	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(img.WriteTar(pw, rel, fsroot.TarOptions{Name: top, DropSetid: true})) }()
 	host, err := fsroot.Open(dst)
 	if err != nil {
-		pr.CloseWithError(err)
 		return err
 	}
 	defer host.Close()
-	_, err = deb.Unpack(tar.NewReader(pr), host, deb.UnpackOptions{Chown: os.Geteuid() == 0})
-	pr.CloseWithError(err)
+	return piped(ctx, func(w io.Writer) error {
+		return img.WriteTar(w, rel, fsroot.TarOptions{Name: top, DropSetid: true})
+	}, func(tr *tar.Reader) error {
+		_, err := deb.Unpack(tr, host, deb.UnpackOptions{Chown: os.Geteuid() == 0})
+		return err
+	})
+}
+
+// piped runs a tar writer and its reader on the two ends of a pipe, and
+// returns once both are done, so that nothing is still read or written
+// after it. Both ends stop at ctx's end.
+func piped(ctx context.Context, write func(io.Writer) error, read func(*tar.Reader) error) error {
+	pr, pw := io.Pipe()
+	wrote := make(chan error, 1)
+	go func() {
+		err := write(ctxWriter{ctx, pw})
+		pw.CloseWithError(err)
+		wrote <- err
+	}()
+	err := read(tar.NewReader(ctxReader{ctx, pr}))
+	if err == nil {
+		// A tar stream ends before the writer's last padding: drain
+		// it, so that the writer's error (if any) is seen.
+		_, err = io.Copy(io.Discard, ctxReader{ctx, pr})
+	}
+	pr.CloseWithError(err) // the writer, if not done, stops at its next write
+	if werr := <-wrote; err == nil && werr != nil {
+		err = werr
+	}
 	return err
 }
 
