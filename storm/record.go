@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"path"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -23,6 +24,8 @@ type Recorder struct {
 	names    map[string]string // file handle -> path from the pseudo root
 	wg       sync.WaitGroup
 	conns    map[net.Conn]bool
+	accepted int   // client connections
+	dialErr  error // the last failure to reach upstream
 }
 
 // maxRecord bounds one RPC record either way.
@@ -44,6 +47,9 @@ func (r *Recorder) accept() {
 		if err != nil {
 			return
 		}
+		r.mu.Lock()
+		r.accepted++
+		r.mu.Unlock()
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
@@ -63,6 +69,41 @@ func (r *Recorder) Close() *WorkingSet {
 	r.mu.Unlock()
 	r.wg.Wait()
 	return r.WorkingSet()
+}
+
+// ErrNothingRecorded is a recording in which no NFSv4 COMPOUND passed:
+// its working set would replay nothing.
+var ErrNothingRecorded = errors.New("nothing was recorded")
+
+// Finish is Close for a recording that must hold a boot: one that
+// recorded no COMPOUND is ErrNothingRecorded, saying why it may be so.
+func (r *Recorder) Finish() (*WorkingSet, error) {
+	ws := r.Close()
+	if len(ws.Calls) > 0 {
+		return ws, nil
+	}
+	r.mu.Lock()
+	accepted, dialErr := r.accepted, r.dialErr
+	r.mu.Unlock()
+	switch {
+	case accepted == 0:
+		return nil, fmt.Errorf("storm record: %w: no client connected to %s; boot the node against it (QEMU user networking reaches it as 10.0.2.2)", ErrNothingRecorded, r.ln.Addr())
+	case dialErr != nil:
+		return nil, fmt.Errorf("storm record: %w: %d connections, but the upstream %s could not be reached (%v); give the NFS server's address to --upstream", ErrNothingRecorded, accepted, r.upstream, dialErr)
+	}
+	return nil, fmt.Errorf("storm record: %w: %d connections to %s, but no NFSv4.1 COMPOUND in them; the node must mount over NFSv4.1 (vers=4.1)", ErrNothingRecorded, accepted, r.upstream)
+}
+
+// CheckUpstream checks the address a recorder forwards to: HOST:PORT.
+func CheckUpstream(address string) error {
+	host, port, err := net.SplitHostPort(address)
+	if n, perr := strconv.Atoi(port); err == nil && (host == "" || perr != nil || n < 1 || n > 65535) {
+		err = errors.New("a host and a port from 1 to 65535")
+	}
+	if err != nil {
+		return fmt.Errorf("storm: upstream %q: %v; give the NFS server as HOST:PORT (e.g. 127.0.0.1:20490)", address, err)
+	}
+	return nil
 }
 
 // WorkingSet is a copy of what is recorded so far.
@@ -96,6 +137,9 @@ func (r *Recorder) proxy(client net.Conn) {
 	defer client.Close()
 	server, err := net.DialTimeout("tcp", r.upstream, 10*time.Second)
 	if err != nil {
+		r.mu.Lock()
+		r.dialErr = err
+		r.mu.Unlock()
 		return
 	}
 	defer server.Close()

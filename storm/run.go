@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"nroot/nfscheck"
@@ -100,8 +101,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	var t0 time.Time
-	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: o.Clients,
-		DialContext: (&net.Dialer{Timeout: 30 * time.Second}).DialContext}}
+	client := loopbackClient(o.Clients)
 	for i := range o.Clients {
 		wg.Add(1)
 		go func() {
@@ -146,6 +146,29 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, fmt.Errorf("storm: %d clients did not finish within %v", o.Clients, o.Timeout)
 	}
 	return res, nil
+}
+
+// ErrRedirect refuses an HTTP redirect: a storm measures the fetch of
+// the URL it was given, on this machine, and a redirect could lead
+// anywhere.
+var ErrRedirect = errors.New("a storm follows no redirect")
+
+// loopbackClient is the HTTP client of a storm. It follows no redirect,
+// refusing it before anything is sent to where it leads, and dials
+// 127.0.0.1 alone, whatever a request asks for.
+func loopbackClient(conns int) *http.Client {
+	dialer := &net.Dialer{Timeout: 30 * time.Second, Control: func(network, address string, _ syscall.RawConn) error {
+		if host, _, err := net.SplitHostPort(address); err != nil || host != "127.0.0.1" {
+			return fmt.Errorf("storm: dial %s: %w", address, ErrNotLoopback)
+		}
+		return nil
+	}}
+	return &http.Client{
+		Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: conns, DialContext: dialer.DialContext},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			return fmt.Errorf("%w: %s redirected to %s; give the final URL on 127.0.0.1", ErrRedirect, via[len(via)-1].URL, req.URL)
+		},
+	}
 }
 
 // quantile is the nearest-rank quantile of sorted values.

@@ -6,10 +6,13 @@ import (
 	"encoding/xml"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,7 +63,10 @@ func TestRecordAndReplay(t *testing.T) {
 	if len(rep.Differences) > 0 {
 		t.Fatalf("through the recorder the export differs: %+v", rep.Differences)
 	}
-	ws := rec.Close()
+	ws, err := rec.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Log(ws.Summary())
 	if ws.Bytes != total || ws.Files["/node/usr/lib/x/f"] != 600000 || ws.Files["/node/etc/f"] != 200000 {
 		t.Errorf("recorded %d bytes (the files hold %d): %v", ws.Bytes, total, ws.Files)
@@ -132,4 +138,144 @@ func FuzzReadWorkingSet(f *testing.F) {
 			t.Fatalf("accepted %d calls", len(ws.Calls))
 		}
 	})
+}
+
+// TestRunRefusesRedirects: an HTTP storm goes to 127.0.0.1 only, so a
+// redirect is refused, naming where it led, and nothing is sent there:
+// not to another loopback address, not to this machine's own
+// non-loopback address (both stay on this machine, so the test sends
+// nothing out whatever the code does), not even back to the same server.
+func TestRunRefusesRedirects(t *testing.T) {
+	targets := []string{"127.0.0.2"}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() != nil && !ip.IP.IsLoopback() {
+				targets = append(targets, ip.IP.String())
+				break
+			}
+		}
+	}
+	if len(targets) == 1 {
+		t.Log("no non-loopback IPv4 address here: only the 127.0.0.2 case runs")
+	}
+	var locations []string
+	var reached []*atomic.Int64
+	for _, host := range targets {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var conns atomic.Int64
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("elsewhere")) }),
+			ConnState: func(c net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		locations = append(locations, "http://"+ln.Addr().String()+"/root.squashfs")
+		reached = append(reached, &conns)
+	}
+	var same atomic.Int64
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/same":
+			http.Redirect(w, r, "/final", http.StatusFound)
+		case "/final":
+			same.Add(1)
+			w.Write([]byte("final"))
+		default:
+			i, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/"))
+			http.Redirect(w, r, locations[i], http.StatusMovedPermanently)
+		}
+	}))
+	defer redirector.Close()
+	cases := []struct{ path, location string }{{"/same", redirector.URL + "/final"}}
+	for i, l := range locations {
+		cases = append(cases, struct{ path, location string }{"/" + strconv.Itoa(i), l})
+	}
+	for _, c := range cases {
+		res, err := storm.Run(context.Background(), storm.Options{Clients: 2, URL: redirector.URL + c.path, Timeout: 30 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Errors != 2 || !strings.Contains(res.FirstError, "redirect") || !strings.Contains(res.FirstError, c.location) {
+			t.Errorf("%s redirected to %s: %d errors, first %q; want the redirect refused, naming it", c.path, c.location, res.Errors, res.FirstError)
+		}
+	}
+	for i, n := range reached {
+		if n.Load() != 0 {
+			t.Errorf("the storm followed the redirect to %s: %d connections", locations[i], n.Load())
+		}
+	}
+	if same.Load() != 0 {
+		t.Errorf("the storm followed a redirect on its own server")
+	}
+}
+
+// TestRecordNothing: a recording in which no COMPOUND passed is an
+// error, saying what it saw, and gives no working set.
+func TestRecordNothing(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := free.Addr().String() // nothing listens there
+	free.Close()
+	// An upstream that answers with nothing an NFS server would say.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); c.Read(make([]byte, 64)) }()
+		}
+	}()
+	tests := []struct {
+		name     string
+		upstream string
+		connect  bool
+		says     string
+	}{
+		{"no client", closed, false, "no client connected"},
+		{"upstream unreachable", closed, true, "could not be reached"},
+		{"no COMPOUND", silent.Addr().String(), true, "no NFSv4.1 COMPOUND"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := storm.Listen(context.Background(), "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := storm.NewRecorder(ln, tt.upstream, "tree")
+			if tt.connect {
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+				time.Sleep(200 * time.Millisecond)
+				c.Close()
+			}
+			ws, err := rec.Finish()
+			if !errors.Is(err, storm.ErrNothingRecorded) || !strings.Contains(err.Error(), tt.says) || ws != nil {
+				t.Errorf("working set %v, error %v; want %v saying %q", ws, err, storm.ErrNothingRecorded, tt.says)
+			}
+		})
+	}
+	for _, addr := range []string{"", "127.0.0.1", ":2049", "127.0.0.1:0", "127.0.0.1:nfs", "127.0.0.1:70000"} {
+		if err := storm.CheckUpstream(addr); err == nil {
+			t.Errorf("upstream %q accepted", addr)
+		}
+	}
+	if err := storm.CheckUpstream("127.0.0.1:20490"); err != nil {
+		t.Error(err)
+	}
 }

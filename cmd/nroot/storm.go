@@ -46,7 +46,8 @@ func newStormRecordCmd() *cobra.Command {
 		Short: "Record the NFSv4 COMPOUNDs of a boot through a proxy",
 		Long: `Record listens on --listen (127.0.0.1), forwards each connection to
 --upstream, the NFS server, and writes the working set to --out when
-interrupted (Ctrl-C, SIGTERM) or after --duration. A QEMU guest with
+interrupted (Ctrl-C, SIGTERM) or after --duration. A recording in which no
+NFSv4.1 COMPOUND passed writes nothing and exits 1. A QEMU guest with
 user-mode networking reaches 127.0.0.1:2049 as 10.0.2.2:2049: run the server
 on another port and the recorder on 2049.`,
 		Example: `  nroot storm record --listen 127.0.0.1:2049 --upstream 127.0.0.1:20490 --mode tree --out tree.json`,
@@ -54,6 +55,12 @@ on another port and the recorder on 2049.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return usageErr("--out: give the file the working set goes to")
+			}
+			if upstream == "" {
+				return usageErr("--upstream: give the NFS server the node's requests go to, HOST:PORT (e.g. --upstream 127.0.0.1:20490)")
+			}
+			if err := storm.CheckUpstream(upstream); err != nil {
+				return usageErr("--upstream: %w", err)
 			}
 			if duration <= 0 || duration > 24*time.Hour {
 				return usageErr("--duration %v: from 1s to 24h", duration)
@@ -71,7 +78,10 @@ on another port and the recorder on 2049.`,
 			case <-time.After(duration):
 			case <-cmd.Context().Done():
 			}
-			ws := rec.Close()
+			ws, err := rec.Finish()
+			if err != nil {
+				return err
+			}
 			f, err := atomicfile.Create(out, 0o644)
 			if err != nil {
 				return err
@@ -85,7 +95,7 @@ on another port and the recorder on 2049.`,
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:2049", "address the node connects to (127.0.0.1 only)")
-	cmd.Flags().StringVar(&upstream, "upstream", "", "the NFS server, HOST:PORT")
+	cmd.Flags().StringVar(&upstream, "upstream", "", "the NFS server, HOST:PORT (required)")
 	cmd.Flags().StringVar(&mode, "mode", "tree", "label of what booted: tree or nfs-image")
 	cmd.Flags().StringVar(&out, "out", "", "working set file to write")
 	cmd.Flags().DurationVar(&duration, "duration", time.Hour, "stop recording after this long")
