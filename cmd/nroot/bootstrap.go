@@ -61,11 +61,15 @@ byte-identical.`,
 			return cobra.MinimumNArgs(2)(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				args = []string{"", args[0]} // --from-lock TARGET
+			} else if fromLock == "" || args[0] != "" { // the lock names the suite
+				if err := checkSuite(args[0], cmd); err != nil {
+					return err
+				}
+			}
 			if done, err := enterMode(mode); done || err != nil {
 				return err
-			}
-			if len(args) == 1 {
-				args = []string{"", args[0]}
 			}
 			cfg, err := af.config(args[0], args[2:])
 			if err != nil {

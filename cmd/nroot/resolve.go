@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 
@@ -112,6 +113,9 @@ part of InRelease, is refused.`,
   NROOT_MIRROR=http://MIRROR/ubuntu nroot resolve --components=main,universe noble`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkSuite(args[0], cmd); err != nil {
+				return err
+			}
 			cfg, err := af.config(args[0], args[1:])
 			if err != nil {
 				return err
@@ -151,6 +155,25 @@ part of InRelease, is refused.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (the lockfile format)")
 	cmd.Flags().StringVar(&lock, "lock", "", "write the plan to this lockfile")
 	return cmd
+}
+
+// suiteName is what a SUITE argument may be: a name as the archive's
+// dists/ has it (stable, trixie, bookworm-backports, noble).
+var suiteName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+_~-]{0,99}$`)
+
+// checkSuite refuses, before any work or network access, a SUITE that is
+// no suite's name: a path or URL there is a TARGET or MIRROR given first
+// (nroot bootstrap ./out bookworm), which would otherwise be asked of the
+// mirror as dists/./out/InRelease.
+func checkSuite(suite string, cmd *cobra.Command) error {
+	if suiteName.MatchString(suite) {
+		return nil
+	}
+	why := "give a suite (e.g. stable, trixie, noble)"
+	if suite != "" {
+		why = "a suite is a plain name such as stable, trixie or noble, not a path or URL; give SUITE first"
+	}
+	return usageErr("%w; usage: %s", &apt.ConfigError{Option: "SUITE", Value: suite, Why: why}, cmd.UseLine())
 }
 
 func writeLockFile(path string, plan *lockfile.Plan) error {
