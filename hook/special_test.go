@@ -202,6 +202,17 @@ func TestUploadKeepsModeAndOwner(t *testing.T) {
 	}
 }
 
+// newFIFO makes a FIFO on the host, unblocked at the test's end.
+func newFIFO(t *testing.T, name string) string {
+	t.Helper()
+	fifo := filepath.Join(t.TempDir(), name)
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unblockFIFO(fifo) })
+	return fifo
+}
+
 // unblockFIFO lets a reader stuck opening a FIFO go on, so that a test
 // that failed does not leave it hanging.
 func unblockFIFO(p string) {
@@ -259,11 +270,7 @@ func TestSpecialHooksStopOnCancel(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			img := t.TempDir()
 			os.Mkdir(filepath.Join(img, "etc"), 0o755)
-			fifo := filepath.Join(t.TempDir(), tt.tarball)
-			if err := unix.Mkfifo(fifo, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { unblockFIFO(fifo) })
+			fifo := newFIFO(t, tt.tarball)
 			fed := make(chan struct{})
 			if tt.feed != nil {
 				go func() {
@@ -362,11 +369,7 @@ func TestSpecialHooksTakeTheContext(t *testing.T) {
 // given as its source is refused at once, not waited on.
 func TestUploadFromFIFO(t *testing.T) {
 	img := t.TempDir()
-	fifo := filepath.Join(t.TempDir(), "fifo")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unblockFIFO(fifo) })
+	fifo := newFIFO(t, "fifo")
 	done := make(chan error, 1)
 	go func() { done <- runOne(t, img, "upload "+fifo+" /motd") }()
 	select {
@@ -386,11 +389,7 @@ func TestUploadFromFIFO(t *testing.T) {
 // comes, however slowly, up to its writer's end.
 func TestTarInFromFIFO(t *testing.T) {
 	img := t.TempDir()
-	fifo := filepath.Join(t.TempDir(), "in.tar")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unblockFIFO(fifo) })
+	fifo := newFIFO(t, "in.tar")
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, name := range []string{"a", "b"} {

@@ -114,7 +114,8 @@ func newStormRunCmd() *cobra.Command {
 whole-file HTTP fetch (http://), all clients starting together, and prints a
 table (or --json) and with --svg a plot of time against clients. Every run is
 bounded by --timeout; a run with a client's error, or past the timeout, makes
-the exit status 1 after the table is printed.`,
+the exit status 1 after the table is printed. An HTTP redirect is a client's
+error, not followed: give the final URL on 127.0.0.1.`,
 		Example: `  nroot storm run --workset tree.json --clients 1,10,50,100 --server-pid $(pidof ganesha.nfsd) nfs4://127.0.0.1:20490/
   nroot storm run --clients 1,10,100 --mode http http://127.0.0.1:8080/generations/1/root.squashfs`,
 		Args: usageArgs(cobra.ExactArgs(1)),
