@@ -171,14 +171,16 @@ func tail(s string, n int) string {
 // directory. Each runs in its own process group, which is signalled
 // whole: ganesha forks even in the foreground.
 func (s *Server) Stop() {
-	for _, c := range []*exec.Cmd{s.cmd, s.rpcbind} {
+	for _, cp := range []**exec.Cmd{&s.cmd, &s.rpcbind} {
+		c := *cp
 		if c == nil || c.Process == nil {
 			continue
 		}
 		pg := -c.Process.Pid
 		syscall.Kill(pg, syscall.SIGCONT)
 		syscall.Kill(pg, syscall.SIGTERM)
-		go c.Wait()
+		waited := make(chan struct{})
+		go func() { c.Wait(); close(waited) }()
 		deadline := time.Now().Add(10 * time.Second)
 		for syscall.Kill(pg, 0) == nil {
 			if time.Now().After(deadline) {
@@ -187,7 +189,13 @@ func (s *Server) Stop() {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		c.Process = nil
+		select {
+		case <-waited:
+		case <-time.After(5 * time.Second):
+		}
+		// The command is forgotten, not changed: its Wait may still be
+		// reading it.
+		*cp = nil
 	}
 	if s.Dir != "" {
 		os.RemoveAll(s.Dir)
