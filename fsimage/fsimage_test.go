@@ -186,7 +186,7 @@ func TestWriteIsReproducible(t *testing.T) {
 				root := tree(t)
 				r, _ := fsroot.Open(root)
 				cp := filepath.Join(t.TempDir(), "copy")
-				if _, err := r.CopyTree(cp); err != nil {
+				if _, err := r.CopyTree(context.Background(), cp); err != nil {
 					t.Fatal(err)
 				}
 				r.Close()

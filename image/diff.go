@@ -72,7 +72,23 @@ func (im Image) Diff(a, b int) (*Diff, error) {
 		}
 	}
 	slices.SortFunc(d.Files, func(x, y report.Difference) int { return strings.Compare(x.Path, y.Path) })
+	// Empty lists are lists: jq '.packages_removed[]' reads nothing, not
+	// an error.
+	d.Added, d.Removed, d.Upgraded = nonNil(d.Added), nonNil(d.Removed), nonNil(d.Upgraded)
+	d.Files = nonNil(d.Files)
 	return d, nil
+}
+
+// Empty says whether the generations are the same.
+func (d *Diff) Empty() bool {
+	return len(d.Added)+len(d.Removed)+len(d.Upgraded)+len(d.Files) == 0
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 func comparePackages(a, b []Package) (added, removed []Package, changed []PackageChange) {

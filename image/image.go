@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +33,7 @@ import (
 	"nroot/control"
 	"nroot/internal/atomicfile"
 	"nroot/internal/fsroot"
+	"nroot/node"
 )
 
 // Pointer is the file, relative to the image, that names the published
@@ -61,7 +63,17 @@ type Generation struct {
 	DiskBytes int64     `json:"disk_bytes"` // blocks it allocated on disk
 	Shared    int64     `json:"shared_bytes,omitempty"`
 	Published bool      `json:"published"`
+	// Node is what the node stage was asked for (nroot node's options),
+	// replayed by image update; nil for a generation made before it was
+	// recorded.
+	Node *node.Choices `json:"node,omitempty"`
+	// Problem says why the generation cannot be booted (its root or boot
+	// files are gone); empty when it can. Never stored, found by Get.
+	Problem string `json:"problem,omitempty"`
 }
+
+// ErrBroken: the generation's root or boot files are missing.
+var ErrBroken = errors.New("generation is broken")
 
 // Package is one installed package.
 type Package struct {
@@ -151,9 +163,34 @@ func (im Image) Get(id int) (*Generation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(im.genDir(id), "generation.json"), err)
 	}
+	if g.ID != id {
+		return nil, fmt.Errorf("%s: says generation %d: %w", filepath.Join(im.genDir(id), "generation.json"), g.ID, ErrBroken)
+	}
+	if g.Packages == nil {
+		g.Packages = []Package{}
+	}
+	g.Problem = im.problem(id)
 	pub, _ := im.Published()
 	g.Published = pub == id
 	return g, nil
+}
+
+// problem says what a generation lacks that a node boots from: a root
+// directory of its own that is not empty, its kernel, initramfs and
+// boot script (never through a symlink).
+func (im Image) problem(id int) string {
+	if fi, err := os.Lstat(im.Root(id)); err != nil || !fi.IsDir() {
+		return "its root/ is missing"
+	}
+	if ents, err := os.ReadDir(im.Root(id)); err != nil || len(ents) == 0 {
+		return "its root/ is empty"
+	}
+	for _, f := range []string{"vmlinuz", "initrd.img", "boot.ipxe"} {
+		if fi, err := os.Lstat(filepath.Join(im.genDir(id), f)); err != nil || !fi.Mode().IsRegular() {
+			return "its " + f + " is missing"
+		}
+	}
+	return ""
 }
 
 // List describes every generation, oldest first.
@@ -206,8 +243,12 @@ func (im Image) Publish(id int) error {
 }
 
 func (im Image) publish(id int, why string) error {
-	if _, err := im.Get(id); err != nil {
+	g, err := im.Get(id)
+	if err != nil {
 		return err
+	}
+	if g.Problem != "" {
+		return fmt.Errorf("%s: generation %d: %w: %s; publish another", im.Dir, id, ErrBroken, g.Problem)
 	}
 	tmp := filepath.Join(im.Dir, fmt.Sprintf(".%s.tmp-%d", Pointer, os.Getpid()))
 	os.Remove(tmp)
@@ -235,8 +276,15 @@ func (im Image) publish(id int, why string) error {
 // maxHistory bounds the history read.
 const maxHistory = 16 << 20
 
-// History lists the generations published, oldest first.
-func (im Image) History() ([]int, error) {
+// Event is one line of the history: a publish or a rollback.
+type Event struct {
+	Time   string `json:"time"`
+	Action string `json:"action"` // publish or rollback
+	ID     int    `json:"generation"`
+}
+
+// History lists the publishes and rollbacks, oldest first.
+func (im Image) History() ([]Event, error) {
 	b, err := readCapped(filepath.Join(im.Dir, "history"), maxHistory)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -244,12 +292,22 @@ func (im Image) History() ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseHistory(b, filepath.Join(im.Dir, "history"))
+	return parseEvents(b, filepath.Join(im.Dir, "history"))
 }
 
-// parseHistory reads history lines, "TIME ACTION GENERATION".
+// parseHistory reads the generations of history lines, "TIME ACTION
+// GENERATION".
 func parseHistory(b []byte, name string) ([]int, error) {
+	evs, err := parseEvents(b, name)
 	var out []int
+	for _, e := range evs {
+		out = append(out, e.ID)
+	}
+	return out, err
+}
+
+func parseEvents(b []byte, name string) ([]Event, error) {
+	var out []Event
 	for n, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
 		if line == "" && len(b) == 0 {
 			break
@@ -262,13 +320,41 @@ func parseHistory(b []byte, name string) ([]int, error) {
 		if err != nil || id <= 0 {
 			return nil, fmt.Errorf("%s line %d: generation %q", name, n+1, f[2])
 		}
-		out = append(out, id)
+		out = append(out, Event{Time: f[0], Action: f[1], ID: id})
 	}
 	return out, nil
 }
 
-// Rollback publishes again the generation published before the current
-// one (the latest that still exists) and returns it.
+// stack replays the history as the generations published one over the
+// other: a publish puts one on top, a rollback takes the top off and
+// goes down to the one it published. The top is the published one.
+func stack(evs []Event) []int {
+	var st []int
+	for _, e := range evs {
+		switch e.Action {
+		case "rollback":
+			if len(st) > 0 {
+				st = st[:len(st)-1]
+			}
+			for len(st) > 0 && st[len(st)-1] != e.ID {
+				st = st[:len(st)-1]
+			}
+			if len(st) == 0 {
+				st = append(st, e.ID)
+			}
+		default:
+			if len(st) == 0 || st[len(st)-1] != e.ID {
+				st = append(st, e.ID)
+			}
+		}
+	}
+	return st
+}
+
+// Rollback publishes the generation that was published before the
+// current one, and returns it; run again, it steps further back, never
+// to the one it rolled back from. Generations removed since, or broken,
+// are passed over.
 func (im Image) Rollback() (int, error) {
 	unlock, err := im.lock()
 	if err != nil {
@@ -286,17 +372,47 @@ func (im Image) Rollback() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// The latest publish of another generation that still exists.
-	for i := len(hist) - 1; i >= 0; i-- {
-		if hist[i] == cur {
+	st := stack(hist)
+	if len(st) == 0 || st[len(st)-1] != cur {
+		st = append(st, cur) // the pointer was set by hand
+	}
+	for st = st[:len(st)-1]; len(st) > 0; st = st[:len(st)-1] {
+		id := st[len(st)-1]
+		if id == cur {
 			continue
 		}
-		if _, err := im.Get(hist[i]); err == nil {
-			return hist[i], im.publish(hist[i], "rollback")
+		if g, err := im.Get(id); err == nil && g.Problem == "" {
+			return id, im.publish(id, "rollback")
 		}
 	}
-	return 0, fmt.Errorf("%s: no generation was published before %d that still exists", im.Dir, cur)
+	return 0, fmt.Errorf("%s: no generation was published before %d that can still boot; %d stays published", im.Dir, cur, cur)
 }
+
+// hold keeps generation id from being removed until release is called
+// (image update holds its parent while it copies it). It fails when the
+// generation is gone.
+func (im Image) hold(id int) (release func(), err error) {
+	unlock, err := im.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if _, err := im.Get(id); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(im.holdFile(id), os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+		f.Close()
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { f.Close() }) }, nil
+}
+
+func (im Image) holdFile(id int) string { return filepath.Join(im.Dir, fmt.Sprintf(".hold-%d", id)) }
 
 // Remove deletes a generation, refusing the published one and those in
 // pinned (the inventory's generation= fields).
@@ -314,6 +430,15 @@ func (im Image) Remove(id int, pinned []int) error {
 	}
 	if slices.Contains(pinned, id) {
 		return fmt.Errorf("generation %d is pinned by the inventory: %w", id, ErrInUse)
+	}
+	// Under the image lock no new hold can start; one taken before is
+	// an update copying the generation.
+	if f, err := os.OpenFile(im.holdFile(id), os.O_RDWR|unix.O_NOFOLLOW, 0); err == nil {
+		defer f.Close()
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			return fmt.Errorf("generation %d is being copied by nroot image update: %w; remove it when that ends", id, ErrInUse)
+		}
+		defer os.Remove(im.holdFile(id))
 	}
 	dead := filepath.Join(im.Dir, "generations", fmt.Sprintf(".removing-%d", id))
 	if err := os.Rename(im.genDir(id), dead); err != nil {

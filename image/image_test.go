@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fixture writes a minimal node root: a kernel with its modules
@@ -139,9 +140,10 @@ func TestGenerations(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].ID != 1 || !list[0].Published {
 		t.Errorf("list %+v (%v)", list, err)
 	}
-	// A third generation is numbered after the highest ever seen.
+	// A third generation is numbered after the highest ever given, never
+	// the removed 2 again.
 	g3, err := im.Import(ctx, fixture(t, []string{"a 1"}, nil), ImportOptions{})
-	if err != nil || g3.ID != 2 {
+	if err != nil || g3.ID != 3 {
 		t.Errorf("next generation %v (%v)", g3, err)
 	}
 }
@@ -250,5 +252,286 @@ func TestSymlinkedGenerationsRefused(t *testing.T) {
 	}
 	if _, err := Open(im.Dir); !errors.Is(err, ErrNoImage) {
 		t.Errorf("Open: %v", err)
+	}
+}
+
+// TestNumbersNeverReused: whatever is removed, and whether or not it was
+// ever published, the next generation gets a number never given before,
+// from the counter, or from what the image shows when the counter is gone.
+func TestNumbersNeverReused(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name  string
+		steps func(t *testing.T, im Image)
+		want  int
+	}{
+		{"the newest removed, never published", func(t *testing.T, im Image) {
+			mustImport(t, im, 2)
+			if err := im.Remove(2, nil); err != nil {
+				t.Fatal(err)
+			}
+		}, 3},
+		{"every one removed", func(t *testing.T, im Image) {
+			mustImport(t, im, 2)
+			for _, id := range []int{1, 2} {
+				if err := im.Remove(id, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, 3},
+		{"counter lost, published one removed", func(t *testing.T, im Image) {
+			mustImport(t, im, 3)
+			if err := im.Publish(3); err != nil {
+				t.Fatal(err)
+			}
+			if err := im.Publish(1); err != nil {
+				t.Fatal(err)
+			}
+			if err := im.Remove(3, nil); err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(filepath.Join(im.Dir, counterFile))
+		}, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			im := Image{Dir: t.TempDir()}
+			tt.steps(t, im)
+			g, err := im.Import(ctx, fixture(t, []string{"a 1"}, nil), ImportOptions{})
+			if err != nil || g.ID != tt.want {
+				t.Fatalf("next generation %+v (%v), want %d", g, err, tt.want)
+			}
+		})
+	}
+}
+
+func mustImport(t *testing.T, im Image, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if _, err := im.Import(context.Background(), fixture(t, []string{"a 1"}, nil), ImportOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestMoveFailurePutsRootBack: a --move whose sealing fails (no
+// initramfs) or that is cancelled leaves ROOT where it was, whole, and
+// no generation; the error names ROOT, which exists.
+func TestMoveFailurePutsRootBack(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		drop string
+		want error
+	}{
+		{"no initramfs", context.Background(), "boot/initrd.img-6.1.0-9-amd64", nil},
+		{"no kernel", context.Background(), "boot/vmlinuz-6.1.0-9-amd64", nil},
+		{"cancelled", cancelled, "", context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			im := Image{Dir: t.TempDir()}
+			root := fixture(t, []string{"a 1"}, map[string]string{"etc/motd": "mine"})
+			if tt.drop != "" {
+				os.Remove(filepath.Join(root, tt.drop))
+			}
+			_, err := im.Import(tt.ctx, root, ImportOptions{Move: true})
+			if err == nil || (tt.want != nil && !errors.Is(err, tt.want)) {
+				t.Fatalf("Import = %v, want a failure (%v)", err, tt.want)
+			}
+			if b, rerr := os.ReadFile(filepath.Join(root, "etc/motd")); rerr != nil || string(b) != "mine" {
+				t.Fatalf("ROOT not put back (%v): %v", rerr, err)
+			}
+			if _, rerr := os.Stat(filepath.Join(root, "var/lib/dpkg/status")); rerr != nil {
+				t.Fatalf("ROOT not whole: %v", rerr)
+			}
+			if !strings.Contains(err.Error(), root) {
+				t.Errorf("the error does not name ROOT: %v", err)
+			}
+			ents, _ := os.ReadDir(filepath.Join(im.Dir, "generations"))
+			for _, e := range ents {
+				t.Errorf("left %s behind", e.Name())
+			}
+		})
+	}
+}
+
+// TestImportRefusesOverlap: --move of a symlink, and a ROOT inside the
+// image (a generation's own root) or holding it, are refused before
+// anything moves; a generation whose root went is shown broken and not
+// published.
+func TestImportRefusesOverlap(t *testing.T) {
+	ctx := context.Background()
+	im := Image{Dir: filepath.Join(t.TempDir(), "image")}
+	mustImport(t, im, 1)
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(fixture(t, []string{"a 1"}, nil), link); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		root string
+		move bool
+		want string
+	}{
+		{"a symlink moved", link, true, "is a symlink"},
+		{"a generation's root moved", im.Root(1), true, "overlap"},
+		{"a generation's root copied", im.Root(1), false, "overlap"},
+		{"a directory holding the image", filepath.Dir(im.Dir), false, "overlap"},
+		{"the image through a symlink", filepath.Join(link2(t, im.Dir), "generations/1/root"), true, "overlap"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := im.Import(ctx, tt.root, ImportOptions{Move: tt.move})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Import(%s) = %v, want %q", tt.root, err, tt.want)
+			}
+			if g, err := im.Get(1); err != nil || g.Problem != "" {
+				t.Fatalf("generation 1 changed: %+v %v", g, err)
+			}
+		})
+	}
+	// A generation whose root is gone (by hand) is broken, not published.
+	os.Rename(im.Root(1), filepath.Join(t.TempDir(), "gone"))
+	if err := im.Publish(1); !errors.Is(err, ErrBroken) {
+		t.Errorf("publishing a generation without its root: %v", err)
+	}
+	list, err := im.List()
+	if err != nil || len(list) != 1 || list[0].Problem == "" {
+		t.Errorf("list does not show the broken generation: %+v %v", list, err)
+	}
+}
+
+func link2(t *testing.T, dir string) string {
+	l := filepath.Join(t.TempDir(), "imagelink")
+	if err := os.Symlink(dir, l); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestHoldRefusesRemove: a generation an update is copying cannot be
+// removed until the copy ends.
+func TestHoldRefusesRemove(t *testing.T) {
+	im := Image{Dir: t.TempDir()}
+	mustImport(t, im, 1)
+	release, err := im.hold(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := im.Remove(1, nil); !errors.Is(err, ErrInUse) {
+		t.Fatalf("removing a held generation: %v", err)
+	}
+	release()
+	release()
+	if err := im.Remove(1, nil); err != nil {
+		t.Fatalf("removing after release: %v", err)
+	}
+	if _, err := im.hold(1); !errors.Is(err, ErrNotFound) {
+		t.Errorf("holding a removed generation: %v", err)
+	}
+}
+
+// TestRollbackSteps: rollback walks back down what was published, once
+// per call, passing over removed generations, and never returns to the
+// one it left.
+func TestRollbackSteps(t *testing.T) {
+	im := Image{Dir: t.TempDir()}
+	mustImport(t, im, 4)
+	for _, id := range []int{1, 2, 3, 4} {
+		if err := im.Publish(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := im.Remove(3, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []int{2, 1} {
+		got, err := im.Rollback()
+		if err != nil || got != want {
+			t.Fatalf("rollback = %d (%v), want %d", got, err, want)
+		}
+	}
+	if _, err := im.Rollback(); err == nil || !strings.Contains(err.Error(), "1 stays published") {
+		t.Fatalf("rollback past the first: %v", err)
+	}
+	if pub, _ := im.Published(); pub != 1 {
+		t.Fatalf("published %d, want 1", pub)
+	}
+	// A publish after rollbacks starts a new top.
+	if err := im.Publish(4); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := im.Rollback(); err != nil || got != 1 {
+		t.Fatalf("rollback after a new publish = %d (%v), want 1", got, err)
+	}
+}
+
+// TestNodeChoicesRecorded: the node stage's recorded choices reach the
+// generation, and its --kver picks the kernel a generation boots.
+func TestNodeChoicesRecorded(t *testing.T) {
+	im := Image{Dir: t.TempDir()}
+	state := `{"hostname_requested": true, "cmdline": "x", "kernels": ["6.1.0-9-amd64"],
+	  "choices": {"kernel": "linux-image-rt-amd64", "kver": "6.1.0-9-amd64", "hostname": "n", "packages": ["htop"], "e2e_probe": true}}`
+	root := fixture(t, []string{"a 1"}, map[string]string{
+		"etc/nroot/node.json":                    state,
+		"boot/vmlinuz-6.1.0-10-amd64":            "kernel",
+		"boot/initrd.img-6.1.0-10-amd64":         "initrd",
+		"lib/modules/6.1.0-10-amd64/modules.dep": "",
+	})
+	g, err := im.Import(context.Background(), root, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Node == nil || g.Node.Kernel != "linux-image-rt-amd64" || g.Node.Hostname != "n" || !g.Node.E2EProbe || !slices.Equal(g.Node.Packages, []string{"htop"}) {
+		t.Fatalf("recorded choices %+v", g.Node)
+	}
+	if g.Kernel != "6.1.0-9-amd64" {
+		t.Errorf("kernel %s, want the --kver 6.1.0-9-amd64", g.Kernel)
+	}
+	again, err := im.Get(g.ID)
+	if err != nil || again.Node == nil || again.Node.Kver != "6.1.0-9-amd64" {
+		t.Errorf("generation.json lost the choices: %+v %v", again, err)
+	}
+	// Without --kver the newest ABI by Debian version order.
+	g2, err := im.Import(context.Background(), fixture(t, []string{"a 1"}, map[string]string{
+		"boot/vmlinuz-6.1.0-10-amd64":            "kernel",
+		"boot/initrd.img-6.1.0-10-amd64":         "initrd",
+		"lib/modules/6.1.0-10-amd64/modules.dep": "",
+	}), ImportOptions{})
+	if err != nil || g2.Kernel != "6.1.0-10-amd64" {
+		t.Errorf("kernel %v (%v), want 6.1.0-10-amd64", g2, err)
+	}
+}
+
+// TestImportCancelledMidCopy: Ctrl-C during the copy of a large root
+// returns within 2 s and leaves no generation.
+func TestImportCancelledMidCopy(t *testing.T) {
+	root := fixture(t, []string{"a 1"}, nil)
+	f, err := os.Create(filepath.Join(root, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(8 << 30)
+	f.Close()
+	im := Image{Dir: t.TempDir()}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start := time.Now()
+	g, err := im.Import(ctx, root, ImportOptions{})
+	if g != nil && g.Shared > 0 {
+		t.Skip("the filesystem shares extents: the copy is instant")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Import = %v, want context.Canceled", err)
+	}
+	if took := time.Since(start); took > 2200*time.Millisecond {
+		t.Errorf("returned %v after the start, want within 2 s of the cancel", took)
+	}
+	ents, _ := os.ReadDir(filepath.Join(im.Dir, "generations"))
+	for _, e := range ents {
+		t.Errorf("left %s behind", e.Name())
 	}
 }

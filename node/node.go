@@ -68,11 +68,70 @@ type Dracut struct {
 	OverlayParam   string `json:"overlay_param"`
 }
 
-// State records the node options that Check needs to judge the image.
+// State records the node options that Check needs to judge the image,
+// and the choices a later node stage on a copy of it (nroot image update)
+// makes again.
 type State struct {
 	Hostname bool     `json:"hostname_requested"`
 	Cmdline  string   `json:"cmdline"`
 	Kernels  []string `json:"kernels"`
+	Choices  Choices  `json:"choices"`
+}
+
+// Choices are the node stage's options that shape the image, as given:
+// recorded in the image so that an update replays them. Secrets (the
+// root password) and what is already written into the root (SSH keys)
+// are not among them.
+type Choices struct {
+	Kernel   string   `json:"kernel,omitempty"`
+	Kver     string   `json:"kver,omitempty"`
+	Hostname string   `json:"hostname,omitempty"`
+	Packages []string `json:"packages"`
+	E2EProbe bool     `json:"e2e_probe,omitempty"`
+}
+
+// Apply fills o's unset choices with c's (a flag given again wins) and
+// adds c's packages to o's.
+func (c Choices) Apply(o Options) Options {
+	if o.Kernel == "" {
+		o.Kernel = c.Kernel
+	}
+	if o.Kver == "" {
+		o.Kver = c.Kver
+	}
+	if o.Hostname == "" {
+		o.Hostname = c.Hostname
+	}
+	o.E2EProbe = o.E2EProbe || c.E2EProbe
+	pkgs := slices.Clone(c.Packages)
+	for _, p := range o.Packages {
+		if !slices.Contains(pkgs, p) {
+			pkgs = append(pkgs, p)
+		}
+	}
+	o.Packages = pkgs
+	return o
+}
+
+// ReadState reads what the node stage recorded in root.
+func ReadState(root string) (*State, error) {
+	img, err := fsroot.Open(root)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	defer img.Close()
+	b, err := img.ReadFile(stateFile, maxSmallFile)
+	if err != nil {
+		return nil, fmt.Errorf("node: %s: %w; run nroot node on it", stateFile, err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("node: %s/%s: %w", root, stateFile, err)
+	}
+	if st.Choices.Packages == nil {
+		st.Choices.Packages = []string{}
+	}
+	return &st, nil
 }
 
 const (
@@ -248,6 +307,9 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	}
 	apt := []string{"apt-get", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "--no-install-recommends", "install"}
 	if err := run("apt-get update", "apt-get", "-q", "update"); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w\nnroot needs the image's APT sources to reach a mirror; check %s/etc/apt/sources.list.d", err, root)
 	}
 	// Everything is asked of apt first, without changing anything (but
@@ -339,7 +401,8 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	if err := run("cleaning apt's lists", "sh", "-c", "apt-get clean && rm -rf /var/lib/apt/lists/*_*"); err != nil {
 		return nil, err
 	}
-	st := State{Hostname: o.Hostname != "", Cmdline: res.Cmdline, Kernels: kvers}
+	st := State{Hostname: o.Hostname != "", Cmdline: res.Cmdline, Kernels: kvers,
+		Choices: Choices{Kernel: o.Kernel, Kver: o.Kver, Hostname: o.Hostname, Packages: append([]string{}, o.Packages...), E2EProbe: o.E2EProbe}}
 	b, _ := json.MarshalIndent(st, "", "  ")
 	if err := writeFile(img, stateFile, string(b)+"\n", 0o644); err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"nroot/image"
 	"nroot/internal/fetch"
 	"nroot/inventory"
+	"nroot/node"
 )
 
 func newImageCmd(g *globals) *cobra.Command {
@@ -101,9 +102,17 @@ func newImageUpdateCmd(g *globals) *cobra.Command {
 	var asJSON, upgrade bool
 	var from string
 	var install []string
+	var nodeOpts node.Options
 	cmd := &cobra.Command{
 		Use:   "update [flags] IMAGE",
 		Short: "Make a new generation from the published one (or --from): apt-get upgrade or added packages, then the node stage and its checks",
+		Long: `Make a new generation from the published one (or --from): a copy of its
+root, apt-get upgrade or added packages, then the node stage again, which
+rebuilds and verifies the initramfs for the newest kernel. The node
+stage's choices are the ones recorded when the parent was made (nroot
+node's --kernel, --kver, --hostname, --packages); a flag given here wins.
+The parent is held while it is copied: image remove refuses it until the
+copy ends. Ctrl-C stops the update and leaves no generation.`,
 		Example: `  nroot image update --upgrade /srv/nroot
   nroot image update --install htop,numactl /srv/nroot`,
 		Args: usageArgs(cobra.ExactArgs(1)),
@@ -112,7 +121,7 @@ func newImageUpdateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o := image.UpdateOptions{Install: install, Upgrade: upgrade}
+			o := image.UpdateOptions{Install: install, Upgrade: upgrade, Node: nodeOpts}
 			if from != "" {
 				if o.Parent, err = genArg(from, "--from"); err != nil {
 					return err
@@ -137,6 +146,13 @@ func newImageUpdateCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringSliceVar(&install, "install", nil, "packages to add, comma-separated")
 	cmd.Flags().BoolVar(&upgrade, "upgrade", false, "apt-get upgrade")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the generation as JSON")
+	// The node stage runs again with what the parent's recorded; these
+	// override it.
+	cmd.Flags().StringVar(&nodeOpts.Kernel, "kernel", "", "kernel package (default: the parent's nroot node --kernel)")
+	cmd.Flags().StringVar(&nodeOpts.Kver, "kver", "", "build the initramfs for this installed kernel only (default: the parent's --kver)")
+	cmd.Flags().StringVar(&nodeOpts.Hostname, "hostname", "", "write /etc/hostname (default: the parent's --hostname)")
+	cmd.Flags().BoolVar(&nodeOpts.E2EProbe, "e2e-probe", false, "install the end-to-end probe unit")
+	cmd.Flags().MarkHidden("e2e-probe")
 	return cmd
 }
 
@@ -155,10 +171,10 @@ func newImageListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if gens == nil {
+				gens = []*image.Generation{}
+			}
 			if asJSON {
-				for _, g := range gens {
-					g.Packages = nil
-				}
 				return printJSON(struct {
 					Image       string              `json:"image"`
 					Generations []*image.Generation `json:"generations"`
@@ -171,12 +187,16 @@ func newImageListCmd() *cobra.Command {
 				if g.Published {
 					pub = "*"
 				}
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", g.ID, pub, time.Unix(g.Created, 0).Format("2006-01-02 15:04"), g.Kernel, len(g.Packages), humanBytes(g.DiskBytes), g.Source)
+				src := g.Source
+				if g.Problem != "" {
+					src = "BROKEN: " + g.Problem + "; " + src
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", g.ID, pub, time.Unix(g.Created, 0).Format("2006-01-02 15:04"), g.Kernel, len(g.Packages), humanBytes(g.DiskBytes), src)
 			}
 			return w.Flush()
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the generations as JSON (without their package lists)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the generations as JSON")
 	return cmd
 }
 
@@ -184,7 +204,7 @@ func newImageDiffCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "diff [flags] IMAGE A B",
-		Short: "Show what changed from generation A to B: packages added, removed and changed, then files by path",
+		Short: "Show what changed from generation A to B: packages added, removed and changed, then files by path (exit 1 when they differ)",
 		Args:  usageArgs(cobra.ExactArgs(3)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			im, err := openGenerations(args[0])
@@ -203,8 +223,15 @@ func newImageDiffCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			differ := error(nil)
+			if !d.Empty() {
+				differ = &exitError{code: 1, err: fmt.Errorf("generations %d and %d differ", a, b)}
+			}
 			if asJSON {
-				return printJSON(d)
+				if err := printJSON(d); err != nil {
+					return err
+				}
+				return differ
 			}
 			for _, p := range d.Added {
 				fmt.Printf("+ %s %s %s\n", p.Name, p.Version, p.Architecture)
@@ -224,16 +251,30 @@ func newImageDiffCmd() *cobra.Command {
 				fmt.Printf("%s %s%s\n", sign, f.Path, fields)
 			}
 			fmt.Fprintf(os.Stderr, "%d packages added, %d removed, %d changed; %d paths differ\n", len(d.Added), len(d.Removed), len(d.Upgraded), len(d.Files))
-			return nil
+			return differ
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the differences as JSON")
 	return cmd
 }
 
+// printAction says what publish, rollback or remove did.
+func printAction(im image.Image, action string, id int, asJSON bool) error {
+	if asJSON {
+		return printJSON(struct {
+			Image      string `json:"image"`
+			Action     string `json:"action"`
+			Generation int    `json:"generation"`
+		}{im.Dir, action, id})
+	}
+	fmt.Printf("%s generation %d\n", map[string]string{"publish": "published", "rollback": "published", "remove": "removed"}[action], id)
+	return nil
+}
+
 func newImagePublishCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "publish IMAGE GEN",
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "publish [flags] IMAGE GEN",
 		Short: "Point IMAGE's boot configuration at generation GEN, atomically",
 		Args:  usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -248,16 +289,18 @@ func newImagePublishCmd() *cobra.Command {
 			if err := im.Publish(id); err != nil {
 				return err
 			}
-			fmt.Printf("published generation %d\n", id)
-			return nil
+			return printAction(im, "publish", id, asJSON)
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was done as JSON")
+	return cmd
 }
 
 func newImageRollbackCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "rollback IMAGE",
-		Short: "Publish again the generation published before the current one",
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "rollback [flags] IMAGE",
+		Short: "Publish again the generation published before the current one; again, to step further back",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			im, err := openGenerations(args[0])
@@ -268,14 +311,16 @@ func newImageRollbackCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("published generation %d\n", id)
-			return nil
+			return printAction(im, "rollback", id, asJSON)
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was done as JSON")
+	return cmd
 }
 
 func newImageRemoveCmd() *cobra.Command {
 	var inv string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "remove [flags] IMAGE GEN",
 		Short: "Delete generation GEN, refusing the published one and any the inventory pins",
@@ -304,10 +349,10 @@ func newImageRemoveCmd() *cobra.Command {
 			if err := im.Remove(id, pinned); err != nil {
 				return err
 			}
-			fmt.Printf("removed generation %d\n", id)
-			return nil
+			return printAction(im, "remove", id, asJSON)
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was done as JSON")
 	cmd.Flags().StringVar(&inv, "inventory", "", "refuse generations that nodes of this inventory are pinned to (generation=)")
 	return cmd
 }

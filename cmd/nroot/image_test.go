@@ -47,8 +47,10 @@ func TestImageCommands(t *testing.T) {
 		{[]string{"image", "rollback", img}, 1, "nothing is published"},
 		{[]string{"image", "publish", img, "1"}, 0, "published generation 1"},
 		{[]string{"image", "publish", img, "2"}, 0, "published generation 2"},
-		{[]string{"image", "diff", img, "1", "2"}, 0, "+ c 1 amd64"},
-		{[]string{"image", "diff", "--json", img, "1", "2"}, 0, `"packages_removed"`},
+		// Generations that differ exit 1, as initrd diff; the same, 0.
+		{[]string{"image", "diff", img, "1", "2"}, 1, "+ c 1 amd64"},
+		{[]string{"image", "diff", "--json", img, "1", "2"}, 1, `"packages_removed"`},
+		{[]string{"image", "diff", "--json", img, "2", "2"}, 0, `"packages_removed": []`},
 		{[]string{"pxe", "--server", "10.0.0.1", img, inv}, 64, "--http"},
 		{[]string{"pxe", "--http", "http://10.0.0.1/sub", "--server", "10.0.0.1", img, inv}, 64, "--http"},
 		{[]string{"pxe", "--http", "http://10.0.0.1", "--server", "10.0.0.1", img, filepath.Join(t.TempDir(), "none")}, 64, "inventory"},
@@ -59,6 +61,8 @@ func TestImageCommands(t *testing.T) {
 		{[]string{"image", "remove", "--inventory", inv, img, "1"}, 1, "pinned"},
 		{[]string{"image", "remove", img, "1"}, 0, "removed generation 1"},
 		{[]string{"image", "list", "--json", img}, 0, `"published": true`},
+		{[]string{"image", "list", "--json", img}, 0, `"name": "c"`},
+		{[]string{"image", "publish", "--json", img, "2"}, 0, `"action": "publish"`},
 	}
 	for i, s := range steps {
 		out, errs, code := nroot(t, nil, s.args...)
@@ -84,5 +88,67 @@ func TestImageCommands(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(img, f)); err != nil {
 			t.Errorf("nroot pxe: %v", err)
 		}
+	}
+}
+
+// TestImageJSONAndRollback: publish, rollback and remove speak --json
+// with nroot_version; rollback run twice steps further back instead of
+// returning to the generation it left; list --json carries each
+// generation's packages.
+func TestImageJSONAndRollback(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "image")
+	for i := 0; i < 3; i++ {
+		if _, errs, code := nroot(t, nil, "image", "create", img, nodeRoot(t, "a")); code != 0 {
+			t.Fatalf("create: %s", errs)
+		}
+	}
+	type action struct {
+		Version    string `json:"nroot_version"`
+		Action     string `json:"action"`
+		Generation int    `json:"generation"`
+	}
+	steps := []struct {
+		args []string
+		code int
+		want action
+	}{
+		{[]string{"publish", "--json", img, "1"}, 0, action{Action: "publish", Generation: 1}},
+		{[]string{"publish", "--json", img, "2"}, 0, action{Action: "publish", Generation: 2}},
+		{[]string{"publish", "--json", img, "3"}, 0, action{Action: "publish", Generation: 3}},
+		{[]string{"rollback", "--json", img}, 0, action{Action: "rollback", Generation: 2}},
+		{[]string{"rollback", "--json", img}, 0, action{Action: "rollback", Generation: 1}},
+		{[]string{"rollback", "--json", img}, 1, action{}},
+		{[]string{"remove", "--json", img, "3"}, 0, action{Action: "remove", Generation: 3}},
+	}
+	for i, s := range steps {
+		out, errs, code := nroot(t, nil, append([]string{"image"}, s.args...)...)
+		if code != s.code {
+			t.Fatalf("step %d: nroot image %s: exit %d, want %d\n%s%s", i, strings.Join(s.args, " "), code, s.code, out, errs)
+		}
+		if code != 0 {
+			if !strings.Contains(errs, "1 stays published") {
+				t.Errorf("step %d: %s", i, errs)
+			}
+			continue
+		}
+		var got action
+		if err := json.Unmarshal([]byte(out), &got); err != nil || got.Version == "" {
+			t.Fatalf("step %d: %v\n%s", i, err, out)
+		}
+		got.Version = ""
+		if got != s.want {
+			t.Errorf("step %d: %+v, want %+v", i, got, s.want)
+		}
+	}
+	var list struct {
+		Generations []struct {
+			Packages []struct {
+				Name string `json:"name"`
+			} `json:"packages"`
+		} `json:"generations"`
+	}
+	out, _, _ := nroot(t, nil, "image", "list", "--json", img)
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.Generations) != 2 || len(list.Generations[0].Packages) != 1 {
+		t.Errorf("image list --json: %+v (%v)\n%s", list, err, out)
 	}
 }

@@ -40,6 +40,10 @@ func (e *exitError) Unwrap() error { return e.err }
 // nroot check's 2 (the server cannot be reached).
 const exitUsage = 64
 
+// exitInterrupted is the status after Ctrl-C (128 + SIGINT), as a shell
+// gives a command SIGINT ended.
+const exitInterrupted = 130
+
 // usageErr reports a usage error: it names the flag or argument and says
 // what to give instead.
 func usageErr(format string, a ...any) error {
@@ -69,6 +73,12 @@ func main() {
 	var ee *exitError
 	if errors.As(err, &ee) && ee.reported {
 		os.Exit(ee.code)
+	}
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, ctx.Err())) {
+		// Ctrl-C or SIGTERM: said as such, whichever step it broke, with
+		// the shell's status for a death by SIGINT.
+		fmt.Fprintln(os.Stderr, "nroot: interrupted:", err)
+		os.Exit(exitInterrupted)
 	}
 	fmt.Fprintln(os.Stderr, "nroot:", err)
 	var ce *apt.ConfigError

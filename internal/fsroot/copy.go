@@ -1,6 +1,7 @@
 package fsroot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -26,8 +27,10 @@ type CopyStats struct {
 // File content is shared with FICLONE where the filesystem can (btrfs,
 // XFS) and copied otherwise: the copy never shares an inode with the
 // source, so a write to one never shows in the other. The walk never
-// follows a symlink, as WriteTar's.
-func (r *Root) CopyTree(dst string) (CopyStats, error) {
+// follows a symlink, as WriteTar's. Cancelling ctx stops the copy
+// between entries and within a large file, within a chunk's copy; what
+// was made in dst is then the caller's to remove.
+func (r *Root) CopyTree(ctx context.Context, dst string) (CopyStats, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(r.fd, &st); err != nil {
 		return CopyStats{}, err
@@ -40,7 +43,7 @@ func (r *Root) CopyTree(dst string) (CopyStats, error) {
 		return CopyStats{}, &os.PathError{Op: "open", Path: dst, Err: err}
 	}
 	defer unix.Close(dfd)
-	c := &treeCopy{src: r.Path, dst: dst, links: map[[2]uint64]string{}, clone: true}
+	c := &treeCopy{ctx: ctx, src: r.Path, dst: dst, links: map[[2]uint64]string{}, clone: true}
 	sfd, err := r.openDir(".")
 	if err != nil {
 		return CopyStats{}, err
@@ -53,6 +56,7 @@ func (r *Root) CopyTree(dst string) (CopyStats, error) {
 }
 
 type treeCopy struct {
+	ctx      context.Context
 	src, dst string
 	links    map[[2]uint64]string // source inode to its first path in the copy
 	stats    CopyStats
@@ -83,6 +87,9 @@ func (c *treeCopy) dir(sfd, dfd int, rel string, st *unix.Stat_t, depth int) err
 }
 
 func (c *treeCopy) entry(sfd, dfd int, n, rel string, st *unix.Stat_t, depth int) error {
+	if err := c.ctx.Err(); err != nil {
+		return fmt.Errorf("copy %s: %w", c.src, err)
+	}
 	full := path.Join(c.dst, rel)
 	wrap := func(op string, err error) error { return &os.PathError{Op: op, Path: full, Err: err} }
 	switch st.Mode & unix.S_IFMT {
@@ -135,6 +142,10 @@ func (c *treeCopy) entry(sfd, dfd int, n, rel string, st *unix.Stat_t, depth int
 	return c.meta(dfd, n, st, unix.AT_SYMLINK_NOFOLLOW)
 }
 
+// copyChunk is how much of a file is copied between looks at the
+// context: well under a second on any disk.
+const copyChunk = 64 << 20
+
 // file copies one regular file's content, sharing it when it can.
 func (c *treeCopy) file(sfd, dfd int, n, rel string, st *unix.Stat_t) error {
 	s, err := unix.Openat(sfd, n, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
@@ -168,12 +179,21 @@ func (c *treeCopy) file(sfd, dfd int, n, rel string, st *unix.Stat_t) error {
 		}
 	}
 	if !cloned {
-		// *os.File to *os.File uses copy_file_range, in the kernel.
-		if k, err := io.Copy(out, io.LimitReader(src, now.Size)); err != nil || k != now.Size {
-			if err == nil {
-				err = fmt.Errorf("%d of %d bytes: the source changed while being copied", k, now.Size)
+		// *os.File to *os.File uses copy_file_range, in the kernel; in
+		// chunks, so that a cancelled context stops a large file too.
+		var k int64
+		for k < now.Size {
+			if err := c.ctx.Err(); err != nil {
+				return fmt.Errorf("copy %s: %w", c.src, err)
 			}
-			return &os.PathError{Op: "copy", Path: out.Name(), Err: err}
+			m, err := io.CopyN(out, src, min(copyChunk, now.Size-k))
+			k += m
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = fmt.Errorf("%d of %d bytes: the source changed while being copied", k, now.Size)
+				}
+				return &os.PathError{Op: "copy", Path: out.Name(), Err: err}
+			}
 		}
 	}
 	c.stats.Entries++

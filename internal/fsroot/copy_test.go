@@ -2,11 +2,13 @@ package fsroot
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -59,7 +61,7 @@ func TestCopyTree(t *testing.T) {
 			must(t, err)
 			defer r.Close()
 			dst := filepath.Join(t.TempDir(), "copy")
-			st, err := r.CopyTree(dst)
+			st, err := r.CopyTree(context.Background(), dst)
 			must(t, err)
 			c, err := Open(dst)
 			must(t, err)
@@ -95,7 +97,7 @@ func TestCopyTreeRefusesExisting(t *testing.T) {
 	r, err := Open(src)
 	must(t, err)
 	defer r.Close()
-	if _, err := r.CopyTree(t.TempDir()); !errors.Is(err, fs.ErrExist) {
+	if _, err := r.CopyTree(context.Background(), t.TempDir()); !errors.Is(err, fs.ErrExist) {
 		t.Fatalf("copying onto an existing directory: %v, want it refused", err)
 	}
 }
@@ -116,5 +118,57 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCopyTreeCancelled stops a copy of a large file within the bound a
+// user waits after Ctrl-C, with the context's error, and a context
+// cancelled before the copy makes nothing but dst.
+func TestCopyTreeCancelled(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		after time.Duration // cancel this long after the start; <0: before
+	}{
+		{"before", -1},
+		{"during a large file", 200 * time.Millisecond},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := t.TempDir()
+			f, err := os.Create(filepath.Join(src, "big"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Sparse: cheap to make, and copied as 8 GiB of zeros
+			// without reflinks, many seconds on any disk.
+			if err := f.Truncate(8 << 30); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			r, err := Open(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if c.after < 0 {
+				cancel()
+			} else {
+				time.AfterFunc(c.after, cancel)
+			}
+			dst := filepath.Join(t.TempDir(), "copy")
+			start := time.Now()
+			st, err := r.CopyTree(ctx, dst)
+			took := time.Since(start)
+			if st.Reflinked > 0 {
+				t.Skip("the filesystem shares extents: the copy is instant and has nothing to stop")
+			}
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("CopyTree = %v, want context.Canceled", err)
+			}
+			if took > c.after+2*time.Second {
+				t.Fatalf("CopyTree returned %v after the cancel, want within 2 s", took-c.after)
+			}
+		})
 	}
 }
