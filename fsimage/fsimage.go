@@ -106,6 +106,11 @@ type Options struct {
 	BlockSize int
 	// Progress gets one line when the tool starts and one when it ends.
 	Progress io.Writer
+	// Group, when set, may read the image (mode 0640, that group: the
+	// HTTP or NFS server's user); otherwise only its owner may (0600).
+	// The image holds the root's /etc/shadow and whatever else only root
+	// may read inside it.
+	Group *int
 }
 
 // Info describes a written image.
@@ -206,7 +211,7 @@ func Write(ctx context.Context, root, target string, o Options) (*Info, error) {
 	if epoch.Unix() < 0 || epoch.Unix() > 1<<32-1 {
 		return nil, fmt.Errorf("fsimage: time %d is outside what squashfs and erofs store (0 to 2^32-1)", epoch.Unix())
 	}
-	f, err := atomicfile.Create(target, 0o644)
+	f, err := atomicfile.Create(target, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("fsimage: %w", err)
 	}
@@ -236,6 +241,17 @@ func Write(ctx context.Context, root, target string, o Options) (*Info, error) {
 	got, err := Detect(io.NewSectionReader(f, 0, n))
 	if err != nil || got != o.Format {
 		return nil, fmt.Errorf("fsimage: %s wrote no %s image (%v)", tool, o.Format, err)
+	}
+	// The tool may have made the file anew: its mode is set last.
+	mode := os.FileMode(0o600)
+	if o.Group != nil {
+		if err := f.Chown(-1, *o.Group); err != nil {
+			return nil, fmt.Errorf("fsimage: giving %s to group %d: %w", target, *o.Group, err)
+		}
+		mode = 0o640
+	}
+	if err := f.Chmod(mode); err != nil {
+		return nil, fmt.Errorf("fsimage: %w", err)
 	}
 	if err := f.Commit(); err != nil {
 		return nil, fmt.Errorf("fsimage: %w", err)

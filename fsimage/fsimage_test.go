@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -328,6 +329,36 @@ func TestBlockSize(t *testing.T) {
 		var be *fsimage.BlockSizeError
 		if _, err := fsimage.Write(context.Background(), root, filepath.Join(t.TempDir(), "x"), fsimage.Options{Format: c.f, BlockSize: c.b}); !errors.As(err, &be) {
 			t.Errorf("%s with blocks of %d: %v", c.f, c.b, err)
+		}
+	}
+}
+
+// TestWriteMode: an image holds the root's /etc/shadow, so only its
+// owner reads it, or a group named for the server that serves it.
+func TestWriteMode(t *testing.T) {
+	testenv.Root(t)
+	gid := 4242
+	for _, f := range fsimage.Formats {
+		for _, c := range []struct {
+			name  string
+			group *int
+			mode  os.FileMode
+			gid   int
+		}{{"default", nil, 0o600, 0}, {"a group", &gid, 0o640, gid}} {
+			t.Run(string(f)+"/"+c.name, func(t *testing.T) {
+				tool(t, f)
+				img := filepath.Join(t.TempDir(), "root."+string(f))
+				if _, err := fsimage.Write(context.Background(), tree(t), img, fsimage.Options{Format: f, Group: c.group}); err != nil {
+					t.Fatal(err)
+				}
+				fi, err := os.Stat(img)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != c.mode || int(fi.Sys().(*syscall.Stat_t).Gid) != c.gid {
+					t.Errorf("%s: mode %v gid %d, want %v gid %d", img, fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Gid, c.mode, c.gid)
+				}
+			})
 		}
 	}
 }

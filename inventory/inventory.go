@@ -81,7 +81,8 @@ func Read(r io.Reader, name string) ([]Node, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, maxLine), maxLine)
 	var nodes []Node
-	byName, byMAC := map[string]int{}, map[string]int{}
+	byName, byMAC, byHost := map[string]int{}, map[string]int{}, map[string]int{}
+	byAddr := map[netip.Addr]int{}
 	for n := 1; sc.Scan(); n++ {
 		fail := func(field string, format string, a ...any) error {
 			return &Error{File: name, Line: n, Field: field, Err: fmt.Errorf("%w: %s", ErrSyntax, fmt.Sprintf(format, a...))}
@@ -167,7 +168,21 @@ func Read(r io.Reader, name string) ([]Node, error) {
 			if j, dup := byMAC[node.MAC]; dup {
 				return nil, fail("mac", "%s is also %s's, on line %d", node.MAC, nodes[j].Name, nodes[j].Line)
 			}
-			byName[nm], byMAC[node.MAC] = len(nodes), len(nodes)
+			// One address or host name for two nodes would hand one
+			// node's private keys to the other (nginx allows a segment
+			// by address) and make dnsmasq refuse its file.
+			if j, dup := byHost[node.Hostname]; dup {
+				return nil, fail("hostname", "%s is also %s's, on line %d", node.Hostname, nodes[j].Name, nodes[j].Line)
+			}
+			var addr netip.Addr
+			if node.Address != "dhcp" {
+				addr = netip.MustParsePrefix(node.Address).Addr().Unmap()
+				if j, dup := byAddr[addr]; dup {
+					return nil, fail("address", "%s is also %s's, on line %d", addr, nodes[j].Name, nodes[j].Line)
+				}
+				byAddr[addr] = len(nodes)
+			}
+			byName[nm], byMAC[node.MAC], byHost[node.Hostname] = len(nodes), len(nodes), len(nodes)
 			nodes = append(nodes, node)
 		}
 	}

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"errors"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -57,6 +58,12 @@ func TestRead(t *testing.T) {
 		{"an EUI-64 is not an Ethernet MAC", "node01 mac=02:00:5e:10:00:00:00:01\n", nil, "mac"},
 		{"two nodes with one MAC", "a mac=52:54:00:00:00:01\nb mac=52:54:00:00:00:01\n", nil, "mac"},
 		{"one name twice", "a mac=52:54:00:00:00:01\na mac=52:54:00:00:00:02\n", nil, "name"},
+		{"two nodes with one address", "a mac=52:54:00:00:00:01 address=10.0.0.5/24\nb mac=52:54:00:00:00:02 address=10.0.0.5/16\n", nil, "address"},
+		{"one address in a range and on its own", "n[1-2] mac=52:54:00:00:00:[01-02] address=10.0.0.[5-6]\nc mac=52:54:00:00:00:03 address=10.0.0.6\n", nil, "address"},
+		{"one IPv6 address written two ways", "a mac=52:54:00:00:00:01 address=fd00::5\nb mac=52:54:00:00:00:02 address=fd00:0::0005/64\n", nil, "address"},
+		{"two nodes with one host name", "a mac=52:54:00:00:00:01 hostname=web\nb mac=52:54:00:00:00:02 hostname=web\n", nil, "hostname"},
+		{"a host name that is another node's name", "a mac=52:54:00:00:00:01\nb mac=52:54:00:00:00:02 hostname=a\n", nil, "hostname"},
+		{"one MAC in two cases", "a mac=52:54:00:00:00:0a\nb mac=52:54:00:00:00:0A\n", nil, "mac"},
 		{"a value range of another length", "n[1-3] mac=52:54:00:00:00:[1-2]\n", nil, "mac"},
 		{"one MAC for a range", "n[1-2] mac=52:54:00:00:00:01\n", nil, "mac"},
 		{"an unknown field", "a mac=52:54:00:00:00:01 ip=10.0.0.1\n", nil, "ip"},
@@ -103,12 +110,19 @@ func FuzzRead(f *testing.F) {
 		if len(nodes) == 0 || len(nodes) > MaxNodes {
 			t.Fatalf("%d nodes", len(nodes))
 		}
-		names, macs := map[string]bool{}, map[string]bool{}
+		names, macs, hosts, addrs := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 		for _, n := range nodes {
-			if names[n.Name] || macs[n.MAC] || validHostname(n.Name) != nil || validHostname(n.Hostname) != nil {
+			if names[n.Name] || macs[n.MAC] || hosts[n.Hostname] || validHostname(n.Name) != nil || validHostname(n.Hostname) != nil {
 				t.Fatalf("node %+v: duplicate or invalid", n)
 			}
-			names[n.Name], macs[n.MAC] = true, true
+			if n.Address != "dhcp" {
+				a := netip.MustParsePrefix(n.Address).Addr().Unmap().String()
+				if addrs[a] {
+					t.Fatalf("node %+v: address given twice", n)
+				}
+				addrs[a] = true
+			}
+			names[n.Name], macs[n.MAC], hosts[n.Hostname] = true, true, true
 		}
 	})
 }

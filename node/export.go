@@ -71,11 +71,11 @@ func (o ExportOptions) Validate() error {
 	if o.Port < 0 || o.Port > 65535 {
 		return &OptionError{"--port", fmt.Sprint(o.Port), "a port is 1 to 65535 (0: the standard 2049)"}
 	}
-	if o.Path != "" && (!strings.HasPrefix(o.Path, "/") || strings.ContainsAny(o.Path, " \t\n:")) {
-		return &OptionError{"--path", o.Path, "the path nodes mount is absolute, without spaces or colons (e.g. --path=/srv/node)"}
+	if o.Path != "" && (!strings.HasPrefix(o.Path, "/") || !servablePath(o.Path)) {
+		return &OptionError{"--path", o.Path, "the path nodes mount is absolute, of letters, digits and / . _ - + only (e.g. --path=/srv/node)"}
 	}
-	if o.ImagePath != "" && (!strings.HasPrefix(o.ImagePath, "/") || strings.ContainsAny(o.ImagePath, " \t\n:")) {
-		return &OptionError{"--image-path", o.ImagePath, "the directory nodes mount for the image file is absolute, without spaces or colons"}
+	if o.ImagePath != "" && (!strings.HasPrefix(o.ImagePath, "/") || !servablePath(o.ImagePath)) {
+		return &OptionError{"--image-path", o.ImagePath, "the directory nodes mount for the image file is absolute, of letters, digits and / . _ - + only"}
 	}
 	if (o.ImagePath != "" || o.HTTP != "") && o.Image == "" {
 		return &OptionError{"--image", "", "give the image file (nroot fsimage wrote it) that --image-path or --http serves"}
@@ -99,6 +99,20 @@ func nfsHost(s string) string {
 		return "[" + ip.String() + "]"
 	}
 	return s
+}
+
+// servablePath says whether p can go into every line export prints as
+// it is: /etc/exports splits at blanks and reads # and quotes, ganesha's
+// blocks end at ; and }, the kernel's command line splits at blanks and
+// nfsroot= at commas and colons, iPXE expands $. Such a path is refused,
+// not quoted: no one quoting serves all of them.
+func servablePath(p string) bool {
+	for _, c := range p {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("/._-+", c)) {
+			return false
+		}
+	}
+	return true
 }
 
 // ExportConfig is what nroot export prints.
@@ -131,6 +145,9 @@ func Export(root string, o ExportOptions) (*ExportConfig, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err
+	}
+	if !servablePath(abs) {
+		return nil, &OptionError{"ROOT", abs, "an exported path is of letters, digits and / . _ - + only (exports lines, ganesha blocks and kernel command lines cannot carry others); move or link the root to such a path"}
 	}
 	img, err := fsroot.Open(abs)
 	if err != nil {
@@ -200,6 +217,9 @@ func imageModes(img *fsroot.Root, c *ExportConfig, o ExportOptions, host string)
 	abs, err := filepath.Abs(o.Image)
 	if err != nil {
 		return err
+	}
+	if !servablePath(abs) {
+		return &OptionError{"--image", abs, "an exported path is of letters, digits and / . _ - + only; move the file to such a path"}
 	}
 	f, err := os.Open(abs)
 	if err != nil {

@@ -268,6 +268,11 @@ func TestExportOptions(t *testing.T) {
 		{ExportOptions{Server: "10.0.0.1", Port: 99999}, "--port"},
 		{ExportOptions{Server: "10.0.0.1", Path: "srv/node"}, "--path"},
 		{ExportOptions{Server: "10.0.0.1", Path: "/srv/a:b"}, "--path"},
+		{ExportOptions{Server: "10.0.0.1", Path: "/srv/my node"}, "--path"},
+		{ExportOptions{Server: "10.0.0.1", Path: `/srv/"node"`}, "--path"},
+		{ExportOptions{Server: "10.0.0.1", Path: "/srv/a,b"}, "--path"},
+		{ExportOptions{Server: "10.0.0.1", Path: "/srv/a;}"}, "--path"},
+		{ExportOptions{Server: "10.0.0.1", ImagePath: "/srv/a#b"}, "--image-path"},
 		{ExportOptions{Server: "nfs.example.org", Path: "/srv/node", Port: 2049}, ""},
 		{ExportOptions{Server: "[fd00::1]"}, ""},
 	}
@@ -377,5 +382,28 @@ func TestKernelsNewestLast(t *testing.T) {
 	}
 	if want := []string{"6.1.0-9-amd64", "6.1.0-10-amd64"}; !slices.Equal(got, want) {
 		t.Fatalf("Kernels = %v, want %v", got, want)
+	}
+}
+
+// TestExportRefusesUnservableRoot: a ROOT whose path the exports line, the
+// ganesha block or the command line cannot carry is refused, naming it,
+// rather than printed broken.
+func TestExportRefusesUnservableRoot(t *testing.T) {
+	for _, name := range []string{"my node", `node"1`, "node's", "a#b", "a,b", "x;y", "a$b", "tab\there"} {
+		t.Run(name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), name)
+			if err := os.CopyFS(root, os.DirFS(fixture(t, map[string]string{
+				"boot/nroot-cmdline":         "root=nfs4:SERVER:/PATH ro ip=dhcp\n",
+				"boot/vmlinuz-6.1.0-9-amd64": "k",
+				"lib/modules/6.1.0-9-amd64/": "",
+			}))); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Export(root, ExportOptions{Server: "10.0.0.1"})
+			var oe *OptionError
+			if !errors.As(err, &oe) || oe.Option != "ROOT" || oe.Value != root {
+				t.Fatalf("Export(%q) = %v, want an option error naming ROOT", root, err)
+			}
+		})
 	}
 }

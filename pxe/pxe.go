@@ -19,9 +19,11 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
+	"nroot/export"
 	"nroot/identity"
 	"nroot/image"
 	"nroot/internal/atomicfile"
@@ -73,6 +75,11 @@ type Result struct {
 	DNSMasq  string             `json:"dnsmasq"`
 	Nginx    string             `json:"nginx"`
 	Cache    string             `json:"nginx_cache"`
+	// Exports and Ganesha export IMAGE/generations alone, never the
+	// image directory, whose nodes/ holds every node's private keys.
+	Exports  string             `json:"exports"`
+	Ganesha  string             `json:"ganesha"`
+	Removed  []string           `json:"removed"` // stale scripts and segments of nodes gone from the inventory
 	Nodes    []Node             `json:"nodes"`
 	Segments []identity.Segment `json:"-"`
 }
@@ -145,7 +152,9 @@ reboot
 			if err != nil || id <= 0 {
 				return nil, nil, &inventory.Error{File: o.Inventory, Line: n.Line, Field: "generation", Err: fmt.Errorf("%w: %q is not a generation number", inventory.ErrSyntax, n.Gen)}
 			}
-			gen, chain = n.Gen, "generations/"+n.Gen+"/boot.ipxe"
+			// The path as the image names it: "01" is generation 1.
+			gen = strconv.Itoa(id)
+			chain = "generations/" + gen + "/boot.ipxe"
 		}
 		script := "nodes/" + strings.ReplaceAll(n.MAC, ":", "-") + ".ipxe"
 		f[script] = fmt.Sprintf("#!ipxe\n# nroot: node %s (inventory line %d), generation %s\nset nroot-node %s\nset nroot-args %s\nchain ${nroot-base}/%s\n",
@@ -198,6 +207,10 @@ func dnsmasq(nodes []inventory.Node, o Options, base string) (string, error) {
 		a := n.Address
 		if p, err := netip.ParsePrefix(a); err == nil {
 			a = p.Addr().String()
+			if p.Addr().Is6() && !p.Addr().Is4In6() {
+				// dnsmasq takes an IPv6 address in brackets only.
+				a = "[" + a + "]"
+			}
 		}
 		fmt.Fprintf(&b, "dhcp-host=%s,set:nroot,%s,%s\n", n.MAC, a, n.Hostname)
 	}
@@ -332,13 +345,79 @@ func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) 
 			}
 		}
 	}
+	ex := NFSExport(abs, o.Export)
+	files["exports"] = "# Written by nroot pxe: for /etc/exports of the kernel's NFS server. Only\n# the generations are exported: nodes/ holds every node's private keys.\n" + exportsNote(abs, o.Export) + ex.ExportsLine() + "\n"
+	files["ganesha.conf"] = "# Written by nroot pxe: for nfs-ganesha's configuration. Only the\n# generations are exported: nodes/ holds every node's private keys.\n" + export.GaneshaNFSV4() + ex.Ganesha()
 	for rel, content := range files {
 		if err := atomicfile.WriteFile(filepath.Join(dir, rel), []byte(content), 0o644); err != nil {
 			return nil, fmt.Errorf("pxe: %w", err)
 		}
 	}
-	return &Result{Image: abs, Entry: filepath.Join(abs, "boot.ipxe"), DNSMasq: filepath.Join(abs, "dnsmasq.conf"), Nginx: filepath.Join(abs, "nginx.conf"), Cache: filepath.Join(abs, "nginx-cache.conf"), Nodes: out, Segments: segs}, nil
+	removed, err := removeStale(nodesDir, files, out)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Image: abs, Entry: filepath.Join(abs, "boot.ipxe"), DNSMasq: filepath.Join(abs, "dnsmasq.conf"), Nginx: filepath.Join(abs, "nginx.conf"), Cache: filepath.Join(abs, "nginx-cache.conf"),
+		Exports: filepath.Join(abs, "exports"), Ganesha: filepath.Join(abs, "ganesha.conf"), Removed: removed, Nodes: out, Segments: segs}, nil
 }
+
+// NFSExport is what NFS serves of the image at dir to nodes that mount
+// EXPORT/generations/N/root: the generations directory alone, read-only,
+// without root squash (root on the node reads /etc/shadow). Nothing else
+// of the image is exported: its nodes/ holds each node's private keys,
+// which only nginx serves, each to its node's address.
+func NFSExport(dir, exportPath string) export.Export {
+	gens := filepath.Join(dir, "generations")
+	return export.Export{ID: export.ID(gens), Path: gens, Pseudo: strings.TrimSuffix(exportPath, "/") + "/generations"}
+}
+
+// exportsNote says, when nodes mount a path other than the image's own,
+// that the kernel's server needs the image's path as --export.
+func exportsNote(dir, exportPath string) string {
+	if strings.TrimSuffix(exportPath, "/") == dir {
+		return ""
+	}
+	return fmt.Sprintf("# The kernel's server exports real paths: nodes mount %s/generations,\n# so run nroot pxe with --export %s to serve them this way (or use the\n# nfs-ganesha block, whose Pseudo path is theirs).\n", strings.TrimSuffix(exportPath, "/"), dir)
+}
+
+var macScript = regexp.MustCompile(`^[0-9a-f]{2}(-[0-9a-f]{2}){5}\.ipxe$`)
+
+// removeStale deletes the scripts and segments nroot wrote for nodes that
+// are no longer in the inventory (or changed their MAC): a node that left
+// must not find its script, nor anyone its private keys. Only names
+// nroot gives (MAC.ipxe, NAME.img) are touched.
+func removeStale(nodesDir string, files Files, nodes []Node) ([]string, error) {
+	keep := map[string]bool{}
+	for _, n := range nodes {
+		keep[n.Segment] = true
+	}
+	for rel := range files {
+		keep[rel] = true
+	}
+	ents, err := os.ReadDir(nodesDir)
+	if err != nil {
+		return nil, err
+	}
+	removed := []string{}
+	for _, e := range ents {
+		rel := "nodes/" + e.Name()
+		if keep[rel] || !e.Type().IsRegular() {
+			continue
+		}
+		name := strings.TrimSuffix(e.Name(), ".img")
+		if !macScript.MatchString(e.Name()) && !(strings.HasSuffix(e.Name(), ".img") && labelName.MatchString(name)) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(nodesDir, e.Name())); err != nil {
+			return nil, fmt.Errorf("pxe: removing %s of a node gone from the inventory: %w", rel, err)
+		}
+		removed = append(removed, rel)
+	}
+	return removed, nil
+}
+
+// labelName is a node's name as the inventory takes it.
+var labelName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 
 func lookupGroup(name string) (int, error) {
 	g, err := user.LookupGroup(name)

@@ -146,3 +146,102 @@ func TestWrite(t *testing.T) {
 		t.Errorf("nginx -t of the cache tier: %v\n%s", err, out)
 	}
 }
+
+// TestRenderAddressesAndGenerations: an IPv6 reservation is written as
+// dnsmasq reads one, in brackets (dnsmasq itself checks the file), and a
+// generation written 01 chains to generations/1, the path that exists.
+func TestRenderAddressesAndGenerations(t *testing.T) {
+	f, out, err := Render(nodes(t, "a mac=52:54:00:00:00:01 address=fd00::5/64\nb mac=52:54:00:00:00:02 address=10.0.0.7/24 generation=01\n"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"dnsmasq.conf":                 "dhcp-host=52:54:00:00:00:01,set:nroot,[fd00::5],a\n",
+		"nginx.conf":                   "location = /nodes/a.img { allow fd00::5; deny all; }\n",
+		"nodes/52-54-00-00-00-02.ipxe": "chain ${nroot-base}/generations/1/boot.ipxe\n",
+	} {
+		if !strings.Contains(f[name], want) {
+			t.Errorf("%s lacks %q:\n%s", name, want, f[name])
+		}
+	}
+	if out[1].Generation != "1" {
+		t.Errorf("generation %q, want 1", out[1].Generation)
+	}
+	conf := filepath.Join(t.TempDir(), "dnsmasq.conf")
+	os.WriteFile(conf, []byte(strings.Replace(f["dnsmasq.conf"], "dhcp-range=10.0.0.0,static\n", "dhcp-range=10.0.0.0,static\ndhcp-range=fd00::,static,64\n", 1)), 0o644)
+	dnsmasq := testenv.Command(t, "dnsmasq")
+	if b, err := exec.Command(dnsmasq, "--test", "--conf-file="+conf).CombinedOutput(); err != nil {
+		t.Errorf("dnsmasq --test: %v\n%s", err, b)
+	}
+}
+
+// TestWriteRemovesStale: a node that left the inventory, or changed its
+// MAC, loses its script and its segment on the next run; files nroot did
+// not name are left alone.
+func TestWriteRemovesStale(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "generations"), 0o755)
+	store := identity.Store{Dir: filepath.Join(t.TempDir(), "state")}
+	if _, err := Write(dir, nodes(t, "node[01-02] mac=52:54:00:4e:52:[01-02] address=192.168.77.[11-12]/24\n"), store, opts); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "nodes", "README"), []byte("mine"), 0o644)
+	res, err := Write(dir, nodes(t, "node01 mac=52:54:00:4e:52:0a address=192.168.77.11/24\n"), store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"nodes/node02.img", "nodes/52-54-00-4e-52-02.ipxe", "nodes/52-54-00-4e-52-01.ipxe"} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there (%v)", f, err)
+		}
+	}
+	for _, f := range []string{"nodes/node01.img", "nodes/52-54-00-4e-52-0a.ipxe", "nodes/README"} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if len(res.Removed) != 3 {
+		t.Errorf("removed %v, want the three stale files", res.Removed)
+	}
+}
+
+// TestExportHoldsNoKeys: the NFS exports nroot pxe writes name the
+// generations alone, and nothing below that path is a segment or the
+// identity store: a node that mounts the export reads no node's keys.
+func TestExportHoldsNoKeys(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "generations", "1", "root", "etc"), 0o755)
+	state := filepath.Join(dir, "state") // the worst place a user could keep it
+	res, err := Write(dir, nodes(t, "node[01-02] mac=52:54:00:4e:52:[01-02] address=192.168.77.[11-12]/24\n"), identity.Store{Dir: state}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gens := filepath.Join(res.Image, "generations")
+	for _, f := range []string{res.Exports, res.Ganesha} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if strings.HasPrefix(line, "#") {
+				continue
+			}
+			if strings.HasPrefix(line, "Path = ") && line != "Path = "+gens+";" {
+				t.Errorf("%s exports %s, want %s alone", f, line, gens)
+			}
+			if strings.HasPrefix(line, "/") && !strings.HasPrefix(line, gens+" ") {
+				t.Errorf("%s exports %s, want %s alone", f, line, gens)
+			}
+		}
+		if !strings.Contains(string(b), gens) || !strings.Contains(string(b), "Pseudo = /nroot/generations;") && f == res.Ganesha {
+			t.Errorf("%s does not export %s:\n%s", f, gens, b)
+		}
+	}
+	filepath.WalkDir(gens, func(p string, d os.DirEntry, err error) error {
+		if err == nil && (strings.HasSuffix(p, ".img") || strings.HasPrefix(p, state)) {
+			t.Errorf("%s is below the export", p)
+		}
+		return nil
+	})
+}

@@ -44,7 +44,12 @@ machine-id across reboots and image updates.`,
 				return err
 			}
 			if asJSON {
-				return printJSON(segs)
+				if segs == nil {
+					segs = []identity.Segment{}
+				}
+				return printJSON(struct {
+					Nodes []identity.Segment `json:"nodes"`
+				}{segs})
 			}
 			for _, s := range segs {
 				state := "kept"

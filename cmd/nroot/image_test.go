@@ -152,3 +152,20 @@ func TestImageJSONAndRollback(t *testing.T) {
 		t.Errorf("image list --json: %+v (%v)\n%s", list, err, out)
 	}
 }
+
+// TestIdentityJSON: identity --json is one document with nroot_version
+// and the nodes, as every command's.
+func TestIdentityJSON(t *testing.T) {
+	inv := filepath.Join(t.TempDir(), "nodes.txt")
+	os.WriteFile(inv, []byte("node[01-02] mac=52:54:00:4e:52:[01-02]\n"), 0o644)
+	out, errs, code := nroot(t, nil, "identity", "--state", filepath.Join(t.TempDir(), "state"), "--json", inv, filepath.Join(t.TempDir(), "segs"))
+	var doc struct {
+		Version string `json:"nroot_version"`
+		Nodes   []struct {
+			Name string `json:"name"`
+		} `json:"nodes"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || doc.Version == "" || len(doc.Nodes) != 2 || doc.Nodes[1].Name != "node02" {
+		t.Fatalf("identity --json: exit %d %+v\n%s%s", code, doc, out, errs)
+	}
+}

@@ -58,13 +58,16 @@ no new configuration.`,
 			for _, n := range res.Nodes {
 				fmt.Printf("%-16s %s %-15s generation %-9s %s %s\n", n.Name, n.MAC, n.Address, n.Generation, n.Script, n.Segment)
 			}
-			fmt.Printf("entry %s\ndnsmasq %s\nnginx %s\n", res.Entry, res.DNSMasq, res.Nginx)
+			for _, r := range res.Removed {
+				fmt.Printf("removed %s (no longer in the inventory)\n", r)
+			}
+			fmt.Printf("entry %s\ndnsmasq %s\nnginx %s\nNFS exports (the generations only) %s, nfs-ganesha %s\n", res.Entry, res.DNSMasq, res.Nginx, res.Exports, res.Ganesha)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&o.Base, "http", "", "URL nodes reach the HTTP server at, which serves IMAGE at its root: http://ADDRESS[:PORT]")
 	cmd.Flags().StringVar(&o.Server, "server", "", "the NFS server's address as nodes reach it")
-	cmd.Flags().StringVar(&o.Export, "export", "/nroot", "the path NFS exports IMAGE at (NFSv4 pseudo path)")
+	cmd.Flags().StringVar(&o.Export, "export", "/nroot", "the path nodes find IMAGE at over NFS: they mount EXPORT/generations/N/root, and only IMAGE/generations is exported (IMAGE/exports, IMAGE/ganesha.conf)")
 	cmd.Flags().StringVar(&o.DHCPRange, "dhcp-range", "", "dnsmasq's dhcp-range (default: the first node's network, static, when every node has an address)")
 	cmd.Flags().StringVar(&o.TFTPRoot, "tftp-root", "/usr/lib/ipxe", "the directory with iPXE's undionly.kpxe and ipxe.efi")
 	cmd.Flags().StringVar(&o.SegmentGroup, "segment-group", "", "group that may read the identity segments (the HTTP server's, e.g. www-data); default root only")
