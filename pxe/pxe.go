@@ -70,11 +70,11 @@ type Files map[string]string
 
 // Result is what Write wrote.
 type Result struct {
-	Image    string             `json:"image"`
-	Entry    string             `json:"entry"`
-	DNSMasq  string             `json:"dnsmasq"`
-	Nginx    string             `json:"nginx"`
-	Cache    string             `json:"nginx_cache"`
+	Image   string `json:"image"`
+	Entry   string `json:"entry"`
+	DNSMasq string `json:"dnsmasq"`
+	Nginx   string `json:"nginx"`
+	Cache   string `json:"nginx_cache"`
 	// Exports and Ganesha export IMAGE/generations alone, never the
 	// image directory, whose nodes/ holds every node's private keys.
 	Exports  string             `json:"exports"`

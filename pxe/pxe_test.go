@@ -36,7 +36,7 @@ func TestRender(t *testing.T) {
 		"nodes/52-54-00-00-00-03.ipxe": {"set nroot-node spare\n", "set nroot-args console=ttyS0,115200 quiet\n", "chain ${nroot-base}/generations/3/boot.ipxe\n"},
 		"dnsmasq.conf": {"dhcp-range=10.0.0.0,static\n", "dhcp-host=52:54:00:00:00:01,set:nroot,10.0.0.11,node1\n", "dhcp-host=52:54:00:00:00:03,set:nroot,10.0.0.13,spare\n",
 			"dhcp-boot=tag:nroot,tag:ipxe,http://10.0.0.1:8080/boot.ipxe\n", "dhcp-boot=tag:nroot,tag:!ipxe,tag:!efi64,undionly.kpxe\n"},
-		"nginx.conf": {"listen 8080;", "location = /nodes/node2.img { allow 10.0.0.12; deny all; }\n", "location / { return 404; }"},
+		"nginx.conf":       {"listen 8080;", "location = /nodes/node2.img { allow 10.0.0.12; deny all; }\n", "location / { return 404; }"},
 		"nginx-cache.conf": {"proxy_pass http://10.0.0.1:8080;", "proxy_cache_lock on;", "location / { return 404; }"},
 	}
 	if len(f) != len(want) {
