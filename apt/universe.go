@@ -385,3 +385,10 @@ func hasAllIndex(r *Release) bool {
 	}
 	return false
 }
+
+// Knows says whether name is a package of the universe, real or
+// provided, in any architecture: whether apt could find something to
+// install by that name.
+func (u *Universe) Knows(name string) bool {
+	return len(u.byName[name]) > 0 || len(u.providers[name]) > 0
+}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"nroot/apt"
 	"nroot/internal/atomicfile"
 	"nroot/internal/fsroot"
 	"nroot/node"
@@ -37,6 +38,9 @@ type UpdateOptions struct {
 	// Node is passed to the node stage, which runs again on the copy
 	// (its Packages and Upgrade are set from the fields above).
 	Node node.Options
+	// Apt fetches and verifies the parent's APT sources, to ask whether
+	// Install names packages they have before anything is copied.
+	Apt apt.Options
 }
 
 // maxBootFile bounds the kernel and initramfs copied out of a root.
@@ -194,6 +198,17 @@ func (im Image) Update(ctx context.Context, o UpdateOptions) (*Generation, error
 		return nil, err
 	}
 	defer src.Close()
+	if len(o.Install) > 0 {
+		// Asked first, as nroot node asks apt: a misspelt name must not
+		// cost a copy of the whole root.
+		missing, sources, ok := unavailable(ctx, src, o.Install, nativeArch(pg), o.Apt)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("image update: interrupted, no generation made: %w", ctx.Err())
+		}
+		if ok && len(missing) > 0 {
+			return nil, &UnavailableError{Generation: parent, Packages: missing, Sources: sources}
+		}
+	}
 	id, tmp, err := im.reserve()
 	if err != nil {
 		return nil, err
@@ -230,6 +245,16 @@ func (im Image) Update(ctx context.Context, o UpdateOptions) (*Generation, error
 		return nil, im.abort(ctx, tmp, "", fmt.Errorf("image update: generation %d: %w", id, err))
 	}
 	return g, nil
+}
+
+// nativeArch is the generation's dpkg architecture.
+func nativeArch(g *Generation) string {
+	for _, p := range g.Packages {
+		if p.Name == "dpkg" {
+			return p.Architecture
+		}
+	}
+	return apt.HostArch()
 }
 
 // counterFile holds the next generation number: numbers are never

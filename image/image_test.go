@@ -9,6 +9,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"nroot/apt"
+	"nroot/internal/fetch"
+	"nroot/internal/fsroot"
+	"nroot/internal/testenv"
 )
 
 // fixture writes a minimal node root: a kernel with its modules
@@ -533,5 +538,35 @@ func TestImportCancelledMidCopy(t *testing.T) {
 	ents, _ := os.ReadDir(filepath.Join(im.Dir, "generations"))
 	for _, e := range ents {
 		t.Errorf("left %s behind", e.Name())
+	}
+}
+
+// TestUpdateAsksFirst: an update that adds a package no source of the
+// parent has fails before copying anything, naming it, against the real
+// archive the parent's sources name; a real package passes the question.
+func TestUpdateAsksFirst(t *testing.T) {
+	mirror := testenv.Mirror(t)
+	sources := "Types: deb\nURIs: " + mirror + "\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+	im := Image{Dir: t.TempDir()}
+	if _, err := im.Import(context.Background(), fixture(t, []string{"dpkg 1.21"}, map[string]string{"etc/apt/sources.list.d/debian.sources": sources}), ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	o := apt.Options{Fetcher: fetch.NewFetcher(os.Getenv("NROOT_TEST_CACHE"))}
+	_, err := im.Update(context.Background(), UpdateOptions{Install: []string{"hello", "helo", "mail-transport-agent"}, Apt: o})
+	var ue *UnavailableError
+	if !errors.As(err, &ue) || !slices.Equal(ue.Packages, []string{"helo"}) || !strings.Contains(err.Error(), "bookworm") {
+		t.Fatalf("Update = %v, want an UnavailableError naming helo alone", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(im.Dir, "generations"))
+	if len(ents) != 1 {
+		t.Errorf("generations/ holds %d entries, want generation 1 alone", len(ents))
+	}
+	src, err := fsroot.Open(im.Root(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if missing, _, ok := unavailable(context.Background(), src, []string{"hello", "mail-transport-agent"}, "amd64", o); !ok || len(missing) != 0 {
+		t.Errorf("hello and a virtual package: missing %v (asked: %v)", missing, ok)
 	}
 }

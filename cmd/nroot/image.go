@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"nroot/apt"
 	"nroot/image"
 	"nroot/internal/fetch"
 	"nroot/inventory"
@@ -132,6 +133,7 @@ copy ends. Ctrl-C stops the update and leaves no generation.`,
 				dir = fetch.DefaultCacheDir()
 			}
 			o.Node.CacheDir = filepath.Join(dir, "apt-archives")
+			o.Apt = apt.Options{Fetcher: fetch.NewFetcher(dir), Log: g.logger()}
 			if !g.quiet {
 				o.Node.Progress = os.Stderr
 			}
