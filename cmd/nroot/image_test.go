@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // nodeRoot writes a minimal node root: a kernel with its modules
@@ -167,5 +171,41 @@ func TestIdentityJSON(t *testing.T) {
 	}
 	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || doc.Version == "" || len(doc.Nodes) != 2 || doc.Nodes[1].Name != "node02" {
 		t.Fatalf("identity --json: exit %d %+v\n%s%s", code, doc, out, errs)
+	}
+}
+
+// TestImageCreateInterrupted: Ctrl-C during the copy of a large root
+// stops nroot within 2 s with status 130, saying it was interrupted,
+// and leaves no generation.
+func TestImageCreateInterrupted(t *testing.T) {
+	root := nodeRoot(t, "a")
+	f, err := os.Create(filepath.Join(root, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(8 << 30)
+	f.Close()
+	img := filepath.Join(t.TempDir(), "image")
+	cmd := exec.Command(nrootBin, "image", "create", img, root)
+	var e bytes.Buffer
+	cmd.Stderr = &e
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	sent := time.Now()
+	cmd.Process.Signal(os.Interrupt)
+	err = cmd.Wait()
+	took := time.Since(sent)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(e.String(), "interrupted") {
+		t.Fatalf("exit %v, want 130 saying interrupted:\n%s", err, e.String())
+	}
+	if took > 2*time.Second {
+		t.Errorf("stopped %v after Ctrl-C, want within 2 s", took)
+	}
+	ents, _ := os.ReadDir(filepath.Join(img, "generations"))
+	for _, x := range ents {
+		t.Errorf("left %s behind", x.Name())
 	}
 }
