@@ -49,16 +49,17 @@ bench: deps build
 	$(GO) test -run '^$$' -bench ExportCheck -benchtime 3x ./nfscheck
 	./scripts/bench-initrd.sh
 	NROOT_E2E_SUITES=bookworm $(GO) test -tags e2e -count=1 -timeout 40m -v -run NodeBootsOverNFS ./e2e > bench-e2e.log 2>&1; s=$$?; grep -E 'stage |timings' bench-e2e.log; exit $$s
-	$(MAKE) storm STORM_CLIENTS=1,10,50,100
+	$(MAKE) storm STORM_CLIENTS=1,10,50,100 STORM_OUT=$(CURDIR)/bench-storm
 
 # The full boot storm the README reports: a recorded boot of each NFS mode
 # replayed by 1 to 500 concurrent clients, and the image over HTTP, direct
-# and through a caching nginx (results, table and plot in storm-results/).
+# and through a caching nginx (results, table, plot and the recorded working sets in docs/storm/).
 STORM_CLIENTS ?= 1,10,50,100,200,500
+STORM_OUT ?= $(CURDIR)/docs/storm
 storm: deps
-	mkdir -p storm-results
-	NROOT_STORM_CLIENTS=$(STORM_CLIENTS) NROOT_STORM_OUT=$(CURDIR)/storm-results $(GO) test -tags e2e -count=1 -timeout 180m -v -run TestBootStorm ./e2e > storm-results/log.txt 2>&1; s=$$?; \
-	  grep -E 'stage |recorded|RPCs per boot|streams| clients:|origin sent' storm-results/log.txt; cat storm-results/table.txt 2>/dev/null; exit $$s
+	mkdir -p $(STORM_OUT)
+	NROOT_STORM_CLIENTS=$(STORM_CLIENTS) NROOT_STORM_OUT=$(STORM_OUT) $(GO) test -tags e2e -count=1 -timeout 180m -v -run TestBootStorm ./e2e > $(STORM_OUT)/log.txt 2>&1; s=$$?; \
+	  grep -E 'stage |recorded|RPCs per boot|streams| clients:|origin sent' $(STORM_OUT)/log.txt; cat $(STORM_OUT)/table.txt 2>/dev/null; exit $$s
 
 # The resolver and bootstrap against mmdebstrap for Debian's stable and
 # oldstable and Ubuntu's two LTS releases, minbase, important and standard

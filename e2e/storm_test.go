@@ -48,7 +48,7 @@ func TestBootStorm(t *testing.T) {
 	}
 	out := os.Getenv("NROOT_STORM_OUT")
 	if out == "" {
-		out = "storm-results"
+		out = "docs/storm"
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
