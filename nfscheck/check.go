@@ -87,6 +87,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return rep, asStep(err)
 	}
+	var owners *Check
+	if c.v4 != nil && len(c.v4.names.names) > 0 {
+		passwd, group, from := userDatabase(ctx, c, remote, o.Rootfs)
+		ch := ownersCheck(mapOwners(remote, &c.v4.names, passwd, group), from)
+		owners = &ch
+	}
 	rep.WalkSeconds = time.Since(start).Seconds()
 	if rep.WalkSeconds > 0 {
 		rep.EntriesPerS = float64(rep.Stats.Entries) / rep.WalkSeconds
@@ -121,7 +127,27 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	rep.Checks = bootChecks(ctx, c, remote)
+	if owners != nil {
+		rep.Checks = append(rep.Checks, *owners)
+	}
 	return rep, nil
+}
+
+// userDatabase is the export's /etc/passwd and /etc/group, which a node
+// maps owner names through; an export that is no root (has neither)
+// falls back to the --rootfs tree's.
+func userDatabase(ctx context.Context, c *Conn, t Tree, rootfs string) (passwd, group []byte, from string) {
+	passwd, perr := readSmall(ctx, c, t, "etc/passwd")
+	group, gerr := readSmall(ctx, c, t, "etc/group")
+	if perr == nil || gerr == nil || rootfs == "" {
+		return passwd, group, "the export's /etc/passwd and /etc/group"
+	}
+	if r, err := fsroot.Open(rootfs); err == nil {
+		defer r.Close()
+		passwd, _ = r.ReadFile("etc/passwd", 1<<20)
+		group, _ = r.ReadFile("etc/group", 1<<20)
+	}
+	return passwd, group, rootfs + "'s /etc/passwd and /etc/group"
 }
 
 func asStep(err error) error {

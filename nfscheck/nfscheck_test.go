@@ -339,3 +339,65 @@ func TestNFSv4Only(t *testing.T) {
 		}
 	}
 }
+
+// TestNFSv4NamedOwners: a server with nfs-ganesha's default owners
+// (names, user@domain, from the server's user database) is checked as a
+// node sees it: names go through the export's own /etc/passwd and
+// /etc/group, numbers the server could not name stay numbers, and an
+// identical tree shows no difference. A name the export's database lacks
+// is reported as such, never mapped to nobody.
+func TestNFSv4NamedOwners(t *testing.T) {
+	testenv.Root(t)
+	testenv.Command(t, "ganesha.nfsd")
+	root := fixtureRoot(t)
+	write := func(p, data string, uid, gid int) {
+		full := filepath.Join(root, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(full, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The export's numbering: shadow, staff and daemon as the host has
+	// them (sent as names), 4321 and 2345 only here (sent as numbers).
+	write("etc/passwd", "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1::/:/bin/false\nbin:x:2:2::/:/bin/false\nlocal:x:4321:2345::/:/bin/false\n", 0, 0)
+	write("etc/group", "root:x:0:\ndaemon:x:1:\nbin:x:2:\nshadow:x:42:\nstaff:x:50:\nlocal:x:2345:\n", 0, 0)
+	write("var/local/staffed", "x", 1, 50)
+	write("home/local/file", "x", 4321, 2345)
+	write("usr/bin/binned", "x", 2, 2)
+	s, err := ganesha.Start(context.Background(), []ganesha.Export{{ID: 1, Path: root, Pseudo: "/node"}}, ganesha.Options{V4Only: true, NamedOwners: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	v4 := nfscheck.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, Path: "/node", Version: 4}
+	rep, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: v4, Rootfs: root, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Differences) != 0 {
+		t.Fatalf("differences on an identical tree: %+v", rep.Differences)
+	}
+	if st := statuses(rep)["owner-names"]; st != "PASS" {
+		t.Errorf("owner-names %q, want PASS (the server sent names: %v)", st, rep.Checks)
+	}
+	// bin leaves the export's user database: /usr/bin/binned's owner
+	// and group, sent as bin@domain, map to nothing there.
+	write("etc/passwd", "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1::/:/bin/false\nlocal:x:4321:2345::/:/bin/false\n", 0, 0)
+	write("etc/group", "root:x:0:\ndaemon:x:1:\nshadow:x:42:\nstaff:x:50:\nlocal:x:2345:\n", 0, 0)
+	rep, err = nfscheck.Run(context.Background(), nfscheck.Options{Target: v4, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var owners *nfscheck.Check
+	for i := range rep.Checks {
+		if rep.Checks[i].Name == "owner-names" {
+			owners = &rep.Checks[i]
+		}
+	}
+	if owners == nil || owners.Status != "FAIL" || !strings.Contains(owners.Detail, "/usr/bin/binned") || !strings.Contains(owners.Detail, `"bin@`) || !rep.Failed() {
+		t.Fatalf("owner-names %+v, want a failure naming /usr/bin/binned and bin@DOMAIN", owners)
+	}
+}

@@ -124,9 +124,10 @@ func (e *enc) bitmap(bits ...int) {
 
 // dec reads XDR from a reply, refusing lengths beyond it.
 type dec struct {
-	r    *bytes.Reader
-	err  error
-	verf [8]byte // READDIR's cookie verifier
+	r     *bytes.Reader
+	err   error
+	verf  [8]byte     // READDIR's cookie verifier
+	names *ownerNames // where owner names sent as strings are kept
 }
 
 func (d *dec) u32() uint32 {
@@ -188,6 +189,7 @@ type session4 struct {
 	seq      []uint32 // each slot's last sequence id
 	maxRead  uint32   // the fore channel's response limit, less headers
 	rpcs     atomic.Int64
+	names    ownerNames
 }
 
 // compound4 is one COMPOUND being built; ops counts its operations.
@@ -258,7 +260,7 @@ func (s *session4) callOnce(ctx context.Context, build func(*compound4)) (*dec, 
 		b, _ := io.ReadAll(res)
 		r = bytes.NewReader(b)
 	}
-	d := &dec{r: r}
+	d := &dec{r: r, names: &s.names}
 	status := d.u32()
 	d.opaque(1024) // tag
 	n := d.u32()
@@ -445,18 +447,18 @@ func (d *dec) fattr() attrs4 {
 		return a
 	}
 	v := &dec{r: bytes.NewReader(list)}
-	owner := func() uint32 {
+	owner := func(group bool) uint32 {
 		s := string(v.opaque(1024))
-		n, err := strconv.ParseUint(s, 10, 32)
-		if err != nil {
-			// A name (user@domain): nroot compares numbers; nodes
-			// mount with Only_Numeric_Owners-style servers in mind.
-			if strings.HasPrefix(s, "root@") || s == "root" {
-				return 0
-			}
-			return 1<<32 - 2 // nobody: shows as a difference
+		if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+			return uint32(n)
 		}
-		return uint32(n)
+		// A name (user@domain), which only the export's own
+		// /etc/passwd and /etc/group can turn into the number a node
+		// sees: a stand-in until the walk has read them (MapOwners).
+		if d.names == nil {
+			d.names = &ownerNames{}
+		}
+		return d.names.standIn(s, group)
 	}
 	time4 := func() nfs.NFS3Time {
 		sec := v.u64()
@@ -486,9 +488,9 @@ func (d *dec) fattr() attrs4 {
 			case fa4Numlinks:
 				a.Nlink = v.u32()
 			case fa4Owner:
-				a.UID = owner()
+				a.UID = owner(false)
 			case fa4OwnerGroup:
-				a.GID = owner()
+				a.GID = owner(true)
 			case fa4Rawdev:
 				a.SpecData = [2]uint32{v.u32(), v.u32()}
 			case fa4SpaceUsed:

@@ -41,6 +41,9 @@ type Options struct {
 	// AttrCache keeps ganesha's attribute cache, as a production server
 	// runs (tests that change trees under the server turn it off).
 	AttrCache bool
+	// NamedOwners has NFSv4 owners sent as names (user@domain), as
+	// nfs-ganesha does by default, instead of numbers.
+	NamedOwners bool
 }
 
 func freePort() (int, error) {
@@ -61,8 +64,16 @@ func listening(port int) bool {
 	return true
 }
 
+func nfsv4Block(dir string, namedOwners bool) string {
+	b := export.GaneshaNFSV4("Graceless = true;", "RecoveryBackend = fs;", "RecoveryRoot = "+dir+"/recovery;")
+	if namedOwners {
+		b = strings.Replace(b, "Only_Numeric_Owners = true;", "Only_Numeric_Owners = false;", 1)
+	}
+	return b
+}
+
 // Config renders the ganesha configuration.
-func Config(dir string, nfsPort, mountPort, nlmPort, rquotaPort int, exports []Export, v4Only, attrCache bool) string {
+func Config(dir string, nfsPort, mountPort, nlmPort, rquotaPort int, exports []Export, v4Only, attrCache, namedOwners bool) string {
 	var b strings.Builder
 	protocols := "3, 4"
 	if v4Only {
@@ -81,7 +92,7 @@ func Config(dir string, nfsPort, mountPort, nlmPort, rquotaPort int, exports []E
 }
 %sNFS_KRB5 { Active_krb5 = false; }
 LOG { Default_Log_Level = WARN; }
-`, protocols, nfsPort, mountPort, nlmPort, rquotaPort, export.GaneshaNFSV4("Graceless = true;", "RecoveryBackend = fs;", "RecoveryRoot = "+dir+"/recovery;"))
+`, protocols, nfsPort, mountPort, nlmPort, rquotaPort, nfsv4Block(dir, namedOwners))
 	for _, e := range exports {
 		// Tests change trees under the server: serve changes at once.
 		e.NoAttrCache = !attrCache
@@ -137,7 +148,7 @@ func Start(ctx context.Context, exports []Export, o Options) (*Server, error) {
 	nlm, _ := freePort()
 	rq, _ := freePort()
 	conf := filepath.Join(dir, "ganesha.conf")
-	if err := os.WriteFile(conf, []byte(Config(dir, s.NFSPort, s.MountPort, nlm, rq, exports, o.V4Only, o.AttrCache)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(Config(dir, s.NFSPort, s.MountPort, nlm, rq, exports, o.V4Only, o.AttrCache, o.NamedOwners)), 0o644); err != nil {
 		return fail(err)
 	}
 	s.cmd = exec.Command(bin, "-F", "-L", s.Log, "-f", conf, "-p", filepath.Join(dir, "ganesha.pid"))
