@@ -152,8 +152,9 @@ func checkImage(t *testing.T, root, suite string) {
 }
 
 // explained are the differences from mmdebstrap that nroot documents
-// (README, "bootstrap"): build logs and caches, files copied from the
-// build host, and what nroot writes differently on purpose.
+// (docs/mmdebstrap.md, "Differences from mmdebstrap's result"): build
+// logs and caches, files copied from the build host, and what nroot
+// writes differently on purpose.
 var explained = []string{
 	"var/log/", "var/cache/", "var/lib/apt/lists/", "var/lib/dpkg/", "tmp/", "run/",
 	"etc/resolv.conf", "etc/hostname", "etc/machine-id", "etc/apt/sources.list", "etc/apt/apt.conf.d/99mmdebstrap",
