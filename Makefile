@@ -51,7 +51,7 @@ bench: deps build
 	NROOT_E2E_SUITES=bookworm $(GO) test -tags e2e -count=1 -timeout 40m -v -run NodeBootsOverNFS ./e2e > bench-e2e.log 2>&1; s=$$?; grep -E 'stage |timings' bench-e2e.log; exit $$s
 	$(MAKE) storm STORM_CLIENTS=1,10,50,100 STORM_OUT=$(CURDIR)/bench-storm
 
-# The full boot storm the README reports: a recorded boot of each NFS mode
+# The full boot storm docs/storm.md reports: a recorded boot of each NFS mode
 # replayed by 1 to 500 concurrent clients, and the image over HTTP, direct
 # and through a caching nginx (results, table, plot and the recorded working sets in docs/storm/).
 STORM_CLIENTS ?= 1,10,50,100,200,500
