@@ -209,3 +209,13 @@ func TestImageCreateInterrupted(t *testing.T) {
 		t.Errorf("left %s behind", x.Name())
 	}
 }
+
+// TestUsageSaidOnce: a wrong number of arguments says the usage once.
+func TestUsageSaidOnce(t *testing.T) {
+	for _, args := range [][]string{{"image", "list"}, {"image", "publish", "x"}, {"fsimage", "a"}} {
+		_, errs, code := nroot(t, nil, args...)
+		if code != 64 || strings.Count(errs, "usage:") != 1 {
+			t.Errorf("nroot %s: exit %d, want 64 saying usage once:\n%s", strings.Join(args, " "), code, errs)
+		}
+	}
+}

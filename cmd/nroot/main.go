@@ -54,6 +54,10 @@ func usageErr(format string, a ...any) error {
 func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := v(cmd, args); err != nil {
+			var ee *exitError
+			if errors.As(err, &ee) {
+				return err // said already, once
+			}
 			return &exitError{code: exitUsage, err: fmt.Errorf("%w; usage: %s", err, cmd.UseLine())}
 		}
 		return nil
