@@ -14,6 +14,7 @@ import (
 	"nroot/apt"
 	"nroot/image"
 	"nroot/internal/fetch"
+	"nroot/internal/progress"
 	"nroot/inventory"
 	"nroot/node"
 )
@@ -63,19 +64,8 @@ func printGeneration(gen *image.Generation, asJSON bool) error {
 		return printJSON(gen)
 	}
 	fmt.Printf("generation %d: %s; kernel %s, %d packages; %.1fs, %s of files, %s on disk (%s shared)\n",
-		gen.ID, gen.Source, gen.Kernel, len(gen.Packages), gen.Seconds, humanBytes(gen.Bytes), humanBytes(gen.DiskBytes), humanBytes(gen.Shared))
+		gen.ID, gen.Source, gen.Kernel, len(gen.Packages), gen.Seconds, progress.Bytes(gen.Bytes), progress.Bytes(gen.DiskBytes), progress.Bytes(gen.Shared))
 	return nil
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	default:
-		return fmt.Sprintf("%d B", n)
-	}
 }
 
 func newImageCreateCmd() *cobra.Command {
@@ -193,7 +183,7 @@ func newImageListCmd() *cobra.Command {
 				if g.Problem != "" {
 					src = "BROKEN: " + g.Problem + "; " + src
 				}
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", g.ID, pub, time.Unix(g.Created, 0).Format("2006-01-02 15:04"), g.Kernel, len(g.Packages), humanBytes(g.DiskBytes), src)
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", g.ID, pub, time.Unix(g.Created, 0).Format("2006-01-02 15:04"), g.Kernel, len(g.Packages), progress.Bytes(g.DiskBytes), src)
 			}
 			return w.Flush()
 		},

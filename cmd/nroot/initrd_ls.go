@@ -200,6 +200,7 @@ func writeHeaderSummary(w io.Writer, name string, size int64, in *initrd.Info) {
 	fmt.Fprintln(w, rule)
 }
 
+// humanSize is lsinitrd's size, as its "Image: NAME: 12M" header has it.
 func humanSize(n int64) string {
 	switch {
 	case n >= 1<<30:
