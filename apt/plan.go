@@ -1,3 +1,8 @@
+// Package apt does what apt does for a bootstrap, in Go and on no
+// host's apt: it fetches a suite's signed Release (InRelease, or Release
+// and Release.gpg), verifies it with the bundled or given keyrings,
+// fetches and checks the Packages indices it lists, and resolves a
+// variant's package set as apt and mmdebstrap do, into a lockfile.Plan.
 package apt
 
 import (

@@ -1,6 +1,8 @@
-// Package nfscheck mounts an NFS export with an in-process NFSv3 client,
-// from any machine, without root or a kernel mount, walks it, compares it
-// with the root filesystem it should serve, and checks that a diskless
+// Package nfscheck mounts an NFS export with an in-process client, over
+// NFSv3 (MOUNT and READDIRPLUS) or NFSv4.1 (one session, COMPOUNDs),
+// from any machine, without root or a kernel mount; walks it, compares it
+// with the root filesystem it should serve (owners sent as names mapped
+// through the export's own user database), and checks that a diskless
 // node can boot from it.
 package nfscheck
 
