@@ -218,7 +218,7 @@ func Write(ctx context.Context, root, target string, o Options) (*Info, error) {
 	defer f.Abort()
 	tool, args := command(o.Format, root, f.Name(), epoch.Unix(), o.BlockSize, facts)
 	if o.Progress != nil {
-		fmt.Fprintf(o.Progress, "fsimage: %s %s (%d entries, %d MB) to %s\n", tool, root, facts.entries, facts.bytes>>20, target)
+		fmt.Fprintf(o.Progress, "[fsimage] %s %s (%d entries, %d MB) to %s\n", tool, root, facts.entries, facts.bytes>>20, target)
 	}
 	cmd := exec.CommandContext(ctx, tool, args...)
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(epoch.Unix(), 10))
@@ -259,7 +259,7 @@ func Write(ctx context.Context, root, target string, o Options) (*Info, error) {
 	info := &Info{Path: target, Format: o.Format, Bytes: n, Epoch: epoch.Unix(), SHA256: fmt.Sprintf("%x", h.Sum(nil)),
 		Entries: facts.entries, Seconds: time.Since(start).Seconds(), Tool: tool}
 	if o.Progress != nil {
-		fmt.Fprintf(o.Progress, "fsimage: %s: %d MB in %.1fs\n", target, n>>20, info.Seconds)
+		fmt.Fprintf(o.Progress, "[fsimage] %s: %d MB in %.1fs\n", target, n>>20, info.Seconds)
 	}
 	return info, nil
 }
