@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -34,9 +35,12 @@ const probePackage = "hello"
 // it through QEMU's own network boot (its iPXE ROM, its DHCP and TFTP
 // giving the entry script); a second generation adds a package and is
 // published, node01 boots it; a rollback publishes generation 1 again and
-// node01 boots that. Every boot must report zero failed units and the
-// node's own identity.
-func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args ...string) error) {
+// node01 boots that. Every boot must end "running" with the node's own
+// identity and the generation's kernel. Generation 1 is the release's
+// alone; generation 2 is an upgrade (with the package added) across the
+// -security suite's kernel ABI. NFS exports IMAGE/generations only, and
+// nothing of a node's identity is reachable through it.
+func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args ...string) error, abi kernelABI) {
 	ctx := context.Background()
 	im := image.Image{Dir: filepath.Join(work, "image")}
 	var g1, g2 image.Generation
@@ -44,16 +48,20 @@ func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args
 		if err := nroot(&g1, "image", "create", "--move", "--json", im.Dir, root); err != nil {
 			return err
 		}
-		t.Logf("generation 1: %.1fs, %d bytes of files, %d on disk", g1.Seconds, g1.Bytes, g1.DiskBytes)
+		t.Logf("generation 1: %.1fs, %d bytes of files, %d on disk, kernel %s", g1.Seconds, g1.Bytes, g1.DiskBytes, g1.Kernel)
+		if g1.Kernel != abi.release {
+			return fmt.Errorf("generation 1 records kernel %s, not the release's %s", g1.Kernel, abi.release)
+		}
 		return nil
 	})
 	var srv *ganesha.Server
 	st.run("export", func() error {
-		// The image directory at /nroot, every generation below it; and
-		// generation 1's root alone, for nroot check (NFSv3 mounts by
-		// path).
+		// The image's generations at /nroot/generations, never the
+		// image directory (its nodes/ holds every node's private host
+		// keys); and generation 1's root alone, for nroot check (NFSv3
+		// mounts by path).
 		var err error
-		srv, err = ganesha.Start(ctx, []ganesha.Export{{ID: 1, Path: im.Dir, Pseudo: "/nroot"}, {ID: 2, Path: im.Root(1), Pseudo: "/check"}}, ganesha.Options{NFSPort: 2049})
+		srv, err = ganesha.Start(ctx, []ganesha.Export{{ID: 1, Path: filepath.Join(im.Dir, "generations"), Pseudo: "/nroot/generations"}, {ID: 2, Path: im.Root(1), Pseudo: "/check"}}, ganesha.Options{NFSPort: 2049})
 		return err
 	})
 	t.Cleanup(srv.Stop)
@@ -106,37 +114,59 @@ func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args
 		}
 		return nroot(nil, "image", "publish", im.Dir, "1")
 	})
+	st.run("export-scope", func() error { return exportHoldsNoIdentity(ctx, t, srv, im, ids) })
 	type want struct {
-		name    string
-		gen     int
-		pkg     string
-		publish func() error
+		name     string
+		gen      int
+		pkg      string
+		publish  func() error
+		powerOff bool
 	}
+	kernel := map[int]string{1: abi.release, 2: abi.newest}
 	boots := []want{
-		{"node01", 1, "absent", nil},
-		{"node02", 1, "absent", nil},
+		{"node01", 1, "absent", nil, false},
+		{"node02", 1, "absent", nil, false},
 		{"node01", 2, "installed", func() error {
-			if err := nroot(&g2, "--cache-dir", cache().CacheDir, "image", "update", "--install", probePackage, "--json", im.Dir); err != nil {
+			if err := nroot(&g2, "--cache-dir", cache().CacheDir, "image", "update", "--upgrade", "--install", probePackage, "--json", im.Dir); err != nil {
 				return err
 			}
-			t.Logf("generation 2 (update): %.1fs, %d bytes of files, %d on disk, %d shared", g2.Seconds, g2.Bytes, g2.DiskBytes, g2.Shared)
+			t.Logf("generation 2 (update --upgrade --install %s): %.1fs, %d bytes of files, %d on disk, %d shared with generation 1, kernel %s",
+				probePackage, g2.Seconds, g2.Bytes, g2.DiskBytes, g2.Shared, g2.Kernel)
 			st.times["update-seconds"] = g2.Seconds
 			st.times["generation-1-disk-mb"] = float64(g1.DiskBytes) / 1e6
+			st.times["generation-2-bytes-mb"] = float64(g2.Bytes) / 1e6
 			st.times["generation-2-disk-mb"] = float64(g2.DiskBytes) / 1e6
-			var d image.Diff
-			if err := nroot(&d, "image", "diff", "--json", im.Dir, "1", "2"); err != nil {
+			st.times["generation-2-shared-mb"] = float64(g2.Shared) / 1e6
+			if g2.Kernel != abi.newest {
+				return fmt.Errorf("generation 2 records kernel %s; the newest by Debian version order is %s", g2.Kernel, abi.newest)
+			}
+			if err := verifyGenerationInitrd(im, g2); err != nil {
 				return err
 			}
-			found := false
-			for _, p := range d.Added {
-				found = found || p.Name == probePackage
+			var d image.Diff
+			if err := differs(nroot(&d, "image", "diff", "--json", im.Dir, "1", "2")); err != nil {
+				return err
 			}
-			if !found {
+			added := map[string]bool{}
+			for _, p := range d.Added {
+				added[p.Name] = true
+			}
+			changed := map[string]bool{}
+			for _, p := range d.Upgraded {
+				changed[p.Name] = true
+			}
+			switch {
+			case !added[probePackage]:
 				return fmt.Errorf("image diff 1 2 does not list %s as added: %+v", probePackage, d.Added)
+			case !added[abi.newestPackage]:
+				return fmt.Errorf("image diff 1 2 does not list the new kernel %s as added: %+v", abi.newestPackage, d.Added)
+			case !changed[abi.meta]:
+				return fmt.Errorf("image diff 1 2 does not list the kernel metapackage %s as changed: %+v", abi.meta, d.Upgraded)
 			}
 			t.Logf("diff 1 2: %d packages added, %d removed, %d changed; %d paths", len(d.Added), len(d.Removed), len(d.Upgraded), len(d.Files))
 			return nroot(nil, "image", "publish", im.Dir, "2")
-		}},
+		}, false},
+		// The rollback's boot also powers off by itself.
 		{"node01", 1, "absent", func() error {
 			if err := nroot(nil, "image", "rollback", im.Dir); err != nil {
 				return err
@@ -149,7 +179,7 @@ func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args
 				return fmt.Errorf("after rollback, image list gives %+v; want generation 1 published of 2", list.Generations)
 			}
 			return nil
-		}},
+		}, true},
 	}
 	seen := map[string]probe{}
 	for n, b := range boots {
@@ -161,17 +191,18 @@ func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args
 		st.log = filepath.Join(work, fmt.Sprintf("serial-%d.log", n))
 		st.run(fmt.Sprintf("boot-%d", n), func() error {
 			id := ids[b.name]
-			p, err := boot(ctx, vm{mac: macs[b.name], tftp: tftp}, "", st.log)
+			p, err := boot(ctx, vm{mac: macs[b.name], tftp: tftp, powerOff: b.powerOff}, "", st.log)
+			t.Logf("boot %d: %s, generation %d", n, b.name, b.gen)
+			logBoot(t, st, strconv.Itoa(n), p)
 			if err != nil {
 				return err
 			}
-			st.times[fmt.Sprintf("multi-user-%d", n)] = p.multiUser.Seconds()
-			t.Logf("boot %d probe: node=%s generation=%d failed-units=%s root-fstype=%s write=%s machine-id=%s hostname=%s hostkey=%s package=%s root=%s multi-user after %.1fs",
-				n, b.name, b.gen, p.failed, p.fstype, p.write, p.machineID, p.hostname, p.hostkey, p.pkg, p.rootSource, p.multiUser.Seconds())
 			if err := p.booted(im.Root(b.gen)); err != nil {
 				return err
 			}
 			switch {
+			case p.kernel != kernel[b.gen]:
+				return fmt.Errorf("generation %d: the node runs kernel %s, want %s", b.gen, p.kernel, kernel[b.gen])
 			case p.hostname != id.Hostname || p.machineID != id.MachineID || p.hostkey != hostKeyDigest(id.Keys):
 				return fmt.Errorf("%s booted as hostname %q, machine-id %s, host key %s; nroot keeps hostname %q, machine-id %s, host key %s",
 					b.name, p.hostname, p.machineID, p.hostkey, id.Hostname, id.MachineID, hostKeyDigest(id.Keys))
@@ -233,11 +264,10 @@ func imageBoots(t *testing.T, st *stages, work string, im image.Image, port int,
 				return fmt.Errorf("nroot export gives %q for %s, want it to start %q", b.cmdline, b.mode, b.want)
 			}
 			p, err := boot(ctx, vm{kernel: filepath.Join(gen, "vmlinuz"), initrd: filepath.Join(gen, "initrd.img")}, b.cmdline+" console=ttyS0", st.log)
+			logBoot(t, st, b.mode, p)
 			if err != nil {
 				return err
 			}
-			st.times["multi-user-"+b.mode] = p.multiUser.Seconds()
-			t.Logf("%s probe: failed-units=%s root-fstype=%s write=%s machine-id=%s multi-user after %.1fs", b.mode, p.failed, p.fstype, p.write, p.machineID, p.multiUser.Seconds())
 			return p.booted(im.Root(1))
 		})
 	}
@@ -257,16 +287,39 @@ func nrootCLI(t *testing.T, work string) func(v any, args ...string) error {
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		t.Logf("$ nroot %s", strings.Join(args, " "))
 		err := cmd.Run()
-		if err != nil {
-			return fmt.Errorf("nroot %s: %v\n%s", strings.Join(args, " "), err, lastN(stderr.String(), 40))
-		}
-		if v != nil {
-			if err := json.Unmarshal([]byte(stdout.String()), v); err != nil {
-				return fmt.Errorf("nroot %s --json: %v", strings.Join(args, " "), err)
+		if v != nil && stdout.Len() > 0 {
+			// A document is printed whatever the status (image diff
+			// exits 1 when the generations differ).
+			if jerr := json.Unmarshal([]byte(stdout.String()), v); jerr != nil {
+				return fmt.Errorf("nroot %s --json: %v", strings.Join(args, " "), jerr)
 			}
+		}
+		if err != nil {
+			return &cliError{code: cmd.ProcessState.ExitCode(), msg: fmt.Sprintf("nroot %s: %v\n%s", strings.Join(args, " "), err, lastN(stderr.String(), 40))}
 		}
 		return nil
 	}
+}
+
+// cliError is a command that exited non-zero, with its status.
+type cliError struct {
+	code int
+	msg  string
+}
+
+func (e *cliError) Error() string { return e.msg }
+
+// differs accepts image diff's status 1 (the generations differ) and
+// nothing else.
+func differs(err error) error {
+	var ce *cliError
+	if errors.As(err, &ce) && ce.code == 1 {
+		return nil
+	}
+	if err == nil {
+		return errors.New("image diff exits 0 for generations that differ")
+	}
+	return err
 }
 
 func freePort() (int, error) {

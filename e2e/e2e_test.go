@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,8 +125,17 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 	if twice {
 		nroot := nrootCLI(t, work)
 		var res node.Result
+		// Generation 1 is built from the release alone; its update
+		// crosses to the -updates and -security suites' kernel ABI.
+		var abi kernelABI
+		st.run("kernel-abi", func() error {
+			var err error
+			abi, err = kernelABIs(ctx, suite, mirrors(t, suite))
+			t.Logf("kernel ABI: %s in the release, %s with -updates and -security", abi.release, abi.newest)
+			return err
+		})
 		st.run("bootstrap", func() error {
-			args := []string{"--cache-dir", cache().CacheDir, "bootstrap"}
+			args := []string{"--cache-dir", cache().CacheDir, "bootstrap", "--no-updates", "--no-security"}
 			if os.Getenv("NROOT_E2E_NO_CHECK_VALID_UNTIL") == "1" {
 				args = append(args, "--no-check-valid-until")
 			}
@@ -137,8 +147,15 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 		st.run("node", func() error {
 			return nroot(&res, "--cache-dir", cache().CacheDir, "node", "--e2e-probe", "--json", root)
 		})
+		if len(res.Kernels) != 1 || res.Kernels[0].Version != abi.release {
+			t.Fatalf("nroot node on a release-only image installed kernels %+v; want the release's %s alone (did node add the -updates or -security suites?)", res.Kernels, abi.release)
+		}
 		verifyInitrd(t, ctx, st, root, res.Kernels[0], true)
-		cluster(t, st, work, root, nroot)
+		// What an administrator does before updating an image built
+		// from the release: list the -updates and -security suites in
+		// its APT sources (image update takes the image's own sources).
+		st.run("sources", func() error { return addSuites(root, abi.sources) })
+		cluster(t, st, work, root, nroot, abi)
 		logTimings(t, suite, st)
 		return st.times
 	}
@@ -171,15 +188,20 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 	st.run("export-check", func() error { return exportCheck(ctx, t, srv, root, "/node") })
 	// A machine-id made at boot, nothing written reaching the export.
 	st.log = filepath.Join(work, "serial-1.log")
+	// The suite's one boot also powers off by itself.
 	st.run("boot-1", func() error {
-		p, err := boot(ctx, vm{kernel: filepath.Join(root, k.Vmlinuz), initrd: filepath.Join(root, k.Initrd)}, cfg.Cmdline+" console=ttyS0", st.log)
+		p, err := boot(ctx, vm{kernel: filepath.Join(root, k.Vmlinuz), initrd: filepath.Join(root, k.Initrd), powerOff: true}, cfg.Cmdline+" console=ttyS0", st.log)
+		logBoot(t, st, "1", p)
 		if err != nil {
 			return err
 		}
-		st.times["multi-user-1"] = p.multiUser.Seconds()
-		t.Logf("boot 1 probe: failed-units=%s root-fstype=%s write=%s machine-id=%s multi-user after %.1fs",
-			p.failed, p.fstype, p.write, p.machineID, p.multiUser.Seconds())
-		return p.booted(root)
+		if err := p.booted(root); err != nil {
+			return err
+		}
+		if p.kernel != k.Version {
+			return fmt.Errorf("the node runs kernel %s, not the image's %s", p.kernel, k.Version)
+		}
+		return nil
 	})
 	st.log = ""
 	logTimings(t, suite, st)
@@ -248,6 +270,20 @@ func exportCheck(ctx context.Context, t *testing.T, srv *ganesha.Server, root, p
 	return nil
 }
 
+// logBoot logs what a boot's probe reported and records its times:
+// running-N, until the boot ended, and poweroff-N, from the report to
+// QEMU's own exit.
+func logBoot(t *testing.T, st *stages, name string, p probe) {
+	if p.running > 0 {
+		st.times["running-"+name] = p.running.Seconds()
+	}
+	if p.poweroff > 0 {
+		st.times["poweroff-"+name] = p.poweroff.Seconds()
+	}
+	t.Logf("boot %s probe: state=%s failed-units=%d kernel=%s root-fstype=%s write=%s machine-id=%s hostname=%s hostkey=%s package=%s root=%s; running after %.1fs, powered off %.1fs after the report",
+		name, p.state, len(p.failedUnits), p.kernel, p.fstype, p.write, p.machineID, p.hostname, p.hostkey, p.pkg, p.rootSource, p.running.Seconds(), p.poweroff.Seconds())
+}
+
 func logTimings(t *testing.T, suite string, st *stages) {
 	var b strings.Builder
 	for _, s := range st.order {
@@ -256,13 +292,21 @@ func logTimings(t *testing.T, suite string, st *stages) {
 	t.Logf("%s timings:\n%s", suite, b.String())
 }
 
-// booted checks what every boot must show: no failed unit, an overlay
-// root that takes writes, a machine-id made at boot; and that neither the
-// write nor the machine-id reached root, the tree served.
+// booted checks what every boot must show: the probe's report, a boot
+// that ended "running" (nothing else passes: degraded, maintenance,
+// systemctl's own error, a timeout), no failed unit, an overlay root that
+// takes writes, a machine-id made at boot; and that neither the write nor
+// the machine-id reached root, the tree served.
 func (p probe) booted(root string) error {
 	switch {
-	case p.failed != "0":
-		return fmt.Errorf("%s failed units: %s", p.failed, p.failedList)
+	case !p.done:
+		return fmt.Errorf("the probe did not report")
+	case p.state != "running":
+		return fmt.Errorf("the boot ended %q, not running; failed units: %s; jobs left: %s", p.state, orNone(p.failedUnits), orNone(p.jobs))
+	case len(p.failedUnits) > 0:
+		return fmt.Errorf("%d failed units: %s", len(p.failedUnits), orNone(p.failedUnits))
+	case p.kernel == "":
+		return fmt.Errorf("the probe did not report the running kernel")
 	case p.fstype != "overlay":
 		return fmt.Errorf("/ is %q, not an overlay", p.fstype)
 	case p.write != "ok":
@@ -279,17 +323,78 @@ func (p probe) booted(root string) error {
 	return nil
 }
 
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, "; ")
+}
+
+// probe is what the node's probe reported on its console.
 type probe struct {
-	failed, failedList, fstype, write, machineID, hostname, hostkey, pkg, rootSource, nfsOps string
-	multiUser                                                                                time.Duration
+	state                                                                        string   // systemctl is-system-running --wait's word
+	failedUnits, jobs                                                            []string // systemctl --failed, and list-jobs when not running
+	kernel, fstype, write, machineID, hostname, hostkey, pkg, rootSource, nfsOps string
+	done                                                                         bool          // the report is complete
+	running                                                                      time.Duration // from QEMU's start to the boot's end (the state report)
+	poweroff                                                                     time.Duration // from the report to QEMU's own exit, when asked to wait for it
+}
+
+var probeLine = regexp.MustCompile(`NROOT-PROBE (\S+?)=(.*)$`)
+
+// parse reads one console line into p, at elapsed since QEMU started.
+func (p *probe) parse(line string, elapsed time.Duration) {
+	if strings.Contains(line, "NROOT-PROBE done") {
+		p.done = true
+		return
+	}
+	m := probeLine.FindStringSubmatch(line)
+	if m == nil {
+		return
+	}
+	v := strings.TrimSpace(m[2])
+	switch m[1] {
+	case "system-state":
+		p.state, p.running = v, elapsed
+	case "failed-unit":
+		p.failedUnits = append(p.failedUnits, v)
+	case "job":
+		p.jobs = append(p.jobs, v)
+	case "kernel":
+		p.kernel = v
+	case "root-fstype":
+		p.fstype = v
+	case "write":
+		p.write = v
+	case "machine-id":
+		p.machineID = v
+	case "hostname":
+		p.hostname = v
+	case "hostkey":
+		p.hostkey = v
+	case "package":
+		p.pkg = v
+	case "root-source":
+		p.rootSource = v
+	case "nfs-ops":
+		p.nfsOps = v
+	}
 }
 
 // vm is what QEMU boots: a kernel and an initramfs, or with tftp the
 // network (QEMU's iPXE ROM gets boot.ipxe from its own DHCP and TFTP
-// serving that directory); the NIC's MAC ("" for QEMU's default).
+// serving that directory); the NIC's MAC ("" for QEMU's default). With
+// powerOff the node must power off by itself after its report, within
+// powerOffBound; otherwise QEMU is killed once the report is complete.
 type vm struct {
 	kernel, initrd, mac, tftp string
+	powerOff                  bool
 }
+
+// powerOffBound is how long a node may take from its probe's report to
+// QEMU's exit (Ubuntu's shutdown, unmounting the NFS root, is the
+// slowest measured; see the e2e's poweroff timings).
+const powerOffBound = 120 * time.Second
 
 // hostKeyDigest is the hex SHA-256 of the node's ed25519 host key: what
 // ssh-keygen -l shows in base64, and what the probe reports.
@@ -314,7 +419,8 @@ func accel() string {
 	return "tcg"
 }
 
-// boot runs the node in QEMU until its probe reports and it powers off.
+// boot runs the node in QEMU until its probe reports and, with
+// m.powerOff, until the node powers off.
 func boot(ctx context.Context, m vm, cmdline, log string) (probe, error) {
 	var p probe
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
@@ -326,6 +432,7 @@ func boot(ctx context.Context, m vm, cmdline, log string) (probe, error) {
 	defer out.Close()
 	// One vCPU: on a two-core host, TCG threads for two would starve
 	// QEMU's network loop and nfs-ganesha, and the guest's NFS times out.
+	// -no-reboot: a power-off (or a panic's reboot) ends QEMU.
 	args := []string{"-accel", accel(), "-m", "1536", "-smp", "1", "-nographic", "-no-reboot"}
 	netdev := "user,id=n0"
 	if m.tftp != "" {
@@ -345,52 +452,50 @@ func boot(ctx context.Context, m vm, cmdline, log string) (probe, error) {
 	pw.Close()
 	sc := bufio.NewScanner(pr)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	re := regexp.MustCompile(`NROOT-PROBE (\S+?)=(.*)$`)
-	done := false
+	var reported time.Time
+	var hung atomic.Bool
+	poweredDown := false
 	for sc.Scan() {
 		line := strings.TrimRight(sc.Text(), "\r")
 		fmt.Fprintln(out, line)
-		if m := re.FindStringSubmatch(line); m != nil {
-			v := strings.TrimSpace(m[2])
-			switch m[1] {
-			case "failed-units":
-				p.failed, p.multiUser = v, time.Since(start)
-			case "root-fstype":
-				p.fstype = v
-			case "write":
-				p.write = v
-			case "machine-id":
-				p.machineID = v
-			case "hostname":
-				p.hostname = v
-			case "hostkey":
-				p.hostkey = v
-			case "package":
-				p.pkg = v
-			case "root-source":
-				p.rootSource = v
-			case "nfs-ops":
-				p.nfsOps = v
-			}
-		} else if p.failed != "" && p.failed != "0" && strings.Contains(line, ".service") {
-			p.failedList += strings.TrimSpace(line) + "; "
+		if p.done {
+			// The kernel's last word on a power-off, not a panic's
+			// reboot.
+			poweredDown = poweredDown || strings.Contains(line, "reboot: Power down")
+			continue
 		}
-		if strings.Contains(line, "NROOT-PROBE done") {
-			// Everything is known: the guest's orderly shutdown
-			// (40 s on Ubuntu, unmounting the NFS root) proves
-			// nothing more.
-			done = true
+		p.parse(line, time.Since(start))
+		if !p.done {
+			continue
+		}
+		reported = time.Now()
+		if !m.powerOff {
+			// Everything is known; the orderly shutdown is proven by
+			// the boots that wait for it.
 			cmd.Process.Kill()
 			break
 		}
+		timer := time.AfterFunc(powerOffBound, func() {
+			hung.Store(true)
+			cmd.Process.Kill()
+		})
+		defer timer.Stop()
 	}
 	go io.Copy(io.Discard, pr)
 	err = cmd.Wait()
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		return p, fmt.Errorf("no probe report within 20 minutes")
-	}
-	if !done {
+	case !p.done:
 		return p, fmt.Errorf("the node stopped before its probe reported (%v)", err)
+	case !m.powerOff:
+		return p, nil
+	case hung.Load():
+		return p, fmt.Errorf("the node did not power off within %v of its probe's report (QEMU killed)", powerOffBound)
+	}
+	p.poweroff = time.Since(reported)
+	if err != nil || !poweredDown {
+		return p, fmt.Errorf("QEMU ended %.1fs after the probe's report (%v) without the kernel's \"reboot: Power down\"", p.poweroff.Seconds(), err)
 	}
 	return p, nil
 }

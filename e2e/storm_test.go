@@ -121,7 +121,7 @@ func TestBootStorm(t *testing.T) {
 				return err
 			}
 			sets[b.mode] = ws
-			t.Logf("recorded %s (multi-user after %.1fs; the node counted %s NFS RPCs on its root): %s", b.mode, p.multiUser.Seconds(), p.nfsOps, ws.Summary())
+			t.Logf("recorded %s (running after %.1fs; the node counted %s NFS RPCs on its root): %s", b.mode, p.running.Seconds(), p.nfsOps, ws.Summary())
 			f, err := os.Create(filepath.Join(out, "workset-"+b.mode+".json"))
 			if err != nil {
 				return err

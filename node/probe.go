@@ -3,15 +3,38 @@ package node
 import "nroot/internal/fsroot"
 
 // probeScript reports, on the console, what the end-to-end test checks:
-// failed units, the root's filesystem type, whether / is writable, the
-// machine-id, the hostname, the SSH host key and whether a package named
-// on the command line is installed, then powers off.
+// the state the boot ended in, the failed units, the running kernel, the
+// root's filesystem type, whether / is writable, the machine-id, the
+// hostname, the SSH host key and whether a package named on the command
+// line is installed, then powers off.
+//
+// The state is systemctl is-system-running --wait's word: "running" is
+// the only one that passes, and anything else (degraded, maintenance,
+// systemctl's own error, the wait timing out) is reported as it is, so
+// that the test fails closed. The unit is Type=exec: its start job ends
+// when the script runs, so the boot's transaction can finish while the
+// script waits for it (a oneshot would hold the boot "starting" until the
+// wait ran out).
 const probeScript = `#!/bin/sh
 # nroot end-to-end probe
-failed=$(systemctl --failed --no-legend | wc -l)
+state=$(timeout 300 systemctl is-system-running --wait 2>&1)
+rc=$?
+if [ "$rc" -eq 124 ]; then
+    state="timeout:$(systemctl is-system-running 2>&1)"
+fi
+echo "NROOT-PROBE system-state=$(printf '%s' "$state" | tr '\n' ' ')" > /dev/console
+systemctl --failed --no-legend --plain 2>&1 | while read -r line; do
+    echo "NROOT-PROBE failed-unit=$line"
+done > /dev/console
+if [ "$state" != running ]; then
+    # What the boot still waits for, when it did not finish.
+    systemctl list-jobs --no-legend --plain 2>&1 | head -n 20 | while read -r line; do
+        echo "NROOT-PROBE job=$line"
+    done > /dev/console
+fi
+echo "NROOT-PROBE kernel=$(uname -r)" > /dev/console
 fstype=$(findmnt -n -o FSTYPE /)
 if echo "probe $(date +%s)" > /etc/nroot-probe 2>/dev/null; then write=ok; else write=failed; fi
-echo "NROOT-PROBE failed-units=$failed" > /dev/console
 echo "NROOT-PROBE root-fstype=$fstype" > /dev/console
 # The NFS root below the overlay: which export, which generation.
 echo "NROOT-PROBE root-source=$(awk '$3 ~ /^nfs/ { print $1; exit }' /proc/mounts)" > /dev/console
@@ -29,26 +52,25 @@ for arg in $(cat /proc/cmdline); do
     case "$arg" in
     nroot.probe.package=*)
         pkg=${arg#nroot.probe.package=}
-        if dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q ' installed$'; then state=installed; else state=absent; fi
-        echo "NROOT-PROBE package=$pkg:$state" > /dev/console
+        if dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q ' installed$'; then pstate=installed; else pstate=absent; fi
+        echo "NROOT-PROBE package=$pkg:$pstate" > /dev/console
         ;;
     esac
 done
 # NFS RPCs this node sent (the NFS root's per-op statistics), to check a
 # recording of them against.
 echo "NROOT-PROBE nfs-ops=$(awk '/^device / { nfs = ($0 ~ /fstype nfs/) } nfs && /^[ \t]*[A-Z_0-9]+: [0-9]/ { s += $2 } END { print s + 0 }' /proc/self/mountstats)" > /dev/console
-systemctl --failed --no-legend > /dev/console
 echo "NROOT-PROBE done" > /dev/console
-systemctl poweroff
+# Not blocking: the shutdown stops this unit.
+systemctl --no-block poweroff
 `
 
 const probeUnit = `[Unit]
 Description=nroot end-to-end probe
 After=multi-user.target
-Wants=multi-user.target
 
 [Service]
-Type=oneshot
+Type=exec
 ExecStart=/usr/local/sbin/nroot-probe
 StandardOutput=journal+console
 

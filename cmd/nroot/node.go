@@ -100,7 +100,7 @@ finds and how to recover.`,
 	cmd.Flags().StringSliceVar(&o.Packages, "packages", nil, "extra packages to install, comma-separated")
 	cmd.Flags().StringVar(&o.Kver, "kver", "", "build the initramfs for this installed kernel only")
 	cmd.Flags().StringVar(&o.Hostname, "hostname", "", "write /etc/hostname (every node shares it)")
-	cmd.Flags().BoolVar(&o.E2EProbe, "e2e-probe", false, "install a unit that reports failed units, the root's type and a write test on the console, then powers off")
+	cmd.Flags().BoolVar(&o.E2EProbe, "e2e-probe", false, "install a unit that waits for the boot to end and reports its state (is-system-running), failed units, the kernel, the root's type and a write test on the console, then powers off")
 	cmd.Flags().MarkHidden("e2e-probe") // for the end-to-end tests
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.AddCommand(newNodeCheckCmd())

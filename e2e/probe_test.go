@@ -1,0 +1,83 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"nroot/nfscheck"
+)
+
+// TestProbeFailsClosed reads consoles as boot does and checks that only
+// a complete report of a boot that ended "running" passes.
+func TestProbeFailsClosed(t *testing.T) {
+	report := func(state string, extra ...string) []string {
+		lines := []string{"[  OK  ] Reached target multi-user.target - Multi-User System.", "NROOT-PROBE system-state=" + state}
+		lines = append(lines, extra...)
+		return append(lines, "NROOT-PROBE kernel=6.1.0-57-amd64", "NROOT-PROBE root-fstype=overlay", "NROOT-PROBE write=ok",
+			"NROOT-PROBE machine-id=0123456789abcdef0123456789abcdef", "NROOT-PROBE done")
+	}
+	for _, c := range []struct {
+		name    string
+		console []string
+		fails   string // "" when the boot passes
+	}{
+		{"a boot that ended running passes", report("running"), ""},
+		{"a degraded boot fails and names its failed unit", report("degraded", "NROOT-PROBE failed-unit=foo.service loaded failed failed Foo"), "foo.service"},
+		{"maintenance fails", report("maintenance"), `"maintenance"`},
+		{"systemctl's own error fails", report("Failed to connect to bus: No such file or directory"), "Failed to connect to bus"},
+		{"a wait that timed out fails and names the jobs left", report("timeout:starting", "NROOT-PROBE job=123 foo.service start running"), "foo.service start"},
+		{"an empty state fails", report(""), `ended ""`},
+		{"running with a failed unit still fails", report("running", "NROOT-PROBE failed-unit=bar.service loaded failed failed Bar"), "bar.service"},
+		{"a state that only starts with running fails", report("running-ish"), "running-ish"},
+		{"no state line fails", []string{"NROOT-PROBE kernel=6.1.0-57-amd64", "NROOT-PROBE root-fstype=overlay", "NROOT-PROBE write=ok", "NROOT-PROBE machine-id=0123", "NROOT-PROBE done"}, `ended ""`},
+		{"a report cut short fails", report("running")[:4], "did not report"},
+		{"no report at all fails", []string{"Kernel panic - not syncing: VFS: Unable to mount root fs"}, "did not report"},
+		{"no kernel line fails", []string{"NROOT-PROBE system-state=running", "NROOT-PROBE root-fstype=overlay", "NROOT-PROBE write=ok", "NROOT-PROBE machine-id=0123", "NROOT-PROBE done"}, "kernel"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var p probe
+			for i, l := range c.console {
+				p.parse(l+"\r", time.Duration(i)*time.Second)
+			}
+			err := p.booted(t.TempDir())
+			switch {
+			case c.fails == "" && err != nil:
+				t.Fatalf("booted: %v", err)
+			case c.fails != "" && err == nil:
+				t.Fatalf("booted passes %q", c.console)
+			case c.fails != "" && !strings.Contains(err.Error(), c.fails):
+				t.Fatalf("booted: %v; want it to say %q", err, c.fails)
+			}
+		})
+	}
+}
+
+// TestIdentityReachable checks what the export walk refuses: a node's
+// segment, the image's nodes/ directory, a private host key.
+func TestIdentityReachable(t *testing.T) {
+	segments := map[string]bool{"node01.img": true}
+	for _, c := range []struct {
+		name  string
+		paths []string
+		fails bool
+	}{
+		{"the generations alone pass", []string{"", "nroot", "nroot/generations", "nroot/generations/1/initrd.img", "nroot/generations/1/root/etc/ssh/ssh_host_ed25519_key.pub"}, false},
+		{"a directory named nodes inside a root passes", []string{"nroot/generations/1/root/usr/share/doc/nodes"}, false},
+		{"the whole image directory fails", []string{"nroot", "nroot/generations", "nroot/nodes", "nroot/nodes/node01.img"}, true},
+		{"a segment anywhere fails", []string{"check/node01.img"}, true},
+		{"a private host key fails", []string{"nroot/generations/1/root/etc/ssh/ssh_host_rsa_key"}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tree := nfscheck.Tree{}
+			for _, p := range c.paths {
+				tree[p] = &nfscheck.Node{}
+			}
+			if err := identityReachable(tree, segments); (err != nil) != c.fails {
+				t.Fatalf("identityReachable(%v) = %v; want failure %v", c.paths, err, c.fails)
+			}
+		})
+	}
+}
