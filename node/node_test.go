@@ -407,3 +407,22 @@ func TestExportRefusesUnservableRoot(t *testing.T) {
 		})
 	}
 }
+
+// TestProbeInstallsTwice: image update replays --e2e-probe on a copy
+// that has the probe already; installing it again replaces it.
+func TestProbeInstallsTwice(t *testing.T) {
+	dir := t.TempDir()
+	r, err := fsroot.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i := 0; i < 2; i++ {
+		if err := installProbe(r); err != nil {
+			t.Fatalf("install %d: %v", i+1, err)
+		}
+	}
+	if target, err := os.Readlink(filepath.Join(dir, "etc/systemd/system/multi-user.target.wants/nroot-probe.service")); err != nil || target != "/etc/systemd/system/nroot-probe.service" {
+		t.Errorf("the unit's link: %q %v", target, err)
+	}
+}
