@@ -4,18 +4,21 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"nroot/lockfile"
 	"nroot/nfscheck"
+	"nroot/report"
 )
 
 func newCheckCmd(g *globals) *cobra.Command {
 	var o nfscheck.Options
 	var lock string
 	var asJSON bool
+	var junit string
 	var mountPort, nfsPort, nfsVersion int
 	cmd := &cobra.Command{
 		Use:   "check nfs://SERVER[:PORT]/PATH | nfs4://SERVER[:PORT]/PATH",
@@ -96,6 +99,11 @@ with the step that failed (portmap, mount or nfs), within --timeout.`,
 				}
 			}
 			rep, err := nfscheck.Run(cmd.Context(), o)
+			if junit != "" {
+				if jerr := report.WriteJUnit(junit, "check "+args[0], junitChecks(rep, err)); jerr != nil {
+					return jerr
+				}
+			}
 			if err != nil {
 				// A JSON consumer gets a document either way, with
 				// the step that failed.
@@ -136,7 +144,28 @@ with the step that failed (portmap, mount or nfs), within --timeout.`,
 	cmd.Flags().IntVar(&mountPort, "mount-port", 0, "MOUNT port (default: ask the portmapper)")
 	cmd.Flags().IntVar(&nfsPort, "nfs-port", 0, "NFS port (default: from the URL, or the portmapper)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.Flags().StringVar(&junit, "junit", "", "also write the checks to this file as JUnit XML (one testcase a check, the comparison one more), pass or fail")
 	return cmd
+}
+
+// junitChecks are the testcases of a check run: the comparison with
+// --rootfs or --lock as one more check, or, when the export could not be
+// walked, the step that failed.
+func junitChecks(rep *nfscheck.Report, err error) []report.Check {
+	if err != nil {
+		name := "check"
+		var se *nfscheck.StepError
+		if errors.As(err, &se) {
+			name = se.Step
+		}
+		return []report.Check{report.Result(name, false, err.Error())}
+	}
+	checks := rep.Checks
+	if rep.Compared != "" {
+		checks = append(slices.Clip(checks), report.Result("compare", rep.Missing+rep.Extra+rep.Changed == 0,
+			fmt.Sprintf("compared with %s: %d missing, %d extra, %d changed", rep.Compared, rep.Missing, rep.Extra, rep.Changed)))
+	}
+	return checks
 }
 
 func printReport(r *nfscheck.Report) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"nroot/dracut"
+	"nroot/report"
 
 	"github.com/spf13/cobra"
 )
@@ -11,6 +12,7 @@ import (
 func newInitrdVerifyCmd() *cobra.Command {
 	var o dracut.Options
 	var asJSON bool
+	var junit string
 	var modes []string
 	cmd := &cobra.Command{
 		Use:   "verify IMAGE [--mode tree|nfs-image|http-image|all] [--nfs] [--overlay] [--kver K] [--rootfs DIR]",
@@ -51,6 +53,11 @@ Exit status 0 only if every check passes.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
+			if junit != "" {
+				if err := report.WriteJUnit(junit, "initrd verify "+args[0], checks); err != nil {
+					return err
+				}
+			}
 			return reportChecks(args[0], "image", checks, asJSON)
 		},
 	}
@@ -61,5 +68,6 @@ Exit status 0 only if every check passes.`,
 	cmd.Flags().StringSliceVar(&modes, "mode", nil, "boot mode whose checks to run: tree, nfs-image, http-image or all (repeatable)")
 	cmd.Flags().StringVar(&o.ImageFormat, "image-format", "squashfs", "the image file's format in the image modes: squashfs or erofs")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&junit, "junit", "", "also write the checks to this file as JUnit XML (one testcase a check), pass or fail")
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 
 	"nroot/internal/fetch"
 	"nroot/node"
+	"nroot/report"
 )
 
 func newNodeCmd(g *globals) *cobra.Command {
@@ -109,6 +110,7 @@ finds and how to recover.`,
 
 func newNodeCheckCmd() *cobra.Command {
 	var asJSON bool
+	var junit string
 	cmd := &cobra.Command{
 		Use:   "check ROOT",
 		Short: "Report whether an image is a bootable, shareable node, PASS/FAIL per check",
@@ -122,9 +124,16 @@ fails.`,
 		Example: `  nroot node check ./node --json`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return reportChecks(args[0], "root", node.Checks(args[0]), asJSON)
+			checks := node.Checks(args[0])
+			if junit != "" {
+				if err := report.WriteJUnit(junit, "node check "+args[0], checks); err != nil {
+					return err
+				}
+			}
+			return reportChecks(args[0], "root", checks, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&junit, "junit", "", "also write the checks to this file as JUnit XML (one testcase a check), pass or fail")
 	return cmd
 }
