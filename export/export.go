@@ -60,8 +60,23 @@ func (e Export) ExportsLine() string {
 // boot); NFSv4.2's READ_PLUS from nfs-ganesha 4 gives Linux 6.12 clients
 // EIO (trixie could not execute /sbin/init), and 4.1 is enough.
 func GaneshaNFSV4(lines ...string) string {
+	return ganeshaNFSV4(true, lines)
+}
+
+// GaneshaNFSV4NamedOwners is GaneshaNFSV4 with nfs-ganesha's default
+// owners (names, user@domain, from the server's user database): the
+// server nroot did not configure, which nroot check must read right.
+func GaneshaNFSV4NamedOwners(lines ...string) string {
+	return ganeshaNFSV4(false, lines)
+}
+
+func ganeshaNFSV4(numericOwners bool, lines []string) string {
 	var b strings.Builder
-	b.WriteString("NFSV4 {\n    # Owners as numbers: nodes map them without the idmapper upcall.\n    Only_Numeric_Owners = true;\n    # nfs-ganesha 4's NFSv4.2 READ_PLUS gives Linux 6.12 clients EIO.\n    Minor_Versions = 0, 1;\n")
+	b.WriteString("NFSV4 {\n")
+	if numericOwners {
+		b.WriteString("    # Owners as numbers: nodes map them without the idmapper upcall.\n    Only_Numeric_Owners = true;\n")
+	}
+	b.WriteString("    # nfs-ganesha 4's NFSv4.2 READ_PLUS gives Linux 6.12 clients EIO.\n    Minor_Versions = 0, 1;\n")
 	for _, l := range lines {
 		b.WriteString("    " + l + "\n")
 	}

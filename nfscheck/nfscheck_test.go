@@ -401,3 +401,99 @@ func TestNFSv4NamedOwners(t *testing.T) {
 		t.Fatalf("owner-names %+v, want a failure naming /usr/bin/binned and bin@DOMAIN", owners)
 	}
 }
+
+// TestNFSv4DefaultOwnersMinbase: nfs-ganesha with its default owner
+// settings (no Only_Numeric_Owners), exporting a root whose files belong
+// to the users and groups of its own /etc/passwd and /etc/group, as a
+// bookworm minbase's do. The server names the ids its host has (root,
+// daemon, mail, shadow, utmp, staff...) and sends the others as numbers;
+// checked against the same tree with --rootfs, nothing differs, in each
+// case of where the user database is found.
+func TestNFSv4DefaultOwnersMinbase(t *testing.T) {
+	testenv.Root(t)
+	testenv.Command(t, "ganesha.nfsd")
+	passwd := "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nbin:x:2:2:bin:/bin:/usr/sbin/nologin\nsys:x:3:3:sys:/dev:/usr/sbin/nologin\nmail:x:8:8:mail:/var/mail:/usr/sbin/nologin\n_apt:x:42:65534::/nonexistent:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\nlocal:x:4321:4321::/home/local:/bin/bash\n"
+	group := "root:x:0:\ndaemon:x:1:\nbin:x:2:\nsys:x:3:\nadm:x:4:\ntty:x:5:\nmail:x:8:\nshadow:x:42:\nutmp:x:43:\nstaff:x:50:\nusers:x:100:\nnogroup:x:65534:\nlocal:x:4321:\n"
+	// Each owner: by a name the host has (sent as a name) or an id
+	// neither has (sent as a number, 5555).
+	owned := []struct {
+		path     string
+		mode     os.FileMode
+		uid, gid int
+	}{
+		{"etc/gshadow", 0o640, 0, 42},
+		{"var/log/wtmp", 0o664, 0, 43},
+		{"var/log/syslog", 0o640, 0, 4},
+		{"var/mail/local", 0o660, 4321, 8},
+		{"var/spool/mail", 0o660, 8, 8},
+		{"usr/local/share/staffed", 0o664, 0, 50},
+		{"usr/sbin/daemonic", 0o755, 1, 1},
+		{"dev/ttyish", 0o620, 0, 5},
+		{"var/cache/apt/partial", 0o700, 42, 65534},
+		{"home/local/notes", 0o600, 4321, 4321},
+		{"srv/orphan", 0o644, 5555, 5555},
+	}
+	tests := []struct {
+		name string
+		// export: the database files the export has; the rest is only
+		// in the --rootfs tree.
+		export []string
+	}{
+		{"the export's own database", []string{"etc/passwd", "etc/group"}},
+		{"the --rootfs tree's when the export has none", nil},
+		{"the --rootfs tree's group when the export has only passwd", []string{"etc/passwd"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := fixtureRoot(t)
+			local := filepath.Join(t.TempDir(), "local")
+			write := func(top, p, data string, mode os.FileMode, uid, gid int) {
+				full := filepath.Join(top, p)
+				if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(full, []byte(data), mode); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(full, mode); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chown(full, uid, gid); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, f := range owned {
+				write(root, f.path, "x", f.mode, f.uid, f.gid)
+			}
+			db := map[string]string{"etc/passwd": passwd, "etc/group": group}
+			for _, p := range tt.export {
+				write(root, p, db[p], 0o644, 0, 0)
+			}
+			// The --rootfs tree: the export's files, and the database.
+			if err := exec.Command("cp", "-a", root, local).Run(); err != nil {
+				t.Fatal(err)
+			}
+			for p, data := range db {
+				write(local, p, data, 0o644, 0, 0)
+			}
+			s, err := ganesha.Start(context.Background(), []ganesha.Export{{ID: 1, Path: root, Pseudo: "/node"}}, ganesha.Options{V4Only: true, NamedOwners: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(s.Stop)
+			rep, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: nfscheck.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, Path: "/node", Version: 4}, Rootfs: local, Timeout: 30 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range rep.Differences {
+				if _, only := db[strings.TrimPrefix(d.Path, "/")]; only && d.Kind == "missing" {
+					continue // the database files this export lacks
+				}
+				t.Errorf("difference on an identical tree: %+v", d)
+			}
+			if st := statuses(rep)["owner-names"]; st != "PASS" {
+				t.Errorf("owner-names %q, want PASS (the server sent names: %+v)", st, rep.Checks)
+			}
+		})
+	}
+}

@@ -41,8 +41,9 @@ type Options struct {
 	// AttrCache keeps ganesha's attribute cache, as a production server
 	// runs (tests that change trees under the server turn it off).
 	AttrCache bool
-	// NamedOwners has NFSv4 owners sent as names (user@domain), as
-	// nfs-ganesha does by default, instead of numbers.
+	// NamedOwners runs the server with its default owner settings (no
+	// Only_Numeric_Owners): NFSv4 owners go as names (user@domain) from
+	// the host's user database, numbers only for ids the host lacks.
 	NamedOwners bool
 }
 
@@ -65,11 +66,11 @@ func listening(port int) bool {
 }
 
 func nfsv4Block(dir string, namedOwners bool) string {
-	b := export.GaneshaNFSV4("Graceless = true;", "RecoveryBackend = fs;", "RecoveryRoot = "+dir+"/recovery;")
+	lines := []string{"Graceless = true;", "RecoveryBackend = fs;", "RecoveryRoot = " + dir + "/recovery;"}
 	if namedOwners {
-		b = strings.Replace(b, "Only_Numeric_Owners = true;", "Only_Numeric_Owners = false;", 1)
+		return export.GaneshaNFSV4NamedOwners(lines...)
 	}
-	return b
+	return export.GaneshaNFSV4(lines...)
 }
 
 // Config renders the ganesha configuration.
