@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"sort"
 	"strings"
@@ -89,8 +90,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	var owners *Check
 	if c.v4 != nil && len(c.v4.names.names) > 0 {
-		passwd, group, from := userDatabase(ctx, c, remote, o.Rootfs)
-		ch := ownersCheck(mapOwners(remote, &c.v4.names, passwd, group), from)
+		ch := Check{Name: "owner-names", Status: report.Fail, Fix: "make the user database readable, or have the server send numbers (" + numericOwnersFix + ")"}
+		if passwd, group, from, err := userDatabase(ctx, c, remote, o.Rootfs); err != nil {
+			ch.Detail = "the server sent owners as names, and the user database to map them through cannot be read: " + err.Error()
+		} else {
+			ch = ownersCheck(mapOwners(remote, &c.v4.names, passwd, group), from)
+		}
 		owners = &ch
 	}
 	rep.WalkSeconds = time.Since(start).Seconds()
@@ -133,21 +138,54 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
-// userDatabase is the export's /etc/passwd and /etc/group, which a node
-// maps owner names through; an export that is no root (has neither)
-// falls back to the --rootfs tree's.
-func userDatabase(ctx context.Context, c *Conn, t Tree, rootfs string) (passwd, group []byte, from string) {
-	passwd, perr := readSmall(ctx, c, t, "etc/passwd")
-	group, gerr := readSmall(ctx, c, t, "etc/group")
-	if perr == nil || gerr == nil || rootfs == "" {
-		return passwd, group, "the export's /etc/passwd and /etc/group"
+// maxUserDB bounds /etc/passwd and /etc/group read from --rootfs, as
+// readSmall bounds those of the export.
+const maxUserDB = 1 << 20
+
+// userDatabase is the /etc/passwd and /etc/group a node maps owner names
+// through: the export's own, each file the export lacks taken from the
+// --rootfs tree when there is one; from says where each came from. A
+// file the export has but cannot be read is an error: the names would
+// map to nothing on a node too.
+func userDatabase(ctx context.Context, c *Conn, t Tree, rootfs string) (passwd, group []byte, from string, err error) {
+	var local *fsroot.Root
+	if rootfs != "" {
+		if local, err = fsroot.Open(rootfs); err != nil {
+			return nil, nil, "", fmt.Errorf("--rootfs %s: %w", rootfs, err)
+		}
+		defer local.Close()
 	}
-	if r, err := fsroot.Open(rootfs); err == nil {
-		defer r.Close()
-		passwd, _ = r.ReadFile("etc/passwd", 1<<20)
-		group, _ = r.ReadFile("etc/group", 1<<20)
+	var froms []string
+	read := func(p string) ([]byte, error) {
+		b, err := readSmall(ctx, c, t, p)
+		switch {
+		case err == nil:
+			froms = append(froms, "the export's /"+p)
+			return b, nil
+		case !errors.Is(err, errNotFound):
+			return nil, fmt.Errorf("the export's /%s: %w", p, err)
+		case local == nil:
+			froms = append(froms, "/"+p+" (the export has none)")
+			return nil, nil
+		}
+		b, err = local.ReadFile(p, maxUserDB)
+		switch {
+		case err == nil:
+			froms = append(froms, rootfs+"'s /"+p)
+			return b, nil
+		case errors.Is(err, fs.ErrNotExist):
+			froms = append(froms, "/"+p+" (neither the export nor "+rootfs+" has one)")
+			return nil, nil
+		}
+		return nil, fmt.Errorf("--rootfs /%s: %w", p, err)
 	}
-	return passwd, group, rootfs + "'s /etc/passwd and /etc/group"
+	if passwd, err = read("etc/passwd"); err != nil {
+		return nil, nil, "", err
+	}
+	if group, err = read("etc/group"); err != nil {
+		return nil, nil, "", err
+	}
+	return passwd, group, strings.Join(froms, " and "), nil
 }
 
 func asStep(err error) error {

@@ -163,9 +163,12 @@ func ownersCheck(un []Unmapped, from string) Check {
 		ex = append(ex, fmt.Sprintf("/%s (%s %q)", u.Path, u.Field, u.Name))
 	}
 	return Check{Name: "owner-names", Status: report.Fail,
-		Detail: fmt.Sprintf("%d owners and groups the server sent as names are in neither %s: %s", len(un), from, strings.Join(ex, ", ")),
-		Fix:    "add the users and groups to the image, or have the server send numbers (nfs-ganesha: NFSV4 { Only_Numeric_Owners = true; }; the kernel's server: nfs4_disable_idmapping)"}
+		Detail: fmt.Sprintf("%d owners and groups the server sent as names are not in %s: %s", len(un), from, strings.Join(ex, ", ")),
+		Fix:    "add the users and groups to the image, or have the server send numbers (" + numericOwnersFix + ")"}
 }
+
+// numericOwnersFix says how the servers are told to send numbers.
+const numericOwnersFix = "nfs-ganesha: NFSV4 { Only_Numeric_Owners = true; }; the kernel's server: nfs4_disable_idmapping"
 
 func firstUnmapped(u []Unmapped, n int) []Unmapped {
 	if len(u) > n {
