@@ -7,8 +7,34 @@ package export
 import (
 	"fmt"
 	"hash/crc32"
+	"path/filepath"
 	"strings"
 )
+
+// Servable says whether p can go into every line nroot writes of an
+// export unquoted: /etc/exports, ganesha's blocks, kernel command lines
+// and iPXE scripts. It is of letters, digits and / . _ - + only.
+func Servable(p string) bool {
+	for _, c := range p {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("/._-+", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// GenerationsDir is the directory of an nroot image that NFS exports.
+const GenerationsDir = "generations"
+
+// Generations is what NFS serves of the nroot image at dir to nodes that
+// mount EXPORT/generations/N/root: the generations directory alone,
+// read-only, without root squash (root on the node reads /etc/shadow).
+// Nothing else of the image is exported: its nodes/ holds each node's
+// private keys, which only nginx serves, each to its node's address.
+func Generations(dir, exportPath string) Export {
+	gens := filepath.Join(dir, GenerationsDir)
+	return Export{ID: ID(gens), Path: gens, Pseudo: strings.TrimSuffix(exportPath, "/") + "/" + GenerationsDir}
+}
 
 // Export is one exported directory.
 type Export struct {

@@ -28,15 +28,37 @@ func (e *UnavailableError) Error() string {
 		strings.Join(e.Packages, ", "), e.Generation, strings.Join(e.Sources, "; "))
 }
 
-// maxSourcesFile bounds a sources file read from an image.
-const maxSourcesFile = 1 << 20
+// The bounds of what the early check reads of an image: the size of a
+// sources file, the files, and the sources. Past them it says nothing.
+const (
+	maxSourcesFile  = 1 << 20
+	maxSourcesFiles = 64
+	maxSources      = 64
+)
+
+// errIncomplete: the image's sources hold what the early check does not
+// read (one-line entries with [options], more than maxSources), so its
+// answer would not be apt's.
+var errIncomplete = errors.New("the APT sources are more than the early check reads")
 
 // imageSources reads the APT sources of a root: deb822 files in
 // etc/apt/sources.list.d and one-line entries in etc/apt/sources.list,
-// deb entries only.
+// deb entries only. It fails with errIncomplete rather than leave out a
+// source apt would use.
 func imageSources(r *fsroot.Root) ([]*apt.Source, error) {
+	out, err := readSources(r)
+	if err == nil && len(out) > maxSources {
+		err = errIncomplete
+	}
+	return out, err
+}
+
+func readSources(r *fsroot.Root) ([]*apt.Source, error) {
 	var out []*apt.Source
 	names, _ := r.ReadDir("etc/apt/sources.list.d")
+	if len(names) > maxSourcesFiles {
+		return nil, errIncomplete
+	}
 	slices.Sort(names)
 	for _, n := range names {
 		rel := path.Join("etc/apt/sources.list.d", n)
@@ -83,12 +105,45 @@ func oneLineSources(r *fsroot.Root, rel string) ([]*apt.Source, error) {
 	var out []*apt.Source
 	for _, line := range strings.Split(string(b), "\n") {
 		line, _, _ = strings.Cut(line, "#")
-		if f := strings.Fields(line); len(f) >= 3 && f[0] == "deb" && !strings.HasPrefix(f[1], "[") {
-			out = append(out, &apt.Source{URI: f[1], Suite: f[2], Components: f[3:]})
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "deb" {
+			continue
+		}
+		if len(f) < 3 || strings.HasPrefix(f[1], "[") {
+			return nil, fmt.Errorf("%s: %w", rel, errIncomplete)
+		}
+		out = append(out, &apt.Source{URI: f[1], Suite: f[2], Components: f[3:]})
+		if len(out) > maxSources {
+			return nil, errIncomplete
 		}
 	}
 	return out, nil
 }
+
+// packageName is the package an apt-get install argument names, without
+// its =version, /release or :arch; ok is false for what is not a plain
+// name (a pattern, a file, a trailing + or -), which only apt can answer.
+func packageName(arg string) (name string, ok bool) {
+	name = arg
+	if i := strings.IndexAny(name, "=/"); i >= 0 {
+		name = name[:i]
+	}
+	name, _, _ = strings.Cut(name, ":")
+	if len(name) < 2 || !isLowerAlnum(name[0]) {
+		return "", false
+	}
+	for i := 1; i < len(name); i++ {
+		if c := name[i]; !isLowerAlnum(c) && c != '+' && c != '-' && c != '.' {
+			return "", false
+		}
+	}
+	if last := name[len(name)-1]; last == '+' || last == '-' {
+		return "", false // apt-get install's "remove this" and "install this" suffixes
+	}
+	return name, true
+}
+
+func isLowerAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
 
 // unavailable asks the parent's own APT sources, verified as bootstrap
 // verifies them, which of names no package has or provides. It is an
@@ -96,6 +151,14 @@ func oneLineSources(r *fsroot.Root, rel string) ([]*apt.Source, error) {
 // reached, it says nothing (ok false) and the node stage's apt, which
 // asks again, decides.
 func unavailable(ctx context.Context, r *fsroot.Root, names []string, arch string, o apt.Options) (missing, sources []string, ok bool) {
+	plain := make([]string, len(names))
+	for i, arg := range names {
+		n, ok := packageName(arg)
+		if !ok {
+			return nil, nil, false
+		}
+		plain[i] = n
+	}
 	srcs, err := imageSources(r)
 	if err != nil || len(srcs) == 0 {
 		return nil, nil, false
@@ -107,9 +170,9 @@ func unavailable(ctx context.Context, r *fsroot.Root, names []string, arch strin
 	for _, s := range srcs {
 		sources = append(sources, s.String())
 	}
-	for _, n := range names {
+	for i, n := range plain {
 		if !u.Knows(n) {
-			missing = append(missing, n)
+			missing = append(missing, names[i])
 		}
 	}
 	return missing, sources, true

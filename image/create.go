@@ -86,7 +86,9 @@ func (im Image) Import(ctx context.Context, root string, o ImportOptions) (*Gene
 		}
 		shared = st.Reflinked
 	}
-	if err := im.seal(ctx, tmp, g, start, shared); err != nil {
+	if err := im.seal(ctx, tmp, g, start, shared); errors.Is(err, ErrNotSynced) {
+		return nil, fmt.Errorf("image create: %s: %w", root, err)
+	} else if err != nil {
 		return nil, im.abort(ctx, tmp, restore, fmt.Errorf("image create: %s: generation %d not made: %w", root, id, err))
 	}
 	return g, nil
@@ -241,7 +243,9 @@ func (im Image) Update(ctx context.Context, o UpdateOptions) (*Generation, error
 		what = append(what, "node stage again")
 	}
 	g := &Generation{ID: id, Parent: pg.ID, Source: fmt.Sprintf("update of %d: %s", pg.ID, strings.Join(what, ", "))}
-	if err := im.seal(ctx, tmp, g, start, st.Reflinked); err != nil {
+	if err := im.seal(ctx, tmp, g, start, st.Reflinked); errors.Is(err, ErrNotSynced) {
+		return nil, fmt.Errorf("image update: %w", err)
+	} else if err != nil {
 		return nil, im.abort(ctx, tmp, "", fmt.Errorf("image update: generation %d: %w", id, err))
 	}
 	return g, nil
@@ -389,8 +393,17 @@ func (im Image) seal(ctx context.Context, tmp string, g *Generation, start time.
 	if err := os.Rename(tmp, im.genDir(g.ID)); err != nil {
 		return err
 	}
-	return syncDir(filepath.Join(im.Dir, "generations"))
+	// The generation is in place: nothing is undone past here.
+	if err := syncDir(filepath.Join(im.Dir, "generations")); err != nil {
+		return fmt.Errorf("generation %d: %w: %v", g.ID, ErrNotSynced, err)
+	}
+	return nil
 }
+
+// ErrNotSynced: a generation was made, but the directory that holds it
+// could not be synced, so a crash may still lose it. It is not undone;
+// nroot image list shows it.
+var ErrNotSynced = errors.New("made, but not synced to disk")
 
 // copyOut copies a regular file out of the root.
 func copyOut(r *fsroot.Root, rel, dst string) error {

@@ -152,16 +152,20 @@ const maxMeta = 64 << 20
 
 // Get reads one generation's description.
 func (im Image) Get(id int) (*Generation, error) {
-	b, err := readCapped(filepath.Join(im.genDir(id), "generation.json"), maxMeta)
+	meta := filepath.Join(im.genDir(id), "generation.json")
+	b, err := readCapped(meta, maxMeta)
 	if errors.Is(err, os.ErrNotExist) {
+		if fi, serr := os.Lstat(im.genDir(id)); serr == nil && fi.IsDir() {
+			return nil, fmt.Errorf("%s: %w: it has no generation.json", im.genDir(id), ErrBroken)
+		}
 		return nil, fmt.Errorf("%s: generation %d: %w", im.Dir, id, ErrNotFound)
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrBroken, err)
 	}
 	g, err := decodeGeneration(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(im.genDir(id), "generation.json"), err)
+		return nil, fmt.Errorf("%s: %w: %w", meta, ErrBroken, err)
 	}
 	if g.ID != id {
 		return nil, fmt.Errorf("%s: says generation %d: %w", filepath.Join(im.genDir(id), "generation.json"), g.ID, ErrBroken)
@@ -200,9 +204,16 @@ func (im Image) List() ([]*Generation, error) {
 		return nil, err
 	}
 	var out []*Generation
+	pub, _ := im.Published()
 	for _, id := range ids {
 		g, err := im.Get(id)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrNotFound):
+			continue // removed while listed
+		case errors.Is(err, ErrBroken):
+			// Listed, so that it can be seen and removed.
+			g = &Generation{ID: id, Packages: []Package{}, Problem: err.Error(), Published: pub == id}
+		case err != nil:
 			return nil, err
 		}
 		out = append(out, g)
@@ -422,8 +433,8 @@ func (im Image) Remove(id int, pinned []int) error {
 		return err
 	}
 	defer unlock()
-	if _, err := im.Get(id); err != nil {
-		return err
+	if _, err := im.Get(id); err != nil && !errors.Is(err, ErrBroken) {
+		return err // a broken generation can be removed
 	}
 	if pub, _ := im.Published(); pub == id {
 		return fmt.Errorf("generation %d is published: %w; publish another first", id, ErrInUse)

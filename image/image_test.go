@@ -409,6 +409,46 @@ func TestImportRefusesOverlap(t *testing.T) {
 	}
 }
 
+// TestBrokenMetadataListedAndRemoved: a generation whose generation.json
+// says another number, is not JSON, or is missing is listed as broken,
+// not publishable, and removable; the others are listed as before.
+func TestBrokenMetadataListedAndRemoved(t *testing.T) {
+	im := Image{Dir: t.TempDir()}
+	for i := 0; i < 4; i++ {
+		if _, err := im.Import(context.Background(), fixture(t, []string{"dpkg 1.21"}, nil), ImportOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	meta := func(id int) string { return filepath.Join(im.genDir(id), "generation.json") }
+	b, _ := os.ReadFile(meta(1))
+	os.WriteFile(meta(2), b, 0o644) // says generation 1
+	os.WriteFile(meta(3), []byte("{"), 0o644)
+	os.Remove(meta(4))
+	list, err := im.List()
+	if err != nil || len(list) != 4 {
+		t.Fatalf("List = %d generations, %v; want 4", len(list), err)
+	}
+	for i, g := range list {
+		if g.ID != i+1 || (g.Problem == "") != (i == 0) {
+			t.Errorf("generation %d: id %d, problem %q", i+1, g.ID, g.Problem)
+		}
+	}
+	for id := 2; id <= 4; id++ {
+		if err := im.Publish(id); !errors.Is(err, ErrBroken) {
+			t.Errorf("Publish(%d) = %v, want ErrBroken", id, err)
+		}
+		if err := im.Remove(id, nil); err != nil {
+			t.Errorf("Remove(%d) = %v", id, err)
+		}
+	}
+	if ids, _ := im.IDs(); !slices.Equal(ids, []int{1}) {
+		t.Errorf("left %v, want [1]", ids)
+	}
+	if err := im.Remove(7, nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Remove(7) = %v, want ErrNotFound", err)
+	}
+}
+
 func link2(t *testing.T, dir string) string {
 	l := filepath.Join(t.TempDir(), "imagelink")
 	if err := os.Symlink(dir, l); err != nil {

@@ -60,6 +60,20 @@ func (o *ownerNames) standIn(name string, group bool) uint32 {
 	return id
 }
 
+// id is the id for an owner string as the server sent it: a number
+// below standInBase is itself; a name (user@domain), which only the
+// export's own /etc/passwd and /etc/group can turn into the number a
+// node sees, gets a stand-in until mapOwners. So does a number in the
+// stand-ins' range, which mapOwners gives back as itself: every id at
+// or above standInBase in a tree is then a stand-in, never a number the
+// server sent that happens to equal one.
+func (o *ownerNames) id(s string, group bool) uint32 {
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil && n < standInBase {
+		return uint32(n)
+	}
+	return o.standIn(s, group)
+}
+
 func (o *ownerNames) lookup(id uint32) (ownerName, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -113,9 +127,14 @@ func mapOwners(t Tree, names *ownerNames, passwd, group []byte) []Unmapped {
 	find := func(id uint32, isGroup bool) (uint32, string, bool) {
 		k, ok := names.lookup(id)
 		if !ok || k.group != isGroup {
-			return id, "", id < standInBase // a number the server sent
+			// Below standInBase, a number the server sent; at or above
+			// it, past the names kept (maxOwnerNames): never mapped.
+			return id, fmt.Sprintf("(one of more than %d distinct names)", maxOwnerNames), id < standInBase
 		}
 		name, _, _ := strings.Cut(k.name, "@")
+		if n, err := strconv.ParseUint(name, 10, 32); err == nil {
+			return uint32(n), k.name, true // a number, with or without a domain
+		}
 		db := users
 		if isGroup {
 			db = groups

@@ -1,6 +1,7 @@
 package nfscheck
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -62,6 +63,45 @@ func TestMapOwners(t *testing.T) {
 	}
 	if c := ownersCheck(un, "the export's files"); c.Passed() || !strings.Contains(c.Detail, `/usr/x (owner "ghost@d")`) {
 		t.Errorf("check %+v", c)
+	}
+}
+
+// TestOwnerNumbersInStandInRange: a server that sends a plain number
+// equal to a stand-in id, or a real id in the stand-ins' range, gets that
+// number back, never the id of a name another entry sent.
+func TestOwnerNumbersInStandInRange(t *testing.T) {
+	tests := []struct {
+		name  string
+		sent  []string // owners, in the order the server sent them
+		want  []uint32
+		unmap int
+	}{
+		{"a name, then the number of its stand-in", []string{"ghost@d", fmt.Sprint(standInBase)}, []uint32{0, standInBase}, 1},
+		{"the number first, then a name", []string{fmt.Sprint(standInBase), "root@d"}, []uint32{standInBase, 0}, 0},
+		{"nobody's number and (uid_t)-2", []string{"4294967294", "65534"}, []uint32{4294967294, 65534}, 0},
+		{"a number with a domain", []string{"1000@d"}, []uint32{1000}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n ownerNames
+			tree := Tree{}
+			for i, s := range tt.sent {
+				tree[string(rune('a'+i))] = &Node{File: report.File{UID: int(n.id(s, false))}}
+			}
+			un := mapOwners(tree, &n, []byte("root:x:0:0::/:/bin/sh\n"), nil)
+			for i, w := range tt.want {
+				got := tree[string(rune('a'+i))].UID
+				if i == 0 && tt.unmap == 1 {
+					continue // the unknown name keeps its stand-in
+				}
+				if uint32(got) != w {
+					t.Errorf("%q mapped to %d, want %d", tt.sent[i], got, w)
+				}
+			}
+			if len(un) != tt.unmap {
+				t.Errorf("unmapped %+v, want %d", un, tt.unmap)
+			}
+		})
 	}
 }
 

@@ -449,16 +449,10 @@ func (d *dec) fattr() attrs4 {
 	v := &dec{r: bytes.NewReader(list)}
 	owner := func(group bool) uint32 {
 		s := string(v.opaque(1024))
-		if n, err := strconv.ParseUint(s, 10, 32); err == nil {
-			return uint32(n)
-		}
-		// A name (user@domain), which only the export's own
-		// /etc/passwd and /etc/group can turn into the number a node
-		// sees: a stand-in until the walk has read them (MapOwners).
 		if d.names == nil {
 			d.names = &ownerNames{}
 		}
-		return d.names.standIn(s, group)
+		return d.names.id(s, group)
 	}
 	time4 := func() nfs.NFS3Time {
 		sec := v.u64()

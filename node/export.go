@@ -71,10 +71,10 @@ func (o ExportOptions) Validate() error {
 	if o.Port < 0 || o.Port > 65535 {
 		return &OptionError{"--port", fmt.Sprint(o.Port), "a port is 1 to 65535 (0: the standard 2049)"}
 	}
-	if o.Path != "" && (!strings.HasPrefix(o.Path, "/") || !servablePath(o.Path)) {
+	if o.Path != "" && (!strings.HasPrefix(o.Path, "/") || !export.Servable(o.Path)) {
 		return &OptionError{"--path", o.Path, "the path nodes mount is absolute, of letters, digits and / . _ - + only (e.g. --path=/srv/node)"}
 	}
-	if o.ImagePath != "" && (!strings.HasPrefix(o.ImagePath, "/") || !servablePath(o.ImagePath)) {
+	if o.ImagePath != "" && (!strings.HasPrefix(o.ImagePath, "/") || !export.Servable(o.ImagePath)) {
 		return &OptionError{"--image-path", o.ImagePath, "the directory nodes mount for the image file is absolute, of letters, digits and / . _ - + only"}
 	}
 	if (o.ImagePath != "" || o.HTTP != "") && o.Image == "" {
@@ -101,20 +101,6 @@ func nfsHost(s string) string {
 	return s
 }
 
-// servablePath says whether p can go into every line export prints as
-// it is: /etc/exports splits at blanks and reads # and quotes, ganesha's
-// blocks end at ; and }, the kernel's command line splits at blanks and
-// nfsroot= at commas and colons, iPXE expands $. Such a path is refused,
-// not quoted: no one quoting serves all of them.
-func servablePath(p string) bool {
-	for _, c := range p {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("/._-+", c)) {
-			return false
-		}
-	}
-	return true
-}
-
 // ExportConfig is what nroot export prints.
 type ExportConfig struct {
 	Root     string   `json:"root"`
@@ -129,6 +115,9 @@ type ExportConfig struct {
 	GRUB     string   `json:"grub"`
 	PXELinux string   `json:"pxelinux"`
 	Kernels  []string `json:"kernels"`
+	// ImageDir: Root is an nroot image directory; only its generations
+	// are exported, and nodes boot from Path/N/root (nroot pxe).
+	ImageDir bool `json:"image_directory"`
 	// The image modes, with --image: the file and its format, the
 	// ganesha block exporting its directory, and the boot lines.
 	Image         *fsimage.Superblock `json:"image,omitempty"`
@@ -146,7 +135,7 @@ func Export(root string, o ExportOptions) (*ExportConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !servablePath(abs) {
+	if !export.Servable(abs) {
 		return nil, &OptionError{"ROOT", abs, "an exported path is of letters, digits and / . _ - + only (exports lines, ganesha blocks and kernel command lines cannot carry others); move or link the root to such a path"}
 	}
 	img, err := fsroot.Open(abs)
@@ -155,6 +144,16 @@ func Export(root string, o ExportOptions) (*ExportConfig, error) {
 	}
 	defer img.Close()
 	b, err := img.ReadFile(cmdlineFile, maxSmallFile)
+	if fi, serr := os.Lstat(filepath.Join(abs, export.GenerationsDir)); err != nil && serr == nil && fi.IsDir() {
+		// An nroot image directory: export its generations alone, never
+		// the directory, whose nodes/ holds every node's private keys.
+		path := o.Path
+		if path == "" {
+			path = abs
+		}
+		e := export.Generations(abs, path)
+		return &ExportConfig{Root: abs, Server: o.Server, Path: e.Pseudo, Exports: e.ExportsLine(), Ganesha: export.GaneshaNFSV4() + e.Ganesha(), Kernels: []string{}, ImageDir: true}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("export: %s has no %s; run nroot node %s first", root, cmdlineFile, root)
 	}
@@ -218,7 +217,7 @@ func imageModes(img *fsroot.Root, c *ExportConfig, o ExportOptions, host string)
 	if err != nil {
 		return err
 	}
-	if !servablePath(abs) {
+	if !export.Servable(abs) {
 		return &OptionError{"--image", abs, "an exported path is of letters, digits and / . _ - + only; move the file to such a path"}
 	}
 	f, err := os.Open(abs)

@@ -91,12 +91,14 @@ type Choices struct {
 }
 
 // Apply fills o's unset choices with c's (a flag given again wins) and
-// adds c's packages to o's.
+// adds c's packages to o's. A recorded --kver is not replayed with
+// Upgrade: an upgrade that brings a new kernel ABI boots it, as it would
+// without the pin; give Kver again to keep the old one.
 func (c Choices) Apply(o Options) Options {
 	if o.Kernel == "" {
 		o.Kernel = c.Kernel
 	}
-	if o.Kver == "" {
+	if o.Kver == "" && !o.Upgrade {
 		o.Kver = c.Kver
 	}
 	if o.Hostname == "" {
@@ -358,6 +360,9 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	if o.Kver != "" {
 		if !contains(kvers, o.Kver) {
 			return nil, fmt.Errorf("node: --kver %s is not installed in %s (installed: %s)", o.Kver, root, strings.Join(kvers, ", "))
+		}
+		if newest := kvers[len(kvers)-1]; newest != o.Kver {
+			logf(o.Progress, "[node] --kver %s: the initramfs is built for it alone, and the newer kernel %s, also installed, is not booted", o.Kver, newest)
 		}
 		kvers = []string{o.Kver}
 	}

@@ -426,3 +426,44 @@ func TestProbeInstallsTwice(t *testing.T) {
 		t.Errorf("the unit's link: %q %v", target, err)
 	}
 }
+
+// TestChoicesApply: an update replays the recorded choices, a flag given
+// again wins, and an upgrade does not keep a recorded --kver.
+func TestChoicesApply(t *testing.T) {
+	rec := Choices{Kernel: "linux-image-cloud-amd64", Kver: "6.1.0-50-amd64", Hostname: "n", Packages: []string{"a"}, E2EProbe: true}
+	tests := []struct {
+		name string
+		in   Options
+		want Options
+	}{
+		{"replayed", Options{}, Options{Kernel: rec.Kernel, Kver: rec.Kver, Hostname: "n", Packages: []string{"a"}, E2EProbe: true}},
+		{"a flag wins", Options{Kver: "6.1.0-57-amd64", Hostname: "m", Packages: []string{"b", "a"}}, Options{Kernel: rec.Kernel, Kver: "6.1.0-57-amd64", Hostname: "m", Packages: []string{"a", "b"}, E2EProbe: true}},
+		{"an upgrade boots the new ABI", Options{Upgrade: true}, Options{Kernel: rec.Kernel, Hostname: "n", Packages: []string{"a"}, E2EProbe: true, Upgrade: true}},
+		{"an upgrade keeps a --kver given again", Options{Upgrade: true, Kver: rec.Kver}, Options{Kernel: rec.Kernel, Kver: rec.Kver, Hostname: "n", Packages: []string{"a"}, E2EProbe: true, Upgrade: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := rec.Apply(tt.in)
+			if got.Kernel != tt.want.Kernel || got.Kver != tt.want.Kver || got.Hostname != tt.want.Hostname || got.E2EProbe != tt.want.E2EProbe || got.Upgrade != tt.want.Upgrade || !slices.Equal(got.Packages, tt.want.Packages) {
+				t.Errorf("got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+// TestExportImageDirectory: given an nroot image directory, export
+// exports its generations only, never the directory whose nodes/ holds
+// the identity segments.
+func TestExportImageDirectory(t *testing.T) {
+	dir := fixture(t, map[string]string{"generations/1/root/etc/": "", "nodes/n.img": "private keys"})
+	c, err := Export(dir, ExportOptions{Server: "10.0.0.1", Path: "/nroot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gens := filepath.Join(dir, "generations")
+	if !c.ImageDir || !strings.HasPrefix(c.Exports, gens+" *(ro,") || !strings.Contains(c.Ganesha, "Path = "+gens+";") || !strings.Contains(c.Ganesha, "Pseudo = /nroot/generations;") {
+		t.Errorf("exports %q, ganesha %q: want %s alone, at /nroot/generations", c.Exports, c.Ganesha, gens)
+	}
+	if strings.Contains(c.Exports+c.Ganesha, "Path = "+dir+";") || strings.HasPrefix(c.Exports, dir+" ") {
+		t.Errorf("the image directory itself is exported: %q %q", c.Exports, c.Ganesha)
+	}
+}

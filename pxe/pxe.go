@@ -103,8 +103,8 @@ func (o Options) validate() (*url.URL, error) {
 	if o.Server == "" || strings.ContainsAny(o.Server, " \t\n$/") {
 		return nil, &OptionError{"--server", o.Server, "give the NFS server's address as nodes reach it"}
 	}
-	if !strings.HasPrefix(o.Export, "/") || strings.ContainsAny(o.Export, " \t\n$") {
-		return nil, &OptionError{"--export", o.Export, "give the absolute path NFS exports the image directory at"}
+	if !strings.HasPrefix(o.Export, "/") || !export.Servable(o.Export) {
+		return nil, &OptionError{"--export", o.Export, "give the absolute path NFS exports the image directory at, of letters, digits and / . _ - + only"}
 	}
 	return u, nil
 }
@@ -206,8 +206,8 @@ func dnsmasq(nodes []inventory.Node, o Options, base string) (string, error) {
 		}
 		a := n.Address
 		if p, err := netip.ParsePrefix(a); err == nil {
-			a = p.Addr().String()
-			if p.Addr().Is6() && !p.Addr().Is4In6() {
+			a = p.Addr().Unmap().String() // ::ffff:10.0.0.2 is 10.0.0.2 to dnsmasq
+			if p.Addr().Unmap().Is6() {
 				// dnsmasq takes an IPv6 address in brackets only.
 				a = "[" + a + "]"
 			}
@@ -256,7 +256,7 @@ server {
 		}
 		a := n.Address
 		if p, err := netip.ParsePrefix(a); err == nil {
-			a = p.Addr().String()
+			a = p.Addr().Unmap().String() // nginx sees an IPv4 client as IPv4
 		}
 		fmt.Fprintf(&b, "    location = /nodes/%s.img { allow %s; deny all; }\n", n.Name, a)
 	}
@@ -322,7 +322,13 @@ func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) 
 	if err != nil {
 		return nil, err
 	}
+	if !export.Servable(abs) {
+		return nil, &OptionError{"IMAGE", abs, "the image's path goes into the exports, ganesha and nginx files it writes: letters, digits and / . _ - + only; move or link the image to such a path"}
+	}
 	files["nginx.conf"] = strings.Replace(files["nginx.conf"], "root IMAGE;", "root "+abs+";", 1)
+	if gens := export.Generations(abs, o.Export).Path; store.Dir != "" && under(store.Dir, gens) {
+		return nil, &OptionError{"--state", store.Dir, "is under " + gens + ", which NFS exports to every node: keep the identities elsewhere"}
+	}
 	nodesDir := filepath.Join(dir, "nodes")
 	if err := os.MkdirAll(nodesDir, 0o755); err != nil {
 		return nil, err
@@ -345,7 +351,7 @@ func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) 
 			}
 		}
 	}
-	ex := NFSExport(abs, o.Export)
+	ex := export.Generations(abs, o.Export)
 	files["exports"] = "# Written by nroot pxe: for /etc/exports of the kernel's NFS server. Only\n# the generations are exported: nodes/ holds every node's private keys.\n" + exportsNote(abs, o.Export) + ex.ExportsLine() + "\n"
 	files["ganesha.conf"] = "# Written by nroot pxe: for nfs-ganesha's configuration. Only the\n# generations are exported: nodes/ holds every node's private keys.\n" + export.GaneshaNFSV4() + ex.Ganesha()
 	for rel, content := range files {
@@ -359,16 +365,6 @@ func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) 
 	}
 	return &Result{Image: abs, Entry: filepath.Join(abs, "boot.ipxe"), DNSMasq: filepath.Join(abs, "dnsmasq.conf"), Nginx: filepath.Join(abs, "nginx.conf"), Cache: filepath.Join(abs, "nginx-cache.conf"),
 		Exports: filepath.Join(abs, "exports"), Ganesha: filepath.Join(abs, "ganesha.conf"), Removed: removed, Nodes: out, Segments: segs}, nil
-}
-
-// NFSExport is what NFS serves of the image at dir to nodes that mount
-// EXPORT/generations/N/root: the generations directory alone, read-only,
-// without root squash (root on the node reads /etc/shadow). Nothing else
-// of the image is exported: its nodes/ holds each node's private keys,
-// which only nginx serves, each to its node's address.
-func NFSExport(dir, exportPath string) export.Export {
-	gens := filepath.Join(dir, "generations")
-	return export.Export{ID: export.ID(gens), Path: gens, Pseudo: strings.TrimSuffix(exportPath, "/") + "/generations"}
 }
 
 // exportsNote says, when nodes mount a path other than the image's own,
@@ -425,4 +421,24 @@ func lookupGroup(name string) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(g.Gid)
+}
+
+// under says whether p is dir or below it, symlinks resolved as far as
+// they exist.
+func under(p, dir string) bool {
+	resolve := func(p string) string {
+		p, _ = filepath.Abs(p)
+		for q, rest := p, ""; ; {
+			if r, err := filepath.EvalSymlinks(q); err == nil {
+				return filepath.Join(r, rest)
+			}
+			parent := filepath.Dir(q)
+			if parent == q {
+				return p
+			}
+			rest, q = filepath.Join(filepath.Base(q), rest), parent
+		}
+	}
+	rel, err := filepath.Rel(resolve(dir), resolve(p))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }

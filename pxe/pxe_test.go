@@ -69,6 +69,8 @@ func TestRenderRefuses(t *testing.T) {
 		{"base with a path", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Base = "http://10.0.0.1/nroot"; return o }, "--http", nil},
 		{"base not HTTP", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Base = "tftp://10.0.0.1"; return o }, "--http", nil},
 		{"export relative", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Export = "nroot"; return o }, "--export", nil},
+		{"export with a space", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Export = "/srv/my image"; return o }, "--export", nil},
+		{"export with a quote", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Export = `/srv/x";`; return o }, "--export", nil},
 		{"server with a variable", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Server = "${ip}"; return o }, "--server", nil},
 	}
 	for _, tt := range tests {
@@ -151,7 +153,7 @@ func TestWrite(t *testing.T) {
 // dnsmasq reads one, in brackets (dnsmasq itself checks the file), and a
 // generation written 01 chains to generations/1, the path that exists.
 func TestRenderAddressesAndGenerations(t *testing.T) {
-	f, out, err := Render(nodes(t, "a mac=52:54:00:00:00:01 address=fd00::5/64\nb mac=52:54:00:00:00:02 address=10.0.0.7/24 generation=01\n"), opts)
+	f, out, err := Render(nodes(t, "a mac=52:54:00:00:00:01 address=fd00::5/64\nb mac=52:54:00:00:00:02 address=10.0.0.7/24 generation=01\nc mac=52:54:00:00:00:03 address=::ffff:10.0.0.9/120\n"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +161,10 @@ func TestRenderAddressesAndGenerations(t *testing.T) {
 		"dnsmasq.conf":                 "dhcp-host=52:54:00:00:00:01,set:nroot,[fd00::5],a\n",
 		"nginx.conf":                   "location = /nodes/a.img { allow fd00::5; deny all; }\n",
 		"nodes/52-54-00-00-00-02.ipxe": "chain ${nroot-base}/generations/1/boot.ipxe\n",
+		"dnsmasq.conf ":                "dhcp-host=52:54:00:00:00:03,set:nroot,10.0.0.9,c\n",
+		"nginx.conf ":                  "location = /nodes/c.img { allow 10.0.0.9; deny all; }\n",
 	} {
+		name = strings.TrimSpace(name)
 		if !strings.Contains(f[name], want) {
 			t.Errorf("%s lacks %q:\n%s", name, want, f[name])
 		}
@@ -208,6 +213,39 @@ func TestWriteRemovesStale(t *testing.T) {
 // TestExportHoldsNoKeys: the NFS exports nroot pxe writes name the
 // generations alone, and nothing below that path is a segment or the
 // identity store: a node that mounts the export reads no node's keys.
+// TestWriteRefusesUnservableImage: an image whose path the exports,
+// ganesha and nginx files could not carry is refused, naming IMAGE,
+// before any file is written.
+func TestWriteRefusesUnservableImage(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "my image;")
+	os.MkdirAll(filepath.Join(dir, "generations", "1", "root"), 0o755)
+	_, err := Write(dir, nodes(t, "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n"), identity.Store{Dir: t.TempDir()}, opts)
+	var oe *OptionError
+	if !errors.As(err, &oe) || oe.Option != "IMAGE" {
+		t.Fatalf("Write = %v, want an OptionError naming IMAGE", err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("wrote %d entries into the image, want none", len(ents)-1)
+	}
+}
+
+// TestWriteRefusesStateInExport: identity state NFS would export to
+// every node is refused, naming --state, also through a symlink.
+func TestWriteRefusesStateInExport(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "generations", "1", "root"), 0o755)
+	link := filepath.Join(t.TempDir(), "gens")
+	os.Symlink(filepath.Join(dir, "generations"), link)
+	for _, state := range []string{filepath.Join(dir, "generations", "state"), filepath.Join(link, "new", "state")} {
+		_, err := Write(dir, nodes(t, "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n"), identity.Store{Dir: state}, opts)
+		var oe *OptionError
+		if !errors.As(err, &oe) || oe.Option != "--state" {
+			t.Errorf("state %s: Write = %v, want an OptionError naming --state", state, err)
+		}
+	}
+}
+
 func TestExportHoldsNoKeys(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "generations", "1", "root", "etc"), 0o755)

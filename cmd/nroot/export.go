@@ -33,7 +33,12 @@ ROOT/boot/nroot-cmdline-image: over NFS, dracut mounts the directory
 holding the file (--image-path, the path nodes mount; by default the file's
 directory, exported by the ganesha block printed with it) and loop-mounts
 the file; with --http=URL, dracut fetches the file from URL into RAM. Either
-way an overlay on tmpfs makes the root writable.`,
+way an overlay on tmpfs makes the root writable.
+
+Given an nroot image directory (nroot image create), export prints the
+export of its generations directory alone, at --path/generations (nodes
+boot from PATH/generations/N/root): never export the image directory
+itself, whose nodes/ holds every node's private host keys.`,
 		Example: `  nroot export ./node --server=10.0.0.1
   nroot export /srv/node --server=10.0.0.1 --ganesha --path=/node
   nroot export /srv/node --server=nfs.example.org --port=20049 --json
@@ -54,6 +59,15 @@ way an overlay on tmpfs makes the root writable.`,
 			}
 			if asJSON {
 				return printJSON(c)
+			}
+			if c.ImageDir {
+				fmt.Printf("# %s is an nroot image: only its generations are exported (nodes/ holds\n# private keys); nroot pxe writes the boot configuration.\n", c.Root)
+				if o.Ganesha {
+					fmt.Printf("# nfs-ganesha export (add to ganesha.conf):\n%s", c.Ganesha)
+				} else {
+					fmt.Printf("# /etc/exports:\n%s\n", c.Exports)
+				}
+				return nil
 			}
 			if o.Ganesha {
 				fmt.Printf("# nfs-ganesha export (add to ganesha.conf):\n%s\n", c.Ganesha)
