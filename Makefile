@@ -43,10 +43,10 @@ fuzz:
 # end-to-end stages (bootstrap, node, initrd verify, export check, boot),
 # and a short boot storm (up to 100 clients).
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem ./apt
+	$(GO) test -run '^$$' -bench . -benchmem ./build/apt
 	./scripts/bench-bootstrap.sh
 	./scripts/bench-rootless.sh
-	$(GO) test -run '^$$' -bench ExportCheck -benchtime 3x ./nfscheck
+	$(GO) test -run '^$$' -bench ExportCheck -benchtime 3x ./verify/nfscheck
 	./scripts/bench-initrd.sh
 	NROOT_E2E_SUITES=bookworm $(GO) test -tags e2e -count=1 -timeout 40m -v -run NodeBootsOverNFS ./e2e > bench-e2e.log 2>&1; s=$$?; grep -E 'stage |timings' bench-e2e.log; exit $$s
 	$(MAKE) storm STORM_CLIENTS=1,10,50,100 STORM_OUT=$(CURDIR)/bench-storm
@@ -65,12 +65,12 @@ storm: deps
 # oldstable and Ubuntu's two LTS releases, minbase, important and standard
 # (slow).
 compare: deps
-	NROOT_COMPARE_SUITES=bookworm,trixie,noble,jammy NROOT_COMPARE_VARIANTS=minbase,important,standard $(GO) test -count=1 -timeout 90m -run Mmdebstrap -v ./apt ./rootfs
+	NROOT_COMPARE_SUITES=bookworm,trixie,noble,jammy NROOT_COMPARE_VARIANTS=minbase,important,standard $(GO) test -count=1 -timeout 90m -run Mmdebstrap -v ./build/apt ./build/rootfs
 
 # Foreign-architecture bootstraps, Ubuntu's from the ports archive, which
 # must answer from this machine.
 foreign: deps
-	NROOT_TEST_UBUNTU_PORTS=1 $(GO) test -count=1 -timeout 30m -run ForeignArchitecture -v ./rootfs
+	NROOT_TEST_UBUNTU_PORTS=1 $(GO) test -count=1 -timeout 30m -run ForeignArchitecture -v ./build/rootfs
 
 # The whole mission: bootstrap, node, initrd verify, ganesha export,
 # export check, and a QEMU boot over NFSv4 (bookworm, trixie, noble, and

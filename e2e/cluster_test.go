@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"nroot/serve/export"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,12 +18,11 @@ import (
 	"testing"
 	"time"
 
-	"nroot/fsimage"
-	"nroot/identity"
-	"nroot/image"
-	"nroot/internal/ganesha"
-	"nroot/node"
-	"nroot/pxe"
+	"nroot/build/fsimage"
+	"nroot/e2e/ganesha"
+	"nroot/serve/identity"
+	"nroot/serve/image"
+	"nroot/serve/pxe"
 )
 
 // probePackage is the package the second generation adds; the nodes'
@@ -249,7 +249,7 @@ func imageBoots(t *testing.T, st *stages, work string, im image.Image, port int,
 		t.Logf("generation 1 as squashfs: %d bytes, %d entries, in %.1fs", info.Bytes, info.Entries, info.Seconds)
 		return nil
 	})
-	var cfg node.ExportConfig
+	var cfg export.Config
 	st.run("image-export", func() error {
 		return nroot(&cfg, "export", "--json", "--server", "10.0.2.2", "--image", file, "--image-path", "/nroot/generations/1",
 			"--http", fmt.Sprintf("http://10.0.2.2:%d/generations/1/root.squashfs", port), im.Root(1))

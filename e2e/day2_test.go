@@ -14,15 +14,15 @@ import (
 	"testing"
 	"time"
 
-	"nroot/apt"
-	"nroot/dracut"
-	"nroot/identity"
-	"nroot/image"
+	"nroot/build/apt"
+	"nroot/build/lockfile"
+	"nroot/e2e/ganesha"
 	"nroot/internal/fsroot"
-	"nroot/internal/ganesha"
-	"nroot/lockfile"
-	"nroot/nfscheck"
 	"nroot/node"
+	"nroot/node/dracut"
+	"nroot/serve/identity"
+	"nroot/serve/image"
+	"nroot/verify/nfscheck"
 )
 
 // kernelABI is what the archive has of the node's kernel, read at run

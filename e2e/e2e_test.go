@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"nroot/serve/export"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,17 +24,17 @@ import (
 	"testing"
 	"time"
 
-	"nroot/apt"
-	"nroot/dracut"
-	"nroot/identity"
-	"nroot/initrd"
+	"nroot/build/apt"
+	"nroot/build/nspawn"
+	"nroot/build/rootfs"
+	"nroot/e2e/ganesha"
+	"nroot/e2e/testenv"
 	"nroot/internal/fetch"
-	"nroot/internal/ganesha"
-	"nroot/internal/testenv"
-	"nroot/nfscheck"
 	"nroot/node"
-	"nroot/nspawn"
-	"nroot/rootfs"
+	"nroot/node/dracut"
+	"nroot/node/initrd"
+	"nroot/serve/identity"
+	"nroot/verify/nfscheck"
 )
 
 func suites() []string {
@@ -172,10 +173,10 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 	k := res.Kernels[0]
 	verifyInitrd(t, ctx, st, root, k, false)
 	var srv *ganesha.Server
-	var cfg *node.ExportConfig
+	var cfg *export.Config
 	st.run("export", func() error {
 		var err error
-		cfg, err = node.Export(root, node.ExportOptions{Server: "10.0.2.2", Path: "/node", Ganesha: true})
+		cfg, err = export.Render(root, export.Options{Server: "10.0.2.2", Path: "/node", Ganesha: true})
 		if err != nil {
 			return err
 		}

@@ -14,13 +14,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"nroot/apt"
-	"nroot/deb"
-	"nroot/initrd"
+	"nroot/build/apt"
+	"nroot/build/deb"
+	"nroot/build/lockfile"
+	"nroot/build/rootfs"
+	"nroot/e2e/testenv"
 	"nroot/internal/fsroot"
-	"nroot/internal/testenv"
-	"nroot/lockfile"
-	"nroot/rootfs"
+	"nroot/node/initrd"
 )
 
 // debianKernel downloads the bookworm kernel package through nroot's own

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"nroot/nfscheck"
+	"nroot/verify/nfscheck"
 )
 
 // TestProbeFailsClosed reads consoles as boot does and checks that only

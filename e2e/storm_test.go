@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"nroot/serve/export"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,12 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"nroot/image"
-	"nroot/internal/ganesha"
-	"nroot/internal/testenv"
-	"nroot/nfscheck"
-	"nroot/node"
-	"nroot/storm"
+	"nroot/e2e/ganesha"
+	"nroot/e2e/testenv"
+	"nroot/serve/image"
+	"nroot/verify/nfscheck"
+	"nroot/verify/storm"
 )
 
 // TestBootStorm is the boot-storm measurement (make bench: up to 100
@@ -99,7 +99,7 @@ func TestBootStorm(t *testing.T) {
 	t.Cleanup(srv.Stop)
 
 	// Record a boot of each NFS mode.
-	var cfg node.ExportConfig
+	var cfg export.Config
 	if err := nroot(&cfg, "export", "--json", "--server", "10.0.2.2", "--path", "/nroot/generations/1/root", "--image", file, "--image-path", "/nroot/generations/1", im.Root(1)); err != nil {
 		t.Fatal(err)
 	}

@@ -16,11 +16,11 @@ import (
 	"strings"
 	"time"
 
-	"nroot/control"
-	"nroot/dracut"
+	"nroot/build/nspawn"
+	"nroot/format/control"
 	"nroot/internal/fsroot"
 	"nroot/internal/progress"
-	"nroot/nspawn"
+	"nroot/node/dracut"
 
 	"pault.ag/go/debian/version"
 )
@@ -138,10 +138,54 @@ func ReadState(root string) (*State, error) {
 
 const (
 	stateFile   = "etc/nroot/node.json"
-	cmdlineFile = "boot/nroot-cmdline"
-	liveCmdFile = "boot/nroot-cmdline-image"
+	cmdlineFile = CmdlineFile
+	liveCmdFile = ImageCmdlineFile
 	dracutConf  = "etc/dracut.conf.d/90-nroot.conf"
 )
+
+// The boot lines the node stage writes into a root, SERVER and /PATH
+// (and IMAGEURL) left for the server side to fill in.
+const (
+	CmdlineFile      = "boot/nroot-cmdline"       // the root over NFS
+	ImageCmdlineFile = "boot/nroot-cmdline-image" // the root from an image file
+)
+
+// ErrNotBuilt: the root has no boot line; the node stage did not run.
+var ErrNotBuilt = errors.New("the node stage did not run on it")
+
+// Built is what the node stage left in a root for the server side.
+type Built struct {
+	Kernels      []string // installed, newest last
+	Cmdline      string   // CmdlineFile's line
+	ImageCmdline string   // ImageCmdlineFile's line; "" when there is none
+	Dracut       string   // the version of dracut (or dracut-core); "" when unknown
+}
+
+// ReadBuilt reads what the node stage left in img; ErrNotBuilt when it
+// has no boot line.
+func ReadBuilt(img *fsroot.Root) (*Built, error) {
+	b, err := img.ReadFile(CmdlineFile, maxSmallFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s has no %s: %w; run nroot node %s first", img.Path, CmdlineFile, ErrNotBuilt, img.Path)
+	}
+	kvers, err := kernels(img)
+	if err != nil {
+		return nil, err
+	}
+	out := &Built{Kernels: kvers, Cmdline: strings.TrimSpace(string(b))}
+	if b, err := img.ReadFile(ImageCmdlineFile, maxSmallFile); err == nil {
+		out.ImageCmdline = strings.TrimSpace(string(b))
+	}
+	if st, err := dpkgStatus(img); err == nil {
+		for _, p := range []string{"dracut-core", "dracut"} {
+			if pk, ok := st[p]; ok {
+				out.Dracut = pk.Get("Version")
+				break
+			}
+		}
+	}
+	return out, nil
+}
 
 // basePackages are what an NFS-root boot needs beside the kernel: dracut
 // and its network modules, an init and udev (a minbase image has
@@ -574,7 +618,7 @@ func detectDracut(img *fsroot.Root) (Dracut, error) {
 	default:
 		return d, fmt.Errorf("node: dracut %s in %s has no usable network module (systemd-networkd, network-manager or network-legacy); install dracut-network and systemd or network-manager", d.Version, img.Path)
 	}
-	major := dracutMajor(d.Version)
+	major := DracutMajor(d.Version)
 	switch {
 	case mods["overlay-root"]:
 		// Debian's dracut 059 ignores rd.live.overlay.overlayfs on an
@@ -593,7 +637,8 @@ func detectDracut(img *fsroot.Root) (Dracut, error) {
 	return d, nil
 }
 
-func dracutMajor(v string) int {
+// DracutMajor is the major number of a dracut version: 59 of 059-4.
+func DracutMajor(v string) int {
 	n := 0
 	for _, c := range v {
 		if c < '0' || c > '9' {

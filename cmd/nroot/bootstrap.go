@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/lockfile"
-	"nroot/rootfs"
+	"nroot/build/lockfile"
+	"nroot/build/rootfs"
 )
 
 func newBootstrapCmd(g *globals) *cobra.Command {

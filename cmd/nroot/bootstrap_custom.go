@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/hook"
-	"nroot/rootfs"
+	"nroot/build/hook"
+	"nroot/build/rootfs"
 )
 
 // customFlags are bootstrap's mmdebstrap options beyond the plan: hooks,

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"nroot/internal/testenv"
+	"nroot/e2e/testenv"
 )
 
 // TestBusyboxHost runs a static nroot on a host that holds only busybox

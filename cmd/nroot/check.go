@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/lockfile"
-	"nroot/nfscheck"
-	"nroot/report"
+	"nroot/build/lockfile"
+	"nroot/format/report"
+	"nroot/verify/nfscheck"
 )
 
 func newCheckCmd(g *globals) *cobra.Command {

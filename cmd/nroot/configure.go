@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/rootfs"
+	"nroot/build/rootfs"
 )
 
 func newConfigureCmd(g *globals) *cobra.Command {

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
-	"nroot/node"
+	"nroot/serve/export"
 )
 
 func newExportCmd(g *globals) *cobra.Command {
-	var o node.ExportOptions
+	var o export.Options
 	var server string
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -49,11 +48,7 @@ itself, whose nodes/ holds every node's private host keys.`,
 			if err := o.Validate(); err != nil {
 				return usageErr("%w", err)
 			}
-			c, err := node.Export(args[0], o)
-			var oe *node.OptionError
-			if errors.As(err, &oe) {
-				return usageErr("%w", err)
-			}
+			c, err := export.Render(args[0], o)
 			if err != nil {
 				return err
 			}

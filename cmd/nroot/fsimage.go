@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -11,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/fsimage"
+	"nroot/build/fsimage"
 )
 
 func newFSImageCmd(g *globals) *cobra.Command {
@@ -65,10 +64,6 @@ it: --group www-data for Debian's nginx.`,
 				o.Group = &gid
 			}
 			info, err := fsimage.Write(cmd.Context(), args[0], args[1], o)
-			var be *fsimage.BlockSizeError
-			if errors.As(err, &be) {
-				return usageErr("%w", err)
-			}
 			if err != nil {
 				return err
 			}

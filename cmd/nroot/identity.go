@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/identity"
-	"nroot/inventory"
+	"nroot/serve/identity"
+	"nroot/serve/inventory"
 )
 
 // defaultIdentityStore is where nodes' identities are kept on the server.

@@ -11,12 +11,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/apt"
-	"nroot/image"
+	"nroot/build/apt"
 	"nroot/internal/fetch"
 	"nroot/internal/progress"
-	"nroot/inventory"
 	"nroot/node"
+	"nroot/serve/image"
+	"nroot/serve/inventory"
 )
 
 func newImageCmd(g *globals) *cobra.Command {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/initrd"
+	"nroot/node/initrd"
 )
 
 func newInitrdCatCmd() *cobra.Command {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/initrd"
+	"nroot/node/initrd"
 )
 
 func newInitrdDiffCmd() *cobra.Command {

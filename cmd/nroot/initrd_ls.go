@@ -13,8 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/initrd"
-	"nroot/report"
+	"nroot/format/report"
+	"nroot/node/initrd"
 )
 
 func newInitrdLsCmd() *cobra.Command {

@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/initrd"
 	"nroot/internal/atomicfile"
+	"nroot/node/initrd"
 )
 
 func newInitrdPackCmd() *cobra.Command {

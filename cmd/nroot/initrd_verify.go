@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 
-	"nroot/dracut"
-	"nroot/report"
+	"nroot/format/report"
+	"nroot/node/dracut"
 
 	"github.com/spf13/cobra"
 )

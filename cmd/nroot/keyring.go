@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"nroot/format/keyring"
 	"nroot/internal/atomicfile"
-	"nroot/keyring"
 )
 
 func newKeyringCmd(g *globals) *cobra.Command {

@@ -8,19 +8,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"nroot/internal/usage"
+	"nroot/serve/inventory"
+	"nroot/serve/pxe"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
-	"nroot/nspawn"
+	"nroot/build/nspawn"
 
 	"github.com/spf13/cobra"
 
-	"nroot/apt"
+	"nroot/build/userns"
 	"nroot/internal/progress"
-	"nroot/node"
-	"nroot/userns"
 )
 
 // exitError carries an exit status other than 1.
@@ -46,19 +47,16 @@ const exitInterrupted = 130
 
 // usageErr reports a usage error: it names the flag or argument and says
 // what to give instead.
-func usageErr(format string, a ...any) error {
-	return &exitError{code: exitUsage, err: fmt.Errorf(format, a...)}
-}
+func usageErr(format string, a ...any) error { return usage.Errorf(format, a...) }
 
 // usageArgs makes a cobra argument validator's complaint a usage error.
 func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := v(cmd, args); err != nil {
-			var ee *exitError
-			if errors.As(err, &ee) {
+			if usage.Is(err) {
 				return err // said already, once
 			}
-			return &exitError{code: exitUsage, err: fmt.Errorf("%w; usage: %s", err, cmd.UseLine())}
+			return usage.Errorf("%w; usage: %s", err, cmd.UseLine())
 		}
 		return nil
 	}
@@ -78,22 +76,34 @@ func main() {
 	if errors.As(err, &ee) && ee.reported {
 		os.Exit(ee.code)
 	}
-	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, ctx.Err())) {
-		// Ctrl-C or SIGTERM: said as such, whichever step it broke, with
-		// the shell's status for a death by SIGINT.
+	code := exitCode(ctx, err)
+	if code == exitInterrupted {
+		// Ctrl-C or SIGTERM: said as such, whichever step it broke.
 		fmt.Fprintln(os.Stderr, "nroot: interrupted:", err)
-		os.Exit(exitInterrupted)
+	} else {
+		fmt.Fprintln(os.Stderr, "nroot:", err)
 	}
-	fmt.Fprintln(os.Stderr, "nroot:", err)
-	var ce *apt.ConfigError
-	var oe *node.OptionError
+	os.Exit(code)
+}
+
+// exitCode is the one place an error becomes an exit status: 130 after
+// Ctrl-C or SIGTERM (a shell's status for a death by SIGINT), 64 for a
+// usage error (a flag, an argument, or a file the user wrote, such as
+// the inventory), a command's own status (exitError: nroot check's 2,
+// nroot run's child's), and 1 for everything else.
+func exitCode(ctx context.Context, err error) int {
+	var ee *exitError
 	switch {
+	case err == nil:
+		return 0
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, ctx.Err())):
+		return exitInterrupted
 	case errors.As(err, &ee):
-		os.Exit(ee.code)
-	case errors.As(err, &ce), errors.As(err, &oe):
-		os.Exit(exitUsage)
+		return ee.code
+	case usage.Is(err), errors.Is(err, inventory.ErrSyntax), errors.Is(err, pxe.ErrPinned):
+		return exitUsage
 	}
-	os.Exit(1)
+	return 1
 }
 
 type globals struct {
@@ -141,7 +151,7 @@ APT sources. Downloads are cached in $XDG_CACHE_HOME/nroot.`,
 	root.Version = version().String()
 	root.SetVersionTemplate("nroot {{.Version}}\n")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return &exitError{code: exitUsage, err: fmt.Errorf("%w; see %s --help", err, cmd.CommandPath())}
+		return usage.Errorf("%w; see %s --help", err, cmd.CommandPath())
 	})
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		if g.quiet && g.verbose {

@@ -7,8 +7,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 
-	"nroot/apt"
-	"nroot/rootfs"
+	"nroot/build/apt"
+	"nroot/build/rootfs"
 )
 
 // newManCmd writes the manual pages (make man): one per command, from

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"nroot/internal/hostapt"
+	"nroot/build/hostapt"
 
 	"github.com/spf13/cobra"
 )

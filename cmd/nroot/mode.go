@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"nroot/userns"
+	"nroot/build/userns"
 )
 
 // enterMode runs the rest of the command as --mode says: in this process

@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"nroot/format/report"
 	"nroot/internal/fetch"
 	"nroot/node"
-	"nroot/report"
 )
 
 func newNodeCmd(g *globals) *cobra.Command {

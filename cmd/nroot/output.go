@@ -8,7 +8,7 @@ import (
 	"os"
 	"text/tabwriter"
 
-	"nroot/report"
+	"nroot/format/report"
 )
 
 // printJSON prints a command's --json document. An object gets the

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
-	"nroot/identity"
-	"nroot/inventory"
-	"nroot/pxe"
+	"nroot/serve/identity"
+	"nroot/serve/inventory"
+	"nroot/serve/pxe"
 )
 
 func newPXECmd(g *globals) *cobra.Command {
@@ -47,9 +46,6 @@ no new configuration.`,
 			o.Inventory = args[1]
 			res, err := pxe.Write(args[0], nodes, identity.Store{Dir: store}, o)
 			if err != nil {
-				if isOptionOrInventory(err) {
-					return usageErr("%w", err)
-				}
 				return err
 			}
 			if asJSON {
@@ -74,11 +70,4 @@ no new configuration.`,
 	cmd.Flags().StringVar(&store, "state", defaultIdentityStore, "the root-only directory that keeps the identities")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the nodes' configuration as JSON")
 	return cmd
-}
-
-// isOptionOrInventory says whether err is the user's to fix in a flag or
-// the inventory.
-func isOptionOrInventory(err error) bool {
-	var oe *pxe.OptionError
-	return errors.As(err, &oe) || errors.Is(err, inventory.ErrSyntax) || errors.Is(err, pxe.ErrPinned)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"nroot/internal/usage"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,13 +11,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"nroot/apt"
+	"nroot/build/apt"
+	"nroot/build/lockfile"
+	"nroot/build/rootfs"
+	"nroot/format/keyring"
 	"nroot/internal/atomicfile"
 	"nroot/internal/fetch"
 	"nroot/internal/progress"
-	"nroot/keyring"
-	"nroot/lockfile"
-	"nroot/rootfs"
 )
 
 // aptFlags are the flags shared by every command that reads an archive.
@@ -173,7 +174,7 @@ func checkSuite(suite string, cmd *cobra.Command) error {
 	if suite != "" {
 		why = "a suite is a plain name such as stable, trixie or noble, not a path or URL; give SUITE first"
 	}
-	return usageErr("%w; usage: %s", &apt.ConfigError{Option: "SUITE", Value: suite, Why: why}, cmd.UseLine())
+	return usageErr("%w; usage: %s", &usage.Error{Option: "SUITE", Value: suite, Why: why}, cmd.UseLine())
 }
 
 func writeLockFile(path string, plan *lockfile.Plan) error {

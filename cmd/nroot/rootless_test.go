@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"nroot/internal/testenv"
+	"nroot/e2e/testenv"
 )
 
 // TestRootlessMatchesRoot builds a bookworm minbase tarball as an

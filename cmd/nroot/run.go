@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"nroot/build/nspawn"
 	"nroot/internal/fetch"
-	"nroot/nspawn"
 )
 
 // runnerFlags are the flags of the commands that enter an image.

@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"nroot/internal/atomicfile"
-	"nroot/nfscheck"
-	"nroot/storm"
+	"nroot/verify/nfscheck"
+	"nroot/verify/storm"
 )
 
 func newStormCmd() *cobra.Command {

@@ -1,0 +1,395 @@
+package rootfs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"nroot/build/apt"
+	"nroot/build/fsimage"
+	"nroot/build/hook"
+	"nroot/build/lockfile"
+	"nroot/build/nspawn"
+	"nroot/format/keyring"
+	"nroot/internal/atomicfile"
+	"nroot/internal/fetch"
+	"nroot/internal/fsroot"
+	"nroot/internal/progress"
+)
+
+// Formats Bootstrap can write.
+var Formats = []string{"dir", "tar", "tar.gz", "tar.zst", "squashfs", "erofs"}
+
+// isImage says the format is an image file (nroot/fsimage).
+func isImage(f string) bool { return f == "squashfs" || f == "erofs" }
+
+// Options control Bootstrap.
+type Options struct {
+	// Config says what to resolve; ignored with FromLock.
+	Config apt.Config
+	Apt    apt.Options
+	// FromLock rebuilds exactly this plan, resolving nothing.
+	FromLock *lockfile.Plan
+	// Format is dir (default), tar, tar.gz or tar.zst.
+	Format string
+	// SourceDateEpoch, when set, clamps every mtime.
+	SourceDateEpoch time.Time
+	// Jobs bounds parallel downloads.
+	Jobs int
+	// Progress receives progress bars or lines; Log the structured log.
+	Progress io.Writer
+	// Output receives what the maintainer scripts print; by default it
+	// goes to Progress, indented under the stage lines.
+	Output io.Writer
+	Log    *slog.Logger
+	// Hooks run at mmdebstrap's stages: setup before unpacking, extract
+	// after it, essential once the essential set is configured, customize
+	// once everything is and the APT sources are written, before the
+	// clean-up. A failing hook fails the build.
+	Hooks []hook.Hook
+	// DpkgOpts and AptOpts are mmdebstrap's --dpkgopt and --aptopt: each
+	// an option, or a file of them. They are written to the image's
+	// /etc/dpkg/dpkg.cfg.d/99nroot and /etc/apt/apt.conf.d/99nroot;
+	// path-exclude and path-include are applied while unpacking.
+	DpkgOpts, AptOpts []string
+	// Skip names steps to leave out, with mmdebstrap's names (Skips).
+	Skip []string
+}
+
+// Result reports what Bootstrap did.
+type Result struct {
+	Plan       *lockfile.Plan           `json:"plan"`
+	Target     string                   `json:"target"`
+	Format     string                   `json:"format"`
+	Configured bool                     `json:"configured"`
+	Note       string                   `json:"note,omitempty"`
+	Timings    map[string]time.Duration `json:"timings_ns"`
+	// Filtered counts what --dpkgopt path-exclude left out.
+	Filtered *Filtered `json:"filtered,omitempty"`
+}
+
+// Filtered is what dpkg path filters left out of an image.
+type Filtered struct {
+	Entries int   `json:"entries"`
+	Bytes   int64 `json:"bytes"`
+}
+
+// Bootstrap builds a root filesystem at target: resolve (or replay a
+// lock), fetch, unpack, configure inside systemd-nspawn, write APT
+// sources, clean up. It builds in a temporary directory beside target and
+// renames it into place at the end, so a failure or an interrupt leaves
+// target as it was.
+func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err error) {
+	if o.Format == "" {
+		o.Format = "dir"
+	}
+	if !validFormat(o.Format) {
+		return nil, fmt.Errorf("bootstrap: unknown format %q (one of %s)", o.Format, strings.Join(Formats, ", "))
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := checkTarget(target, o.Format); err != nil {
+		return nil, err
+	}
+	c, err := newCustom(o)
+	if err != nil {
+		return nil, err
+	}
+	if isImage(o.Format) && devPlaceholders(o, c.skip) {
+		// squashfs and erofs are written from the tree as it is: /dev's
+		// nodes must be real.
+		return nil, fmt.Errorf("bootstrap: --format %s needs /dev's device nodes made, which this process cannot (not root); run as root, or pass --skip=output/dev", o.Format)
+	}
+	res = &Result{Target: target, Format: o.Format, Timings: map[string]time.Duration{}}
+	step := func(name string, start time.Time) {
+		res.Timings[name] = time.Since(start)
+		o.Log.Info(fmt.Sprintf("done in %.2f s", time.Since(start).Seconds()), "stage", name)
+	}
+
+	t := time.Now()
+	plan := o.FromLock
+	if plan == nil {
+		cfg := o.Config
+		cfg.MergedUsr = true
+		if plan, err = apt.Resolve(ctx, cfg, o.Apt); err != nil {
+			return nil, err
+		}
+	}
+	res.Plan = plan
+	step("resolve", t)
+
+	t = time.Now()
+	fetcher := o.Apt.Fetcher
+	if fetcher == nil {
+		fetcher = fetch.NewFetcher("")
+	}
+	fetched, err := Fetch(ctx, plan, fetcher, o.Jobs, o.Progress)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: fetch: %w", err)
+	}
+	step("fetch", t)
+
+	parent := filepath.Dir(filepath.Clean(target))
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(target)+".nroot-")
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	defer func() {
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, err
+	}
+
+	env := hookEnv(tmp, plan, o)
+	if err := c.setup(ctx, tmp, env); err != nil {
+		return nil, fmt.Errorf("bootstrap: setup: %w", err)
+	}
+
+	t = time.Now()
+	uo := UnpackOptions{ClampMtime: o.SourceDateEpoch, Progress: o.Progress, TarCache: filepath.Join(fetcher.CacheDir, "unpacked")}
+	if !c.filter.Empty() {
+		uo.Filter = c.filter
+	}
+	pkgs, err := Unpack(ctx, plan, fetched, tmp, uo)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if uo.Filter != nil {
+		res.Filtered = &Filtered{}
+		for _, p := range pkgs {
+			res.Filtered.Entries += p.manifest.Filtered
+			res.Filtered.Bytes += p.manifest.FilteredSize
+		}
+	}
+	step("unpack", t)
+	if err := hook.Run(ctx, c.hooks, hook.Extract, env); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	// As in mmdebstrap, the extract and custom variants install nothing
+	// and run no essential or customize hooks.
+	installs := plan.Variant != "extract" && plan.Variant != "custom"
+
+	if archErr := nspawn.CheckArch(tmp); archErr == nil {
+		t = time.Now()
+		stageOf := map[string]string{}
+		for _, p := range plan.Packages {
+			stageOf[p.Name] = p.Stage
+		}
+		out := o.Output
+		if out == nil {
+			out = progress.Indent(o.Progress, "    ")
+		}
+		var afterEssential func() error
+		if installs && hook.Has(c.hooks, hook.Essential) {
+			afterEssential = func() error { return hook.Run(ctx, c.hooks, hook.Essential, env) }
+		}
+		if err := configure(ctx, tmp, pkgs, stageOf, out, afterEssential); err != nil {
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+		res.Configured = true
+		step("configure", t)
+	} else {
+		if installs && (hook.Has(c.hooks, hook.Essential) || hook.Has(c.hooks, hook.Customize)) {
+			return nil, fmt.Errorf("bootstrap: %w; essential and customize hooks need a configured image", archErr)
+		}
+		res.Note = strings.ReplaceAll(archErr.Error(), tmp, target) + "; the packages are unpacked but not configured: run `nroot configure " + target + "` on a " + plan.Architectures[0] + " host (or one with a binfmt handler for it) to finish"
+		o.Log.Warn("not configured", "why", archErr)
+	}
+
+	t = time.Now()
+	if err := prepare(tmp, plan, o, c.skip); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if installs {
+		if err := hook.Run(ctx, c.hooks, hook.Customize, env); err != nil {
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	if err := finish(tmp, o, c.skip); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := output(ctx, tmp, target, o, c.skip); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if o.Format == "dir" {
+		tmp = "" // renamed into place
+	}
+	step("finish", t)
+	return res, nil
+}
+
+// formatSuffixes are the TARGET names that say a format, as mmdebstrap
+// reads them.
+var formatSuffixes = []struct{ suffix, format string }{
+	{".tar.zst", "tar.zst"}, {".tzst", "tar.zst"}, {".tar.gz", "tar.gz"}, {".tgz", "tar.gz"}, {".tar", "tar"},
+	{".squashfs", "squashfs"}, {".sqfs", "squashfs"}, {".erofs", "erofs"},
+}
+
+// FormatFor is the output format for TARGET: the one asked for ("auto" or
+// "" takes it from the name, else a directory), refused when the name
+// says another (a tarball named .tar.zst written uncompressed).
+func FormatFor(target, asked string) (string, error) {
+	named := "dir"
+	for _, f := range formatSuffixes {
+		if strings.HasSuffix(target, f.suffix) {
+			named = f.format
+			break
+		}
+	}
+	switch {
+	case asked == "" || asked == "auto":
+		return named, nil
+	case !validFormat(asked):
+		return "", fmt.Errorf("--format %q: one of auto, %s", asked, strings.Join(Formats, ", "))
+	case named != "dir" && named != asked:
+		return "", fmt.Errorf("--format %s, but TARGET %s is named as %s; rename it or drop --format", asked, target, named)
+	}
+	return asked, nil
+}
+
+func validFormat(f string) bool {
+	for _, x := range Formats {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// checkTarget refuses to overwrite: a directory target must be absent or
+// empty, a tarball target absent.
+func checkTarget(target, format string) error {
+	fi, err := os.Lstat(target)
+	if os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Dir(filepath.Clean(target))); err != nil {
+			return fmt.Errorf("bootstrap: parent of %s: %w", target, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if format == "dir" && fi.IsDir() {
+		names, err := os.ReadDir(target)
+		if err == nil && len(names) == 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("bootstrap: %s already exists; nroot does not build over an existing %s (remove it or choose another TARGET)", target, map[bool]string{true: "directory", false: "file"}[fi.IsDir()])
+}
+
+// prepare writes APT sources, the base files and /dev: the image as
+// customize hooks see it.
+func prepare(dir string, plan *lockfile.Plan, o Options, skip skipSet) error {
+	root, err := fsroot.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	rings := map[string]*keyring.Keyring{}
+	for _, k := range keyring.Bundled() {
+		rings[k.Name] = k
+	}
+	if len(o.Apt.Keyrings) > 0 {
+		rings["user"] = keyring.Merge("user", o.Apt.Keyrings...)
+	}
+	if err := writeSources(root, plan, rings); err != nil {
+		return fmt.Errorf("apt sources: %w", err)
+	}
+	if err := writeBaseFiles(root, plan); err != nil {
+		return err
+	}
+	if !skip.has("output/dev") {
+		if err := makeDev(root, !skip.has("output/mknod"), devPlaceholders(o, skip)); err != nil {
+			return fmt.Errorf("/dev: %w", err)
+		}
+	}
+	return nil
+}
+
+// finish removes build leftovers and clamps mtimes.
+func finish(dir string, o Options, skip skipSet) error {
+	root, err := fsroot.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := cleanup(root, skip); err != nil {
+		return fmt.Errorf("clean-up: %w", err)
+	}
+	if !o.SourceDateEpoch.IsZero() {
+		return clampMtimes(dir, o.SourceDateEpoch)
+	}
+	return nil
+}
+
+// output moves the finished tree into place, or writes it as a tarball
+// through a temporary file.
+func output(ctx context.Context, dir, target string, o Options, skip skipSet) error {
+	if o.Format == "dir" {
+		if err := os.Rename(dir, target); err != nil {
+			return fmt.Errorf("moving the image into place: %w", err)
+		}
+		return nil
+	}
+	if isImage(o.Format) {
+		_, err := fsimage.Write(ctx, dir, target, fsimage.Options{Format: fsimage.Format(o.Format), Epoch: o.SourceDateEpoch, Progress: o.Progress})
+		return err
+	}
+	f, err := atomicfile.Create(target, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	var w io.WriteCloser = nopCloser{f}
+	switch o.Format {
+	case "tar.gz":
+		w = gzip.NewWriter(f)
+	case "tar.zst":
+		if w, err = zstd.NewWriter(f, zstd.WithEncoderConcurrency(1)); err != nil {
+			return err
+		}
+	}
+	root, err := fsroot.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	to := fsroot.TarOptions{Clamp: o.SourceDateEpoch}
+	if devPlaceholders(o, skip) {
+		to.Nodes = devTarNodes()
+	}
+	err = root.WriteTar(w, ".", to)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = f.Commit()
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", target, err)
+	}
+	return nil
+}
+
+// devPlaceholders says /dev gets placeholders for its device nodes: a
+// tarball is written by a process that may not make them.
+func devPlaceholders(o Options, skip skipSet) bool {
+	return o.Format != "dir" && !skip.has("output/dev") && !skip.has("output/mknod") && !canMknod()
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

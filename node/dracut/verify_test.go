@@ -1,0 +1,131 @@
+package dracut
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"nroot/node/initrd"
+)
+
+// TestVerifyNamesWhatIsMissing: an image packed from a tree that has a
+// kernel module but none of dracut's pieces fails the checks for each of
+// them, by name.
+func TestVerifyNamesWhatIsMissing(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "lib/modules/6.1.0-9-amd64/kernel/fs"), 0o755)
+	os.WriteFile(filepath.Join(dir, "lib/modules/6.1.0-9-amd64/kernel/fs/overlay.ko"), []byte("ko"), 0o644)
+	os.WriteFile(filepath.Join(dir, "lib/modules/6.1.0-9-amd64/modules.dep"), []byte("kernel/fs/overlay.ko:\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(dir, "usr/bin/tool"), []byte("binary"), 0o755)
+	var b bytes.Buffer
+	if err := initrd.Pack(&b, dir, initrd.PackOptions{Compression: initrd.Zstd}); err != nil {
+		t.Fatal(err)
+	}
+	checks, _, err := Verify(bytes.NewReader(b.Bytes()), Options{NFS: true, Overlay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := map[string]bool{}
+	for _, c := range checks {
+		if !c.Passed() {
+			failed[c.Name] = true
+		}
+	}
+	for _, want := range []string{"init", "dracut-modules", "nfs-mount", "overlay-hook", "kernel-modules"} {
+		if !failed[want] {
+			t.Errorf("check %s did not fail on an image without it: %+v", want, checks)
+		}
+	}
+}
+
+// TestVerifyModes: each boot mode fails, by name, on an image that lacks
+// what that mode needs, and passes what it has.
+func TestVerifyModes(t *testing.T) {
+	const k = "6.1.0-9-amd64"
+	live := map[string]string{
+		"usr/lib/dracut/modules.txt":                       "base\nnetwork\nnetwork-legacy\nnfs\ndmsquash-live\nlivenet\noverlayfs\n",
+		"usr/lib/dracut/hooks/cmdline/29-parse-livenet.sh": "#!/bin/sh\n",
+		"sbin/dmsquash-live-root":                          "#!/bin/sh\n",
+		"sbin/livenetroot":                                 "#!/bin/sh\n",
+		"lib/url-lib.sh":                                   "#!/bin/sh\n",
+		"usr/sbin/losetup":                                 "binary",
+		"lib/nfs-lib.sh":                                   "#!/bin/sh\n",
+		"usr/sbin/mount.nfs":                               "binary",
+		"lib/modules/" + k + "/kernel/fs/overlay.ko":       "ko",
+		"lib/modules/" + k + "/kernel/fs/squashfs.ko":      "ko",
+		"lib/modules/" + k + "/kernel/fs/nfs.ko":           "ko",
+		"lib/modules/" + k + "/kernel/fs/nfsv4.ko":         "ko",
+		"lib/modules/" + k + "/kernel/net/sunrpc.ko":       "ko",
+		"lib/modules/" + k + "/modules.dep":                "kernel/fs/overlay.ko:\nkernel/fs/squashfs.ko:\nkernel/fs/nfs.ko: kernel/net/sunrpc.ko\nkernel/fs/nfsv4.ko: kernel/fs/nfs.ko kernel/net/sunrpc.ko\nkernel/net/sunrpc.ko:\n",
+		"lib/modules/" + k + "/modules.builtin":            "kernel/drivers/block/loop.ko\n",
+	}
+	without := func(names ...string) map[string]string {
+		m := map[string]string{}
+		for n, c := range live {
+			m[n] = c
+		}
+		for _, n := range names {
+			delete(m, n)
+		}
+		return m
+	}
+	for _, c := range []struct {
+		name   string
+		mode   string
+		format string
+		files  map[string]string
+		fail   []string
+		pass   []string
+	}{
+		{"http without curl", "http-image", "", live, []string{"http-fetch"}, []string{"dracut-live", "dracut-livenet", "live-root", "url-lib", "losetup", "kernel-modules"}},
+		{"nfs image has what it needs", "nfs-image", "", live, nil, []string{"dracut-live", "livenet-root", "dracut-nfs", "nfs-mount", "kernel-modules"}},
+		{"nfs image without livenet", "nfs-image", "", without("sbin/livenetroot", "usr/lib/dracut/hooks/cmdline/29-parse-livenet.sh"), []string{"livenet-root", "livenet-cmdline-hook"}, []string{"live-root"}},
+		{"erofs image without erofs", "nfs-image", "erofs", live, []string{"kernel-modules"}, []string{"live-root"}},
+		{"nfs image without squashfs", "nfs-image", "", without("lib/modules/" + k + "/kernel/fs/squashfs.ko"), []string{"kernel-modules"}, nil},
+		{"tree mode needs no live", "tree", "", without("sbin/dmsquash-live-root"), nil, []string{"dracut-nfs"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for n, content := range c.files {
+				os.MkdirAll(filepath.Join(dir, filepath.Dir(n)), 0o755)
+				os.WriteFile(filepath.Join(dir, n), []byte(content), 0o755)
+			}
+			var b bytes.Buffer
+			if err := initrd.Pack(&b, dir, initrd.PackOptions{Compression: initrd.Zstd}); err != nil {
+				t.Fatal(err)
+			}
+			o := Options{Kver: k, ImageFormat: c.format}
+			if err := o.SetMode(c.mode); err != nil {
+				t.Fatal(err)
+			}
+			checks, _, err := Verify(bytes.NewReader(b.Bytes()), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			status := map[string]bool{}
+			for _, ch := range checks {
+				status[ch.Name] = ch.Passed()
+			}
+			for _, n := range c.fail {
+				if pass, ok := status[n]; !ok || pass {
+					t.Errorf("check %s: ran %v, passed %v; want a failure: %+v", n, ok, pass, checks)
+				}
+			}
+			for _, n := range c.pass {
+				if !status[n] {
+					t.Errorf("check %s did not pass: %+v", n, checks)
+				}
+			}
+			if c.mode == "tree" {
+				if _, ok := status["live-root"]; ok {
+					t.Errorf("tree mode ran the live checks")
+				}
+			}
+		})
+	}
+	if err := new(Options).SetMode("nbd"); err == nil {
+		t.Error("SetMode accepted an unknown mode")
+	}
+}

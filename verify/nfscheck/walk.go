@@ -1,0 +1,478 @@
+package nfscheck
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/willscott/go-nfs-client/nfs"
+	"golang.org/x/sys/unix"
+
+	"nroot/format/report"
+	"nroot/internal/fsroot"
+	"nroot/internal/parallel"
+)
+
+// Node is what is compared of one path, and why it could not be read.
+type Node struct {
+	report.File
+	Err string `json:"error,omitempty"`
+	fh  []byte
+}
+
+// Tree maps a path ("" for the root, else "etc/passwd") to its node.
+type Tree map[string]*Node
+
+func nfsType(t uint32) string {
+	return map[uint32]string{nfs.NF3Reg: "file", nfs.NF3Dir: "dir", nfs.NF3Blk: "block", nfs.NF3Chr: "char", nfs.NF3Lnk: "symlink", nfs.NF3Sock: "socket", nfs.NF3FIFO: "fifo"}[t]
+}
+
+// Stats are the walk's figures.
+type Stats struct {
+	Entries    int64 `json:"entries"`
+	Requests   int64 `json:"requests"`
+	BytesRead  int64 `json:"bytes_read"`
+	Unreadable int64 `json:"unreadable"`
+}
+
+// WalkOptions control WalkRemote.
+type WalkOptions struct {
+	Parallel int  // requests in flight at once
+	Deep     bool // read every file and hash it
+	// MaxDepth and MaxEntries bound the walk of a server that could
+	// present an endless tree; 0 means DefaultMaxDepth and
+	// DefaultMaxEntries.
+	MaxDepth   int
+	MaxEntries int64
+}
+
+// The default bounds of a walk: far beyond any root filesystem (a
+// Debian image has some 70,000 entries, nested a few dozen deep).
+const (
+	DefaultMaxDepth   = 256
+	DefaultMaxEntries = 5_000_000
+)
+
+// ErrWalkLimit says the export went past a bound of the walk: deeper or
+// larger than any root filesystem, or a directory met twice (a loop).
+var ErrWalkLimit = errors.New("the export exceeds the walk's bounds")
+
+// dirID identifies a directory on the server, as a visited set needs.
+type dirID struct{ fsid, fileid uint64 }
+
+// walkJob is one request of the walk.
+type walkJob struct {
+	kind  int // listJob, linkJob, hashJob
+	path  string
+	depth int
+	fh    []byte
+	node  *Node
+}
+
+const (
+	listJob = iota
+	linkJob
+	hashJob
+)
+
+// WalkRemote lists the whole export with a fixed number of workers
+// taking requests from one queue, so that READDIRPLUS, READLINK and READ
+// requests are pipelined on the connections whatever the tree's shape.
+// The server is not trusted: a directory met twice, a tree deeper than
+// MaxDepth or larger than MaxEntries stops the walk with ErrWalkLimit.
+func WalkRemote(ctx context.Context, c *Conn, o WalkOptions, st *Stats) (Tree, error) {
+	if o.Parallel <= 0 {
+		o.Parallel = 32
+	}
+	if o.MaxDepth <= 0 {
+		o.MaxDepth = DefaultMaxDepth
+	}
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
+	attr, err := c.Getattr(ctx, c.Root)
+	if err != nil {
+		return nil, &StepError{"nfs", err, "GETATTR of the export's root failed"}
+	}
+	tree := Tree{"": {File: report.File{Type: "dir", Mode: report.Mode(attr.FileMode & 0o7777), UID: int(attr.UID), GID: int(attr.GID)}, fh: c.Root}}
+	visited := map[dirID]string{{attr.FSID, attr.Fileid}: "/"}
+	// The server's preferred read size, at most 1 MiB: ganesha offers
+	// 64 MiB, which would only cost memory.
+	rsize := uint32(1 << 20)
+	if c.Info != nil && c.Info.RTPref > 0 && c.Info.RTPref < rsize {
+		rsize = c.Info.RTPref
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		cond     = sync.NewCond(&mu)
+		queue    = []walkJob{{kind: listJob, path: "", fh: c.Root}}
+		busy     int
+		firstErr error
+	)
+	fail := func(err error) { // with mu held
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+	}
+	// add records a directory's entries and queues their requests.
+	add := func(j walkJob, ents []Entry) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range ents {
+			if firstErr != nil {
+				return
+			}
+			child := path.Join(j.path, e.Name)
+			if _, dup := tree[child]; dup || e.Name == "" || strings.ContainsRune(e.Name, '/') {
+				fail(fmt.Errorf("listing %s: the server returned the name %q twice or malformed: %w", "/"+j.path, e.Name, ErrWalkLimit))
+				return
+			}
+			n := &Node{File: report.File{Type: nfsType(e.Attr.Type), Mode: report.Mode(e.Attr.FileMode & 0o7777), UID: int(e.Attr.UID), GID: int(e.Attr.GID)}, fh: e.FH}
+			if n.Type == "file" {
+				n.Size = int64(e.Attr.Filesize)
+			}
+			tree[child] = n
+			if st.Entries++; st.Entries > o.MaxEntries {
+				fail(fmt.Errorf("more than %d entries (--max-entries): %w", o.MaxEntries, ErrWalkLimit))
+				return
+			}
+			switch n.Type {
+			case "dir":
+				id := dirID{e.Attr.FSID, e.Attr.Fileid}
+				if prev, seen := visited[id]; seen {
+					fail(fmt.Errorf("/%s is the directory %s again (fsid %d, fileid %d): a loop: %w", child, prev, id.fsid, id.fileid, ErrWalkLimit))
+					return
+				}
+				visited[id] = "/" + child
+				if j.depth+1 > o.MaxDepth {
+					fail(fmt.Errorf("/%s is deeper than %d directories (--max-depth): %w", child, o.MaxDepth, ErrWalkLimit))
+					return
+				}
+				queue = append(queue, walkJob{kind: listJob, path: child, depth: j.depth + 1, fh: e.FH, node: n})
+			case "symlink":
+				queue = append(queue, walkJob{kind: linkJob, path: child, fh: e.FH, node: n})
+			case "file":
+				if o.Deep {
+					queue = append(queue, walkJob{kind: hashJob, path: child, fh: e.FH, node: n})
+				}
+			}
+		}
+		cond.Broadcast()
+	}
+	run := func(j walkJob) {
+		atomic.AddInt64(&st.Requests, 1)
+		switch j.kind {
+		case listJob:
+			ents, err := c.ReadDirPlus(ctx, j.fh, int(o.MaxEntries))
+			if err != nil {
+				mu.Lock()
+				defer mu.Unlock()
+				if isAccess(err) {
+					st.Unreadable++
+					tree[j.path].Err = "permission denied"
+					return
+				}
+				fail(fmt.Errorf("listing %s: %w", "/"+j.path, err))
+				return
+			}
+			add(j, ents)
+		case linkJob:
+			l, err := c.Readlink(ctx, j.fh)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				fail(fmt.Errorf("readlink %s: %w", "/"+j.path, err))
+				return
+			}
+			j.node.Linkname = l
+		case hashJob:
+			sum, read, err := hashRemote(ctx, c, j.fh, j.node.Size, rsize, &st.Requests)
+			mu.Lock()
+			defer mu.Unlock()
+			st.BytesRead += read
+			switch {
+			case isAccess(err):
+				j.node.Err = "permission denied"
+				st.Unreadable++
+			case err != nil:
+				j.node.Err = err.Error()
+			default:
+				j.node.SHA256 = sum
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for range o.Parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mu.Lock()
+			for {
+				for len(queue) == 0 && busy > 0 && firstErr == nil {
+					cond.Wait()
+				}
+				if firstErr != nil || len(queue) == 0 {
+					cond.Broadcast()
+					mu.Unlock()
+					return
+				}
+				// Depth first keeps the queue short.
+				j := queue[len(queue)-1]
+				queue = queue[:len(queue)-1]
+				busy++
+				mu.Unlock()
+				run(j)
+				mu.Lock()
+				busy--
+				cond.Broadcast()
+			}
+		}()
+	}
+	// A cancelled context wakes the workers waiting for work.
+	stop := context.AfterFunc(ctx, func() { mu.Lock(); cond.Broadcast(); mu.Unlock() })
+	defer stop()
+	wg.Wait()
+	if firstErr != nil {
+		return tree, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return tree, &StepError{"nfs", err, "the walk did not finish in time; the server is slow or stopped answering"}
+	}
+	return tree, nil
+}
+
+// isAccess reports whether the server refused an operation for lack of
+// permission.
+func isAccess(err error) bool {
+	var ne *nfs.Error
+	return errors.Is(err, os.ErrPermission) || (errors.As(err, &ne) && ne.ErrorNum == nfs.NFS3ErrAcces)
+}
+
+// bufs recycles read buffers: allocating (and clearing) a fresh 1 MiB
+// per READ was most of the CPU a deep check spent.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// hashRemote reads a file of the given size with up to four READs in
+// flight, and hashes it.
+func hashRemote(ctx context.Context, c *Conn, fh []byte, size int64, rsize uint32, reqs *int64) (string, int64, error) {
+	h := sha256.New()
+	var off uint64
+	const depth = 4
+	type chunk struct {
+		buf *[]byte
+		n   int
+		eof bool
+		err error
+	}
+	for {
+		// Ask for what the size says is left (at least one READ, which
+		// also finds a file that grew).
+		n := depth
+		if left := size - int64(off); left <= int64(rsize)*int64(depth) {
+			n = int((left + int64(rsize) - 1) / int64(rsize))
+			if n < 1 {
+				n = 1
+			}
+		}
+		results := make([]chan chunk, n)
+		for i := range results {
+			results[i] = make(chan chunk, 1)
+			o := off + uint64(i)*uint64(rsize)
+			go func(ch chan chunk, o uint64) {
+				atomic.AddInt64(reqs, 1)
+				buf := bufs.Get().(*[]byte)
+				k, eof, err := c.Read(ctx, fh, o, rsize, (*buf)[:rsize])
+				ch <- chunk{buf, k, eof, err}
+			}(results[i], o)
+		}
+		done := false
+		var total int64
+		var firstErr error
+		for i := range results {
+			r := <-results[i]
+			if !done && firstErr == nil {
+				if r.err != nil {
+					firstErr = r.err
+				} else {
+					h.Write((*r.buf)[:r.n])
+					total += int64(r.n)
+					if r.eof || r.n < int(rsize) {
+						done = true
+					}
+				}
+			}
+			bufs.Put(r.buf)
+		}
+		if firstErr != nil {
+			return "", int64(off) + total, firstErr
+		}
+		off += uint64(total)
+		if done {
+			return hex.EncodeToString(h.Sum(nil)), int64(off), nil
+		}
+		if int64(off) > size+int64(rsize)*depth {
+			// A file that grows while it is read, or a server that
+			// never says EOF: stop, a bounded read past the size.
+			return "", int64(off), fmt.Errorf("the server returned more than the file's %d bytes without end", size)
+		}
+	}
+}
+
+// WalkLocal reads a root filesystem the same way.
+func WalkLocal(dir string, deep bool) (Tree, error) {
+	tree := Tree{}
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			rel = ""
+		}
+		var s unix.Stat_t
+		if err := unix.Lstat(p, &s); err != nil {
+			return err
+		}
+		n := &Node{File: report.File{Mode: report.Mode(s.Mode & 0o7777), UID: int(s.Uid), GID: int(s.Gid)}}
+		switch s.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			n.Type = "dir"
+		case unix.S_IFREG:
+			n.Type, n.Size = "file", s.Size
+			files = append(files, rel)
+		case unix.S_IFLNK:
+			n.Type = "symlink"
+			n.Linkname, err = os.Readlink(p)
+		case unix.S_IFCHR:
+			n.Type = "char"
+		case unix.S_IFBLK:
+			n.Type = "block"
+		case unix.S_IFIFO:
+			n.Type = "fifo"
+		case unix.S_IFSOCK:
+			n.Type = "socket"
+		}
+		tree[filepath.ToSlash(rel)] = n
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	if deep {
+		// The tree is an image: its files are opened inside it, and
+		// only if they are still regular files.
+		root, err := fsroot.Open(dir)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", dir, err)
+		}
+		defer root.Close()
+		parallel.Each(context.Background(), len(files), 8, func(_ context.Context, i int) error {
+			f := files[i]
+			sum, err := hashFile(root, f)
+			if err != nil {
+				tree[f].Err = err.Error() // reported as a difference, not a failure
+				return nil
+			}
+			tree[f].SHA256 = sum
+			return nil
+		})
+	}
+	return tree, nil
+}
+
+func hashFile(root *fsroot.Root, rel string) (string, error) {
+	f, err := root.Open(rel)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Difference is one path that differs between the root filesystem (Old)
+// and the export (New): missing, extra or changed.
+type Difference = report.Difference
+
+// Compare lists what differs: paths missing from the export, extra in
+// it, and changed (type, mode, owner, size, symlink target, and with deep
+// the content). Paths below a directory the export would not list are
+// not reported as missing.
+func Compare(local, remote Tree) []Difference {
+	var out []Difference
+	unreadable := func(p string) bool {
+		for d := path.Dir(p); ; d = path.Dir(d) {
+			if d == "." {
+				d = ""
+			}
+			if n := remote[d]; n != nil && n.Err != "" {
+				return true
+			}
+			if d == "" {
+				return false
+			}
+		}
+	}
+	for p, l := range local {
+		r, ok := remote[p]
+		if !ok {
+			if !unreadable(p) {
+				out = append(out, Difference{Path: "/" + p, Kind: "missing", Old: &l.File})
+			}
+			continue
+		}
+		if f := changed(l, r); f != "" {
+			out = append(out, Difference{Path: "/" + p, Kind: "changed", Fields: f, Old: &l.File, New: &r.File})
+		}
+	}
+	for p, r := range remote {
+		if _, ok := local[p]; !ok {
+			out = append(out, Difference{Path: "/" + p, Kind: "extra", New: &r.File})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+func changed(l, r *Node) string {
+	var f []string
+	if l.Type != r.Type {
+		return "type"
+	}
+	if l.Mode != r.Mode {
+		f = append(f, "mode")
+	}
+	if l.UID != r.UID || l.GID != r.GID {
+		f = append(f, "owner")
+	}
+	if l.Type == "file" && l.Size != r.Size {
+		f = append(f, "size")
+	}
+	if l.Linkname != r.Linkname {
+		f = append(f, "target")
+	}
+	if l.SHA256 != "" && r.SHA256 != "" && l.SHA256 != r.SHA256 {
+		f = append(f, "content")
+	}
+	return strings.Join(f, ",")
+}
+
+var errNotFound = errors.New("not found")
