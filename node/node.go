@@ -158,7 +158,6 @@ type Built struct {
 	Kernels      []string // installed, newest last
 	Cmdline      string   // CmdlineFile's line
 	ImageCmdline string   // ImageCmdlineFile's line; "" when there is none
-	Dracut       string   // the version of dracut (or dracut-core); "" when unknown
 }
 
 // ReadBuilt reads what the node stage left in img; ErrNotBuilt when it
@@ -176,15 +175,26 @@ func ReadBuilt(img *fsroot.Root) (*Built, error) {
 	if b, err := img.ReadFile(ImageCmdlineFile, maxSmallFile); err == nil {
 		out.ImageCmdline = strings.TrimSpace(string(b))
 	}
-	if st, err := dpkgStatus(img); err == nil {
-		for _, p := range []string{"dracut-core", "dracut"} {
-			if pk, ok := st[p]; ok {
-				out.Dracut = pk.Get("Version")
-				break
-			}
+	return out, nil
+}
+
+// DracutVersion is the version of the root's dracut (or dracut-core),
+// "" when its dpkg database does not say.
+func DracutVersion(img *fsroot.Root) string {
+	st, err := dpkgStatus(img)
+	if err != nil {
+		return ""
+	}
+	return dracutVersion(st)
+}
+
+func dracutVersion(st map[string]*control.Paragraph) string {
+	for _, p := range []string{"dracut-core", "dracut"} {
+		if pk, ok := st[p]; ok {
+			return pk.Get("Version")
 		}
 	}
-	return out, nil
+	return ""
 }
 
 // basePackages are what an NFS-root boot needs beside the kernel: dracut
@@ -597,13 +607,7 @@ func detectDracut(img *fsroot.Root) (Dracut, error) {
 	if err != nil {
 		return Dracut{}, err
 	}
-	d := Dracut{}
-	for _, p := range []string{"dracut-core", "dracut"} {
-		if pk, ok := st[p]; ok {
-			d.Version = pk.Get("Version")
-			break
-		}
-	}
+	d := Dracut{Version: dracutVersion(st)}
 	mods, err := dracutModules(img)
 	if err != nil {
 		return d, err

@@ -13,21 +13,7 @@ import (
 	"nroot/internal/fsroot"
 )
 
-func fixture(t *testing.T, files map[string]string) string {
-	root := t.TempDir()
-	for p, c := range files {
-		full := filepath.Join(root, p)
-		os.MkdirAll(filepath.Dir(full), 0o755)
-		if strings.HasPrefix(c, "->") {
-			os.Symlink(strings.TrimPrefix(c, "->"), full)
-		} else if strings.HasSuffix(p, "/") {
-			os.MkdirAll(full, 0o755)
-		} else {
-			os.WriteFile(full, []byte(c), 0o644)
-		}
-	}
-	return root
-}
+func fixture(t *testing.T, files map[string]string) string { return testenv.Tree(t, files) }
 
 // open opens a fixture as the node code opens an image.
 func open(t *testing.T, dir string) *fsroot.Root {

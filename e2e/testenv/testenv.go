@@ -167,3 +167,29 @@ func CompareVariants() []string {
 	}
 	return []string{"minbase"}
 }
+
+// Tree writes files into a new temporary directory and returns it: a
+// path ending in / is a directory, content starting with -> a symlink
+// to the rest, anything else a file with that content.
+func Tree(t testing.TB, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for p, c := range files {
+		full := filepath.Join(root, p)
+		var err error
+		if err = os.MkdirAll(filepath.Dir(full), 0o755); err == nil {
+			switch {
+			case strings.HasPrefix(c, "->"):
+				err = os.Symlink(strings.TrimPrefix(c, "->"), full)
+			case strings.HasSuffix(p, "/"):
+				err = os.MkdirAll(full, 0o755)
+			default:
+				err = os.WriteFile(full, []byte(c), 0o644)
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}

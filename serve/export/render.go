@@ -167,7 +167,7 @@ func Render(root string, o Options) (*Config, error) {
 		c.Cmdline = strings.Replace(c.Cmdline, host+":"+c.Path, host+":"+c.Path+opts, 1)
 	}
 	if o.Image != "" {
-		if err := imageModes(built, c, o, host); err != nil {
+		if err := imageModes(img, built, c, o, host); err != nil {
 			return nil, err
 		}
 	}
@@ -185,13 +185,13 @@ const minImageDracut = 59
 
 // imageModes fills in the boot lines that take the root from an image
 // file: loop-mounted over NFS, or fetched over HTTP.
-func imageModes(built *node.Built, c *Config, o Options, host string) error {
+func imageModes(img *fsroot.Root, built *node.Built, c *Config, o Options, host string) error {
 	if built.ImageCmdline == "" {
 		return fmt.Errorf("export: %s has no %s; run nroot node %s again (this nroot's node boots image files)", c.Root, node.ImageCmdlineFile, c.Root)
 	}
 	// Image-mode boots are proven from dracut 059 on; jammy's 051 was
 	// seen to attach the image and then fail at switch-root.
-	if v := built.Dracut; v != "" && node.DracutMajor(v) < minImageDracut {
+	if v := node.DracutVersion(img); v != "" && node.DracutMajor(v) < minImageDracut {
 		return &usage.Error{Option: "--image", Value: o.Image, Why: fmt.Sprintf("the image's dracut %s cannot boot from an image file (051 fails at switch-root); serve the tree, or use an image with dracut %d or later", v, minImageDracut)}
 	}
 	abs, err := filepath.Abs(o.Image)

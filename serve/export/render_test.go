@@ -3,6 +3,7 @@ package export
 import (
 	"encoding/binary"
 	"errors"
+	"nroot/e2e/testenv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,21 +12,7 @@ import (
 	"nroot/internal/usage"
 )
 
-func fixture(t *testing.T, files map[string]string) string {
-	root := t.TempDir()
-	for p, c := range files {
-		full := filepath.Join(root, p)
-		os.MkdirAll(filepath.Dir(full), 0o755)
-		if strings.HasPrefix(c, "->") {
-			os.Symlink(strings.TrimPrefix(c, "->"), full)
-		} else if strings.HasSuffix(p, "/") {
-			os.MkdirAll(full, 0o755)
-		} else {
-			os.WriteFile(full, []byte(c), 0o644)
-		}
-	}
-	return root
-}
+func fixture(t *testing.T, files map[string]string) string { return testenv.Tree(t, files) }
 
 func TestRender(t *testing.T) {
 	root := fixture(t, map[string]string{

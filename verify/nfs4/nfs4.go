@@ -269,6 +269,24 @@ func (d *Decoder) Opaque(max int) []byte {
 	return d.Bytes(int(n))
 }
 
+// SkipOpaque passes over variable-length opaque data of at most max
+// bytes without copying it, and says how long it was.
+func (d *Decoder) SkipOpaque(max int) int {
+	n := d.U32()
+	if d.err == nil && int64(n) > int64(max) {
+		d.Fail("%d bytes where at most %d belong", n, max)
+	}
+	if d.err != nil {
+		return 0
+	}
+	if int64(n) > int64(len(d.b)) {
+		d.Fail("%d bytes declared, %d left", n, len(d.b))
+		return 0
+	}
+	d.Skip(min(len(d.b), int(n)+(4-int(n)%4)%4))
+	return int(n)
+}
+
 // Bitmap reads a bitmap4 of at most MaxBitmap words.
 func (d *Decoder) Bitmap() []uint32 {
 	n := d.U32()

@@ -29,6 +29,9 @@ func TestRoundTrip(t *testing.T) {
 	}
 	d.Skip(8)
 	w := d.Bitmap()
+	if n := NewDecoder(e.Bytes()[12:]).SkipOpaque(3); n != 3 {
+		t.Errorf("SkipOpaque = %d, want 3", n)
+	}
 	if len(w) != 2 || w[0] != 1<<AttrType || w[1] != 1<<(AttrMode-32)|1<<(AttrTimeModify-32) {
 		t.Errorf("Bitmap = %#x", w)
 	}
@@ -54,6 +57,8 @@ func TestDecoderRefuses(t *testing.T) {
 		{"opaque past its bound", []byte{0, 0, 0, 4, 'a', 'b', 'c', 'd'}, func(d *Decoder) { d.Opaque(3) }},
 		{"a huge length", []byte{0xff, 0xff, 0xff, 0xff}, func(d *Decoder) { d.Opaque(1 << 30) }},
 		{"bitmap of 9 words", append([]byte{0, 0, 0, 9}, make([]byte, 36)...), func(d *Decoder) { d.Bitmap() }},
+		{"skipped opaque past the data", []byte{0, 0, 0, 9, 'a'}, func(d *Decoder) { d.SkipOpaque(64) }},
+		{"skipped opaque past its bound", []byte{0, 0, 0, 4, 'a', 'b', 'c', 'd'}, func(d *Decoder) { d.SkipOpaque(3) }},
 		{"skip past the end", []byte{1, 2, 3, 4}, func(d *Decoder) { d.Skip(8) }},
 		{"negative skip", []byte{1, 2, 3, 4}, func(d *Decoder) { d.Skip(-1) }},
 	}

@@ -143,6 +143,15 @@ type rawArgs []byte
 
 // Call sends one call and returns a reader of its results.
 func (c *rpcConn) Call(ctx context.Context, prog, vers, proc uint32, cred rpc.Auth, args any) (io.ReadSeeker, error) {
+	b, err := c.CallRaw(ctx, prog, vers, proc, cred, args)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.NewReader(b), nil
+}
+
+// CallRaw is Call's reply as the bytes of its results, not copied.
+func (c *rpcConn) CallRaw(ctx context.Context, prog, vers, proc uint32, cred rpc.Auth, args any) ([]byte, error) {
 	xid := c.xid.Add(1)
 	var buf bytes.Buffer
 	buf.Write([]byte{0, 0, 0, 0}) // record mark, filled in below
@@ -206,7 +215,7 @@ var (
 )
 
 // parseReply checks a reply's status and returns its results.
-func parseReply(rec []byte) (io.ReadSeeker, error) {
+func parseReply(rec []byte) ([]byte, error) {
 	r := bytes.NewReader(rec)
 	var hdr struct{ Msgtype, Stat uint32 }
 	if err := binary.Read(r, binary.BigEndian, &hdr); err != nil || hdr.Msgtype != 1 {
@@ -226,7 +235,7 @@ func parseReply(rec []byte) (io.ReadSeeker, error) {
 		if accept != 0 {
 			return nil, fmt.Errorf("rpc: %s", msgs[accept])
 		}
-		return r, nil
+		return rec[len(rec)-r.Len():], nil
 	case 1: // MSG_DENIED
 		var reject, detail uint32
 		binary.Read(r, binary.BigEndian, &reject)

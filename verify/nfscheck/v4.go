@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"nroot/verify/nfs4"
 	"strings"
 	"sync/atomic"
@@ -123,11 +122,7 @@ func (s *session4) callOnce(ctx context.Context, build func(*compound4)) (*dec, 
 	s.rpcs.Add(1)
 	body.U32(ops.ops)
 	body.Write(ops.Bytes())
-	res, err := s.conn.Call(ctx, nfs4.Program, nfs4.Version, nfs4.ProcCompound, authSys, rawArgs(body.Bytes()))
-	if err != nil {
-		return nil, nil, err
-	}
-	b, err := io.ReadAll(res)
+	b, err := s.conn.CallRaw(ctx, nfs4.Program, nfs4.Version, nfs4.ProcCompound, authSys, rawArgs(body.Bytes()))
 	if err != nil {
 		return nil, nil, err
 	}

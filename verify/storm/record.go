@@ -217,7 +217,7 @@ type pendingCalls struct {
 }
 
 // fattrSkip passes over a fattr4.
-func fattrSkip(x *nfs4.Decoder) { x.Bitmap(); x.Opaque(x.Len()) }
+func fattrSkip(x *nfs4.Decoder) { x.Bitmap(); x.SkipOpaque(x.Len()) }
 
 // parseCall decodes an RPC call; it returns the xid and, for an NFSv4
 // COMPOUND, its operations (as many as could be decoded).
@@ -448,13 +448,13 @@ func (r *Recorder) onReply(p *pendingCalls, rec []byte) {
 			x.Skip(8)
 		case nfs4.OpRead:
 			x.U32()
-			n := len(x.Opaque(x.Len()))
+			n := x.SkipOpaque(x.Len())
 			r.ws.Bytes += int64(n)
 			if cur != "" {
 				r.ws.Files[cur] += int64(n)
 			}
 		case nfs4.OpReadlink:
-			x.Opaque(x.Len())
+			x.SkipOpaque(x.Len())
 		case nfs4.OpReaddir:
 			r.readdirNames(x, cur)
 		case nfs4.OpOpen:
