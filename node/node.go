@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -36,9 +37,9 @@ type Options struct {
 	Hostname     string   // write /etc/hostname (all nodes will share it)
 	E2EProbe     bool     // install the end-to-end probe unit
 	CacheDir     string   // apt package cache bound into the image
-	// Progress receives the step lines and, indented, what apt and
-	// dracut print in the image.
-	Progress io.Writer
+	// Log receives the step lines and, one record per line, what apt
+	// and dracut print in the image (progress.Output).
+	Log *slog.Logger
 }
 
 // Result is what Build made.
@@ -340,7 +341,8 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 		return nil, err
 	}
 	r.DNS = true
-	out := progress.Indent(o.Progress, "    ")
+	out := progress.Output(o.Log, "node")
+	defer out.Flush()
 	r.Stdout, r.Stderr = out, out
 	if o.CacheDir != "" {
 		if err := r.BindPackageCache(o.CacheDir); err != nil {
@@ -355,7 +357,7 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 		}
 	}
 	run := func(step string, argv ...string) error {
-		logf(o.Progress, "[node] %s", step)
+		o.info(step)
 		if err := r.Run(ctx, argv...); err != nil {
 			return fmt.Errorf("node: %s: %w", step, err)
 		}
@@ -416,7 +418,7 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 			return nil, fmt.Errorf("node: --kver %s is not installed in %s (installed: %s)", o.Kver, root, strings.Join(kvers, ", "))
 		}
 		if newest := kvers[len(kvers)-1]; newest != o.Kver {
-			logf(o.Progress, "[node] --kver %s: the initramfs is built for it alone, and the newer kernel %s, also installed, is not booted", o.Kver, newest)
+			o.info(fmt.Sprintf("--kver %s: the initramfs is built for it alone, and the newer kernel %s, also installed, is not booted", o.Kver, newest))
 		}
 		kvers = []string{o.Kver}
 	}
@@ -475,9 +477,10 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	return res, nil
 }
 
-func logf(w io.Writer, format string, a ...any) {
-	if w != nil {
-		fmt.Fprintf(w, format+"\n", a...)
+// info logs one of the node stage's own lines.
+func (o Options) info(msg string) {
+	if o.Log != nil {
+		o.Log.Info(msg, "stage", "node")
 	}
 }
 

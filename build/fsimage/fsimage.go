@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"nroot/internal/usage"
 	"os"
 	"os/exec"
@@ -105,8 +106,8 @@ type Options struct {
 	// of 4 KiB up to 1 MiB; 0: one block). Larger blocks mean fewer,
 	// larger reads when a node boots from the image.
 	BlockSize int
-	// Progress gets one line when the tool starts and one when it ends.
-	Progress io.Writer
+	// Log gets one line when the tool starts and one when it ends.
+	Log *slog.Logger
 	// Group, when set, may read the image (mode 0640, that group: the
 	// HTTP or NFS server's user); otherwise only its owner may (0600).
 	// The image holds the root's /etc/shadow and whatever else only root
@@ -218,8 +219,8 @@ func Write(ctx context.Context, root, target string, o Options) (*Info, error) {
 	}
 	defer f.Abort()
 	tool, args := command(o.Format, root, f.Name(), epoch.Unix(), o.BlockSize, facts)
-	if o.Progress != nil {
-		fmt.Fprintf(o.Progress, "[fsimage] %s %s (%d entries, %d MB) to %s\n", tool, root, facts.entries, facts.bytes>>20, target)
+	if o.Log != nil {
+		o.Log.Info(fmt.Sprintf("%s %s (%d entries, %d MB) to %s", tool, root, facts.entries, facts.bytes>>20, target), "stage", "fsimage")
 	}
 	cmd := exec.CommandContext(ctx, tool, args...)
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(epoch.Unix(), 10))
@@ -259,8 +260,8 @@ func Write(ctx context.Context, root, target string, o Options) (*Info, error) {
 	}
 	info := &Info{Path: target, Format: o.Format, Bytes: n, Epoch: epoch.Unix(), SHA256: fmt.Sprintf("%x", h.Sum(nil)),
 		Entries: facts.entries, Seconds: time.Since(start).Seconds(), Tool: tool}
-	if o.Progress != nil {
-		fmt.Fprintf(o.Progress, "[fsimage] %s: %d MB in %.1fs\n", target, n>>20, info.Seconds)
+	if o.Log != nil {
+		o.Log.Info(fmt.Sprintf("%s: %d MB in %.1fs", target, n>>20, info.Seconds), "stage", "fsimage")
 	}
 	return info, nil
 }

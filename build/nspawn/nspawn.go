@@ -81,7 +81,9 @@ type Runner struct {
 	DNS bool
 	// Chroot forces the chroot runner even when nspawn exists.
 	Chroot bool
-	// Stdin, Stdout and Stderr default to nothing and a tail buffer.
+	// Stdin, Stdout and Stderr are nothing by default (Run keeps the
+	// output's tail for its error); Shell and Boot get the terminal only
+	// when the caller gives it here.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 }
@@ -254,10 +256,8 @@ func (r *Runner) run(ctx context.Context, mode Mode, argv []string) error {
 	tail := &tailBuffer{max: 16 << 10}
 	cmd.Stdin = r.Stdin
 	if mode == Interactive || mode == Boot {
-		if cmd.Stdin == nil {
-			cmd.Stdin = os.Stdin
-		}
-		cmd.Stdout, cmd.Stderr = orDefault(r.Stdout, os.Stdout), orDefault(r.Stderr, os.Stderr)
+		// The caller gives the terminal (Stdin, Stdout, Stderr).
+		cmd.Stdout, cmd.Stderr = r.Stdout, r.Stderr
 	} else {
 		lf := &lineFilter{w: tee(r.Stderr, tail)}
 		defer lf.flush()
@@ -275,13 +275,6 @@ func (r *Runner) run(ctx context.Context, mode Mode, argv []string) error {
 		return fmt.Errorf("%s %s: %w", r.Name(), r.Root, err)
 	}
 	return nil
-}
-
-func orDefault(w, def io.Writer) io.Writer {
-	if w == nil {
-		return def
-	}
-	return w
 }
 
 func tee(w io.Writer, tail *tailBuffer) io.Writer {

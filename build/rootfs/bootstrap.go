@@ -44,12 +44,11 @@ type Options struct {
 	SourceDateEpoch time.Time
 	// Jobs bounds parallel downloads.
 	Jobs int
-	// Progress receives progress bars or lines; Log the structured log.
+	// Progress receives the progress bars (lines when it is no terminal).
 	Progress io.Writer
-	// Output receives what the maintainer scripts print; by default it
-	// goes to Progress, indented under the stage lines.
-	Output io.Writer
-	Log    *slog.Logger
+	// Log receives the stage lines and, one record per line, what dpkg,
+	// the maintainer scripts and the hooks print (progress.Output).
+	Log *slog.Logger
 	// Hooks run at mmdebstrap's stages: setup before unpacking, extract
 	// after it, essential once the essential set is configured, customize
 	// once everything is and the APT sources are written, before the
@@ -152,7 +151,9 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 		return nil, err
 	}
 
-	env := hookEnv(tmp, plan, o)
+	hookOut := progress.Output(o.Log, "hook")
+	defer hookOut.Flush()
+	env := hookEnv(tmp, plan, hookOut)
 	if err := c.setup(ctx, tmp, env); err != nil {
 		return nil, fmt.Errorf("bootstrap: setup: %w", err)
 	}
@@ -187,10 +188,8 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 		for _, p := range plan.Packages {
 			stageOf[p.Name] = p.Stage
 		}
-		out := o.Output
-		if out == nil {
-			out = progress.Indent(o.Progress, "    ")
-		}
+		out := progress.Output(o.Log, "configure")
+		defer out.Flush()
 		var afterEssential func() error
 		if installs && hook.Has(c.hooks, hook.Essential) {
 			afterEssential = func() error { return hook.Run(ctx, c.hooks, hook.Essential, env) }
@@ -345,7 +344,7 @@ func output(ctx context.Context, dir, target string, o Options, skip skipSet) er
 		return nil
 	}
 	if isImage(o.Format) {
-		_, err := fsimage.Write(ctx, dir, target, fsimage.Options{Format: fsimage.Format(o.Format), Epoch: o.SourceDateEpoch, Progress: o.Progress})
+		_, err := fsimage.Write(ctx, dir, target, fsimage.Options{Format: fsimage.Format(o.Format), Epoch: o.SourceDateEpoch, Log: o.Log})
 		return err
 	}
 	f, err := atomicfile.Create(target, 0o644)

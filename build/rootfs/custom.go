@@ -170,18 +170,11 @@ func (c *custom) setup(ctx context.Context, dir string, env hook.Env) error {
 }
 
 // hookEnv is the environment of the build's hooks.
-func hookEnv(dir string, plan *lockfile.Plan, o Options) hook.Env {
+func hookEnv(dir string, plan *lockfile.Plan, out io.Writer) hook.Env {
 	var essential []string
 	for _, p := range plan.Packages {
 		if p.Essential || p.Stage == "essential" {
 			essential = append(essential, p.Name)
-		}
-	}
-	out := o.Output
-	if out == nil {
-		out = io.Discard
-		if o.Progress != nil {
-			out = o.Progress
 		}
 	}
 	return hook.Env{

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -91,7 +90,6 @@ byte-identical.`,
 			if err := checkOutputDir("--lock", lock); err != nil {
 				return err
 			}
-			var scripts io.Writer
 			if logPath != "" {
 				if err := checkOutputDir("--log", logPath); err != nil {
 					return err
@@ -101,13 +99,13 @@ byte-identical.`,
 					return usageErr("--log: %w", err)
 				}
 				defer lf.Close()
-				g.logFile, scripts = lf, lf
+				g.logFile = lf
 			}
 			o, err := af.options(g)
 			if err != nil {
 				return err
 			}
-			bo := rootfs.Options{Config: cfg, Apt: o, Format: format, Jobs: jobs, Progress: os.Stderr, Output: scripts, Log: o.Log}
+			bo := rootfs.Options{Config: cfg, Apt: o, Format: format, Jobs: jobs, Progress: os.Stderr, Log: o.Log}
 			cf.apply(&bo)
 			if g.quiet {
 				bo.Progress = nil

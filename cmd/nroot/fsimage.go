@@ -45,16 +45,13 @@ it: --group www-data for Debian's nginx.`,
 			if err != nil {
 				return usageErr("%w", err)
 			}
-			o := fsimage.Options{Format: f, Epoch: epoch, Progress: os.Stderr}
+			o := fsimage.Options{Format: f, Epoch: epoch, Log: g.logger()}
 			if block != "" {
 				n, err := parseSize(block)
 				if err != nil {
 					return usageErr("--block-size %q: a size such as 128K or 1M", block)
 				}
 				o.BlockSize = int(n)
-			}
-			if g.quiet {
-				o.Progress = nil
 			}
 			if group != "" {
 				gid, err := lookupGroupID(group)

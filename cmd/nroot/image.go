@@ -124,9 +124,7 @@ copy ends. Ctrl-C stops the update and leaves no generation.`,
 			}
 			o.Node.CacheDir = filepath.Join(dir, "apt-archives")
 			o.Apt = apt.Options{Fetcher: fetch.NewFetcher(dir), Log: g.logger()}
-			if !g.quiet {
-				o.Node.Progress = os.Stderr
-			}
+			o.Node.Log = g.logger()
 			gen, err := im.Update(cmd.Context(), o)
 			if err != nil {
 				return err

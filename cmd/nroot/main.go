@@ -110,7 +110,7 @@ type globals struct {
 	cacheDir string
 	verbose  bool
 	quiet    bool
-	logFile  io.Writer // --log: stage lines and programs' output go here too
+	logFile  io.Writer // --log: the whole log, programs' output included, goes here too
 }
 
 func (g *globals) logger() *slog.Logger {
@@ -121,11 +121,13 @@ func (g *globals) logger() *slog.Logger {
 	if g.quiet {
 		level = slog.LevelWarn
 	}
-	w := io.Writer(os.Stderr)
-	if g.logFile != nil {
-		w = io.MultiWriter(os.Stderr, g.logFile)
+	h := progress.NewHandler(os.Stderr, level)
+	if g.logFile == nil {
+		return slog.New(h)
 	}
-	return slog.New(progress.NewHandler(w, level))
+	// The file keeps everything, programs' output included, whatever -q
+	// or -v say; stderr keeps the stage lines.
+	return slog.New(slog.NewMultiHandler(h.StagesOnly(), progress.NewHandler(g.logFile, slog.LevelDebug)))
 }
 
 func newRoot() *cobra.Command {
@@ -145,7 +147,7 @@ APT sources. Downloads are cached in $XDG_CACHE_HOME/nroot.`,
 	root.PersistentFlags().StringVar(&g.cacheDir, "cache-dir", "", "download cache (default $XDG_CACHE_HOME/nroot)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log more detail to stderr")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "log only warnings and errors")
-	root.AddCommand(newResolveCmd(g), newBootstrapCmd(g), newConfigureCmd(g), newKeyringCmd(g), newMirrorCmd(g), newInitrdCmd(g), newNodeCmd(g), newCheckCmd(g), newExportCmd(g), newRunCmd(g), newShellCmd(g), newBootCmd(g), newIdentityCmd(g), newImageCmd(g), newPXECmd(g), newFSImageCmd(g), newStormCmd(), newVersionCmd())
+	root.AddCommand(newResolveCmd(g), newBootstrapCmd(g), newConfigureCmd(g), newKeyringCmd(g), newMirrorCmd(g), newInitrdCmd(g), newNodeCmd(g), newCheckCmd(g), newExportCmd(g), newRunCmd(g), newShellCmd(g), newBootCmd(g), newIdentityCmd(g), newImageCmd(g), newPXECmd(g), newFSImageCmd(g), newStormCmd(g), newVersionCmd())
 	root.AddCommand(newManCmd(root))
 	registerCompletions(root)
 	root.Version = version().String()

@@ -76,9 +76,7 @@ finds and how to recover.`,
 				dir = fetch.DefaultCacheDir()
 			}
 			o.CacheDir = filepath.Join(dir, "apt-archives")
-			if !g.quiet {
-				o.Progress = os.Stderr
-			}
+			o.Log = g.logger()
 			res, err := node.Build(cmd.Context(), args[0], o)
 			if err != nil {
 				return err

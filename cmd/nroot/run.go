@@ -97,6 +97,7 @@ unless the shell replaced it.`,
 			if err != nil {
 				return err
 			}
+			r.Stdin, r.Stdout, r.Stderr = os.Stdin, os.Stdout, os.Stderr
 			return passStatus(r.Shell(cmd.Context(), args[1:]...))
 		},
 	}
@@ -120,6 +121,7 @@ until the container powers off (press ^] three times to leave).`,
 			if err != nil {
 				return err
 			}
+			r.Stdin, r.Stdout, r.Stderr = os.Stdin, os.Stdout, os.Stderr
 			return passStatus(r.Boot(cmd.Context()))
 		},
 	}

@@ -16,7 +16,7 @@ import (
 	"nroot/verify/storm"
 )
 
-func newStormCmd() *cobra.Command {
+func newStormCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "storm",
 		Short: "Record a node's boot working set and replay it as a boot storm on loopback",
@@ -34,11 +34,11 @@ livenet does, and reports per run the p50, p95 and p99 time for a client to
 finish, bytes/s, RPCs/s and the server's CPU (--server-pid). Traffic goes to
 127.0.0.1 only: a storm is a load test of this machine's server.`,
 	}
-	cmd.AddCommand(newStormRecordCmd(), newStormRunCmd())
+	cmd.AddCommand(newStormRecordCmd(g), newStormRunCmd())
 	return cmd
 }
 
-func newStormRecordCmd() *cobra.Command {
+func newStormRecordCmd(g *globals) *cobra.Command {
 	var listen, upstream, mode, out string
 	var duration time.Duration
 	cmd := &cobra.Command{
@@ -70,7 +70,8 @@ on another port and the recorder on 2049.`,
 				return usageErr("--listen: %w", err)
 			}
 			rec := storm.NewRecorder(ln, upstream, mode)
-			fmt.Fprintf(os.Stderr, "storm: recording on %s for %s; Ctrl-C ends it\n", listen, upstream)
+			log := g.logger()
+			log.Info(fmt.Sprintf("recording on %s for %s; Ctrl-C ends it", listen, upstream), "stage", "storm")
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 			select {
@@ -90,7 +91,7 @@ on another port and the recorder on 2049.`,
 			if err := ws.Write(f); err != nil {
 				return err
 			}
-			fmt.Fprintln(os.Stderr, "storm:", ws.Summary())
+			log.Info(ws.Summary(), "stage", "storm")
 			return f.Commit()
 		},
 	}

@@ -417,12 +417,47 @@ func (r *Root) ReadFile(rel string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	b, err := ReadAll(f, max)
+	if err != nil {
+		return nil, &os.PathError{Op: "read", Path: r.full(rel), Err: err}
+	}
+	return b, nil
+}
+
+// ReadAll reads r to its end, refusing more than max bytes with
+// ErrTooLarge: nroot's one capped reader.
+func ReadAll(r io.Reader, max int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(b)) > max {
-		return nil, &os.PathError{Op: "read", Path: r.full(rel), Err: fmt.Errorf("%w: over %d bytes", ErrTooLarge, max)}
+		return nil, fmt.Errorf("%w: over %d bytes", ErrTooLarge, max)
+	}
+	return b, nil
+}
+
+// ReadHostFile reads one of nroot's own files outside any image (an
+// image's history, a node's key): a symlink, or anything but a regular
+// file, is refused with ErrNotRegular without blocking on it, and more
+// than max bytes with ErrTooLarge.
+func ReadHostFile(name string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return nil, &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	}
+	b, err := ReadAll(f, max)
+	if err != nil {
+		return nil, &os.PathError{Op: "read", Path: name, Err: err}
 	}
 	return b, nil
 }

@@ -156,3 +156,41 @@ func TestDevicesNeedRoot(t *testing.T) {
 		t.Errorf("etc/null: %v %v", fi, err)
 	}
 }
+
+// TestReadHostFile: nroot's own files are read whole up to the cap; a
+// symlink, a FIFO (without blocking), a directory, a missing file and a
+// file over the cap are refused, each with its sentinel.
+func TestReadHostFile(t *testing.T) {
+	dir := t.TempDir()
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(dir, "history"), []byte("1 2 3\n"), 0o644))
+	must(os.Symlink("history", filepath.Join(dir, "link")))
+	must(syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644))
+	must(os.Mkdir(filepath.Join(dir, "dir"), 0o755))
+	tests := []struct {
+		name string
+		max  int64
+		want string
+		err  error
+	}{
+		{"history", 6, "1 2 3\n", nil},
+		{"history", 5, "", ErrTooLarge},
+		{"link", 64, "", ErrNotRegular},
+		{"fifo", 64, "", ErrNotRegular},
+		{"dir", 64, "", ErrNotRegular},
+		{"missing", 64, "", os.ErrNotExist},
+	}
+	for _, tt := range tests {
+		b, err := ReadHostFile(filepath.Join(dir, tt.name), tt.max)
+		if tt.err == nil && (err != nil || string(b) != tt.want) {
+			t.Errorf("%s: %q, %v; want %q", tt.name, b, err, tt.want)
+		}
+		if tt.err != nil && !errors.Is(err, tt.err) {
+			t.Errorf("%s (max %d): %v; want %v", tt.name, tt.max, err, tt.err)
+		}
+	}
+}

@@ -21,17 +21,50 @@ func TestHandler(t *testing.T) {
 	}
 }
 
-// TestIndent: programs' lines are indented, nroot's own are not, across
-// writes that split lines.
-func TestIndent(t *testing.T) {
-	var b bytes.Buffer
-	w := Indent(&b, "    ")
-	for _, s := range []string{"[configure] dpkg --configure\nSetting up a", " ...\nSetting up b ...\n", "[configure] done\n"} {
-		w.Write([]byte(s))
+// TestOutput: a program's lines are logged one record each, shown
+// indented under the stage's own lines, across writes that split lines;
+// a child nroot's own lines stay as they are; a line longer than MaxLine
+// comes in pieces; Flush logs what has no newline; -q (Warn) hides it.
+func TestOutput(t *testing.T) {
+	long := strings.Repeat("x", MaxLine+10)
+	tests := []struct {
+		name   string
+		level  slog.Level
+		writes []string
+		want   string
+	}{
+		{"split lines", slog.LevelInfo, []string{"Setting up a", " ...\r\nSetting up b ...\n", "[hook] done\n"},
+			"[configure] dpkg --configure\n    Setting up a ...\n    Setting up b ...\n[hook] done\n"},
+		{"no newline", slog.LevelInfo, []string{"last words"}, "[configure] dpkg --configure\n    last words\n"},
+		{"long line", slog.LevelInfo, []string{long + "\n"},
+			"[configure] dpkg --configure\n    " + long[:MaxLine] + "\n    " + long[MaxLine:] + "\n"},
+		{"quiet", slog.LevelWarn, []string{"Setting up a ...\n"}, ""},
 	}
-	want := "[configure] dpkg --configure\n    Setting up a ...\n    Setting up b ...\n[configure] done\n"
-	if b.String() != want {
-		t.Errorf("got %q\nwant %q", b.String(), want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			log := slog.New(NewHandler(&b, tt.level))
+			log.Info("dpkg --configure", "stage", "configure")
+			w := Output(log, "configure")
+			for _, s := range tt.writes {
+				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
+					t.Fatalf("Write(%q) = %d, %v", s, n, err)
+				}
+			}
+			w.Flush()
+			if b.String() != tt.want {
+				t.Errorf("got %q\nwant %q", b.String(), tt.want)
+			}
+		})
+	}
+	var b bytes.Buffer
+	w := Output(slog.New(NewHandler(&b, slog.LevelInfo).StagesOnly()), "configure")
+	w.Write([]byte("Setting up a ...\n"))
+	if b.Len() != 0 {
+		t.Errorf("StagesOnly showed %q", b.String())
+	}
+	if n, err := Output(nil, "x").Write([]byte("a\n")); n != 2 || err != nil {
+		t.Errorf("nil log: %d, %v", n, err)
 	}
 }
 

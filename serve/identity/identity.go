@@ -29,6 +29,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"nroot/internal/atomicfile"
+	"nroot/internal/fsroot"
 	"nroot/node/initrd"
 	"nroot/serve/inventory"
 )
@@ -201,20 +202,9 @@ func (s Store) write(dir string, id *Identity) error {
 func (s Store) read(dir, name string) (*Identity, error) {
 	get := func(f string) ([]byte, error) {
 		p := filepath.Join(dir, f)
-		fd, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		b, err := fsroot.ReadHostFile(p, maxFile)
 		if err != nil {
 			return nil, fmt.Errorf("identity %s: %w", name, err)
-		}
-		defer fd.Close()
-		if fi, err := fd.Stat(); err != nil || !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("identity %s: %s is not a regular file", name, p)
-		}
-		b, err := io.ReadAll(io.LimitReader(fd, maxFile+1))
-		if err == nil && len(b) > maxFile {
-			err = fmt.Errorf("over %d bytes", maxFile)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("identity %s: %s: %w", name, p, err)
 		}
 		return b, nil
 	}

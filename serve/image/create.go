@@ -36,7 +36,8 @@ type UpdateOptions struct {
 	Install []string // packages to add
 	Upgrade bool     // apt-get upgrade
 	// Node is passed to the node stage, which runs again on the copy
-	// (its Packages and Upgrade are set from the fields above).
+	// (its Packages and Upgrade are set from the fields above); its Log
+	// gets Update's own lines too.
 	Node node.Options
 	// Apt fetches and verifies the parent's APT sources, to ask whether
 	// Install names packages they have before anything is copied.
@@ -220,8 +221,8 @@ func (im Image) Update(ctx context.Context, o UpdateOptions) (*Generation, error
 		return nil, im.abort(ctx, tmp, "", fmt.Errorf("image update: copying generation %d: %w", parent, err))
 	}
 	release()
-	if d := o.Node.Progress; d != nil {
-		fmt.Fprintf(d, "[image] generation %d copied from %d in %.1fs (%d bytes, %d shared)\n", id, parent, time.Since(start).Seconds(), st.Bytes, st.Reflinked)
+	if l := o.Node.Log; l != nil {
+		l.Info(fmt.Sprintf("generation %d copied from %d in %.1fs (%d bytes, %d shared)", id, parent, time.Since(start).Seconds(), st.Bytes, st.Reflinked), "stage", "image")
 	}
 	no := o.Node
 	no.Packages = append(append([]string(nil), no.Packages...), o.Install...)
@@ -292,7 +293,7 @@ func (im Image) reserve() (int, string, error) {
 // history (an image made before the counter, or whose counter was lost).
 func (im Image) nextID() (int, error) {
 	next := 1
-	b, err := readCapped(filepath.Join(im.Dir, counterFile), 64)
+	b, err := fsroot.ReadHostFile(filepath.Join(im.Dir, counterFile), 64)
 	switch {
 	case err == nil:
 		n, err := strconv.Atoi(strings.TrimSpace(string(b)))

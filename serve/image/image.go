@@ -153,7 +153,7 @@ const maxMeta = 64 << 20
 // Get reads one generation's description.
 func (im Image) Get(id int) (*Generation, error) {
 	meta := filepath.Join(im.genDir(id), "generation.json")
-	b, err := readCapped(meta, maxMeta)
+	b, err := fsroot.ReadHostFile(meta, maxMeta)
 	if errors.Is(err, os.ErrNotExist) {
 		if fi, serr := os.Lstat(im.genDir(id)); serr == nil && fi.IsDir() {
 			return nil, fmt.Errorf("%s: %w: it has no generation.json", im.genDir(id), ErrBroken)
@@ -296,7 +296,7 @@ type Event struct {
 
 // History lists the publishes and rollbacks, oldest first.
 func (im Image) History() ([]Event, error) {
-	b, err := readCapped(filepath.Join(im.Dir, "history"), maxHistory)
+	b, err := fsroot.ReadHostFile(filepath.Join(im.Dir, "history"), maxHistory)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -457,24 +457,6 @@ func (im Image) Remove(id int, pinned []int) error {
 	}
 	// os.RemoveAll unlinks symlinks and never follows them.
 	return os.RemoveAll(dead)
-}
-
-// readCapped reads a host file of the image's own bookkeeping, refusing
-// symlinks and anything larger than max.
-func readCapped(path string, max int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
-	}
-	return b, nil
 }
 
 func syncDir(dir string) error {
