@@ -35,6 +35,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nroot/internal/atomicfile"
+	"nroot/internal/progress"
 )
 
 // Format is an image file format.
@@ -220,7 +221,7 @@ func Write(ctx context.Context, root, target string, o Options) (*Info, error) {
 	defer f.Abort()
 	tool, args := command(o.Format, root, f.Name(), epoch.Unix(), o.BlockSize, facts)
 	if o.Log != nil {
-		o.Log.Info(fmt.Sprintf("%s %s (%d entries, %d MB) to %s", tool, root, facts.entries, facts.bytes>>20, target), "stage", "fsimage")
+		o.Log.Info(fmt.Sprintf("%s %s (%d entries, %s) to %s", tool, root, facts.entries, progress.Bytes(facts.bytes), target), "stage", "fsimage")
 	}
 	cmd := exec.CommandContext(ctx, tool, args...)
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(epoch.Unix(), 10))
@@ -261,7 +262,7 @@ func Write(ctx context.Context, root, target string, o Options) (*Info, error) {
 	info := &Info{Path: target, Format: o.Format, Bytes: n, Epoch: epoch.Unix(), SHA256: fmt.Sprintf("%x", h.Sum(nil)),
 		Entries: facts.entries, Seconds: time.Since(start).Seconds(), Tool: tool}
 	if o.Log != nil {
-		o.Log.Info(fmt.Sprintf("%s: %d MB in %.1fs", target, n>>20, info.Seconds), "stage", "fsimage")
+		o.Log.Info(fmt.Sprintf("%s: %s in %.1fs", target, progress.Bytes(n), info.Seconds), "stage", "fsimage")
 	}
 	return info, nil
 }

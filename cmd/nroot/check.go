@@ -11,6 +11,7 @@ import (
 
 	"nroot/build/lockfile"
 	"nroot/format/report"
+	"nroot/internal/progress"
 	"nroot/verify/nfscheck"
 )
 
@@ -181,7 +182,7 @@ func printReport(r *nfscheck.Report) {
 	}
 	fmt.Printf("walked %d entries in %.2fs (%.0f entries/s, %d requests)", r.Stats.Entries, r.WalkSeconds, r.EntriesPerS, r.Stats.Requests)
 	if r.ReadMBps > 0 {
-		fmt.Printf(", read %.1f MB at %.0f MB/s", float64(r.Stats.BytesRead)/1e6, r.ReadMBps)
+		fmt.Printf(", read %s at %.0f MB/s", progress.Bytes(r.Stats.BytesRead), r.ReadMBps)
 	}
 	fmt.Println()
 	if r.Compared != "" {

@@ -200,7 +200,9 @@ func writeHeaderSummary(w io.Writer, name string, size int64, in *initrd.Info) {
 	fmt.Fprintln(w, rule)
 }
 
-// humanSize is lsinitrd's size, as its "Image: NAME: 12M" header has it.
+// humanSize is lsinitrd's size, as its "Image: NAME: 12M" header has it:
+// lsinitrd's format, kept for scripts that read it, not nroot's own
+// (progress.Bytes).
 func humanSize(n int64) string {
 	switch {
 	case n >= 1<<30:
