@@ -22,7 +22,7 @@ import (
 	"nroot/node/dracut"
 	"nroot/serve/identity"
 	"nroot/serve/image"
-	"nroot/verify/nfscheck"
+	"nroot/verify/nfsclient"
 )
 
 // kernelABI is what the archive has of the node's kernel, read at run
@@ -196,9 +196,9 @@ func exportHoldsNoIdentity(ctx context.Context, t *testing.T, srv *ganesha.Serve
 // pseudo root's entries, each walked on its own (two exports of one
 // directory are one directory met twice, which a single walk refuses as
 // a loop). Paths are given from the pseudo root.
-func walkPseudoRoot(ctx context.Context, t *testing.T, srv *ganesha.Server) (nfscheck.Tree, error) {
-	target := nfscheck.Target{Host: "127.0.0.1", NFSPort: srv.NFSPort, Path: "/", Version: 4}
-	c, err := nfscheck.Mount(ctx, target)
+func walkPseudoRoot(ctx context.Context, t *testing.T, srv *ganesha.Server) (nfsclient.Tree, error) {
+	target := nfsclient.Target{Host: "127.0.0.1", NFSPort: srv.NFSPort, Path: "/", Version: 4}
+	c, err := nfsclient.Mount(ctx, target)
 	if err != nil {
 		return nil, err
 	}
@@ -207,16 +207,16 @@ func walkPseudoRoot(ctx context.Context, t *testing.T, srv *ganesha.Server) (nfs
 	if err != nil {
 		return nil, fmt.Errorf("listing the NFS server's pseudo root: %w", err)
 	}
-	tree := nfscheck.Tree{}
+	tree := nfsclient.Tree{}
 	for _, e := range top {
 		start := time.Now()
 		target.Path = "/" + e.Name
-		c, err := nfscheck.Mount(ctx, target)
+		c, err := nfsclient.Mount(ctx, target)
 		if err != nil {
 			return nil, err
 		}
-		var stats nfscheck.Stats
-		sub, err := nfscheck.WalkRemote(ctx, c, nfscheck.WalkOptions{}, &stats)
+		var stats nfsclient.Stats
+		sub, err := nfsclient.WalkRemote(ctx, c, nfsclient.WalkOptions{}, &stats)
 		c.Close()
 		if err != nil {
 			return nil, fmt.Errorf("walking %s from the NFS server's pseudo root: %w", target.Path, err)
@@ -234,7 +234,7 @@ var privateHostKey = regexp.MustCompile(`^ssh_host_[a-z0-9]+_key$`)
 
 // identityReachable names the first path of tree that holds, or may
 // hold, a node's identity.
-func identityReachable(tree nfscheck.Tree, segments map[string]bool) error {
+func identityReachable(tree nfsclient.Tree, segments map[string]bool) error {
 	var bad []string
 	for p := range tree {
 		base := path.Base(p)

@@ -35,6 +35,7 @@ import (
 	"nroot/node/initrd"
 	"nroot/serve/identity"
 	"nroot/verify/nfscheck"
+	"nroot/verify/nfsclient"
 )
 
 func suites() []string {
@@ -250,7 +251,7 @@ func verifyInitrd(t *testing.T, ctx context.Context, st *stages, root string, k 
 // (which mounts it by path) and over NFSv4.1 (by its pseudo path), and
 // fails on any difference or failed check.
 func exportCheck(ctx context.Context, t *testing.T, srv *ganesha.Server, root, pseudo string) error {
-	for _, target := range []nfscheck.Target{
+	for _, target := range []nfsclient.Target{
 		{Host: "127.0.0.1", NFSPort: srv.NFSPort, MountPort: srv.MountPort, Path: root},
 		{Host: "127.0.0.1", NFSPort: srv.NFSPort, Path: pseudo, Version: 4},
 	} {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"nroot/verify/nfscheck"
+	"nroot/verify/nfsclient"
 )
 
 // TestProbeFailsClosed reads consoles as boot does and checks that only
@@ -71,9 +71,9 @@ func TestIdentityReachable(t *testing.T) {
 		{"a private host key fails", []string{"nroot/generations/1/root/etc/ssh/ssh_host_rsa_key"}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			tree := nfscheck.Tree{}
+			tree := nfsclient.Tree{}
 			for _, p := range c.paths {
-				tree[p] = &nfscheck.Node{}
+				tree[p] = &nfsclient.Node{}
 			}
 			if err := identityReachable(tree, segments); (err != nil) != c.fails {
 				t.Fatalf("identityReachable(%v) = %v; want failure %v", c.paths, err, c.fails)

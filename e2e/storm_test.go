@@ -20,6 +20,7 @@ import (
 	"nroot/e2e/testenv"
 	"nroot/serve/image"
 	"nroot/verify/nfscheck"
+	"nroot/verify/nfsclient"
 	"nroot/verify/storm"
 )
 
@@ -136,7 +137,7 @@ func TestBootStorm(t *testing.T) {
 	// One client streaming the image file: what nroot check --deep reads.
 	var baseline float64
 	st.run("baseline", func() error {
-		rep, err := nfscheck.Run(ctx, nfscheck.Options{Target: nfscheck.Target{Host: "127.0.0.1", NFSPort: nfsPort, Path: "/stream", Version: 4}, Deep: true, Timeout: 10 * time.Minute})
+		rep, err := nfscheck.Run(ctx, nfscheck.Options{Target: nfsclient.Target{Host: "127.0.0.1", NFSPort: nfsPort, Path: "/stream", Version: 4}, Deep: true, Timeout: 10 * time.Minute})
 		if err != nil {
 			return err
 		}
@@ -177,7 +178,7 @@ server {
 			var before int64
 			switch mode {
 			case "tree", "nfs-image":
-				o.WorkingSet, o.NFS, o.ServerPIDs = sets[mode], nfscheck.Target{Host: "127.0.0.1", NFSPort: nfsPort, Version: 4}, []int{srv.PID()}
+				o.WorkingSet, o.NFS, o.ServerPIDs = sets[mode], nfsclient.Target{Host: "127.0.0.1", NFSPort: nfsPort, Version: 4}, []int{srv.PID()}
 			case "http":
 				o.URL, o.ServerPIDs = url, originPIDs
 			case "http-cache":

@@ -18,7 +18,7 @@ import (
 	"nroot/build/fsimage"
 	"nroot/e2e/testenv"
 	"nroot/internal/fsroot"
-	"nroot/verify/nfscheck"
+	"nroot/verify/nfsclient"
 )
 
 // tree makes a small root with every kind of entry an image holds: files
@@ -95,15 +95,15 @@ func TestWriteHoldsTheTree(t *testing.T) {
 			}
 			out := filepath.Join(t.TempDir(), "x")
 			extract(t, f, img, out)
-			want, err := nfscheck.WalkLocal(root, true)
+			want, err := nfsclient.WalkLocal(root, true)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := nfscheck.WalkLocal(out, true)
+			got, err := nfsclient.WalkLocal(out, true)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := nfscheck.Compare(want, got); len(d) > 0 {
+			if d := nfsclient.Compare(want, got); len(d) > 0 {
 				t.Fatalf("the extracted image differs from the tree: %+v", d)
 			}
 			// fsck.erofs (1.5) extracts neither xattrs nor hard links:

@@ -13,6 +13,7 @@ import (
 	"nroot/format/report"
 	"nroot/internal/progress"
 	"nroot/verify/nfscheck"
+	"nroot/verify/nfsclient"
 )
 
 func newCheckCmd(g *globals) *cobra.Command {
@@ -49,7 +50,7 @@ with the step that failed (portmap, mount or nfs), within --timeout.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Everything given is checked before the network is used.
-			t, err := nfscheck.ParseURL(args[0])
+			t, err := nfsclient.ParseURL(args[0])
 			if err != nil {
 				return usageErr("%w", err)
 			}
@@ -110,7 +111,7 @@ with the step that failed (portmap, mount or nfs), within --timeout.`,
 				// the step that failed.
 				if asJSON {
 					out := map[string]any{"server": t.Host, "path": t.Path, "pass": false, "error": err.Error()}
-					var se *nfscheck.StepError
+					var se *nfsclient.StepError
 					if errors.As(err, &se) {
 						out["step"] = se.Step
 					}
@@ -140,8 +141,8 @@ with the step that failed (portmap, mount or nfs), within --timeout.`,
 	cmd.Flags().BoolVar(&o.Deep, "deep", false, "read every file and compare SHA256")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 60*time.Second, "give up after this long")
 	cmd.Flags().IntVar(&o.Parallel, "parallel", 32, "requests in flight")
-	cmd.Flags().IntVar(&o.MaxDepth, "max-depth", nfscheck.DefaultMaxDepth, "refuse an export nested deeper than this (a hostile server could present an endless tree)")
-	cmd.Flags().Int64Var(&o.MaxEntries, "max-entries", nfscheck.DefaultMaxEntries, "refuse an export with more entries than this")
+	cmd.Flags().IntVar(&o.MaxDepth, "max-depth", nfsclient.DefaultMaxDepth, "refuse an export nested deeper than this (a hostile server could present an endless tree)")
+	cmd.Flags().Int64Var(&o.MaxEntries, "max-entries", nfsclient.DefaultMaxEntries, "refuse an export with more entries than this")
 	cmd.Flags().IntVar(&mountPort, "mount-port", 0, "MOUNT port (default: ask the portmapper)")
 	cmd.Flags().IntVar(&nfsPort, "nfs-port", 0, "NFS port (default: from the URL, or the portmapper)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
@@ -155,7 +156,7 @@ with the step that failed (portmap, mount or nfs), within --timeout.`,
 func junitChecks(rep *nfscheck.Report, err error) []report.Check {
 	if err != nil {
 		name := "check"
-		var se *nfscheck.StepError
+		var se *nfsclient.StepError
 		if errors.As(err, &se) {
 			name = se.Step
 		}

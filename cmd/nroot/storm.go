@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"nroot/internal/atomicfile"
-	"nroot/verify/nfscheck"
+	"nroot/verify/nfsclient"
 	"nroot/verify/storm"
 )
 
@@ -136,7 +136,7 @@ error, not followed: give the final URL on 127.0.0.1.`,
 					o.Mode = "http"
 				}
 			} else {
-				t, err := nfscheck.ParseURL(args[0])
+				t, err := nfsclient.ParseURL(args[0])
 				if err != nil || t.Version != 4 {
 					return usageErr("%s: give nfs4://127.0.0.1:PORT/ or http://127.0.0.1:PORT/FILE", args[0])
 				}

@@ -13,6 +13,7 @@ import (
 	"nroot/e2e/testenv"
 	"nroot/internal/fetch"
 	"nroot/verify/nfscheck"
+	"nroot/verify/nfsclient"
 )
 
 // BenchmarkExportCheck walks and compares a minbase rootfs exported by
@@ -41,7 +42,7 @@ func BenchmarkExportCheck(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
 				rep, err := nfscheck.Run(context.Background(), nfscheck.Options{
-					Target: nfscheck.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, MountPort: s.MountPort, Path: dir},
+					Target: nfsclient.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, MountPort: s.MountPort, Path: dir},
 					Rootfs: dir, Deep: deep, Timeout: 5 * time.Minute})
 				if err != nil {
 					b.Fatal(err)

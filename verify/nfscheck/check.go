@@ -1,3 +1,10 @@
+// Package nfscheck decides whether a diskless node can boot from an NFS
+// export: it mounts the export through verify/nfsclient, walks it,
+// compares it with the root filesystem or the lockfile it should serve
+// (owners sent as names mapped through the export's own user database),
+// and runs the boot checks (init, kernel modules, no fstab entry for /,
+// machine-id and SSH host keys left to each node, root squash, the
+// export's modes). It is nroot check.
 package nfscheck
 
 import (
@@ -7,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"nroot/verify/nfsclient"
 	"sort"
 	"strings"
 	"time"
@@ -21,13 +29,13 @@ import (
 
 // Options control Run.
 type Options struct {
-	Target   Target
+	Target   nfsclient.Target
 	Rootfs   string         // compare the export with this directory
 	Lock     *lockfile.Plan // or with this plan's packages
 	Deep     bool
 	Timeout  time.Duration
 	Parallel int
-	// MaxDepth and MaxEntries bound the walk (WalkOptions).
+	// MaxDepth and MaxEntries bound the walk (nfsclient.WalkOptions).
 	MaxDepth   int
 	MaxEntries int64
 }
@@ -37,23 +45,23 @@ type Check = report.Check
 
 // Report is what Run found.
 type Report struct {
-	Server      string       `json:"server"`
-	Path        string       `json:"path"`
-	NFSVersion  string       `json:"nfs_version"` // "3" or "4.1"
-	MountPort   int          `json:"mount_port"`
-	NFSPort     int          `json:"nfs_port"`
-	Exports     []string     `json:"exports"`
-	FSInfo      *nfs.FSInfo  `json:"fsinfo"`
-	Stats       Stats        `json:"stats"`
-	WalkSeconds float64      `json:"walk_seconds"`
-	EntriesPerS float64      `json:"entries_per_second"`
-	ReadMBps    float64      `json:"read_mb_per_second,omitempty"`
-	Compared    string       `json:"compared_with,omitempty"`
-	Missing     int          `json:"missing"`
-	Extra       int          `json:"extra"`
-	Changed     int          `json:"changed"`
-	Differences []Difference `json:"differences,omitempty"`
-	Checks      []Check      `json:"checks"`
+	Server      string              `json:"server"`
+	Path        string              `json:"path"`
+	NFSVersion  string              `json:"nfs_version"` // "3" or "4.1"
+	MountPort   int                 `json:"mount_port"`
+	NFSPort     int                 `json:"nfs_port"`
+	Exports     []string            `json:"exports"`
+	FSInfo      *nfs.FSInfo         `json:"fsinfo"`
+	Stats       nfsclient.Stats     `json:"stats"`
+	WalkSeconds float64             `json:"walk_seconds"`
+	EntriesPerS float64             `json:"entries_per_second"`
+	ReadMBps    float64             `json:"read_mb_per_second,omitempty"`
+	Compared    string              `json:"compared_with,omitempty"`
+	Missing     int                 `json:"missing"`
+	Extra       int                 `json:"extra"`
+	Changed     int                 `json:"changed"`
+	Differences []report.Difference `json:"differences,omitempty"`
+	Checks      []Check             `json:"checks"`
 }
 
 // Failed reports whether any check failed or the trees differ.
@@ -70,31 +78,31 @@ func (r *Report) Failed() bool {
 }
 
 // Run mounts the export, walks it, compares it and checks it. An error
-// is a *StepError when the server or the export cannot be reached.
+// is a *nfsclient.StepError when the server or the export cannot be reached.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 60 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	c, err := Mount(ctx, o.Target)
+	c, err := nfsclient.Mount(ctx, o.Target)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	rep := &Report{Server: o.Target.Host, Path: o.Target.Path, NFSVersion: map[bool]string{true: "4.1", false: "3"}[c.v4 != nil], MountPort: c.Ports.Mount, NFSPort: c.Ports.NFS, Exports: c.Exports, FSInfo: c.Info}
+	rep := &Report{Server: o.Target.Host, Path: o.Target.Path, NFSVersion: c.Version(), MountPort: c.Ports.Mount, NFSPort: c.Ports.NFS, Exports: c.Exports, FSInfo: c.Info}
 	start := time.Now()
-	remote, err := WalkRemote(ctx, c, WalkOptions{Parallel: o.Parallel, Deep: o.Deep, MaxDepth: o.MaxDepth, MaxEntries: o.MaxEntries}, &rep.Stats)
+	remote, err := nfsclient.WalkRemote(ctx, c, nfsclient.WalkOptions{Parallel: o.Parallel, Deep: o.Deep, MaxDepth: o.MaxDepth, MaxEntries: o.MaxEntries}, &rep.Stats)
 	if err != nil {
 		return rep, asStep(err)
 	}
 	var owners *Check
-	if c.v4 != nil && len(c.v4.names.names) > 0 {
+	if c.NamedOwners() {
 		ch := Check{Name: "owner-names", Status: report.Fail, Fix: "make the user database readable, or have the server send numbers (" + numericOwnersFix + ")"}
 		if passwd, group, from, err := userDatabase(ctx, c, remote, o.Rootfs); err != nil {
 			ch.Detail = "the server sent owners as names, and the user database to map them through cannot be read: " + err.Error()
 		} else {
-			ch = ownersCheck(mapOwners(remote, &c.v4.names, passwd, group), from)
+			ch = ownersCheck(c.MapOwners(remote, passwd, group), from)
 		}
 		owners = &ch
 	}
@@ -108,11 +116,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	switch {
 	case o.Rootfs != "":
 		rep.Compared = o.Rootfs
-		local, err := WalkLocal(o.Rootfs, o.Deep)
+		local, err := nfsclient.WalkLocal(o.Rootfs, o.Deep)
 		if err != nil {
 			return rep, err
 		}
-		rep.Differences = Compare(local, remote)
+		rep.Differences = nfsclient.Compare(local, remote)
 	case o.Lock != nil:
 		rep.Compared = "lockfile"
 		diffs, err := comparePackages(ctx, c, remote, o.Lock)
@@ -147,7 +155,7 @@ const maxUserDB = 1 << 20
 // --rootfs tree when there is one; from says where each came from. A
 // file the export has but cannot be read is an error: the names would
 // map to nothing on a node too.
-func userDatabase(ctx context.Context, c *Conn, t Tree, rootfs string) (passwd, group []byte, from string, err error) {
+func userDatabase(ctx context.Context, c *nfsclient.Conn, t nfsclient.Tree, rootfs string) (passwd, group []byte, from string, err error) {
 	var local *fsroot.Root
 	if rootfs != "" {
 		if local, err = fsroot.Open(rootfs); err != nil {
@@ -189,19 +197,20 @@ func userDatabase(ctx context.Context, c *Conn, t Tree, rootfs string) (passwd, 
 }
 
 func asStep(err error) error {
-	if _, ok := err.(*StepError); ok {
+	var se *nfsclient.StepError
+	if errors.As(err, &se) {
 		return err
 	}
 	var ne net.Error
-	if errors.Is(err, ErrConnLost) || errors.Is(err, ErrNoAnswer) || errors.As(err, &ne) {
-		return &StepError{"nfs", err, "the server stopped answering during the walk"}
+	if errors.Is(err, nfsclient.ErrConnLost) || errors.Is(err, nfsclient.ErrNoAnswer) || errors.As(err, &ne) {
+		return &nfsclient.StepError{Step: "nfs", Err: err, Hint: "the server stopped answering during the walk"}
 	}
 	return err
 }
 
 // resolve follows symlinks inside the export, merged-/usr included, as
 // the node will see them; the library's Lookup does not follow them.
-func resolve(t Tree, p string) (*Node, string) {
+func resolve(t nfsclient.Tree, p string) (*nfsclient.Node, string) {
 	real, ok := fsroot.ResolveLinks(p, func(q string) (string, bool) {
 		if n := t[q]; n != nil && n.Type == "symlink" {
 			return n.Linkname, true
@@ -215,39 +224,15 @@ func resolve(t Tree, p string) (*Node, string) {
 }
 
 // readSmall reads a small file of the export.
-func readSmall(ctx context.Context, c *Conn, t Tree, p string) ([]byte, error) {
+func readSmall(ctx context.Context, c *nfsclient.Conn, t nfsclient.Tree, p string) ([]byte, error) {
 	n, _ := resolve(t, p)
 	if n == nil || n.Type != "file" {
 		return nil, errNotFound
 	}
-	return readFile(ctx, c, n, 1<<20)
+	return c.ReadFile(ctx, n, 1<<20)
 }
 
-// readFile reads a file of the export up to the size the server declared
-// for it, which must be at most max: a server that keeps answering READs
-// cannot make nroot read forever.
-func readFile(ctx context.Context, c *Conn, n *Node, max int64) ([]byte, error) {
-	if n.Size > max {
-		return nil, fmt.Errorf("the file is %d bytes, over the %d this check reads", n.Size, max)
-	}
-	const chunk = 64 << 10
-	out := make([]byte, 0, n.Size)
-	buf := make([]byte, chunk)
-	for int64(len(out)) < n.Size {
-		want := min(int64(chunk), n.Size-int64(len(out)))
-		k, eof, err := c.Read(ctx, n.fh, uint64(len(out)), uint32(want), buf[:want])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, buf[:k]...)
-		if eof || k == 0 {
-			break
-		}
-	}
-	return out, nil
-}
-
-func bootChecks(ctx context.Context, c *Conn, t Tree) []Check {
+func bootChecks(ctx context.Context, c *nfsclient.Conn, t nfsclient.Tree) []Check {
 	var out []Check
 	add := func(name string, status report.Status, detail, fix string) {
 		out = append(out, Check{Name: name, Status: status, Detail: detail, Fix: fix})
@@ -292,7 +277,7 @@ func bootChecks(ctx context.Context, c *Conn, t Tree) []Check {
 		} else {
 			add("fstab-root", "PASS", "/etc/fstab has no root entry", "")
 		}
-	} else if isAccess(err) {
+	} else if nfsclient.IsAccess(err) {
 		add("fstab-root", "WARN", "/etc/fstab cannot be read", "")
 	} else {
 		add("fstab-root", "PASS", "no /etc/fstab", "")
@@ -325,7 +310,7 @@ func bootChecks(ctx context.Context, c *Conn, t Tree) []Check {
 	var squashed []string
 	for _, p := range []string{"etc/shadow", "etc/gshadow"} {
 		if n, _ := resolve(t, p); n != nil && n.Type == "file" {
-			if _, err := readSmall(ctx, c, t, p); isAccess(err) {
+			if _, err := readSmall(ctx, c, t, p); nfsclient.IsAccess(err) {
 				squashed = append(squashed, "/"+p)
 			}
 		}
@@ -371,15 +356,15 @@ func firstN(s []string, n int) []string {
 const maxDpkgStatus = 256 << 20
 
 // comparePackages compares the export's installed packages with a plan.
-func comparePackages(ctx context.Context, c *Conn, t Tree, plan *lockfile.Plan) ([]Difference, error) {
+func comparePackages(ctx context.Context, c *nfsclient.Conn, t nfsclient.Tree, plan *lockfile.Plan) ([]nfsclient.Difference, error) {
 	n, _ := resolve(t, "var/lib/dpkg/status")
 	if n == nil {
-		return []Difference{{Path: "/var/lib/dpkg/status", Kind: "missing"}}, nil
+		return []nfsclient.Difference{{Path: "/var/lib/dpkg/status", Kind: "missing"}}, nil
 	}
 	if n.Type != "file" {
 		return nil, fmt.Errorf("the export's /var/lib/dpkg/status is a %s, not a file", n.Type)
 	}
-	data, err := readFile(ctx, c, n, maxDpkgStatus)
+	data, err := c.ReadFile(ctx, n, maxDpkgStatus)
 	if err != nil {
 		return nil, fmt.Errorf("the export's dpkg status: %w", err)
 	}
@@ -393,15 +378,18 @@ func comparePackages(ctx context.Context, c *Conn, t Tree, plan *lockfile.Plan) 
 			have[p.Get("Package")] = p.Get("Version")
 		}
 	}
-	var out []Difference
+	var out []nfsclient.Difference
 	for _, p := range plan.Packages {
 		v, ok := have[p.Name]
 		switch {
 		case !ok:
-			out = append(out, Difference{Path: "package " + p.Name, Kind: "missing", Fields: p.Version})
+			out = append(out, nfsclient.Difference{Path: "package " + p.Name, Kind: "missing", Fields: p.Version})
 		case v != p.Version:
-			out = append(out, Difference{Path: "package " + p.Name, Kind: "changed", Fields: "version " + v + ", lock " + p.Version})
+			out = append(out, nfsclient.Difference{Path: "package " + p.Name, Kind: "changed", Fields: "version " + v + ", lock " + p.Version})
 		}
 	}
 	return out, nil
 }
+
+// errNotFound is a path the boot checks look for that the export lacks.
+var errNotFound = errors.New("not found")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"nroot/verify/nfscheck"
+	"nroot/verify/nfsclient"
 )
 
 // fakeNFS is a hostile NFS server in the test: one listener answers
@@ -193,7 +194,7 @@ func TestHostileServer(t *testing.T) {
 			heap := ms.HeapAlloc
 			start := time.Now()
 			_, err := nfscheck.Run(context.Background(), nfscheck.Options{
-				Target:  nfscheck.Target{Host: "127.0.0.1", NFSPort: srv.port(), MountPort: srv.port(), Path: "/x"},
+				Target:  nfsclient.Target{Host: "127.0.0.1", NFSPort: srv.port(), MountPort: srv.port(), Path: "/x"},
 				Timeout: 30 * time.Second, MaxEntries: 200_000,
 			})
 			if err == nil {
@@ -202,7 +203,7 @@ func TestHostileServer(t *testing.T) {
 			if el := time.Since(start); el > 25*time.Second {
 				t.Errorf("took %v: %v", el, err)
 			}
-			if tt.name != "huge length" && !errors.Is(err, nfscheck.ErrWalkLimit) {
+			if tt.name != "huge length" && !errors.Is(err, nfsclient.ErrWalkLimit) {
 				t.Errorf("err = %v, want ErrWalkLimit", err)
 			}
 			runtime.ReadMemStats(&ms)

@@ -14,6 +14,7 @@ import (
 	"nroot/e2e/ganesha"
 	"nroot/e2e/testenv"
 	"nroot/verify/nfscheck"
+	"nroot/verify/nfsclient"
 )
 
 // fixtureRoot builds a small root filesystem with what the checks look
@@ -64,8 +65,8 @@ func startServer(t *testing.T, exports ...ganesha.Export) *ganesha.Server {
 	return s
 }
 
-func target(s *ganesha.Server, path string) nfscheck.Target {
-	return nfscheck.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, MountPort: s.MountPort, Path: path}
+func target(s *ganesha.Server, path string) nfsclient.Target {
+	return nfsclient.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, MountPort: s.MountPort, Path: path}
 }
 
 func statuses(r *nfscheck.Report) map[string]string {
@@ -162,15 +163,15 @@ func TestUnhappyPaths(t *testing.T) {
 	root := fixtureRoot(t)
 	s := startServer(t, ganesha.Export{ID: 4, Path: root, Pseudo: "/u"})
 	const timeout = 4 * time.Second
-	run := func(tg nfscheck.Target) (time.Duration, error) {
+	run := func(tg nfsclient.Target) (time.Duration, error) {
 		start := time.Now()
 		_, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: tg, Timeout: timeout})
 		return time.Since(start), err
 	}
-	check := func(name string, tg nfscheck.Target, step, text string) {
+	check := func(name string, tg nfsclient.Target, step, text string) {
 		t.Run(name, func(t *testing.T) {
 			took, err := run(tg)
-			var se *nfscheck.StepError
+			var se *nfsclient.StepError
 			if !errors.As(err, &se) || se.Step != step || !strings.Contains(err.Error(), text) {
 				t.Fatalf("err = %v, want step %s mentioning %q", err, step, text)
 			}
@@ -180,7 +181,7 @@ func TestUnhappyPaths(t *testing.T) {
 		})
 	}
 	check("wrong path", target(s, "/no/such/export"), "mount", "the server exports "+root)
-	closed := nfscheck.Target{Host: "127.0.0.1", NFSPort: 1, MountPort: 1, Path: root}
+	closed := nfsclient.Target{Host: "127.0.0.1", NFSPort: 1, MountPort: 1, Path: root}
 	check("server not running", closed, "mount", "refused")
 
 	t.Run("slow server", func(t *testing.T) {
@@ -190,7 +191,7 @@ func TestUnhappyPaths(t *testing.T) {
 		if err == nil || took > timeout+3*time.Second {
 			t.Fatalf("err = %v after %v", err, took)
 		}
-		var se *nfscheck.StepError
+		var se *nfsclient.StepError
 		if !errors.As(err, &se) {
 			t.Fatalf("not a step error: %v", err)
 		}
@@ -209,7 +210,7 @@ func TestUnhappyPaths(t *testing.T) {
 		if err == nil {
 			t.Skip("the walk finished before the server stopped")
 		}
-		var se *nfscheck.StepError
+		var se *nfsclient.StepError
 		if !errors.As(err, &se) || took > timeout+3*time.Second {
 			t.Fatalf("err = %v after %v", err, took)
 		}
@@ -283,7 +284,7 @@ func TestNFSv4Only(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
-	v4 := nfscheck.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, Path: "/node", Version: 4}
+	v4 := nfsclient.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, Path: "/node", Version: 4}
 	rep, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: v4, Rootfs: root, Deep: true, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +297,7 @@ func TestNFSv4Only(t *testing.T) {
 			t.Errorf("check %s: %s", name, st)
 		}
 	}
-	local, err := nfscheck.WalkLocal(root, false)
+	local, err := nfsclient.WalkLocal(root, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,14 +321,14 @@ func TestNFSv4Only(t *testing.T) {
 
 	for _, c := range []struct {
 		name string
-		t    nfscheck.Target
+		t    nfsclient.Target
 		step string
 	}{
-		{"NFSv3 to a v4-only server", nfscheck.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, Path: root}, "portmap"},
-		{"a path outside the pseudo file system", nfscheck.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, Path: "/nothing", Version: 4}, "mount"},
+		{"NFSv3 to a v4-only server", nfsclient.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, Path: root}, "portmap"},
+		{"a path outside the pseudo file system", nfsclient.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, Path: "/nothing", Version: 4}, "mount"},
 	} {
 		_, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: c.t, Timeout: 10 * time.Second})
-		var se *nfscheck.StepError
+		var se *nfsclient.StepError
 		if !errors.As(err, &se) {
 			t.Errorf("%s: %v, want a StepError", c.name, err)
 			continue
@@ -372,7 +373,7 @@ func TestNFSv4NamedOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
-	v4 := nfscheck.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, Path: "/node", Version: 4}
+	v4 := nfsclient.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, Path: "/node", Version: 4}
 	rep, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: v4, Rootfs: root, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -481,7 +482,7 @@ func TestNFSv4DefaultOwnersMinbase(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(s.Stop)
-			rep, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: nfscheck.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, Path: "/node", Version: 4}, Rootfs: local, Timeout: 30 * time.Second})
+			rep, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: nfsclient.Target{Host: "127.0.0.1", NFSPort: s.NFSPort, Path: "/node", Version: 4}, Rootfs: local, Timeout: 30 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"nroot/verify/nfscheck"
+	"nroot/verify/nfsclient"
 )
 
 // Options describe one run: Clients replaying the working set at once
@@ -28,8 +28,8 @@ type Options struct {
 	Mode       string // a label for the report: tree, nfs-image, http, http-cache
 	Clients    int
 	WorkingSet *WorkingSet
-	NFS        nfscheck.Target // Host 127.0.0.1, Version 4
-	URL        string          // http://127.0.0.1:PORT/...
+	NFS        nfsclient.Target // Host 127.0.0.1, Version 4
+	URL        string           // http://127.0.0.1:PORT/...
 	// ServerPIDs are the server's processes (their children too), whose
 	// CPU time the run reports.
 	ServerPIDs []int
@@ -200,9 +200,9 @@ func fetch(ctx context.Context, c *http.Client, u string) (int64, int64, error) 
 
 // replay is one client: a session, then every recorded COMPOUND as one
 // COMPOUND of its own, on handles it looked up itself.
-func replay(ctx context.Context, t nfscheck.Target, ws *WorkingSet) (int64, int64, error) {
+func replay(ctx context.Context, t nfsclient.Target, ws *WorkingSet) (int64, int64, error) {
 	t.Path, t.AnyPort = "/", true
-	c, err := nfscheck.Mount(ctx, t)
+	c, err := nfsclient.Mount(ctx, t)
 	if err != nil {
 		return 0, 0, err
 	}

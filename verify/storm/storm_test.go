@@ -19,6 +19,7 @@ import (
 	"nroot/e2e/ganesha"
 	"nroot/e2e/testenv"
 	"nroot/verify/nfscheck"
+	"nroot/verify/nfsclient"
 	"nroot/verify/storm"
 )
 
@@ -56,7 +57,7 @@ func TestRecordAndReplay(t *testing.T) {
 	}
 	rec := storm.NewRecorder(ln, "127.0.0.1:"+strconv.Itoa(srv.NFSPort), "tree")
 	port := ln.Addr().(*net.TCPAddr).Port
-	rep, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: nfscheck.Target{Host: "127.0.0.1", NFSPort: port, Path: "/node", Version: 4}, Rootfs: root, Deep: true, Timeout: time.Minute})
+	rep, err := nfscheck.Run(context.Background(), nfscheck.Options{Target: nfsclient.Target{Host: "127.0.0.1", NFSPort: port, Path: "/node", Version: 4}, Rootfs: root, Deep: true, Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestRecordAndReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := storm.Run(context.Background(), storm.Options{Mode: "tree", Clients: 3, WorkingSet: back,
-		NFS: nfscheck.Target{Host: "127.0.0.1", NFSPort: srv.NFSPort, Version: 4}, ServerPIDs: []int{srv.PID()}, Timeout: time.Minute})
+		NFS: nfsclient.Target{Host: "127.0.0.1", NFSPort: srv.NFSPort, Version: 4}, ServerPIDs: []int{srv.PID()}, Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestRecordAndReplay(t *testing.T) {
 func TestRunRefusesOtherHosts(t *testing.T) {
 	ws := &storm.WorkingSet{Calls: []storm.Op{{Op: "SEQUENCE"}}}
 	for _, o := range []storm.Options{
-		{Clients: 1, WorkingSet: ws, NFS: nfscheck.Target{Host: "10.0.0.1", Version: 4}},
+		{Clients: 1, WorkingSet: ws, NFS: nfsclient.Target{Host: "10.0.0.1", Version: 4}},
 		{Clients: 1, URL: "http://example.org/root.squashfs"},
 		{Clients: 1, URL: "http://127.0.0.2/root.squashfs"},
 	} {
@@ -109,7 +110,7 @@ func TestRunRefusesOtherHosts(t *testing.T) {
 			t.Errorf("%+v: %v", o, err)
 		}
 	}
-	if _, err := storm.Run(context.Background(), storm.Options{Clients: 0, WorkingSet: ws, NFS: nfscheck.Target{Host: "127.0.0.1"}}); err == nil {
+	if _, err := storm.Run(context.Background(), storm.Options{Clients: 0, WorkingSet: ws, NFS: nfsclient.Target{Host: "127.0.0.1"}}); err == nil {
 		t.Error("0 clients accepted")
 	}
 	if _, err := storm.Listen(context.Background(), "0.0.0.0:0"); err == nil {

@@ -1,4 +1,4 @@
-package nfscheck
+package nfsclient
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package nfscheck
+package nfsclient
 
 import (
 	"context"
@@ -181,7 +181,7 @@ func WalkRemote(ctx context.Context, c *Conn, o WalkOptions, st *Stats) (Tree, e
 			if err != nil {
 				mu.Lock()
 				defer mu.Unlock()
-				if isAccess(err) {
+				if IsAccess(err) {
 					st.Unreadable++
 					tree[j.path].Err = "permission denied"
 					return
@@ -205,7 +205,7 @@ func WalkRemote(ctx context.Context, c *Conn, o WalkOptions, st *Stats) (Tree, e
 			defer mu.Unlock()
 			st.BytesRead += read
 			switch {
-			case isAccess(err):
+			case IsAccess(err):
 				j.node.Err = "permission denied"
 				st.Unreadable++
 			case err != nil:
@@ -255,9 +255,9 @@ func WalkRemote(ctx context.Context, c *Conn, o WalkOptions, st *Stats) (Tree, e
 	return tree, nil
 }
 
-// isAccess reports whether the server refused an operation for lack of
+// IsAccess reports whether the server refused an operation for lack of
 // permission.
-func isAccess(err error) bool {
+func IsAccess(err error) bool {
 	var ne *nfs.Error
 	return errors.Is(err, os.ErrPermission) || (errors.As(err, &ne) && ne.ErrorNum == nfs.NFS3ErrAcces)
 }
@@ -474,5 +474,3 @@ func changed(l, r *Node) string {
 	}
 	return strings.Join(f, ",")
 }
-
-var errNotFound = errors.New("not found")

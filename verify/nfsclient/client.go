@@ -1,10 +1,12 @@
-// Package nfscheck mounts an NFS export with an in-process client, over
-// NFSv3 (MOUNT and READDIRPLUS) or NFSv4.1 (one session, COMPOUNDs),
-// from any machine, without root or a kernel mount; walks it, compares it
-// with the root filesystem it should serve (owners sent as names mapped
-// through the export's own user database), and checks that a diskless
-// node can boot from it.
-package nfscheck
+// Package nfsclient is an in-process NFS client, over NFSv3 (MOUNT and
+// READDIRPLUS) or NFSv4.1 (one session, COMPOUNDs through verify/nfs4),
+// that mounts an export from any machine without root or a kernel
+// mount, walks it into a Tree within bounds (depth, entries, time), reads
+// files, maps owners sent as names, and compares a Tree with a local
+// one. The server is hostile: every length, loop and wait is bounded.
+// The checks that decide whether a node can boot from the export are
+// verify/nfscheck's.
+package nfsclient
 
 import (
 	"context"
@@ -584,4 +586,36 @@ func (c *Conn) Sequence(ctx context.Context) error {
 	}
 	_, _, err := c.v4.call(ctx, func(*compound4) {})
 	return err
+}
+
+// ReadFile reads a file of the export up to the size the server declared
+// for it, which must be at most max: a server that keeps answering READs
+// cannot make nroot read forever.
+func (c *Conn) ReadFile(ctx context.Context, n *Node, max int64) ([]byte, error) {
+	if n.Size > max {
+		return nil, fmt.Errorf("the file is %d bytes, over the %d this check reads", n.Size, max)
+	}
+	const chunk = 64 << 10
+	out := make([]byte, 0, n.Size)
+	buf := make([]byte, chunk)
+	for int64(len(out)) < n.Size {
+		want := min(int64(chunk), n.Size-int64(len(out)))
+		k, eof, err := c.Read(ctx, n.fh, uint64(len(out)), uint32(want), buf[:want])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, buf[:k]...)
+		if eof || k == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Version is the NFS version the connection speaks: "4.1" or "3".
+func (c *Conn) Version() string {
+	if c.v4 != nil {
+		return "4.1"
+	}
+	return "3"
 }
