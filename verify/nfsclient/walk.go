@@ -103,156 +103,181 @@ func WalkRemote(ctx context.Context, c *Conn, o WalkOptions, st *Stats) (Tree, e
 	}
 	attr, err := c.Getattr(ctx, c.Root)
 	if err != nil {
-		return nil, &StepError{"nfs", err, "GETATTR of the export's root failed"}
-	}
-	tree := Tree{"": {File: report.File{Type: "dir", Mode: report.Mode(attr.FileMode & 0o7777), UID: int(attr.UID), GID: int(attr.GID)}, fh: c.Root}}
-	visited := map[dirID]string{{attr.FSID, attr.Fileid}: "/"}
-	// The server's preferred read size, at most 1 MiB: ganesha offers
-	// 64 MiB, which would only cost memory.
-	rsize := uint32(1 << 20)
-	if c.Info != nil && c.Info.RTPref > 0 && c.Info.RTPref < rsize {
-		rsize = c.Info.RTPref
+		return nil, &StepError{Step: "nfs", Err: err, Hint: "GETATTR of the export's root failed"}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var (
-		mu       sync.Mutex
-		cond     = sync.NewCond(&mu)
-		queue    = []walkJob{{kind: listJob, path: "", fh: c.Root}}
-		busy     int
-		firstErr error
-	)
-	fail := func(err error) { // with mu held
-		if firstErr == nil {
-			firstErr = err
-			cancel()
-		}
+	w := &walker{c: c, o: o, st: st, cancel: cancel,
+		tree:    Tree{"": {File: report.File{Type: "dir", Mode: report.Mode(attr.FileMode & 0o7777), UID: int(attr.UID), GID: int(attr.GID)}, fh: c.Root}},
+		visited: map[dirID]string{{attr.FSID, attr.Fileid}: "/"},
+		queue:   []walkJob{{kind: listJob, path: "", fh: c.Root}},
+		// The server's preferred read size, at most 1 MiB: ganesha
+		// offers 64 MiB, which would only cost memory.
+		rsize: 1 << 20,
 	}
-	// add records a directory's entries and queues their requests.
-	add := func(j walkJob, ents []Entry) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range ents {
-			if firstErr != nil {
-				return
-			}
-			child := path.Join(j.path, e.Name)
-			if _, dup := tree[child]; dup || e.Name == "" || strings.ContainsRune(e.Name, '/') {
-				fail(fmt.Errorf("listing %s: the server returned the name %q twice or malformed: %w", "/"+j.path, e.Name, ErrWalkLimit))
-				return
-			}
-			n := &Node{File: report.File{Type: nfsType(e.Attr.Type), Mode: report.Mode(e.Attr.FileMode & 0o7777), UID: int(e.Attr.UID), GID: int(e.Attr.GID)}, fh: e.FH}
-			if n.Type == "file" {
-				n.Size = int64(e.Attr.Filesize)
-			}
-			tree[child] = n
-			if st.Entries++; st.Entries > o.MaxEntries {
-				fail(fmt.Errorf("more than %d entries (--max-entries): %w", o.MaxEntries, ErrWalkLimit))
-				return
-			}
-			switch n.Type {
-			case "dir":
-				id := dirID{e.Attr.FSID, e.Attr.Fileid}
-				if prev, seen := visited[id]; seen {
-					fail(fmt.Errorf("/%s is the directory %s again (fsid %d, fileid %d): a loop: %w", child, prev, id.fsid, id.fileid, ErrWalkLimit))
-					return
-				}
-				visited[id] = "/" + child
-				if j.depth+1 > o.MaxDepth {
-					fail(fmt.Errorf("/%s is deeper than %d directories (--max-depth): %w", child, o.MaxDepth, ErrWalkLimit))
-					return
-				}
-				queue = append(queue, walkJob{kind: listJob, path: child, depth: j.depth + 1, fh: e.FH, node: n})
-			case "symlink":
-				queue = append(queue, walkJob{kind: linkJob, path: child, fh: e.FH, node: n})
-			case "file":
-				if o.Deep {
-					queue = append(queue, walkJob{kind: hashJob, path: child, fh: e.FH, node: n})
-				}
-			}
-		}
-		cond.Broadcast()
+	if c.Info != nil && c.Info.RTPref > 0 && c.Info.RTPref < w.rsize {
+		w.rsize = c.Info.RTPref
 	}
-	run := func(j walkJob) {
-		atomic.AddInt64(&st.Requests, 1)
-		switch j.kind {
-		case listJob:
-			ents, err := c.ReadDirPlus(ctx, j.fh, int(o.MaxEntries))
-			if err != nil {
-				mu.Lock()
-				defer mu.Unlock()
-				if IsAccess(err) {
-					st.Unreadable++
-					tree[j.path].Err = "permission denied"
-					return
-				}
-				fail(fmt.Errorf("listing %s: %w", "/"+j.path, err))
-				return
-			}
-			add(j, ents)
-		case linkJob:
-			l, err := c.Readlink(ctx, j.fh)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				fail(fmt.Errorf("readlink %s: %w", "/"+j.path, err))
-				return
-			}
-			j.node.Linkname = l
-		case hashJob:
-			sum, read, err := hashRemote(ctx, c, j.fh, j.node.Size, rsize, &st.Requests)
-			mu.Lock()
-			defer mu.Unlock()
-			st.BytesRead += read
-			switch {
-			case IsAccess(err):
-				j.node.Err = "permission denied"
-				st.Unreadable++
-			case err != nil:
-				j.node.Err = err.Error()
-			default:
-				j.node.SHA256 = sum
-			}
-		}
-	}
+	w.cond = sync.NewCond(&w.mu)
 	var wg sync.WaitGroup
 	for range o.Parallel {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			mu.Lock()
-			for {
-				for len(queue) == 0 && busy > 0 && firstErr == nil {
-					cond.Wait()
-				}
-				if firstErr != nil || len(queue) == 0 {
-					cond.Broadcast()
-					mu.Unlock()
-					return
-				}
-				// Depth first keeps the queue short.
-				j := queue[len(queue)-1]
-				queue = queue[:len(queue)-1]
-				busy++
-				mu.Unlock()
-				run(j)
-				mu.Lock()
-				busy--
-				cond.Broadcast()
-			}
-		}()
+		wg.Go(func() { w.work(ctx) })
 	}
 	// A cancelled context wakes the workers waiting for work.
-	stop := context.AfterFunc(ctx, func() { mu.Lock(); cond.Broadcast(); mu.Unlock() })
+	stop := context.AfterFunc(ctx, func() { w.mu.Lock(); w.cond.Broadcast(); w.mu.Unlock() })
 	defer stop()
 	wg.Wait()
-	if firstErr != nil {
-		return tree, firstErr
+	if w.firstErr != nil {
+		return w.tree, w.firstErr
 	}
 	if err := ctx.Err(); err != nil {
-		return tree, &StepError{"nfs", err, "the walk did not finish in time; the server is slow or stopped answering"}
+		return w.tree, &StepError{Step: "nfs", Err: err, Hint: "the walk did not finish in time; the server is slow or stopped answering"}
 	}
-	return tree, nil
+	return w.tree, nil
+}
+
+// walker is one WalkRemote: a queue of requests that Parallel workers
+// take from, and the tree their answers build. mu guards everything but
+// the fields set before the workers start.
+type walker struct {
+	c      *Conn
+	o      WalkOptions
+	st     *Stats
+	rsize  uint32
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	tree     Tree
+	visited  map[dirID]string
+	queue    []walkJob
+	busy     int
+	firstErr error
+}
+
+// work takes jobs until the queue is empty and no job is running (none
+// can add more), or the walk failed.
+func (w *walker) work(ctx context.Context) {
+	w.mu.Lock()
+	for {
+		for len(w.queue) == 0 && w.busy > 0 && w.firstErr == nil {
+			w.cond.Wait()
+		}
+		if w.firstErr != nil || len(w.queue) == 0 {
+			w.cond.Broadcast()
+			w.mu.Unlock()
+			return
+		}
+		// Depth first keeps the queue short.
+		j := w.queue[len(w.queue)-1]
+		w.queue = w.queue[:len(w.queue)-1]
+		w.busy++
+		w.mu.Unlock()
+		w.run(ctx, j)
+		w.mu.Lock()
+		w.busy--
+		w.cond.Broadcast()
+	}
+}
+
+// fail records the walk's first error and stops the rest; mu is held.
+func (w *walker) fail(err error) {
+	if w.firstErr == nil {
+		w.firstErr = err
+		w.cancel()
+	}
+}
+
+// run sends one job's request and records its answer.
+func (w *walker) run(ctx context.Context, j walkJob) {
+	atomic.AddInt64(&w.st.Requests, 1)
+	switch j.kind {
+	case listJob:
+		ents, err := w.c.ReadDirPlus(ctx, j.fh, int(w.o.MaxEntries))
+		if err != nil {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if IsAccess(err) {
+				w.st.Unreadable++
+				w.tree[j.path].Err = "permission denied"
+				return
+			}
+			w.fail(fmt.Errorf("listing %s: %w", "/"+j.path, err))
+			return
+		}
+		w.add(j, ents)
+	case linkJob:
+		l, err := w.c.Readlink(ctx, j.fh)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if err != nil {
+			w.fail(fmt.Errorf("readlink %s: %w", "/"+j.path, err))
+			return
+		}
+		j.node.Linkname = l
+	case hashJob:
+		sum, read, err := hashRemote(ctx, w.c, j.fh, j.node.Size, w.rsize, &w.st.Requests)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.st.BytesRead += read
+		switch {
+		case IsAccess(err):
+			j.node.Err = "permission denied"
+			w.st.Unreadable++
+		case err != nil:
+			j.node.Err = err.Error()
+		default:
+			j.node.SHA256 = sum
+		}
+	}
+}
+
+// add records a directory's entries and queues their requests, refusing
+// a name given twice or malformed, a directory met again (a loop), and a
+// tree over the walk's bounds.
+func (w *walker) add(j walkJob, ents []Entry) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer w.cond.Broadcast()
+	for _, e := range ents {
+		if w.firstErr != nil {
+			return
+		}
+		child := path.Join(j.path, e.Name)
+		if _, dup := w.tree[child]; dup || e.Name == "" || strings.ContainsRune(e.Name, '/') {
+			w.fail(fmt.Errorf("listing %s: the server returned the name %q twice or malformed: %w", "/"+j.path, e.Name, ErrWalkLimit))
+			return
+		}
+		n := &Node{File: report.File{Type: nfsType(e.Attr.Type), Mode: report.Mode(e.Attr.FileMode & 0o7777), UID: int(e.Attr.UID), GID: int(e.Attr.GID)}, fh: e.FH}
+		if n.Type == "file" {
+			n.Size = int64(e.Attr.Filesize)
+		}
+		w.tree[child] = n
+		if w.st.Entries++; w.st.Entries > w.o.MaxEntries {
+			w.fail(fmt.Errorf("more than %d entries (--max-entries): %w", w.o.MaxEntries, ErrWalkLimit))
+			return
+		}
+		switch n.Type {
+		case "dir":
+			id := dirID{e.Attr.FSID, e.Attr.Fileid}
+			if prev, seen := w.visited[id]; seen {
+				w.fail(fmt.Errorf("/%s is the directory %s again (fsid %d, fileid %d): a loop: %w", child, prev, id.fsid, id.fileid, ErrWalkLimit))
+				return
+			}
+			w.visited[id] = "/" + child
+			if j.depth+1 > w.o.MaxDepth {
+				w.fail(fmt.Errorf("/%s is deeper than %d directories (--max-depth): %w", child, w.o.MaxDepth, ErrWalkLimit))
+				return
+			}
+			w.queue = append(w.queue, walkJob{kind: listJob, path: child, depth: j.depth + 1, fh: e.FH, node: n})
+		case "symlink":
+			w.queue = append(w.queue, walkJob{kind: linkJob, path: child, fh: e.FH, node: n})
+		case "file":
+			if w.o.Deep {
+				w.queue = append(w.queue, walkJob{kind: hashJob, path: child, fh: e.FH, node: n})
+			}
+		}
+	}
 }
 
 // IsAccess reports whether the server refused an operation for lack of
