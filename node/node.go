@@ -356,13 +356,8 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	run := func(step string, argv ...string) error {
-		o.info(step)
-		if err := r.Run(ctx, argv...); err != nil {
-			return fmt.Errorf("node: %s: %w", step, err)
-		}
-		return nil
-	}
+	b := &builder{img: img, r: r, o: o, root: root}
+	run := func(step string, argv ...string) error { return b.run(ctx, step, argv...) }
 	apt := []string{"apt-get", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "--no-install-recommends", "install"}
 	if err := run("apt-get update", "apt-get", "-q", "update"); err != nil {
 		if ctx.Err() != nil {
@@ -409,72 +404,125 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 		// apt found the package (plan asked): its scripts failed.
 		return nil, failed(fmt.Errorf("%w\nthe kernel %s installed but its scripts failed, most often building the initramfs (dracut's output is above)", err, kernel))
 	}
-	kvers, err := kernels(img)
+	kvers, err := b.bootKernels()
 	if err != nil {
 		return nil, err
 	}
-	if o.Kver != "" {
-		if !contains(kvers, o.Kver) {
-			return nil, fmt.Errorf("node: --kver %s is not installed in %s (installed: %s)", o.Kver, root, strings.Join(kvers, ", "))
-		}
-		if newest := kvers[len(kvers)-1]; newest != o.Kver {
-			o.info(fmt.Sprintf("--kver %s: the initramfs is built for it alone, and the newer kernel %s, also installed, is not booted", o.Kver, newest))
-		}
-		kvers = []string{o.Kver}
+	res, err := b.initramfs(ctx, d, kvers, confTime)
+	if err != nil {
+		return nil, err
 	}
+	if err := b.finish(ctx, res, kvers); err != nil {
+		if res.Checks != nil { // a node check failed: the result says which
+			return res, err
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+// builder is one Build: the image, the runner inside it, the options.
+type builder struct {
+	img  *fsroot.Root
+	r    *nspawn.Runner
+	o    Options
+	root string
+}
+
+// run runs one step inside the image, saying it first.
+func (b *builder) run(ctx context.Context, step string, argv ...string) error {
+	b.o.info(step)
+	if err := b.r.Run(ctx, argv...); err != nil {
+		return fmt.Errorf("node: %s: %w", step, err)
+	}
+	return nil
+}
+
+// bootKernels is the installed kernels to build initramfs images for,
+// oldest first: all of them, or --kver's alone.
+func (b *builder) bootKernels() ([]string, error) {
+	kvers, err := kernels(b.img)
+	if err != nil {
+		return nil, err
+	}
+	if b.o.Kver == "" {
+		return kvers, nil
+	}
+	if !contains(kvers, b.o.Kver) {
+		return nil, fmt.Errorf("node: --kver %s is not installed in %s (installed: %s)", b.o.Kver, b.root, strings.Join(kvers, ", "))
+	}
+	if newest := kvers[len(kvers)-1]; newest != b.o.Kver {
+		b.o.info(fmt.Sprintf("--kver %s: the initramfs is built for it alone, and the newer kernel %s, also installed, is not booted", b.o.Kver, newest))
+	}
+	return []string{b.o.Kver}, nil
+}
+
+// initramfs makes sure each kernel has an initramfs built with nroot's
+// configuration (the kernel's postinst built it after confTime, or dracut
+// runs now), verifies it, and writes the command lines that boot it.
+func (b *builder) initramfs(ctx context.Context, d Dracut, kvers []string, confTime time.Time) (*Result, error) {
 	res := &Result{Dracut: d}
 	for _, k := range kvers {
 		rel := "boot/initrd.img-" + k
-		if st, err := img.Lstat(rel); err != nil || time.Unix(st.Mtim.Unix()).Before(confTime) {
-			if err := run("dracut for "+k, "dracut", "--force", "--kver", k, "/"+rel); err != nil {
+		if st, err := b.img.Lstat(rel); err != nil || time.Unix(st.Mtim.Unix()).Before(confTime) {
+			if err := b.run(ctx, "dracut for "+k, "dracut", "--force", "--kver", k, "/"+rel); err != nil {
 				return nil, err
 			}
 		}
-		if err := verifyInitrd(img, k); err != nil {
+		if err := verifyInitrd(b.img, k); err != nil {
 			return nil, err
 		}
 		res.Kernels = append(res.Kernels, Kernel{Version: k, Vmlinuz: "/boot/vmlinuz-" + k, Initrd: "/boot/initrd.img-" + k})
 	}
-	res.Cmdline = Cmdline(d, nfsClientParams(img, kvers)...)
-	res.ImageCmdline = ImageCmdline(d, nfsClientParams(img, kvers)...)
-	if err := writeFile(img, cmdlineFile, res.Cmdline+"\n", 0o644); err != nil {
+	res.Cmdline = Cmdline(d, nfsClientParams(b.img, kvers)...)
+	res.ImageCmdline = ImageCmdline(d, nfsClientParams(b.img, kvers)...)
+	if err := writeFile(b.img, cmdlineFile, res.Cmdline+"\n", 0o644); err != nil {
 		return nil, err
 	}
-	if err := writeFile(img, liveCmdFile, res.ImageCmdline+"\n", 0o644); err != nil {
+	if err := writeFile(b.img, liveCmdFile, res.ImageCmdline+"\n", 0o644); err != nil {
 		return nil, err
 	}
+	return res, nil
+}
+
+// finish sets root's password, leaves the root identity-neutral, installs
+// the probe, cleans apt's lists, records the choices, and runs the node
+// checks into res.
+func (b *builder) finish(ctx context.Context, res *Result, kvers []string) error {
+	img, r, o := b.img, b.r, b.o
+	run := func(step string, argv ...string) error { return b.run(ctx, step, argv...) }
 	if o.RootPassword != "" {
 		r.Stdin = strings.NewReader("root:" + o.RootPassword + "\n")
 		err := run("setting root's password", "chpasswd")
 		r.Stdin = nil
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := writeIdentity(img, o); err != nil {
-		return nil, err
+		return err
 	}
 	if o.E2EProbe {
 		if err := installProbe(img); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := run("cleaning apt's lists", "sh", "-c", "apt-get clean && rm -rf /var/lib/apt/lists/*_*"); err != nil {
-		return nil, err
+		return err
 	}
 	st := State{Hostname: o.Hostname != "", Cmdline: res.Cmdline, Kernels: kvers,
 		Choices: Choices{Kernel: o.Kernel, Kver: o.Kver, Hostname: o.Hostname, Packages: append([]string{}, o.Packages...), E2EProbe: o.E2EProbe}}
-	b, _ := json.MarshalIndent(st, "", "  ")
-	if err := writeFile(img, stateFile, string(b)+"\n", 0o644); err != nil {
-		return nil, err
+	doc, _ := json.MarshalIndent(st, "", "  ")
+	if err := writeFile(img, stateFile, string(doc)+"\n", 0o644); err != nil {
+		return err
 	}
 	res.Checks = checks(img)
 	for _, c := range res.Checks {
 		if !c.Passed() {
-			return res, fmt.Errorf("node: check %s failed: %s", c.Name, c.Detail)
+			return fmt.Errorf("node: check %s failed: %s", c.Name, c.Detail)
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // info logs one of the node stage's own lines.
