@@ -182,29 +182,12 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	// and run no essential or customize hooks.
 	installs := plan.Variant != "extract" && plan.Variant != "custom"
 
-	if archErr := nspawn.CheckArch(tmp); archErr == nil {
-		t = time.Now()
-		stageOf := map[string]string{}
-		for _, p := range plan.Packages {
-			stageOf[p.Name] = p.Stage
-		}
-		out := progress.Output(o.Log, "configure")
-		defer out.Flush()
-		var afterEssential func() error
-		if installs && hook.Has(c.hooks, hook.Essential) {
-			afterEssential = func() error { return hook.Run(ctx, c.hooks, hook.Essential, env) }
-		}
-		if err := configure(ctx, tmp, pkgs, stageOf, out, afterEssential); err != nil {
-			return nil, fmt.Errorf("bootstrap: %w", err)
-		}
-		res.Configured = true
+	t = time.Now()
+	if err := configureStage(ctx, tmp, target, plan, pkgs, c, env, installs, o, res); err != nil {
+		return nil, err
+	}
+	if res.Configured {
 		step("configure", t)
-	} else {
-		if installs && (hook.Has(c.hooks, hook.Essential) || hook.Has(c.hooks, hook.Customize)) {
-			return nil, fmt.Errorf("bootstrap: %w; essential and customize hooks need a configured image", archErr)
-		}
-		res.Note = strings.ReplaceAll(archErr.Error(), tmp, target) + "; the packages are unpacked but not configured: run `nroot configure " + target + "` on a " + plan.Architectures[0] + " host (or one with a binfmt handler for it) to finish"
-		o.Log.Warn("not configured", "why", archErr)
 	}
 
 	t = time.Now()
@@ -227,6 +210,37 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	}
 	step("finish", t)
 	return res, nil
+}
+
+// configureStage runs the maintainer scripts (and the essential hooks
+// between the essential set and the rest) when this host can run the
+// image's programs. When it cannot, the packages stay unpacked, res.Note
+// says how to finish with nroot configure, and hooks that need a
+// configured image are refused.
+func configureStage(ctx context.Context, tmp, target string, plan *lockfile.Plan, pkgs []*Unpacked, c *custom, env hook.Env, installs bool, o Options, res *Result) error {
+	if archErr := nspawn.CheckArch(tmp); archErr != nil {
+		if installs && (hook.Has(c.hooks, hook.Essential) || hook.Has(c.hooks, hook.Customize)) {
+			return fmt.Errorf("bootstrap: %w; essential and customize hooks need a configured image", archErr)
+		}
+		res.Note = strings.ReplaceAll(archErr.Error(), tmp, target) + "; the packages are unpacked but not configured: run `nroot configure " + target + "` on a " + plan.Architectures[0] + " host (or one with a binfmt handler for it) to finish"
+		o.Log.Warn("not configured", "why", archErr)
+		return nil
+	}
+	stageOf := map[string]string{}
+	for _, p := range plan.Packages {
+		stageOf[p.Name] = p.Stage
+	}
+	out := progress.Output(o.Log, "configure")
+	defer out.Flush()
+	var afterEssential func() error
+	if installs && hook.Has(c.hooks, hook.Essential) {
+		afterEssential = func() error { return hook.Run(ctx, c.hooks, hook.Essential, env) }
+	}
+	if err := configure(ctx, tmp, pkgs, stageOf, out, afterEssential); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	res.Configured = true
+	return nil
 }
 
 // formatSuffixes are the TARGET names that say a format, as mmdebstrap
