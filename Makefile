@@ -9,7 +9,7 @@ TARGET  ?= ./nroot-node
 # The address nodes reach this machine at, for the export's boot lines.
 SERVER  ?= $(shell hostname -I 2>/dev/null | cut -d' ' -f1)
 
-.PHONY: all build deps run test unit fuzz bench storm compare foreign e2e e2e-full man clean
+.PHONY: all build deps run test unit fuzz bench storm compare foreign e2e e2e-full man dist clean
 
 all: build
 
@@ -88,5 +88,10 @@ man: build
 	./bin/nroot man man
 	@echo "man: $$(ls man | wc -l) pages in man/ (man -l man/nroot.1)"
 
+# Release binaries (static, version-stamped), man pages, completions and
+# SHA256SUMS in dist/; reproducible: a second run gives the same bytes.
+dist:
+	./scripts/dist.sh
+
 clean:
-	rm -rf bin man
+	rm -rf bin man dist

@@ -15,14 +15,22 @@ type Info struct {
 	Modified bool   `json:"modified,omitempty"` // built from a changed work tree
 }
 
+// stamped is the release version make dist writes into the binary
+// (-ldflags -X nroot/internal/buildinfo.stamped=VERSION); it wins over
+// the module version, which a build from a checkout leaves "(devel)".
+var stamped string
+
 // Read returns the build's Info.
 func Read() Info {
 	i := Info{Version: "(devel)"}
+	if stamped != "" {
+		i.Version = stamped
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return i
 	}
-	if bi.Main.Version != "" {
+	if bi.Main.Version != "" && bi.Main.Version != "(devel)" && stamped == "" {
 		i.Version = bi.Main.Version
 	}
 	for _, s := range bi.Settings {
