@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"nroot/internal/fsroot"
 )
 
@@ -171,8 +169,8 @@ func writeEntry(e *fsroot.Entries, tr *tar.Reader, h *tar.Header, rel string, me
 			m.Skipped = append(m.Skipped, "/"+rel)
 			return nil
 		}
-		mode := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
-		return e.Node(rel, mode|meta.Mode, unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)), meta)
+		mode := map[byte]uint32{tar.TypeChar: fsroot.ModeChar, tar.TypeBlock: fsroot.ModeBlock, tar.TypeFifo: fsroot.ModeFIFO}[h.Typeflag]
+		return e.Node(rel, mode|meta.Mode, fsroot.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)), meta)
 	}
 	return fmt.Errorf("data archive: %s: unsupported entry type %q", h.Name, h.Typeflag)
 }

@@ -156,7 +156,7 @@ func TestLocalPackageInclude(t *testing.T) {
 	if out, err := exec.Command(dpkgDeb, "--root-owner-group", "-b", src, file).CombinedOutput(); err != nil {
 		t.Fatalf("dpkg-deb: %v\n%s", err, out)
 	}
-	names, local, err := rootfs.SplitIncludes([]string{"zstd", debs})
+	names, local, err := apt.SplitIncludes([]string{"zstd", debs})
 	if err != nil || !slices.Equal(names, []string{"zstd"}) || len(local) != 1 {
 		t.Fatalf("SplitIncludes: %v %v %v", names, local, err)
 	}

@@ -1,12 +1,12 @@
+//go:build linux
+
 package main
 
 import (
 	"fmt"
-	"os"
 	"os/user"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -87,19 +87,6 @@ func lookupGroupID(name string) (int, error) {
 		}
 	}
 	return strconv.Atoi(g.Gid)
-}
-
-// sourceDateEpoch reads SOURCE_DATE_EPOCH (zero time when unset).
-func sourceDateEpoch() (time.Time, error) {
-	s := os.Getenv("SOURCE_DATE_EPOCH")
-	if s == "" {
-		return time.Time{}, nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", s)
-	}
-	return time.Unix(n, 0), nil
 }
 
 // parseSize reads a byte count with an optional K or M suffix.

@@ -49,6 +49,9 @@ unless --setuid is given. Both are listed.`,
 				return printJSON(res)
 			}
 			fmt.Printf("%d entries extracted to %s\n", res.Entries, args[1])
+			for _, n := range res.NotMade {
+				fmt.Fprintf(os.Stderr, "initrd extract: %s (%s) not made: %s\n", n.Path, n.Type, n.Reason)
+			}
 			if len(res.Skipped) > 0 {
 				fmt.Printf("device nodes skipped (--devices makes them): %s\n", strings.Join(res.Skipped, " "))
 			}

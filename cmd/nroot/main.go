@@ -10,17 +10,13 @@ import (
 	"log/slog"
 	"nroot/internal/usage"
 	"nroot/serve/inventory"
-	"nroot/serve/pxe"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
-	"nroot/build/nspawn"
-
 	"github.com/spf13/cobra"
 
-	"nroot/build/userns"
 	"nroot/internal/progress"
 )
 
@@ -63,8 +59,7 @@ func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
 }
 
 func main() {
-	userns.RunHelper() // when nroot was started in a new user namespace
-	nspawn.RunHelper() // when nroot was started as its own chroot runner
+	runHelpers()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRoot()
@@ -100,7 +95,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitInterrupted
 	case errors.As(err, &ee):
 		return ee.code
-	case usage.Is(err), errors.Is(err, inventory.ErrSyntax), errors.Is(err, pxe.ErrPinned):
+	case usage.Is(err), errors.Is(err, inventory.ErrSyntax), isLinuxUsage(err):
 		return exitUsage
 	}
 	return 1
@@ -147,7 +142,8 @@ APT sources. Downloads are cached in $XDG_CACHE_HOME/nroot.`,
 	root.PersistentFlags().StringVar(&g.cacheDir, "cache-dir", "", "download cache (default $XDG_CACHE_HOME/nroot)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log more detail to stderr")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "log only warnings and errors")
-	root.AddCommand(newResolveCmd(g), newBootstrapCmd(g), newConfigureCmd(g), newKeyringCmd(g), newMirrorCmd(g), newInitrdCmd(g), newNodeCmd(g), newCheckCmd(g), newExportCmd(g), newRunCmd(g), newShellCmd(g), newBootCmd(g), newIdentityCmd(g), newImageCmd(g), newPXECmd(g), newFSImageCmd(g), newStormCmd(g), newVersionCmd())
+	root.AddCommand(newResolveCmd(g), newKeyringCmd(g), newMirrorCmd(g), newInitrdCmd(g), newCheckCmd(g), newStormCmd(g), newVersionCmd())
+	root.AddCommand(linuxCommands(g)...)
 	root.AddCommand(newManCmd(root))
 	registerCompletions(root)
 	root.Version = version().String()

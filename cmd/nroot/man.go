@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra/doc"
 
 	"nroot/build/apt"
-	"nroot/build/rootfs"
 )
 
 // newManCmd writes the manual pages (make man): one per command, from
@@ -45,10 +44,12 @@ func completeValues(values ...string) func(*cobra.Command, []string, string) ([]
 func registerCompletions(root *cobra.Command) {
 	values := map[string][]string{
 		"variant":       apt.Variants,
-		"format":        append([]string{"auto"}, rootfs.Formats...),
 		"compress":      {"zstd", "gzip", "xz", "lz4", "none"},
 		"architectures": {"amd64", "arm64", "armel", "armhf", "i386", "ppc64el", "riscv64", "s390x", "loong64"},
 		"components":    {"main", "contrib", "non-free", "non-free-firmware", "restricted", "universe", "multiverse"},
+	}
+	for name, vs := range linuxCompletions {
+		values[name] = vs
 	}
 	walkCommands(root, func(c *cobra.Command) {
 		for name, vs := range values {

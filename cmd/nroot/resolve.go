@@ -13,7 +13,6 @@ import (
 
 	"nroot/build/apt"
 	"nroot/build/lockfile"
-	"nroot/build/rootfs"
 	"nroot/format/keyring"
 	"nroot/internal/atomicfile"
 	"nroot/internal/fetch"
@@ -51,7 +50,7 @@ func (f *aptFlags) register(cmd *cobra.Command) {
 // --include are read here, so a bad one is a usage error before any
 // work.
 func (f *aptFlags) config(suite string, mirrors []string) (apt.Config, error) {
-	names, local, err := rootfs.SplitIncludes(f.include)
+	names, local, err := apt.SplitIncludes(f.include)
 	if err != nil {
 		return apt.Config{}, usageErr("%w", err)
 	}

@@ -21,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"nroot/internal/atomicfile"
@@ -73,12 +72,12 @@ func CheckPrivateDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("cache %s: %w", dir, err)
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	owner, ok := fileOwner(fi)
 	if !ok {
-		return nil
+		return nil // Windows: its ACLs are not Unix modes
 	}
-	if uid := os.Geteuid(); int(st.Uid) != uid {
-		return fmt.Errorf("cache %s is owned by uid %d, not by uid %d that nroot runs as: %w; pass --cache-dir with a directory of your own (did sudo keep HOME?)", dir, st.Uid, uid, ErrUnsafeCache)
+	if uid := os.Geteuid(); owner != uid {
+		return fmt.Errorf("cache %s is owned by uid %d, not by uid %d that nroot runs as: %w; pass --cache-dir with a directory of your own (did sudo keep HOME?)", dir, owner, uid, ErrUnsafeCache)
 	}
 	if fi.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("cache %s has mode %v: %w; chmod go-w %s, or pass --cache-dir with a private directory", dir, fi.Mode().Perm(), ErrUnsafeCache, dir)

@@ -1,12 +1,9 @@
 package fsroot
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"sort"
-
-	"golang.org/x/sys/unix"
 )
 
 // DirMeta is a directory's metadata as an archive gives it, applied once
@@ -72,7 +69,7 @@ func (e *Entries) Dir(rel string, m Meta) error {
 	if err := e.root.Mkdir(rel, 0o755); err != nil {
 		return err
 	}
-	if st, err := e.root.Lstat(rel); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+	if e.root.isRealDir(rel) {
 		e.dirs = append(e.dirs, DirMeta{rel, m})
 	}
 	return nil
@@ -151,7 +148,7 @@ func ApplyDirs(root *Root, dirs []DirMeta) error {
 		if err == nil && !d.Meta.ModTime.IsZero() {
 			err = root.Chtimes(d.Rel, d.Meta.ModTime)
 		}
-		if err != nil && !errors.Is(err, unix.ENOTDIR) && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ELOOP) {
+		if err != nil && !replaced(err) {
 			return fmt.Errorf("directory %s: %w", d.Rel, err)
 		}
 	}

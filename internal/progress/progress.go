@@ -8,8 +8,6 @@ import (
 	"os"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Bar tracks bytes and items done against totals.
@@ -30,11 +28,8 @@ type Bar struct {
 	lastPct     int
 }
 
-// IsTerminal reports whether f is a terminal.
-func IsTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
+// IsTerminal reports whether f is a terminal (terminal_*.go).
+func IsTerminal(f *os.File) bool { return isTerminal(f.Fd()) }
 
 // New starts a bar writing to w (a terminal gets a redrawn line).
 func New(w io.Writer, label string, totalBytes int64, totalItems int) *Bar {

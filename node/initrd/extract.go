@@ -7,8 +7,6 @@ import (
 	"os"
 	"runtime"
 
-	"golang.org/x/sys/unix"
-
 	"nroot/internal/fsroot"
 )
 
@@ -32,6 +30,16 @@ type ExtractResult struct {
 	Skipped []string `json:"skipped,omitempty"`
 	// Unset are files written without their setuid or setgid bit.
 	Unset []string `json:"setuid_cleared,omitempty"`
+	// NotMade are entries this system cannot make: device nodes and FIFOs
+	// off Linux, symlinks on Windows (fsroot.CanMknod, CanSymlink).
+	NotMade []NotMade `json:"not_made,omitempty"`
+}
+
+// NotMade is an entry Extract could not make on this system, and why.
+type NotMade struct {
+	Path   string `json:"path"`
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
 }
 
 // Extract writes an image's entries below dir, every path resolved inside
@@ -140,13 +148,21 @@ func Extract(r io.Reader, dir string, o ExtractOptions) (res *ExtractResult, err
 			}
 			return e.File(rel, data, h.Size, meta, noop) // the reader names the entry and segment
 		case TypeLink:
+			if !fsroot.CanSymlink {
+				res.NotMade = append(res.NotMade, NotMade{rel, "symlink", runtime.GOOS + " makes no POSIX symlinks"})
+				return nil
+			}
 			return e.Symlink(h.Linkname, rel, meta, noop)
 		case TypeChr, TypeBlk, TypeFifo, TypeSock:
 			if h.Mode&TypeMask != TypeFifo && !o.Devices {
 				res.Skipped = append(res.Skipped, rel)
 				return nil
 			}
-			return e.Node(rel, h.Mode, unix.Mkdev(h.RDevMajor, h.RDevMinor), meta)
+			if !fsroot.CanMknod {
+				res.NotMade = append(res.NotMade, NotMade{rel, TypeName(h.Mode), "nroot makes device nodes and FIFOs on Linux only"})
+				return nil
+			}
+			return e.Node(rel, h.Mode, fsroot.Mkdev(h.RDevMajor, h.RDevMinor), meta)
 		default:
 			return fmt.Errorf("entry %q: unknown type %o", h.Name, h.Mode&TypeMask)
 		}

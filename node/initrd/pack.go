@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"nroot/internal/fsroot"
 )
 
@@ -73,12 +71,12 @@ func FromDir(dir, prefix string) ([]Record, error) {
 // recordFor makes the record of one file on disk; false for sockets,
 // which are not archived.
 func recordFor(p, name string) (Record, bool, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
+	st, err := fsroot.HostLstat(p)
+	if err != nil {
 		return Record{}, false, err
 	}
-	h := Header{Name: name, Mode: st.Mode, UID: int(st.Uid), GID: int(st.Gid), NLink: int(st.Nlink),
-		ModTime: time.Unix(st.Mtim.Unix()), RDevMajor: unix.Major(st.Rdev), RDevMinor: unix.Minor(st.Rdev)}
+	h := Header{Name: name, Mode: st.Mode, UID: st.UID, GID: st.GID, NLink: st.NLink,
+		ModTime: st.ModTime, RDevMajor: st.RDevMajor, RDevMinor: st.RDevMinor}
 	r := Record{Header: h, key: [2]uint64{st.Dev, st.Ino}}
 	switch st.Mode & TypeMask {
 	case TypeReg:

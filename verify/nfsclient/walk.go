@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 
 	"github.com/willscott/go-nfs-client/nfs"
-	"golang.org/x/sys/unix"
 
 	"nroot/format/report"
 	"nroot/internal/fsroot"
@@ -369,27 +368,27 @@ func WalkLocal(dir string, deep bool) (Tree, error) {
 		if rel == "." {
 			rel = ""
 		}
-		var s unix.Stat_t
-		if err := unix.Lstat(p, &s); err != nil {
+		s, err := fsroot.HostLstat(p)
+		if err != nil {
 			return err
 		}
-		n := &Node{File: report.File{Mode: report.Mode(s.Mode & 0o7777), UID: int(s.Uid), GID: int(s.Gid)}}
-		switch s.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
+		n := &Node{File: report.File{Mode: report.Mode(s.Mode & 0o7777), UID: s.UID, GID: s.GID}}
+		switch s.Mode & fsroot.ModeType {
+		case fsroot.ModeDir:
 			n.Type = "dir"
-		case unix.S_IFREG:
+		case fsroot.ModeReg:
 			n.Type, n.Size = "file", s.Size
 			files = append(files, rel)
-		case unix.S_IFLNK:
+		case fsroot.ModeLink:
 			n.Type = "symlink"
 			n.Linkname, err = os.Readlink(p)
-		case unix.S_IFCHR:
+		case fsroot.ModeChar:
 			n.Type = "char"
-		case unix.S_IFBLK:
+		case fsroot.ModeBlock:
 			n.Type = "block"
-		case unix.S_IFIFO:
+		case fsroot.ModeFIFO:
 			n.Type = "fifo"
-		case unix.S_IFSOCK:
+		case fsroot.ModeSocket:
 			n.Type = "socket"
 		}
 		tree[filepath.ToSlash(rel)] = n

@@ -1,4 +1,4 @@
-package rootfs
+package apt
 
 import (
 	"bytes"
@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 
-	"nroot/build/apt"
 	"nroot/build/deb"
 	"nroot/format/control"
 )
@@ -29,7 +28,7 @@ const maxLocalDebs = 4096
 // SplitIncludes separates --include entries into package names and
 // package files, reading each file's control paragraph and SHA256. A
 // directory gives every *.deb file in it.
-func SplitIncludes(include []string) (names []string, local []apt.Local, err error) {
+func SplitIncludes(include []string) (names []string, local []Local, err error) {
 	for _, inc := range include {
 		if !IsLocalInclude(inc) {
 			names = append(names, inc)
@@ -68,34 +67,34 @@ func SplitIncludes(include []string) (names []string, local []apt.Local, err err
 }
 
 // readLocal reads a package file's control paragraph and hashes it.
-func readLocal(path string) (apt.Local, error) {
+func readLocal(path string) (Local, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return apt.Local{}, err
+		return Local{}, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return apt.Local{}, err
+		return Local{}, err
 	}
 	if !fi.Mode().IsRegular() {
-		return apt.Local{}, fmt.Errorf("%s is not a regular file", path)
+		return Local{}, fmt.Errorf("%s is not a regular file", path)
 	}
 	r, err := deb.NewReader(f)
 	if err != nil {
-		return apt.Local{}, fmt.Errorf("%s: %w", path, err)
+		return Local{}, fmt.Errorf("%s: %w", path, err)
 	}
 	var ctl bytes.Buffer
 	if err := control.NewWriter(&ctl).Write(r.Control().Fields); err != nil {
-		return apt.Local{}, fmt.Errorf("%s: %w", path, err)
+		return Local{}, fmt.Errorf("%s: %w", path, err)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return apt.Local{}, err
+		return Local{}, err
 	}
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	if err != nil {
-		return apt.Local{}, err
+		return Local{}, err
 	}
-	return apt.Local{Path: path, Control: ctl.String(), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	return Local{Path: path, Control: ctl.String(), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
