@@ -9,7 +9,7 @@ TARGET  ?= ./nroot-node
 # The address nodes reach this machine at, for the export's boot lines.
 SERVER  ?= $(shell hostname -I 2>/dev/null | cut -d' ' -f1)
 
-.PHONY: all build deps run test unit fuzz bench storm compare foreign e2e e2e-full man dist clean
+.PHONY: all build deps run test unit fuzz bench storm compare foreign e2e e2e-full man dist cross arm64 windows clean
 
 all: build
 
@@ -27,12 +27,24 @@ run: deps build
 	./bin/nroot export $(TARGET) --server=$(SERVER)
 
 # Every test: vet, unit and integration tests against the real archive and
-# tools, then each fuzz target for FUZZTIME.
-test: deps unit fuzz
+# tools; the cross-build of every release target; the portable packages'
+# tests as linux/arm64 under qemu-user; then each fuzz target for FUZZTIME.
+test: deps unit cross arm64 fuzz
 
 unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
+
+cross:
+	./scripts/cross.sh
+
+arm64:
+	./scripts/test-arm64.sh
+
+# The windows/amd64 release binary under Wine: initrd ls, extract and a
+# ganesha export check (scripts/test-windows.sh; not in make test).
+windows: deps build
+	./scripts/test-windows.sh
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh

@@ -15,6 +15,7 @@ DEB_PACKAGES=(
   nginx dnsmasq ipxe-qemu           # HTTP serving, PXE configuration, QEMU's network boot ROM
   squashfs-tools erofs-utils        # image files
   uidmap passwd                     # newuidmap/newgidmap and useradd: the rootless bootstrap test
+  qemu-user-static                  # the arm64 unit tests (make arm64)
 )
 
 want_go() {

@@ -24,6 +24,7 @@ ldflags="-s -w -buildid= -X nroot/internal/buildinfo.stamped=$version"
 for t in $targets; do
   os=${t%/*} arch=${t#*/}
   name="nroot-$version-$os-$arch"
+  [ "$os" = windows ] && name="$name.exe"
   echo "dist: $name"
   GOOS=$os GOARCH=$arch go build -buildvcs=true -ldflags "$ldflags" -o "$tmp/$name" ./cmd/nroot
 done

@@ -22,3 +22,6 @@ func HostLstat(p string) (HostStat, error) {
 		RDevMajor: unix.Major(rdev), RDevMinor: unix.Minor(rdev),
 	}, nil
 }
+
+// HostUnixMeta: a HostStat's mode bits and owner are the file's own.
+const HostUnixMeta = true

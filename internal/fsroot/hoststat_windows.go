@@ -34,3 +34,7 @@ func HostLstat(p string) (HostStat, error) {
 	}
 	return s, nil
 }
+
+// HostUnixMeta: Windows keeps no Unix mode bits or owners; a HostStat's
+// are made up (0o666 or 0o444, root), and comparisons leave them out.
+const HostUnixMeta = false

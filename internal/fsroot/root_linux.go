@@ -46,13 +46,7 @@ func (r *Root) openDir(rel string) (int, error) {
 	if rel == "." || rel == "" {
 		return unix.Dup(r.fd)
 	}
-	for {
-		fd, err := unix.Openat2(r.fd, rel, how(unix.O_PATH|unix.O_DIRECTORY))
-		if err == unix.EINTR || err == unix.EAGAIN {
-			continue
-		}
-		return fd, err
-	}
+	return r.openat(rel, unix.O_PATH|unix.O_DIRECTORY)
 }
 
 // parent opens the directory holding rel and returns it with the base
@@ -109,7 +103,7 @@ func (r *Root) Lstat(rel string) (*unix.Stat_t, error) {
 
 // Stat stats a path, following symlinks inside the root.
 func (r *Root) Stat(rel string) (*unix.Stat_t, error) {
-	fd, err := unix.Openat2(r.fd, rel, how(unix.O_PATH))
+	fd, err := r.openat(rel, unix.O_PATH)
 	if err != nil {
 		return nil, &os.PathError{Op: "stat", Path: r.full(rel), Err: err}
 	}
@@ -319,7 +313,7 @@ func (r *Root) Mknod(rel string, mode uint32, dev uint64, m Meta) error {
 
 // SetDirMeta sets a directory's owner, mode and mtime.
 func (r *Root) SetDirMeta(rel string, m Meta) error {
-	fd, err := unix.Openat2(r.fd, rel, how(unix.O_RDONLY|unix.O_DIRECTORY))
+	fd, err := r.openat(rel, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: r.full(rel), Err: err}
 	}
@@ -348,7 +342,7 @@ func (r *Root) Chtimes(rel string, t time.Time) error {
 // root. Anything else is refused with ErrNotRegular, without blocking on
 // a FIFO or touching a device.
 func (r *Root) Open(rel string) (*os.File, error) {
-	fd, err := unix.Openat2(r.fd, rel, how(unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY))
+	fd, err := r.openat(rel, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: r.full(rel), Err: err}
 	}
@@ -407,7 +401,7 @@ func ReadHostFile(name string, max int64) ([]byte, error) {
 // ReadDir lists a directory's entry names, sorted, resolving symlinks
 // inside the root.
 func (r *Root) ReadDir(rel string) ([]string, error) {
-	fd, err := unix.Openat2(r.fd, rel, how(unix.O_PATH|unix.O_DIRECTORY))
+	fd, err := r.openat(rel, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: r.full(rel), Err: err}
 	}

@@ -28,6 +28,9 @@ type Node struct {
 	report.File
 	Err string `json:"error,omitempty"`
 	fh  []byte
+	// noUnixMeta: read on a system that keeps no Unix modes or owners
+	// (Windows), which Compare then leaves out.
+	noUnixMeta bool
 }
 
 // Tree maps a path ("" for the root, else "etc/passwd") to its node.
@@ -365,6 +368,7 @@ func WalkLocal(dir string, deep bool) (Tree, error) {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel) // the tree's and the root's paths, on Windows too
 		if rel == "." {
 			rel = ""
 		}
@@ -372,7 +376,7 @@ func WalkLocal(dir string, deep bool) (Tree, error) {
 		if err != nil {
 			return err
 		}
-		n := &Node{File: report.File{Mode: report.Mode(s.Mode & 0o7777), UID: s.UID, GID: s.GID}}
+		n := &Node{File: report.File{Mode: report.Mode(s.Mode & 0o7777), UID: s.UID, GID: s.GID}, noUnixMeta: !fsroot.HostUnixMeta}
 		switch s.Mode & fsroot.ModeType {
 		case fsroot.ModeDir:
 			n.Type = "dir"
@@ -391,7 +395,7 @@ func WalkLocal(dir string, deep bool) (Tree, error) {
 		case fsroot.ModeSocket:
 			n.Type = "socket"
 		}
-		tree[filepath.ToSlash(rel)] = n
+		tree[rel] = n
 		return err
 	})
 	if err != nil {
@@ -481,10 +485,10 @@ func changed(l, r *Node) string {
 	if l.Type != r.Type {
 		return "type"
 	}
-	if l.Mode != r.Mode {
+	if l.Mode != r.Mode && !l.noUnixMeta {
 		f = append(f, "mode")
 	}
-	if l.UID != r.UID || l.GID != r.GID {
+	if (l.UID != r.UID || l.GID != r.GID) && !l.noUnixMeta {
 		f = append(f, "owner")
 	}
 	if l.Type == "file" && l.Size != r.Size {
