@@ -6,12 +6,12 @@
 # (SOURCE_DATE_EPOCH), and the archives are sorted, owner-free and
 # gzip -n; two runs give identical bytes (scripts/dist.sh twice and cmp).
 #
-# The targets are Linux's: internal/fsroot (openat2), the terminal check
-# and user namespaces are Linux-only, so other systems do not build yet.
+# Every target runs the portable commands (check, initrd, resolve,
+# keyring, mirror, storm run); off Linux the others say they need Linux.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${DIST:-dist}
-targets=${DIST_TARGETS:-linux/amd64 linux/arm64 linux/riscv64}
+targets=${DIST_TARGETS:-linux/amd64 linux/arm64 linux/riscv64 darwin/amd64 darwin/arm64 windows/amd64 freebsd/amd64}
 version=${VERSION:-$(git describe --tags --match 'v[0-9]*' --always --dirty)}
 case "$version" in
   *[!A-Za-z0-9._+-]*) echo "dist: VERSION $version: letters, digits and . _ + - only" >&2; exit 64 ;;
