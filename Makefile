@@ -90,10 +90,10 @@ foreign: deps
 # and from its squashfs image over NFS and over HTTP. e2e-full adds
 # trixie minbase (CI's time is kept for the image-mode boots).
 e2e: deps
-	$(GO) test -tags e2e -count=1 -timeout 80m -v -run "ProbeFailsClosed|IdentityReachable|NodeBootsOverNFS|PackedInitrdBoots" ./e2e
+	$(GO) test -tags e2e -count=1 -timeout 80m -v -run "ProbeFailsClosed|IdentityReachable|NodeBootsOverNFS|PackedInitrdBoots|InitramfsToolsListing" ./e2e
 
 e2e-full: deps
-	NROOT_E2E_SUITES=bookworm,trixie,noble,bookworm/minbase,trixie/minbase $(GO) test -tags e2e -count=1 -timeout 100m -v -run "ProbeFailsClosed|IdentityReachable|NodeBootsOverNFS|PackedInitrdBoots" ./e2e
+	NROOT_E2E_SUITES=bookworm,trixie,noble,bookworm/minbase,trixie/minbase $(GO) test -tags e2e -count=1 -timeout 100m -v -run "ProbeFailsClosed|IdentityReachable|NodeBootsOverNFS|PackedInitrdBoots|InitramfsToolsListing" ./e2e
 
 # Manual pages, one per command, from the help text (man/).
 man: build

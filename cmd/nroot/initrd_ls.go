@@ -184,6 +184,9 @@ func writeHeaderSummary(w io.Writer, name string, size int64, in *initrd.Info) {
 	if in.DracutVersion != "" {
 		fmt.Fprintf(w, "Version: dracut-%s\n\n", in.DracutVersion)
 	}
+	if in.Generator != "" && in.Generator != initrd.Dracut {
+		fmt.Fprintf(w, "Generator: %s\n\n", in.Generator)
+	}
 	if in.BuildParameters != "" {
 		fmt.Fprintf(w, "Arguments: %s\n\n", in.BuildParameters)
 	}

@@ -184,12 +184,30 @@ func Verify(r io.Reader, o Options) ([]report.Check, *initrd.Info, error) {
 		add("init", true, "/init resolves to %s, executable", real)
 	}
 
+	// Another generator's image (initramfs-tools, mkinitcpio): dracut's
+	// checks are reported as not applying (SKIP), with one failure when a
+	// boot mode that needs dracut was asked for.
+	gen := s.info.Generator
+	foreign := gen != "" && gen != initrd.Dracut
+	dadd := add
+	if foreign {
+		dadd = func(name string, _ bool, _ string, _ ...any) {
+			checks = append(checks, report.Check{Name: name, Status: report.Skip, Detail: "dracut's check: does not apply to an " + gen + " image"})
+		}
+	}
 	mods := s.info.DracutModules
 	has := func(m string) bool { return slices.Contains(mods, m) }
-	if len(mods) == 0 {
+	switch {
+	case foreign:
+		checks = append(checks, report.Check{Name: "dracut-modules", Status: report.Skip,
+			Detail: fmt.Sprintf("an %s image: dracut's checks do not apply", gen)})
+		if o.NFS || o.image() || o.Overlay {
+			add("generator", false, "an %s image: the boots nroot makes (tree, nfs-image, http-image) need dracut's network, nfs, overlay and live modules; build the image with dracut (nroot node does)", gen)
+		}
+	case len(mods) == 0:
 		add("dracut-modules", false, "no usr/lib/dracut/modules.txt: not a dracut image, or built without it")
-	} else {
-		add("dracut-base", has("base"), "dracut module base %s", presence(has("base")))
+	default:
+		dadd("dracut-base", has("base"), "dracut module base %s", presence(has("base")))
 	}
 	if o.NFS || o.image() {
 		handlers := []string{"systemd-networkd", "network-manager", "network-legacy", "network-wicked", "connman"}
@@ -199,48 +217,48 @@ func Verify(r io.Reader, o Options) ([]report.Check, *initrd.Info, error) {
 				found = append(found, h)
 			}
 		}
-		add("dracut-network", has("network") && len(found) > 0, "dracut module network %s, handlers: %s", presence(has("network")), orNone(found))
+		dadd("dracut-network", has("network") && len(found) > 0, "dracut module network %s, handlers: %s", presence(has("network")), orNone(found))
 	}
 	if o.NFS || o.ImageNFS {
-		add("dracut-nfs", has("nfs"), "dracut module nfs %s", presence(has("nfs")))
+		dadd("dracut-nfs", has("nfs"), "dracut module nfs %s", presence(has("nfs")))
 		mountNFS := s.findAny("usr/sbin/mount.nfs", "sbin/mount.nfs", "usr/bin/mount.nfs", "bin/mount.nfs")
-		add("nfs-mount", mountNFS != "", "mount.nfs %s", foundAt(mountNFS))
+		dadd("nfs-mount", mountNFS != "", "mount.nfs %s", foundAt(mountNFS))
 		lib := s.findAny("lib/nfs-lib.sh", "usr/lib/nfs-lib.sh")
-		add("nfs-lib", lib != "", "nfs-lib.sh %s", foundAt(lib))
+		dadd("nfs-lib", lib != "", "nfs-lib.sh %s", foundAt(lib))
 		cmdHook := s.hook("cmdline", "parse-nfsroot.sh")
-		add("nfs-cmdline-hook", cmdHook != "", "cmdline hook parse-nfsroot.sh %s", foundAt(cmdHook))
+		dadd("nfs-cmdline-hook", cmdHook != "", "cmdline hook parse-nfsroot.sh %s", foundAt(cmdHook))
 		udevHook := s.hook("pre-udev", "nfs-start-rpc.sh")
-		add("nfs-pre-udev-hook", udevHook != "", "pre-udev hook nfs-start-rpc.sh %s", foundAt(udevHook))
+		dadd("nfs-pre-udev-hook", udevHook != "", "pre-udev hook nfs-start-rpc.sh %s", foundAt(udevHook))
 	}
 	if o.image() {
 		// root=live:URL: livenet fetches (HTTP) or mounts (NFS) the
 		// file, dmsquash-live loop-mounts it and puts the overlay on.
-		add("dracut-live", has("dmsquash-live"), "dracut module dmsquash-live %s (Debian and Ubuntu: package dracut-live)", presence(has("dmsquash-live")))
-		add("dracut-livenet", has("livenet"), "dracut module livenet %s", presence(has("livenet")))
+		dadd("dracut-live", has("dmsquash-live"), "dracut module dmsquash-live %s (Debian and Ubuntu: package dracut-live)", presence(has("dmsquash-live")))
+		dadd("dracut-livenet", has("livenet"), "dracut module livenet %s", presence(has("livenet")))
 		live := s.findAny("sbin/dmsquash-live-root", "usr/sbin/dmsquash-live-root")
-		add("live-root", live != "", "dmsquash-live-root %s", foundAt(live))
+		dadd("live-root", live != "", "dmsquash-live-root %s", foundAt(live))
 		netroot := s.findAny("sbin/livenetroot", "usr/sbin/livenetroot")
-		add("livenet-root", netroot != "", "livenetroot %s", foundAt(netroot))
+		dadd("livenet-root", netroot != "", "livenetroot %s", foundAt(netroot))
 		url := s.findAny("lib/url-lib.sh", "usr/lib/url-lib.sh")
-		add("url-lib", url != "", "url-lib.sh %s", foundAt(url))
+		dadd("url-lib", url != "", "url-lib.sh %s", foundAt(url))
 		losetup := s.findAny("usr/sbin/losetup", "sbin/losetup", "usr/bin/losetup", "bin/losetup")
-		add("losetup", losetup != "", "losetup %s", foundAt(losetup))
+		dadd("losetup", losetup != "", "losetup %s", foundAt(losetup))
 		hook := s.hook("cmdline", "parse-livenet.sh")
-		add("livenet-cmdline-hook", hook != "", "cmdline hook parse-livenet.sh %s", foundAt(hook))
+		dadd("livenet-cmdline-hook", hook != "", "cmdline hook parse-livenet.sh %s", foundAt(hook))
 	}
 	if o.ImageHTTP {
 		curl := s.findAny("usr/bin/curl", "bin/curl")
-		add("http-fetch", curl != "", "curl (livenet's HTTP fetcher) %s", foundAt(curl))
+		dadd("http-fetch", curl != "", "curl (livenet's HTTP fetcher) %s", foundAt(curl))
 	}
 	if o.Overlay {
 		switch {
 		case has("overlay-root"):
 			hook := s.hook("pre-pivot", "overlay-mount.sh")
-			add("overlay-hook", hook != "", "Debian's overlay-root module (boot with rootovl): pre-pivot hook overlay-mount.sh %s", foundAt(hook))
+			dadd("overlay-hook", hook != "", "Debian's overlay-root module (boot with rootovl): pre-pivot hook overlay-mount.sh %s", foundAt(hook))
 		case has("overlayfs"):
-			add("overlay-hook", true, "dracut-ng's overlayfs module (boot with rd.overlay or rd.live.overlay.overlayfs=1)")
+			dadd("overlay-hook", true, "dracut-ng's overlayfs module (boot with rd.overlay or rd.live.overlay.overlayfs=1)")
 		default:
-			add("overlay-hook", false, "neither Debian's overlay-root nor dracut-ng's overlayfs module is in the image; add overlay-root (dracut 059) or overlayfs (dracut-ng) to add_dracutmodules")
+			dadd("overlay-hook", false, "neither Debian's overlay-root nor dracut-ng's overlayfs module is in the image; add overlay-root (dracut 059) or overlayfs (dracut-ng) to add_dracutmodules")
 		}
 	}
 

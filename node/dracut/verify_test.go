@@ -2,10 +2,12 @@ package dracut
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"nroot/format/report"
 	"nroot/node/initrd"
 )
 
@@ -127,5 +129,70 @@ func TestVerifyModes(t *testing.T) {
 	}
 	if err := new(Options).SetMode("nbd"); err == nil {
 		t.Error("SetMode accepted an unknown mode")
+	}
+}
+
+// TestVerifyOtherGenerators: on an image another generator made, dracut's
+// checks are SKIP, naming it; the generic ones still run; a boot mode
+// that needs dracut fails once, by the check "generator".
+func TestVerifyOtherGenerators(t *testing.T) {
+	const k = "6.1.0-9-amd64"
+	common := map[string]string{
+		"init":                                   "#!/bin/sh\n",
+		"lib/modules/" + k + "/kernel/fs/nfs.ko": "ko",
+		"lib/modules/" + k + "/modules.dep":      "kernel/fs/nfs.ko:\n",
+		"lib/modules/" + k + "/modules.builtin":  "kernel/fs/overlayfs/overlay.ko\n",
+	}
+	for _, c := range []struct {
+		gen   string
+		marks []string
+	}{
+		{"initramfs-tools", []string{"conf/initramfs.conf", "scripts/functions"}},
+		{"mkinitcpio", []string{"init_functions", "buildconfig"}},
+		{"", nil}, // unknown: dracut's checks fail, as on a broken dracut image
+	} {
+		t.Run(c.gen, func(t *testing.T) {
+			dir := t.TempDir()
+			files := maps.Clone(common)
+			for _, m := range c.marks {
+				files[m] = "x\n"
+			}
+			for name, data := range files {
+				os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)
+				os.WriteFile(filepath.Join(dir, name), []byte(data), 0o755)
+			}
+			var b bytes.Buffer
+			if err := initrd.Pack(&b, dir, initrd.PackOptions{Compression: initrd.Gzip}); err != nil {
+				t.Fatal(err)
+			}
+			for _, mode := range []Options{{}, {NFS: true, Overlay: true}} {
+				checks, info, err := Verify(bytes.NewReader(b.Bytes()), mode)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if info.Generator != c.gen {
+					t.Fatalf("generator %q, want %q", info.Generator, c.gen)
+				}
+				status := map[string]report.Status{}
+				for _, ch := range checks {
+					status[ch.Name] = ch.Status
+				}
+				wantMods, wantGen := report.Skip, report.Status("")
+				if c.gen == "" {
+					wantMods = report.Fail
+				} else if mode.NFS {
+					wantGen = report.Fail
+				}
+				if status["dracut-modules"] != wantMods || status["generator"] != wantGen || status["init"] != report.Pass {
+					t.Errorf("%+v: %+v", mode, checks)
+				}
+				if mode.NFS && c.gen != "" && (status["dracut-nfs"] != report.Skip || status["overlay-hook"] != report.Skip) {
+					t.Errorf("%+v: dracut's NFS and overlay checks are not SKIP: %+v", mode, checks)
+				}
+				if !mode.NFS && c.gen != "" && report.Failed(checks) != 0 {
+					t.Errorf("plain verify of a sound %s image fails: %+v", c.gen, checks)
+				}
+			}
+		})
 	}
 }

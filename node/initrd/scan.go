@@ -48,6 +48,27 @@ type Info struct {
 	KernelVersions  []string          `json:"kernel_versions,omitempty"`
 	Cmdline         map[string]string `json:"cmdline,omitempty"` // etc/cmdline.d file -> content
 	Hooks           []string          `json:"hooks,omitempty"`
+	// Generator is what made the image, told by the files only it puts
+	// there: Dracut, InitramfsTools or Mkinitcpio; empty when unknown.
+	Generator string `json:"generator,omitempty"`
+	marks     map[string]bool
+}
+
+// The generators Info tells apart.
+const (
+	Dracut         = "dracut"
+	InitramfsTools = "initramfs-tools"
+	Mkinitcpio     = "mkinitcpio"
+)
+
+// generatorMarks are a file each generator alone puts in its images:
+// dracut's own directory, initramfs-tools' configuration and boot
+// scripts, mkinitcpio's shell library and build configuration.
+var generatorMarks = map[string]string{
+	"usr/lib/dracut/modules.txt": Dracut, "lib/dracut/modules.txt": Dracut,
+	"usr/lib/dracut/build-parameter.txt": Dracut, "lib/dracut/build-parameter.txt": Dracut,
+	"conf/initramfs.conf": InitramfsTools, "scripts/functions": InitramfsTools,
+	"init_functions": Mkinitcpio, "buildconfig": Mkinitcpio,
 }
 
 // small files whose content Info keeps.
@@ -58,6 +79,12 @@ const maxMeta = 1 << 20
 func (in *Info) Collect(h *Header, data io.Reader) {
 	in.Entries++
 	name := CleanName(h.Name)
+	if g := generatorMarks[name]; g != "" && h.IsRegular() {
+		if in.marks == nil {
+			in.marks = map[string]bool{}
+		}
+		in.marks[g] = true
+	}
 	read := func() string {
 		b, _ := io.ReadAll(io.LimitReader(data, maxMeta))
 		return strings.TrimRight(string(b), "\n")
@@ -184,6 +211,16 @@ func Inspect(r io.Reader) (*Info, error) {
 // Finish completes an Info after the last entry.
 func (in *Info) Finish(segs []Segment) {
 	in.Segments = segs
+	// One generator's marks alone name it; dracut's own directory wins
+	// over a copied-in file of another's.
+	switch {
+	case in.marks[Dracut]:
+		in.Generator = Dracut
+	case len(in.marks) == 1:
+		for g := range in.marks {
+			in.Generator = g
+		}
+	}
 	sort.Strings(in.KernelVersions)
 	sort.Strings(in.Hooks)
 }
