@@ -175,3 +175,18 @@ func (r *Root) MkdirAll(rel string, mode uint32) error {
 
 // maxDirEntries bounds ReadDir: no real image directory comes near it.
 const maxDirEntries = 1 << 20
+
+// ReadFile reads a regular file of at most max bytes, resolving symlinks
+// inside the root.
+func (r *Root) ReadFile(rel string, max int64) ([]byte, error) {
+	f, err := r.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := ReadAll(f, max)
+	if err != nil {
+		return nil, &os.PathError{Op: "read", Path: r.full(rel), Err: err}
+	}
+	return b, nil
+}

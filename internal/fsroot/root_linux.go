@@ -358,21 +358,6 @@ func (r *Root) Open(rel string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), r.full(rel)), nil
 }
 
-// ReadFile reads a regular file of at most max bytes, resolving symlinks
-// inside the root.
-func (r *Root) ReadFile(rel string, max int64) ([]byte, error) {
-	f, err := r.Open(rel)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := ReadAll(f, max)
-	if err != nil {
-		return nil, &os.PathError{Op: "read", Path: r.full(rel), Err: err}
-	}
-	return b, nil
-}
-
 // ReadHostFile reads one of nroot's own files outside any image (an
 // image's history, a node's key): a symlink, or anything but a regular
 // file, is refused with ErrNotRegular without blocking on it, and more

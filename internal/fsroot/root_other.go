@@ -231,21 +231,6 @@ func (r *Root) Open(rel string) (*os.File, error) {
 	return f, nil
 }
 
-// ReadFile reads a regular file of at most max bytes, resolving symlinks
-// inside the root.
-func (r *Root) ReadFile(rel string, max int64) ([]byte, error) {
-	f, err := r.Open(rel)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := ReadAll(f, max)
-	if err != nil {
-		return nil, &os.PathError{Op: "read", Path: r.full(rel), Err: err}
-	}
-	return b, nil
-}
-
 // ReadDir lists a directory's entry names, sorted, resolving symlinks
 // inside the root.
 func (r *Root) ReadDir(rel string) ([]string, error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"nroot/internal/fsroot"
 	"strconv"
 	"time"
 )
@@ -40,16 +41,16 @@ type Header struct {
 	Compression Compression // the segment's compression
 }
 
-// File type bits of Mode.
+// File type bits of Mode: st_mode's, as fsroot has them.
 const (
-	TypeMask = 0o170000
-	TypeSock = 0o140000
-	TypeLink = 0o120000
-	TypeReg  = 0o100000
-	TypeBlk  = 0o060000
-	TypeDir  = 0o040000
-	TypeChr  = 0o020000
-	TypeFifo = 0o010000
+	TypeMask = fsroot.ModeType
+	TypeSock = fsroot.ModeSocket
+	TypeLink = fsroot.ModeLink
+	TypeReg  = fsroot.ModeReg
+	TypeBlk  = fsroot.ModeBlock
+	TypeDir  = fsroot.ModeDir
+	TypeChr  = fsroot.ModeChar
+	TypeFifo = fsroot.ModeFIFO
 )
 
 // FileMode converts Mode to an fs.FileMode.
