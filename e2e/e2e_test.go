@@ -337,6 +337,7 @@ type probe struct {
 	state                                                                        string   // systemctl is-system-running --wait's word
 	failedUnits, jobs                                                            []string // systemctl --failed, and list-jobs when not running
 	kernel, fstype, write, machineID, hostname, hostkey, pkg, rootSource, nfsOps string
+	extra                                                                        []string      // what an overlay's /etc/nroot-probe.d reported
 	done                                                                         bool          // the report is complete
 	running                                                                      time.Duration // from QEMU's start to the boot's end (the state report)
 	poweroff                                                                     time.Duration // from the report to QEMU's own exit, when asked to wait for it
@@ -362,6 +363,8 @@ func (p *probe) parse(line string, elapsed time.Duration) {
 		p.failedUnits = append(p.failedUnits, v)
 	case "job":
 		p.jobs = append(p.jobs, v)
+	case "extra":
+		p.extra = append(p.extra, v)
 	case "kernel":
 		p.kernel = v
 	case "root-fstype":
@@ -391,6 +394,9 @@ func (p *probe) parse(line string, elapsed time.Duration) {
 type vm struct {
 	kernel, initrd, mac, tftp string
 	powerOff                  bool
+	// nic2 is a second NIC's MAC ("" for none), on a network of its own
+	// (192.168.50.0/24) that boots nothing.
+	nic2 string
 }
 
 // powerOffBound is how long a node may take from its probe's report to
@@ -444,6 +450,9 @@ func boot(ctx context.Context, m vm, cmdline, log string) (probe, error) {
 		args = append(args, "-kernel", m.kernel, "-initrd", m.initrd, "-append", cmdline)
 	}
 	args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0"+map[bool]string{true: ",mac=" + m.mac}[m.mac != ""])
+	if m.nic2 != "" {
+		args = append(args, "-netdev", "user,id=n1,net=192.168.50.0/24,restrict=on", "-device", "virtio-net-pci,netdev=n1,romfile=,mac="+m.nic2)
+	}
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	pr, pw, _ := os.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
