@@ -4,10 +4,12 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"nroot/build/apt"
 	"nroot/build/lockfile"
 	"nroot/build/rootfs"
 )
@@ -15,6 +17,7 @@ import (
 func newBootstrapCmd(g *globals) *cobra.Command {
 	var af aptFlags
 	var cf customFlags
+	var mf compatFlags
 	var asJSON bool
 	var lock, fromLock, format, logPath, mode string
 	var jobs int
@@ -29,7 +32,16 @@ APT sources with codenames and a Signed-By keyring, and an uninitialized
 /etc/machine-id.
 
 The build happens in a temporary directory beside TARGET, renamed into place
-at the end: a failure or Ctrl-C leaves TARGET untouched.
+at the end: a failure or Ctrl-C leaves TARGET untouched. An existing empty
+TARGET directory, or one holding only lost+found (a new filesystem's mount
+point), is built into: the tree is made in a hidden directory inside it and
+moved up at the end. TARGET /dev/null keeps nothing (the hooks still run);
+TARGET - writes a tarball to standard output, and the summary to stderr.
+
+mmdebstrap's spellings are taken: long options abbreviated to uniqueness
+(--comp), --format=directory, -d/--debug, -s/--silent, --dry-run and
+--simulate, and debootstrap's no-op options (--resolve-deps,
+--merged-usr, --no-merged-usr, --force-check-gpg), which are ignored.
 
 Without root (--mode=unshare, the default then), nroot builds as root of a
 user namespace whose IDs are yours and your range in /etc/subuid and
@@ -69,6 +81,10 @@ byte-identical.`,
 					return err
 				}
 			}
+			mf.apply(g)
+			if asJSON && args[1] == rootfs.Stdout {
+				return usageErr("--json and TARGET - both write to standard output; give one")
+			}
 			if done, err := enterMode(mode); done || err != nil {
 				return err
 			}
@@ -107,7 +123,13 @@ byte-identical.`,
 			if err != nil {
 				return err
 			}
-			bo := rootfs.Options{Config: cfg, Apt: o, Format: format, Jobs: jobs, Progress: os.Stderr, Log: o.Log}
+			mf.logNoops(o.Log)
+			// With TARGET -, standard output carries the tarball alone.
+			var stdout io.Writer = os.Stdout
+			if args[1] == rootfs.Stdout {
+				stdout = os.Stderr
+			}
+			bo := rootfs.Options{Config: cfg, Apt: o, Format: format, Jobs: jobs, Progress: os.Stderr, Log: o.Log, Stdout: os.Stdout}
 			cf.apply(&bo)
 			if g.quiet {
 				bo.Progress = nil
@@ -129,6 +151,19 @@ byte-identical.`,
 					return fmt.Errorf("lockfile %s is for %s, not %s", fromLock, bo.FromLock.Codename, s)
 				}
 			}
+			if mf.dryRun {
+				plan := bo.FromLock
+				if plan == nil {
+					if plan, err = apt.Resolve(cmd.Context(), cfg, o); err != nil {
+						return err
+					}
+				}
+				if asJSON {
+					return printJSON(plan)
+				}
+				printDryRun(stdout, args[1], plan)
+				return nil
+			}
 			res, err := rootfs.Bootstrap(cmd.Context(), args[1], bo)
 			if err != nil {
 				return customErr(err)
@@ -141,22 +176,23 @@ byte-identical.`,
 			if asJSON {
 				return printJSON(res)
 			}
-			fmt.Printf("%s: %s %s, %d packages, %s\n", res.Target, res.Plan.Codename, res.Plan.Variant, len(res.Plan.Packages), res.Format)
+			fmt.Fprintf(stdout, "%s: %s %s, %d packages, %s\n", res.Target, res.Plan.Codename, res.Plan.Variant, len(res.Plan.Packages), res.Format)
 			if res.Filtered != nil {
-				fmt.Printf("path filters left out %d entries, %d bytes\n", res.Filtered.Entries, res.Filtered.Bytes)
+				fmt.Fprintf(stdout, "path filters left out %d entries, %d bytes\n", res.Filtered.Entries, res.Filtered.Bytes)
 			}
 			if res.Note != "" {
-				fmt.Println("note:", res.Note)
+				fmt.Fprintln(stdout, "note:", res.Note)
 			}
 			return nil
 		},
 	}
 	af.register(cmd)
 	cf.register(cmd)
+	mf.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result (plan, timings) as JSON")
 	cmd.Flags().StringVar(&lock, "lock", "", "write the plan used to this lockfile")
 	cmd.Flags().StringVar(&fromLock, "from-lock", "", "build exactly the packages of this lockfile, resolving nothing")
-	cmd.Flags().StringVar(&format, "format", "auto", "output: dir, tar, tar.gz, tar.zst, squashfs or erofs; auto (the default) takes it from TARGET's name, as mmdebstrap does")
+	cmd.Flags().StringVar(&format, "format", "auto", "output: directory (dir), tar, tar.gz, tar.zst, tar.xz and the other tarballs mmdebstrap names, squashfs, erofs, or null (build, run the hooks, keep nothing); auto (the default) takes it from TARGET's name as mmdebstrap does: /dev/null is null, - a tarball on stdout")
 	cmd.Flags().IntVar(&jobs, "jobs", 8, "parallel downloads")
 	cmd.Flags().StringVar(&mode, "mode", "auto", "root, or unshare: build as root of a user namespace mapped to your subordinate IDs (/etc/subuid, /etc/subgid), without root on the host; auto (the default) is root for root and unshare otherwise")
 	cmd.Flags().StringVar(&logPath, "log", "", "write the stage lines and the maintainer scripts' output to FILE; stderr then shows the stages alone (mmdebstrap's --logfile)")

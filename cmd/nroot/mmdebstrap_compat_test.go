@@ -1,0 +1,209 @@
+//go:build linux
+
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"nroot/e2e/testenv"
+)
+
+// nrootStdin is nroot with stdin given and stdout kept as bytes.
+func nrootStdin(t *testing.T, stdin string, args ...string) (stdout []byte, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(nrootBin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("nroot %v: %v", args, err)
+	}
+	return o.Bytes(), e.String(), code
+}
+
+// TestBootstrapEntryPoint: nroot bootstrap answers the way a script
+// written for mmdebstrap expects, and refuses what it cannot do in one
+// line with exit 64, before any work and without the archive.
+func TestBootstrapEntryPoint(t *testing.T) {
+	dir := t.TempDir()
+	full := filepath.Join(dir, "full")
+	os.MkdirAll(filepath.Join(full, "etc"), 0o755)
+	noLzop := t.TempDir() // a PATH without lzop
+	tests := []struct {
+		name   string
+		env    []string
+		args   []string
+		code   int
+		stdout string // a prefix of standard output
+		says   string // in stderr
+	}{
+		{"--version", nil, []string{"bootstrap", "--version"}, 0, "nroot bootstrap (mmdebstrap-compatible) ", ""},
+		{"--vers, a unique prefix", nil, []string{"bootstrap", "--vers"}, 0, "nroot bootstrap (mmdebstrap-compatible) ", ""},
+		{"--help", nil, []string{"bootstrap", "--help"}, 0, "Bootstrap resolves", ""},
+		{"-h", nil, []string{"bootstrap", "-h"}, 0, "Bootstrap resolves", ""},
+		{"ambiguous prefix names the candidates", nil, []string{"bootstrap", "--c=main", "bookworm", full}, 64, "", "--cache-dir, --chrooted-customize-hook"},
+		{"ambiguous --ver", nil, []string{"bootstrap", "--ver", "bookworm", full}, 64, "", "--verbose, --version"},
+		{"unknown option", nil, []string{"bootstrap", "--nosuchoption", "bookworm", full}, 64, "", "--nosuchoption"},
+		{"a format mmdebstrap lacks", nil, []string{"bootstrap", "--format=ext5", "bookworm", full}, 64, "", "--format"},
+		{"directory to stdout", nil, []string{"bootstrap", "--format=directory", "bookworm", "-"}, 64, "", "standard output"},
+		{"--json with stdout", nil, []string{"bootstrap", "--json", "bookworm", "-"}, 64, "", "--json and TARGET -"},
+		{"a non-empty target directory", nil, []string{"bootstrap", "bookworm", full}, 1, "", "already exists"},
+		{"a compressor not installed", []string{"PATH=" + noLzop}, []string{"bootstrap", "bookworm", filepath.Join(dir, "x.tar.lzo")}, 1, "", "lzop, which is not installed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := nroot(t, tt.env, tt.args...)
+			if code != tt.code || !strings.HasPrefix(stdout, tt.stdout) || !strings.Contains(stderr, tt.says) {
+				t.Fatalf("exit %d, want %d; stdout %q, want %q; stderr %q, want %q", code, tt.code, stdout, tt.stdout, stderr, tt.says)
+			}
+			if code != 0 && len(strings.Split(strings.TrimSpace(stderr), "\n")) != 1 {
+				t.Errorf("an error takes one line:\n%s", stderr)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "x.tar.lzo")); err == nil {
+				t.Errorf("a refused TARGET was written")
+			}
+		})
+	}
+}
+
+// TestBootstrapTargets builds base-files (--variant=extract, a few
+// seconds each) against the real archive into each kind of TARGET an
+// mmdebstrap script passes: an empty directory, a mount point holding
+// lost+found, /dev/null, tarballs named for their compressor, and "-".
+// The builds also pass mmdebstrap's spellings: --format=directory,
+// --comp (a prefix), --resolve-deps (a no-op), --debug.
+func TestBootstrapTargets(t *testing.T) {
+	mirror := testenv.Mirror(t)
+	testenv.Root(t)
+	for _, c := range []string{"xz", "lz4"} {
+		testenv.Command(t, c)
+	}
+	dir := t.TempDir()
+	base := []string{"bootstrap", "--variant=extract", "--include=base-files", "--comp=main", "--resolve-deps"}
+	build := func(t *testing.T, target string, extra ...string) (stdout []byte, stderr string) {
+		t.Helper()
+		args := append(append(append([]string{}, base...), extra...), "bookworm", target, mirror)
+		stdout, stderr, code := nrootStdin(t, "", args...)
+		if code != 0 {
+			t.Fatalf("nroot %v: exit %d\n%s", args, code, stderr)
+		}
+		return stdout, stderr
+	}
+	hasImage := func(t *testing.T, root string) {
+		t.Helper()
+		if _, err := os.Stat(filepath.Join(root, "usr/lib/os-release")); err != nil {
+			t.Errorf("no image in %s: %v", root, err)
+		}
+		left, _ := filepath.Glob(filepath.Join(root, ".nroot-*"))
+		if len(left) > 0 {
+			t.Errorf("build directory left behind: %v", left)
+		}
+	}
+
+	t.Run("empty directory, --format=directory, --debug", func(t *testing.T) {
+		target := filepath.Join(dir, "empty")
+		os.Mkdir(target, 0o700)
+		_, stderr := build(t, target, "--format=directory", "--debug")
+		hasImage(t, target)
+		if fi, err := os.Stat(target); err != nil || fi.Mode().Perm() != 0o755 {
+			t.Errorf("target mode %v, %v; want 0755", fi.Mode(), err)
+		}
+		if !strings.Contains(stderr, "--resolve-deps is a no-op") {
+			t.Errorf("the no-op option was not said to be one:\n%s", stderr)
+		}
+	})
+	t.Run("directory holding lost+found", func(t *testing.T) {
+		target := filepath.Join(dir, "mnt")
+		os.MkdirAll(filepath.Join(target, "lost+found"), 0o700)
+		os.WriteFile(filepath.Join(target, "lost+found", "#12"), []byte("kept"), 0o600)
+		build(t, target)
+		hasImage(t, target)
+		if b, err := os.ReadFile(filepath.Join(target, "lost+found", "#12")); err != nil || string(b) != "kept" {
+			t.Errorf("lost+found not kept: %q %v", b, err)
+		}
+	})
+	t.Run("/dev/null keeps nothing but runs the hooks", func(t *testing.T) {
+		marker := filepath.Join(dir, "hook-ran")
+		before, _ := filepath.Glob(filepath.Join(os.TempDir(), "nroot-bootstrap-*"))
+		stdout, _ := build(t, "/dev/null", `--extract-hook=test -f "$1/usr/lib/os-release" && touch `+marker)
+		if _, err := os.Stat(marker); err != nil {
+			t.Errorf("the extract hook did not run: %v", err)
+		}
+		if fi, err := os.Stat("/dev/null"); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+			t.Fatalf("/dev/null is no longer a device: %v %v", fi.Mode(), err)
+		}
+		after, _ := filepath.Glob(filepath.Join(os.TempDir(), "nroot-bootstrap-*"))
+		if len(after) > len(before) {
+			t.Errorf("build directory left behind: %v", after)
+		}
+		if !strings.Contains(string(stdout), "null") {
+			t.Errorf("stdout %q", stdout)
+		}
+	})
+	for _, tc := range []struct{ name, magic string }{
+		{"node.tar.xz", "\xfd7zXZ\x00"}, {"node.tar.lz4", "\x04\x22\x4d\x18"}, {"node.tgz", "\x1f\x8b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target := filepath.Join(dir, tc.name)
+			build(t, target)
+			fi, err := os.Stat(target)
+			if err != nil || !fi.Mode().IsRegular() {
+				t.Fatalf("%s is no file: %v", tc.name, err)
+			}
+			b, _ := os.ReadFile(target)
+			if !bytes.HasPrefix(b, []byte(tc.magic)) {
+				t.Errorf("%s starts %q, not with its compressor's magic", tc.name, b[:min(8, len(b))])
+			}
+		})
+	}
+	t.Run("- writes the tarball to stdout", func(t *testing.T) {
+		stdout, stderr := build(t, "-")
+		tr := tar.NewReader(bytes.NewReader(stdout))
+		var found bool
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("stdout is no tarball (%v); stderr:\n%s", err, stderr)
+			}
+			found = found || h.Name == "./usr/lib/os-release"
+		}
+		if !found {
+			t.Errorf("no ./usr/lib/os-release in the tarball")
+		}
+		if !strings.Contains(stderr, "-: bookworm extract") {
+			t.Errorf("the summary should go to stderr:\n%s", stderr)
+		}
+		if _, err := os.Stat("-"); err == nil {
+			t.Errorf("a file named - was made")
+		}
+	})
+	t.Run("--dry-run writes nothing", func(t *testing.T) {
+		target := filepath.Join(dir, "dry")
+		stdout, _ := build(t, target, "--dry-run", "--customize-hook=touch "+filepath.Join(dir, "dry-hook"))
+		if !strings.Contains(string(stdout), "dry run: ") || !strings.Contains(string(stdout), "bookworm extract") {
+			t.Errorf("stdout %q", stdout)
+		}
+		for _, p := range []string{target, filepath.Join(dir, "dry-hook")} {
+			if _, err := os.Lstat(p); err == nil {
+				t.Errorf("%s was made in a dry run", p)
+			}
+		}
+	})
+}
