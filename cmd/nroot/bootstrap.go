@@ -76,7 +76,9 @@ byte-identical.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				args = []string{"", args[0]} // --from-lock TARGET
-			} else if fromLock == "" || args[0] != "" { // the lock names the suite
+			} else if (fromLock == "" || args[0] != "") && (args[0] != "" || len(args) < 3) {
+				// The lock names the suite, or, for an empty SUITE, the
+				// sources given as MIRROR do.
 				if err := checkSuite(args[0], cmd); err != nil {
 					return err
 				}

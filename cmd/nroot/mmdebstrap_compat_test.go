@@ -5,6 +5,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -35,6 +36,15 @@ func nrootStdin(t *testing.T, stdin string, args ...string) (stdout []byte, stde
 	return o.Bytes(), e.String(), code
 }
 
+// writeFile writes a file in a new directory and returns its path.
+func writeFile(t *testing.T, name, data string) string {
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestBootstrapEntryPoint: nroot bootstrap answers the way a script
 // written for mmdebstrap expects, and refuses what it cannot do in one
 // line with exit 64, before any work and without the archive.
@@ -62,6 +72,12 @@ func TestBootstrapEntryPoint(t *testing.T) {
 		{"directory to stdout", nil, []string{"bootstrap", "--format=directory", "bookworm", "-"}, 64, "", "standard output"},
 		{"--json with stdout", nil, []string{"bootstrap", "--json", "bookworm", "-"}, 64, "", "--json and TARGET -"},
 		{"a non-empty target directory", nil, []string{"bootstrap", "bookworm", full}, 1, "", "already exists"},
+		{"an apt pattern nroot cannot follow", nil, []string{"bootstrap", "--include=~prequired|~pimportant", "bookworm", filepath.Join(dir, "p")}, 64, "", "--include"},
+		{"a pattern cut short", nil, []string{"bootstrap", "--include=?or(?exact-name(a0)", "bookworm", filepath.Join(dir, "p")}, 64, "", "--include"},
+		{"an empty SUITE without sources", nil, []string{"bootstrap", "", filepath.Join(dir, "p")}, 64, "", "SUITE"},
+		{"an empty SUITE with a bare URL", nil, []string{"bootstrap", "", filepath.Join(dir, "p"), "http://mirror.invalid/debian"}, 64, "", "SUITE"},
+		{"a sources.list with trusted=yes", nil, []string{"bootstrap", "", filepath.Join(dir, "p"), writeFile(t, "trusted.list", "deb [trusted=yes] http://mirror.invalid/debian bookworm main\n")}, 64, "", "trusted=yes"},
+		{"a sources file in no format", nil, []string{"bootstrap", "bookworm", filepath.Join(dir, "p"), writeFile(t, "junk", "hello\n")}, 64, "", "format"},
 		{"a compressor not installed", []string{"PATH=" + noLzop}, []string{"bootstrap", "bookworm", filepath.Join(dir, "x.tar.lzo")}, 1, "", "lzop, which is not installed"},
 	}
 	for _, tt := range tests {
@@ -205,5 +221,77 @@ func TestBootstrapTargets(t *testing.T) {
 				t.Errorf("%s was made in a dry run", p)
 			}
 		}
+	})
+}
+
+// TestBootstrapSources: the sources come from a sources.list file given
+// as MIRROR (one-line or deb822), or from stdin (MIRROR -), with an empty
+// SUITE taken from them, and --include takes apt's exact-name patterns;
+// checked against the real archive, one build and two dry runs.
+func TestBootstrapSources(t *testing.T) {
+	mirror := testenv.Mirror(t)
+	testenv.Root(t)
+	dir := t.TempDir()
+	deb822 := writeFile(t, "debian.sources", "# mine\nTypes: deb\nURIs: "+mirror+"\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
+	oneLine := "deb [arch=" + "amd64] " + mirror + " bookworm main\n"
+	list := writeFile(t, "sources.list", oneLine)
+	pattern := "--include=?or(?exact-name(base-files),?exact-name(netbase))"
+	type plan struct {
+		Suite    string `json:"suite"`
+		Codename string `json:"codename"`
+		Packages []struct {
+			Name string `json:"name"`
+		} `json:"packages"`
+	}
+	check := func(t *testing.T, out []byte, want ...string) {
+		t.Helper()
+		var doc struct {
+			plan
+			Plan *plan `json:"plan"`
+		}
+		if err := json.Unmarshal(out, &doc); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		p := doc.plan
+		if doc.Plan != nil {
+			p = *doc.Plan
+		}
+		if p.Codename != "bookworm" {
+			t.Errorf("codename %q, want bookworm", p.Codename)
+		}
+		names := map[string]bool{}
+		for _, pk := range p.Packages {
+			names[pk.Name] = true
+		}
+		for _, w := range want {
+			if !names[w] {
+				t.Errorf("no %s in the plan: %s", w, out)
+			}
+		}
+	}
+	t.Run("deb822 file, empty SUITE, ?or pattern", func(t *testing.T) {
+		target := filepath.Join(dir, "node")
+		out, stderr, code := nrootStdin(t, "", "bootstrap", "--json", "--variant=extract", pattern, "", target, deb822)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		check(t, out, "base-files", "netbase")
+		if _, err := os.Stat(filepath.Join(target, "usr/lib/os-release")); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("one-line file", func(t *testing.T) {
+		out, stderr, code := nrootStdin(t, "", "bootstrap", "--dry-run", "--json", "--variant=extract", "--include=?exact-name(netbase)", "bookworm", filepath.Join(dir, "x"), list)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		check(t, out, "netbase")
+	})
+	t.Run("stdin", func(t *testing.T) {
+		out, stderr, code := nrootStdin(t, oneLine, "bootstrap", "--dry-run", "--json", "--variant=extract", "--include=netbase", "", filepath.Join(dir, "x"), "-")
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		check(t, out, "netbase")
 	})
 }

@@ -35,7 +35,7 @@ type aptFlags struct {
 func (f *aptFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.variant, "variant", "important", "package set, as mmdebstrap: "+strings.Join(apt.Variants, ", "))
-	fl.StringSliceVar(&f.include, "include", nil, "extra packages, comma-separated; repeatable; an entry starting with /, ./ or ../ is a .deb file (or a directory of them) to install, its dependencies resolved from the archive")
+	fl.Var(includeValue{&f.include}, "include", "extra packages, comma-separated; repeatable; an entry starting with /, ./ or ../ is a .deb file (or a directory of them) to install, its dependencies resolved from the archive; an apt pattern ?exact-name(NAME), or ?or(...) of them, names packages exactly")
 	fl.StringSliceVar(&f.exclude, "exclude", nil, "packages never to install, comma-separated; repeatable")
 	fl.StringSliceVar(&f.components, "components", []string{"main"}, "archive components, comma-separated")
 	fl.StringSliceVar(&f.archs, "architectures", []string{apt.HostArch()}, "architectures, native first, comma-separated")
@@ -53,6 +53,12 @@ func (f *aptFlags) config(suite string, mirrors []string) (apt.Config, error) {
 	names, local, err := apt.SplitIncludes(f.include)
 	if err != nil {
 		return apt.Config{}, usageErr("%w", err)
+	}
+	if mirrors, err = sourceArgs(mirrors); err != nil {
+		return apt.Config{}, err
+	}
+	if suite == "" {
+		suite = suiteFromSources(mirrors)
 	}
 	return apt.Config{
 		Suite: suite, Mirrors: mirrors, Components: f.components, Archs: f.archs,
@@ -113,8 +119,10 @@ part of InRelease, is refused.`,
   NROOT_MIRROR=http://MIRROR/ubuntu nroot resolve --components=main,universe noble`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkSuite(args[0], cmd); err != nil {
-				return err
+			if args[0] != "" || len(args) < 2 { // else the sources name it
+				if err := checkSuite(args[0], cmd); err != nil {
+					return err
+				}
 			}
 			cfg, err := af.config(args[0], args[1:])
 			if err != nil {
