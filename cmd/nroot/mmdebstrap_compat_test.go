@@ -295,3 +295,48 @@ func TestBootstrapSources(t *testing.T) {
 		check(t, out, "netbase")
 	})
 }
+
+// TestBootstrapOptions: --dpkgopt path-include of one file under an
+// excluded directory keeps the file and makes its parents, as dpkg does;
+// --keyring takes a directory of keyrings, as mmdebstrap passes one to
+// apt, and one without the archive's key fails the build. Real archive.
+func TestBootstrapOptions(t *testing.T) {
+	mirror := testenv.Mirror(t)
+	testenv.Root(t)
+	dir := t.TempDir()
+	debianKeys, ubuntuKeys := filepath.Join(dir, "debian.d"), filepath.Join(dir, "ubuntu.d")
+	for name, d := range map[string]string{"debian": debianKeys, "ubuntu": ubuntuKeys} {
+		os.Mkdir(d, 0o755)
+		if _, stderr, code := nroot(t, nil, "keyring", "export", name, "-o", filepath.Join(d, name+"-archive-keyring.gpg")); code != 0 {
+			t.Fatalf("keyring export %s: %s", name, stderr)
+		}
+	}
+	os.WriteFile(filepath.Join(debianKeys, "README"), []byte("not a keyring"), 0o644)
+
+	target := filepath.Join(dir, "node")
+	_, stderr, code := nrootStdin(t, "", "bootstrap", "--variant=extract", "--include=dpkg", "--keyring", debianKeys,
+		"--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-include=/usr/share/doc/dpkg/copyright", "bookworm", target, mirror)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	docs, _ := filepath.Glob(filepath.Join(target, "usr/share/doc/*"))
+	var names []string
+	for _, d := range docs {
+		names = append(names, filepath.Base(d))
+	}
+	if len(names) != 1 || names[0] != "dpkg" {
+		t.Errorf("usr/share/doc holds %q, want dpkg alone", names)
+	}
+	kept, _ := filepath.Glob(filepath.Join(target, "usr/share/doc/dpkg/*"))
+	if len(kept) != 1 || filepath.Base(kept[0]) != "copyright" {
+		t.Errorf("usr/share/doc/dpkg holds %q, want copyright alone", kept)
+	}
+
+	_, stderr, code = nrootStdin(t, "", "bootstrap", "--variant=extract", "--include=base-files", "--keyring", ubuntuKeys, "bookworm", filepath.Join(dir, "other"), mirror)
+	if code == 0 || !strings.Contains(stderr, "key") {
+		t.Errorf("a keyring directory without Debian's key: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "other")); err == nil {
+		t.Error("a failed build left its target")
+	}
+}

@@ -39,7 +39,7 @@ func (f *aptFlags) register(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.exclude, "exclude", nil, "packages never to install, comma-separated; repeatable")
 	fl.StringSliceVar(&f.components, "components", []string{"main"}, "archive components, comma-separated")
 	fl.StringSliceVar(&f.archs, "architectures", []string{apt.HostArch()}, "architectures, native first, comma-separated")
-	fl.StringArrayVar(&f.keyrings, "keyring", nil, "trust this keyring file (armored or binary) instead of the bundled ones; repeatable")
+	fl.StringArrayVar(&f.keyrings, "keyring", nil, "trust this keyring file (armored or binary), or the *.gpg and *.asc keyrings of this directory (as /usr/share/keyrings or /etc/apt/trusted.gpg.d), instead of the bundled ones; repeatable")
 	fl.BoolVar(&f.noCheckValidUntil, "no-check-valid-until", false, "accept a Release past its Valid-Until (archived snapshots)")
 	fl.BoolVar(&f.allowOlder, "allow-older-release", false, "accept a Release older than one seen before for the same suite and mirror (snapshots); otherwise refused as a rollback")
 	fl.BoolVar(&f.noUpdates, "no-updates", false, "leave out SUITE-updates (otherwise added, and required, for Debian and Ubuntu)")
@@ -81,6 +81,15 @@ func (f *aptFlags) options(g *globals) (apt.Options, error) {
 	o.Fetcher = fetch.NewFetcher(g.cacheDir)
 	o.Fetcher.Log = o.Log
 	for _, path := range f.keyrings {
+		if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+			// A directory of keyrings, as mmdebstrap passes one to apt.
+			ks, err := keyring.LoadDir(path)
+			if err != nil {
+				return o, usageErr("--keyring: %w", err)
+			}
+			o.Keyrings = append(o.Keyrings, ks...)
+			continue
+		}
 		k, err := keyring.Load(path)
 		if err != nil {
 			return o, usageErr("--keyring: %w", err)
