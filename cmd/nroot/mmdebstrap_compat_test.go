@@ -287,6 +287,12 @@ func TestBootstrapSources(t *testing.T) {
 		}
 		check(t, out, "netbase")
 	})
+	t.Run("--variant=-", func(t *testing.T) {
+		out, stderr, code := nrootStdin(t, "", "bootstrap", "--dry-run", "--variant=-", "bookworm", filepath.Join(dir, "x"), list)
+		if code != 0 || !strings.Contains(string(out), "bookworm debootstrap") {
+			t.Fatalf("exit %d, stdout %q\n%s", code, out, stderr)
+		}
+	})
 	t.Run("stdin", func(t *testing.T) {
 		out, stderr, code := nrootStdin(t, oneLine, "bootstrap", "--dry-run", "--json", "--variant=extract", "--include=netbase", "", filepath.Join(dir, "x"), "-")
 		if code != 0 {

@@ -60,9 +60,13 @@ func (f *aptFlags) config(suite string, mirrors []string) (apt.Config, error) {
 	if suite == "" {
 		suite = suiteFromSources(mirrors)
 	}
+	variant := f.variant
+	if variant == "-" {
+		variant = "debootstrap" // mmdebstrap's other spelling of it
+	}
 	return apt.Config{
 		Suite: suite, Mirrors: mirrors, Components: f.components, Archs: f.archs,
-		Variant: f.variant, Include: names, Local: local, Exclude: f.exclude,
+		Variant: variant, Include: names, Local: local, Exclude: f.exclude,
 		NoUpdates: f.noUpdates, NoSecurity: f.noSecurity,
 	}, nil
 }
