@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -130,6 +132,10 @@ byte-identical.`,
 			var stdout io.Writer = os.Stdout
 			if args[1] == rootfs.Stdout {
 				stdout = os.Stderr
+				// A reader that stops early (| head) makes the write
+				// fail, so the build directory is removed, rather than
+				// killing nroot with SIGPIPE and leaving it behind.
+				signal.Ignore(syscall.SIGPIPE)
 			}
 			bo := rootfs.Options{Config: cfg, Apt: o, Format: format, Jobs: jobs, Progress: os.Stderr, Log: o.Log, Stdout: os.Stdout}
 			cf.apply(&bo)
