@@ -14,6 +14,7 @@ import (
 	"nroot/build/apt"
 	"nroot/build/lockfile"
 	"nroot/build/rootfs"
+	"nroot/internal/progress"
 )
 
 func newBootstrapCmd(g *globals) *cobra.Command {
@@ -38,7 +39,9 @@ at the end: a failure or Ctrl-C leaves TARGET untouched. An existing empty
 TARGET directory, or one holding only lost+found (a new filesystem's mount
 point), is built into: the tree is made in a hidden directory inside it and
 moved up at the end. TARGET /dev/null keeps nothing (the hooks still run);
-TARGET - writes a tarball to standard output, and the summary to stderr.
+TARGET - writes a tarball to standard output, and the summary to stderr;
+as in mmdebstrap, a missing TARGET is -, and with no SUITE either the
+sources are read from stdin (nroot bootstrap < sources.list > node.tar).
 
 mmdebstrap's spellings are taken: long options abbreviated to uniqueness
 (--comp), --format=directory, -d/--debug, -s/--silent, --dry-run and
@@ -70,15 +73,26 @@ byte-identical.`,
   SOURCE_DATE_EPOCH=1700000000 nroot bootstrap --from-lock node.lock --format=tar node.tar
   SOURCE_DATE_EPOCH=1700000000 nroot bootstrap --from-lock node.lock node.squashfs`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if fromLock != "" && len(args) == 1 {
-				return nil // TARGET alone: the lock names the suite
+			if len(args) < 2 {
+				// --from-lock TARGET: the lock names the suite. As in
+				// mmdebstrap, no TARGET is -, and no SUITE either reads
+				// the sources from stdin.
+				return nil
 			}
 			return cobra.MinimumNArgs(2)(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				args = []string{"", args[0]} // --from-lock TARGET
-			} else if (fromLock == "" || args[0] != "") && (args[0] != "" || len(args) < 3) {
+			switch {
+			case fromLock != "" && len(args) == 1:
+				args = []string{"", args[0]}
+			case fromLock != "" && len(args) == 0:
+				return usageErr("--from-lock %s: give TARGET; usage: %s", fromLock, cmd.UseLine())
+			case len(args) == 0:
+				args = []string{"", rootfs.Stdout, "-"}
+			case len(args) == 1:
+				args = []string{args[0], rootfs.Stdout}
+			}
+			if (fromLock == "" || args[0] != "") && (args[0] != "" || len(args) < 3) {
 				// The lock names the suite, or, for an empty SUITE, the
 				// sources given as MIRROR do.
 				if err := checkSuite(args[0], cmd); err != nil {
@@ -86,6 +100,9 @@ byte-identical.`,
 				}
 			}
 			mf.apply(g)
+			if args[1] == rootfs.Stdout && !mf.dryRun && progress.IsTerminal(os.Stdout) {
+				return usageErr("TARGET - writes a tarball to standard output, which is a terminal; redirect it (> node.tar) or give TARGET")
+			}
 			if asJSON && args[1] == rootfs.Stdout {
 				return usageErr("--json and TARGET - both write to standard output; give one")
 			}

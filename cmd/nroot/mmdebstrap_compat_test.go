@@ -78,6 +78,8 @@ func TestBootstrapEntryPoint(t *testing.T) {
 		{"an empty SUITE with a bare URL", nil, []string{"bootstrap", "", filepath.Join(dir, "p"), "http://mirror.invalid/debian"}, 64, "", "SUITE"},
 		{"a sources.list with trusted=yes", nil, []string{"bootstrap", "", filepath.Join(dir, "p"), writeFile(t, "trusted.list", "deb [trusted=yes] http://mirror.invalid/debian bookworm main\n")}, 64, "", "trusted=yes"},
 		{"a sources file in no format", nil, []string{"bootstrap", "bookworm", filepath.Join(dir, "p"), writeFile(t, "junk", "hello\n")}, 64, "", "format"},
+		{"no arguments and nothing on stdin", nil, []string{"bootstrap"}, 64, "", "standard input"},
+		{"--from-lock without TARGET", nil, []string{"bootstrap", "--from-lock", filepath.Join(dir, "x.lock")}, 64, "", "give TARGET"},
 		{"a compressor not installed", []string{"PATH=" + noLzop}, []string{"bootstrap", "bookworm", filepath.Join(dir, "x.tar.lzo")}, 1, "", "lzop, which is not installed"},
 	}
 	for _, tt := range tests {
@@ -314,12 +316,26 @@ func TestBootstrapSources(t *testing.T) {
 			t.Fatalf("exit %d, stdout %q\n%s", code, out, stderr)
 		}
 	})
-	t.Run("stdin", func(t *testing.T) {
-		out, stderr, code := nrootStdin(t, oneLine, "bootstrap", "--dry-run", "--json", "--variant=extract", "--include=netbase", "", filepath.Join(dir, "x"), "-")
+	t.Run("no SUITE, no TARGET: sources on stdin, tarball on stdout", func(t *testing.T) {
+		out, stderr, code := nrootStdin(t, oneLine, "bootstrap", "--variant=extract", "--include=netbase")
 		if code != 0 {
 			t.Fatalf("exit %d\n%s", code, stderr)
 		}
-		check(t, out, "netbase")
+		tr := tar.NewReader(bytes.NewReader(out))
+		found := false
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				if err != io.EOF {
+					t.Fatalf("stdout is no tarball: %v", err)
+				}
+				break
+			}
+			found = found || h.Name == "./etc/services.dpkg-new" || h.Name == "./etc/services"
+		}
+		if !found || !strings.Contains(stderr, "-: bookworm extract") {
+			t.Errorf("netbase's etc/services in the tarball: %v; stderr:\n%s", found, stderr)
+		}
 	})
 }
 
