@@ -383,3 +383,28 @@ func TestBootstrapOptions(t *testing.T) {
 		t.Error("a failed build left its target")
 	}
 }
+
+// TestWordsValue: --components and --architectures split as mmdebstrap
+// splits them, at commas and whitespace, the first use replacing the
+// default.
+func TestWordsValue(t *testing.T) {
+	tests := []struct {
+		sets []string
+		want string
+	}{
+		{nil, "[main]"},
+		{[]string{"main contrib"}, "[main,contrib]"},
+		{[]string{"main,contrib", " non-free\t"}, "[main,contrib,non-free]"},
+		{[]string{"contrib"}, "[contrib]"},
+	}
+	for _, tt := range tests {
+		var list []string
+		v := newWordsValue(&list, []string{"main"})
+		for _, s := range tt.sets {
+			v.Set(s)
+		}
+		if v.String() != tt.want {
+			t.Errorf("%q: %s, want %s", tt.sets, v.String(), tt.want)
+		}
+	}
+}

@@ -94,3 +94,27 @@ func (v includeValue) Set(s string) error {
 	}
 	return nil
 }
+
+// wordsValue is a list option as mmdebstrap reads --components and
+// --architectures: split at commas and whitespace ("main contrib" and
+// main,contrib are the same), repeatable; the first use replaces the
+// default.
+type wordsValue struct {
+	list *[]string
+	set  bool
+}
+
+func newWordsValue(list *[]string, def []string) *wordsValue {
+	*list = def
+	return &wordsValue{list: list}
+}
+
+func (v *wordsValue) String() string { return "[" + strings.Join(*v.list, ",") + "]" }
+func (v *wordsValue) Type() string   { return "strings" }
+func (v *wordsValue) Set(s string) error {
+	if !v.set {
+		*v.list, v.set = nil, true
+	}
+	*v.list = append(*v.list, strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })...)
+	return nil
+}
