@@ -118,6 +118,9 @@ byte-identical.`,
 					return usageErr("%w", err)
 				}
 			}
+			if args[1] == rootfs.Stdout && (format == "auto" || format == "") && stdoutIsDevNull() {
+				format = "null" // as mmdebstrap: nothing would keep the tarball
+			}
 			f, err := rootfs.FormatFor(args[1], format)
 			if err != nil {
 				return usageErr("%w", err)
@@ -223,4 +226,14 @@ byte-identical.`,
 	cmd.Flags().StringVar(&logPath, "log", "", "write the stage lines and the maintainer scripts' output to FILE; stderr then shows the stages alone (mmdebstrap's --logfile)")
 	cmd.Flags().StringVar(&logPath, "logfile", "", "the same as --log, as mmdebstrap spells it")
 	return cmd
+}
+
+// stdoutIsDevNull says standard output is /dev/null (character device
+// 1:3 on Linux), as mmdebstrap checks for TARGET -.
+func stdoutIsDevNull() bool {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(os.Stdout.Fd()), &st); err != nil {
+		return false
+	}
+	return st.Mode&syscall.S_IFMT == syscall.S_IFCHR && st.Rdev == 1<<8|3
 }

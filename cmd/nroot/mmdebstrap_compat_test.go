@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -231,6 +232,14 @@ func TestBootstrapTargets(t *testing.T) {
 		after, _ := filepath.Glob(filepath.Join(os.TempDir(), "nroot-bootstrap-*"))
 		if len(after) > len(before) {
 			t.Errorf("build directory left behind: %v", after)
+		}
+	})
+	t.Run("- into /dev/null is the null format", func(t *testing.T) {
+		cmd := exec.Command(nrootBin, append(append([]string{}, base...), "bookworm", "-", mirror)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr // stdout: /dev/null
+		if err := cmd.Run(); err != nil || !regexp.MustCompile(`-: bookworm extract, \d+ packages, null`).MatchString(stderr.String()) {
+			t.Errorf("%v\n%s", err, stderr.String())
 		}
 	})
 	t.Run("--dry-run writes nothing", func(t *testing.T) {
