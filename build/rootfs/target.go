@@ -246,17 +246,26 @@ func moveUp(dir, target string) error {
 	if err != nil {
 		return err
 	}
+	var moved []string
+	// On a failure, what was moved goes back, leaving target as it was.
+	undo := func(err error) error {
+		for _, n := range moved {
+			os.Rename(filepath.Join(target, n), filepath.Join(dir, n))
+		}
+		return err
+	}
 	for _, e := range names {
 		to := filepath.Join(target, e.Name())
 		if _, err := os.Lstat(to); err == nil {
 			if e.Name() == "lost+found" {
 				continue // the filesystem's own: the image's empty one goes
 			}
-			return fmt.Errorf("moving the image into %s: %s is there already", target, e.Name())
+			return undo(fmt.Errorf("moving the image into %s: %s is there already", target, e.Name()))
 		}
 		if err := os.Rename(filepath.Join(dir, e.Name()), to); err != nil {
-			return fmt.Errorf("moving the image into place: %w", err)
+			return undo(fmt.Errorf("moving the image into place: %w", err))
 		}
+		moved = append(moved, e.Name())
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {

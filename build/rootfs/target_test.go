@@ -70,3 +70,43 @@ func TestEmptyTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestMoveUp: a tree built inside the target moves up into it, keeping
+// the filesystem's lost+found; when a name is taken, what was moved goes
+// back and the target is as it was.
+func TestMoveUp(t *testing.T) {
+	target := t.TempDir()
+	os.Mkdir(filepath.Join(target, "lost+found"), 0o700)
+	build := filepath.Join(target, ".nroot-1")
+	for _, d := range []string{"etc", "usr", "lost+found"} {
+		os.MkdirAll(filepath.Join(build, d), 0o755)
+	}
+	os.Chmod(build, 0o755)
+	if err := moveUp(build, target); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := os.ReadDir(target)
+	var got []string
+	for _, n := range names {
+		got = append(got, n.Name())
+	}
+	if len(got) != 3 || got[0] != "etc" || got[1] != "lost+found" || got[2] != "usr" {
+		t.Errorf("target holds %q", got)
+	}
+
+	target = t.TempDir()
+	os.WriteFile(filepath.Join(target, "usr"), nil, 0o644) // taken
+	build = filepath.Join(target, ".nroot-2")
+	for _, d := range []string{"etc", "usr"} {
+		os.MkdirAll(filepath.Join(build, d), 0o755)
+	}
+	if err := moveUp(build, target); err == nil {
+		t.Fatal("moved over a taken name")
+	}
+	if _, err := os.Stat(filepath.Join(target, "etc")); err == nil {
+		t.Error("etc was left in the target after the failure")
+	}
+	if _, err := os.Stat(filepath.Join(build, "etc")); err != nil {
+		t.Errorf("etc did not go back: %v", err)
+	}
+}
