@@ -61,6 +61,11 @@ type Options struct {
 	DpkgOpts, AptOpts []string
 	// Skip names steps to leave out, with mmdebstrap's names (Skips).
 	Skip []string
+	// Mode and Verbosity are given to hooks as MMDEBSTRAP_MODE ("root"
+	// when empty) and MMDEBSTRAP_VERBOSITY (0 quiet, 1 normal, 2
+	// verbose).
+	Mode      string
+	Verbosity int
 }
 
 // Result reports what Bootstrap did.
@@ -137,7 +142,11 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	}
 	step("fetch", t)
 
-	parent := filepath.Dir(filepath.Clean(target))
+	// Absolute: hooks get it as $1 and run in the caller's directory.
+	parent, err := filepath.Abs(filepath.Dir(filepath.Clean(target)))
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(target)+".nroot-")
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
@@ -153,8 +162,16 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 
 	hookOut := progress.Output(o.Log, "hook")
 	defer hookOut.Flush()
-	env := hookEnv(tmp, plan, hookOut)
-	if err := c.setup(ctx, tmp, env); err != nil {
+	env := hookEnv(tmp, plan, hookOut, o)
+	if len(c.hooks) > 0 {
+		aptConf, remove, err := writeAptConfig(tmp, plan, loadedKeyrings(o), c.aptCfg)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap: apt configuration for hooks: %w", err)
+		}
+		defer remove()
+		env.AptConfig = aptConf
+	}
+	if err := c.setup(ctx, tmp, env, !c.skip.has("output/dev") && !c.skip.has("output/mknod") && canMknod()); err != nil {
 		return nil, fmt.Errorf("bootstrap: setup: %w", err)
 	}
 
@@ -194,8 +211,8 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	if err := prepare(tmp, plan, o, c.skip); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	if installs {
-		if err := hook.Run(ctx, c.hooks, hook.Customize, env); err != nil {
+	if installs && hook.Has(c.hooks, hook.Customize) {
+		if err := customize(ctx, tmp, c, env); err != nil {
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 	}
@@ -241,6 +258,24 @@ func configureStage(ctx context.Context, tmp, target string, plan *lockfile.Plan
 	}
 	res.Configured = true
 	return nil
+}
+
+// customize runs the customize hooks as mmdebstrap runs them: services
+// cannot start (policy-rc.d and the fake start-stop-daemon are back in
+// place), and afterwards the real start-stop-daemon is put back and
+// policy-rc.d removed, whatever the hooks did to them.
+func customize(ctx context.Context, dir string, c *custom, env hook.Env) error {
+	root, err := fsroot.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	undo, err := installShims(root)
+	defer undo()
+	if err != nil {
+		return fmt.Errorf("customize: %w", err)
+	}
+	return hook.Run(ctx, c.hooks, hook.Customize, env)
 }
 
 // formatSuffixes are the TARGET names that say a format, as mmdebstrap
@@ -311,14 +346,7 @@ func prepare(dir string, plan *lockfile.Plan, o Options, skip skipSet) error {
 		return err
 	}
 	defer root.Close()
-	rings := map[string]*keyring.Keyring{}
-	for _, k := range keyring.Bundled() {
-		rings[k.Name] = k
-	}
-	if len(o.Apt.Keyrings) > 0 {
-		rings["user"] = keyring.Merge("user", o.Apt.Keyrings...)
-	}
-	if err := writeSources(root, plan, rings); err != nil {
+	if err := writeSources(root, plan, loadedKeyrings(o)); err != nil {
 		return fmt.Errorf("apt sources: %w", err)
 	}
 	if err := writeBaseFiles(root, plan); err != nil {
@@ -330,6 +358,19 @@ func prepare(dir string, plan *lockfile.Plan, o Options, skip skipSet) error {
 		}
 	}
 	return nil
+}
+
+// loadedKeyrings are the keyrings a plan's sources may name: the bundled
+// ones, and the user's as "user".
+func loadedKeyrings(o Options) map[string]*keyring.Keyring {
+	rings := map[string]*keyring.Keyring{}
+	for _, k := range keyring.Bundled() {
+		rings[k.Name] = k
+	}
+	if len(o.Apt.Keyrings) > 0 {
+		rings["user"] = keyring.Merge("user", o.Apt.Keyrings...)
+	}
+	return rings
 }
 
 // finish removes build leftovers and clamps mtimes.
