@@ -195,9 +195,11 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	if err := hook.Run(ctx, c.hooks, hook.Extract, env); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	// As in mmdebstrap, the extract and custom variants install nothing
-	// and run no essential or customize hooks.
+	// As in mmdebstrap, the extract variant installs nothing and runs no
+	// essential or customize hooks; custom installs what was asked and
+	// runs them, whether the packages could be configured or not.
 	installs := plan.Variant != "extract" && plan.Variant != "custom"
+	laterHooks := plan.Variant != "extract"
 
 	t = time.Now()
 	if err := configureStage(ctx, tmp, target, plan, pkgs, c, env, installs, o, res); err != nil {
@@ -211,7 +213,12 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	if err := prepare(tmp, plan, o, c.skip); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	if installs && hook.Has(c.hooks, hook.Customize) {
+	if laterHooks && !res.Configured && hook.Has(c.hooks, hook.Essential) {
+		if err := hook.Run(ctx, c.hooks, hook.Essential, env); err != nil {
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	if laterHooks && hook.Has(c.hooks, hook.Customize) {
 		if err := customize(ctx, tmp, c, env); err != nil {
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
@@ -250,7 +257,7 @@ func configureStage(ctx context.Context, tmp, target string, plan *lockfile.Plan
 	out := progress.Output(o.Log, "configure")
 	defer out.Flush()
 	var afterEssential func() error
-	if installs && hook.Has(c.hooks, hook.Essential) {
+	if (installs || plan.Variant == "custom") && hook.Has(c.hooks, hook.Essential) {
 		afterEssential = func() error { return hook.Run(ctx, c.hooks, hook.Essential, env) }
 	}
 	if err := configure(ctx, tmp, pkgs, stageOf, out, afterEssential); err != nil {
@@ -270,10 +277,12 @@ func customize(ctx context.Context, dir string, c *custom, env hook.Env) error {
 		return err
 	}
 	defer root.Close()
-	undo, err := installShims(root)
-	defer undo()
-	if err != nil {
-		return fmt.Errorf("customize: %w", err)
+	if root.IsDir("usr/sbin") { // as mmdebstrap: none in an image without it
+		undo, err := installShims(root)
+		defer undo()
+		if err != nil {
+			return fmt.Errorf("customize: %w", err)
+		}
 	}
 	return hook.Run(ctx, c.hooks, hook.Customize, env)
 }

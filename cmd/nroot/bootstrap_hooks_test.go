@@ -1,0 +1,210 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"nroot/e2e/testenv"
+)
+
+// bootstrapIn runs nroot bootstrap in dir, as a script written for
+// mmdebstrap runs it, and returns its combined output.
+func bootstrapIn(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(nrootBin, append([]string{"bootstrap"}, args...)...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// hostAptState is what apt on the host keeps: the dpkg status and the
+// lists, each with its mtime and content hash.
+func hostAptState(t *testing.T) map[string]string {
+	t.Helper()
+	state := map[string]string{}
+	for _, root := range []string{"/var/lib/apt/lists", "/var/lib/dpkg/status"} {
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() || strings.HasSuffix(p, "/lock") {
+				return nil
+			}
+			fi, _ := d.Info()
+			b, _ := os.ReadFile(p)
+			sum := sha256.Sum256(b)
+			state[p] = fi.ModTime().String() + " " + hex.EncodeToString(sum[:])
+			return nil
+		})
+	}
+	return state
+}
+
+// TestBootstrapHooksAsMmdebstrap: one minbase build whose hooks are
+// written for mmdebstrap. From a relative TARGET they run in the
+// caller's directory with an absolute $1 and mmdebstrap's environment;
+// etc/ is there for setup hooks; a hook file without "#!" runs; an
+// essential hook's debconf preseed reaches tzdata; apt in a customize
+// hook, through MMDEBSTRAP_APT_CONFIG, installs into the image and leaves
+// the host's apt alone; the real start-stop-daemon is back after a hook
+// removed it; a hook's background child is killed; sync-out makes its
+// directory.
+func TestBootstrapHooksAsMmdebstrap(t *testing.T) {
+	mirror := testenv.Mirror(t)
+	testenv.Root(t)
+	testenv.Command(t, "systemd-nspawn")
+	testenv.Command(t, "apt-get")
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "setup-plain")
+	os.WriteFile(plain, []byte("echo plain > \"$1/etc/plain-setup\"\n"), 0o755) // no #!
+	dump := `env | grep ^MMDEBSTRAP_ | sort > "$1/etc/env-$MMDEBSTRAP_HOOK"; echo "PWD=$(pwd)" >> "$1/etc/env-$MMDEBSTRAP_HOOK"; echo "TARGET=$1" >> "$1/etc/env-$MMDEBSTRAP_HOOK"`
+	before := hostAptState(t)
+	out, err := bootstrapIn(t, dir, "--variant=minbase", "--include=tzdata",
+		"--setup-hook="+dump, "--setup-hook="+plain,
+		"--extract-hook="+dump, "--essential-hook="+dump, "--customize-hook="+dump,
+		"--essential-hook=echo tzdata tzdata/Areas select Europe | chroot \"$1\" debconf-set-selections && echo tzdata tzdata/Zones/Europe select Berlin | chroot \"$1\" debconf-set-selections",
+		"--customize-hook=APT_CONFIG=$MMDEBSTRAP_APT_CONFIG apt-get update -q && APT_CONFIG=$MMDEBSTRAP_APT_CONFIG apt-get install -q -y hello",
+		`--customize-hook=rm "$1/usr/sbin/start-stop-daemon" "$1/usr/sbin/policy-rc.d"`,
+		`--customize-hook=sleep 300 & echo $! > "$PWD/bgpid"`,
+		"--customize-hook=sync-out /etc/apt new/dir",
+		"bookworm", "./rel", mirror)
+	if err != nil {
+		t.Fatalf("bootstrap: %v\n%s", err, out)
+	}
+	target := filepath.Join(dir, "rel")
+	read := func(p string) string { b, _ := os.ReadFile(filepath.Join(target, p)); return string(b) }
+	var aptConfig string
+	for _, stage := range []string{"setup", "extract", "essential", "customize"} {
+		env := read("etc/env-" + stage)
+		for _, want := range []string{"MMDEBSTRAP_HOOK=" + stage + "\n", "MMDEBSTRAP_MODE=root\n", "MMDEBSTRAP_VERBOSITY=1\n", "MMDEBSTRAP_INCLUDE=tzdata\n", "MMDEBSTRAP_APT_CONFIG=/", "PWD=" + dir + "\n", "TARGET=" + dir + "/.rel.nroot-"} {
+			if !strings.Contains(env, want) {
+				t.Errorf("%s hook's environment lacks %q:\n%s", stage, want, env)
+			}
+		}
+		if (stage == "extract") != strings.Contains(env, "MMDEBSTRAP_ESSENTIAL=") {
+			t.Errorf("%s hook: MMDEBSTRAP_ESSENTIAL only for extract:\n%s", stage, env)
+		}
+		for _, l := range strings.Split(env, "\n") {
+			if v, ok := strings.CutPrefix(l, "MMDEBSTRAP_APT_CONFIG="); ok {
+				aptConfig = v
+			}
+		}
+	}
+	if strings.HasPrefix(aptConfig, dir) {
+		t.Errorf("MMDEBSTRAP_APT_CONFIG %s is beside the image", aptConfig)
+	}
+	if _, err := os.Stat(aptConfig); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("MMDEBSTRAP_APT_CONFIG %s left behind: %v", aptConfig, err)
+	}
+	if got := read("etc/plain-setup"); got != "plain\n" {
+		t.Errorf("hook without #!: %q", got)
+	}
+	if l, err := os.Readlink(filepath.Join(target, "etc/localtime")); err != nil || !strings.HasSuffix(l, "Europe/Berlin") {
+		t.Errorf("etc/localtime -> %q (%v): the essential hook's preseed did not reach tzdata", l, err)
+	}
+	if st := read("var/lib/dpkg/status"); !strings.Contains(st, "Package: hello\nStatus: install ok installed") {
+		t.Error("hello, installed by apt in a customize hook, is not in the image's dpkg status")
+	}
+	if after := hostAptState(t); len(after) != len(before) {
+		t.Errorf("host apt state: %d files before, %d after", len(before), len(after))
+	} else {
+		for p, v := range before {
+			if after[p] != v {
+				t.Errorf("host %s changed: %s -> %s", p, v, after[p])
+			}
+		}
+	}
+	if f, err := elf.Open(filepath.Join(target, "usr/sbin/start-stop-daemon")); err != nil {
+		t.Errorf("usr/sbin/start-stop-daemon is not the real one: %v", err)
+	} else {
+		f.Close()
+	}
+	for _, p := range []string{"usr/sbin/policy-rc.d", "usr/sbin/start-stop-daemon.REAL"} {
+		if _, err := os.Lstat(filepath.Join(target, p)); err == nil {
+			t.Errorf("%s left in the image", p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new/dir/sources.list.d")); err != nil {
+		t.Errorf("sync-out into a new directory: %v", err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "bgpid"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid == 0 {
+		t.Fatal("the background hook wrote no pid")
+	}
+	if stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil && !bytes.Contains(stat, []byte(") Z")) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("a customize hook's background child (pid %d) outlived the build", pid)
+	}
+	for _, p := range []string{"/etc/env-setup", "/etc/plain-setup", "/bgpid"} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s written on the host's /", p)
+		}
+	}
+}
+
+// TestBootstrapInterruptedInHook: SIGINT while a customize hook sleeps
+// stops the build within seconds, kills the hook's group, exits non-zero
+// and leaves nothing (a cheap custom build: hooks run there too, as in
+// mmdebstrap).
+func TestBootstrapInterruptedInHook(t *testing.T) {
+	mirror := testenv.Mirror(t)
+	testenv.Root(t)
+	dir := t.TempDir()
+	cmd := exec.Command(nrootBin, "bootstrap", "--variant=custom", "--include=dpkg",
+		`--customize-hook=echo $$ > "$PWD/hookpid"; sleep 300`, "bookworm", "./rel", mirror)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var hook int
+	for deadline := time.Now().Add(90 * time.Second); hook == 0 && time.Now().Before(deadline); {
+		select {
+		case err := <-done:
+			t.Fatalf("bootstrap ended before its hook ran: %v\n%s", err, out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, "hookpid"))
+		hook, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if hook == 0 {
+		cmd.Process.Kill()
+		t.Fatalf("the hook did not start:\n%s", out.String())
+	}
+	t.Cleanup(func() { syscall.Kill(-hook, syscall.SIGKILL) })
+	start := time.Now()
+	cmd.Process.Signal(os.Interrupt)
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("still running 20 s after SIGINT:\n%s", out.String())
+	}
+	t.Logf("stopped %v after SIGINT", time.Since(start))
+	if err == nil {
+		t.Errorf("an interrupted build exited 0:\n%s", out.String())
+	}
+	if alive := syscall.Kill(-hook, 0); alive == nil {
+		t.Errorf("the hook's process group %d still runs", hook)
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, "*rel*"))
+	if len(names) != 0 {
+		t.Errorf("left behind: %v", names)
+	}
+}
