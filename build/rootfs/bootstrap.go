@@ -175,6 +175,14 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 		return nil, fmt.Errorf("bootstrap: setup: %w", err)
 	}
 
+	if hook.Has(c.hooks, hook.Extract) || hook.Has(c.hooks, hook.Essential) || hook.Has(c.hooks, hook.Customize) || c.skip.has("cleanup/apt/lists") {
+		ao := o.Apt
+		ao.Fetcher = fetcher
+		if err := writeAptLists(ctx, tmp, plan, ao, o.Log); err != nil {
+			return nil, fmt.Errorf("bootstrap: apt lists: %w", err)
+		}
+	}
+
 	t = time.Now()
 	uo := UnpackOptions{ClampMtime: o.SourceDateEpoch, Progress: o.Progress, TarCache: filepath.Join(fetcher.CacheDir, "unpacked")}
 	if !c.filter.Empty() {

@@ -1,16 +1,21 @@
 package rootfs
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
+	"nroot/build/apt"
 	"nroot/build/deb"
 	"nroot/build/hook"
 	"nroot/build/lockfile"
@@ -295,4 +300,98 @@ func writeAptConfig(dir string, plan *lockfile.Plan, rings map[string]*keyring.K
 		return "", nil, err
 	}
 	return file, remove, nil
+}
+
+// maxAptList bounds one Packages index copied into the image.
+const maxAptList = 1 << 30
+
+// writeAptLists leaves in the image's var/lib/apt/lists what apt-get
+// update would have: each source's InRelease and Packages indices, under
+// apt's names, as mmdebstrap has them from its extract hooks on. So apt
+// run by a hook (through MMDEBSTRAP_APT_CONFIG, or inside the image)
+// installs without an update first. Every file is verified again: the
+// InRelease against its signature and the plan's hash, each index
+// against the InRelease. A source whose InRelease changed since the plan
+// (an old lock) gets no lists, and a warning.
+func writeAptLists(ctx context.Context, dir string, plan *lockfile.Plan, ao apt.Options, log *slog.Logger) error {
+	root, err := fsroot.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := root.MkdirAll("var/lib/apt/lists/partial", 0o755); err != nil {
+		return err
+	}
+	for _, s := range plan.Sources {
+		src := &apt.Source{URI: s.URI, Suite: s.Suite, Components: s.Components}
+		d, err := apt.OpenDist(ctx, src, ao)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			log.Warn("no apt lists in the image for hooks", "suite", s.Suite, "why", err)
+			continue
+		}
+		if d.InReleaseSHA256 != s.InReleaseSHA256 || !strings.HasSuffix(d.URL, "/InRelease") {
+			log.Warn("no apt lists in the image for hooks: the suite changed since the plan", "suite", s.Suite)
+			continue
+		}
+		data, err := ao.Fetcher.GetMeta(ctx, d.URL)
+		if err != nil {
+			return err
+		}
+		if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != s.InReleaseSHA256 {
+			log.Warn("no apt lists in the image for hooks: the suite changed since the plan", "suite", s.Suite)
+			continue
+		}
+		prefix := "var/lib/apt/lists/" + aptListName(strings.TrimRight(s.URI, "/")+"/dists/"+s.Codename+"/")
+		if err := root.WriteFile(prefix+"InRelease", bytes.NewReader(data), int64(len(data)), fsroot.Meta{Mode: 0o644}); err != nil {
+			return err
+		}
+		for _, comp := range s.Components {
+			for _, arch := range plan.Architectures {
+				_, r, err := d.FetchIndex(ctx, ao.Fetcher, comp, arch)
+				if err != nil {
+					return err
+				}
+				if r == nil {
+					continue
+				}
+				b, err := io.ReadAll(io.LimitReader(r, maxAptList))
+				r.Close()
+				if err != nil {
+					return err
+				}
+				if err := root.WriteFile(prefix+aptListName(comp+"/binary-"+arch+"/Packages"), bytes.NewReader(b), int64(len(b)), fsroot.Meta{Mode: 0o644}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// aptListName is apt's file name in its lists directory for a URI (its
+// URItoFileName): no scheme, user or password, apt's special characters
+// percent-quoted, "/" turned into "_".
+func aptListName(uri string) string {
+	if i := strings.Index(uri, "://"); i >= 0 {
+		uri = uri[i+3:]
+	}
+	if at := strings.IndexByte(uri, '@'); at >= 0 && at < strings.IndexByte(uri+"/", '/') {
+		uri = uri[at+1:]
+	}
+	var b strings.Builder
+	for i := 0; i < len(uri); i++ {
+		c := uri[i]
+		switch {
+		case c == '/':
+			b.WriteByte('_')
+		case strings.IndexByte("\\|{}[]<>\"^~_=!@#$%*", c) >= 0 || c <= 0x20 || c >= 0x7f:
+			fmt.Fprintf(&b, "%%%02x", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }

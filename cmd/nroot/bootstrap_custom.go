@@ -78,11 +78,12 @@ func (f *customFlags) apply(o *rootfs.Options) {
 }
 
 // hookRun says how nroot runs, for hooks' MMDEBSTRAP_MODE and
-// MMDEBSTRAP_VERBOSITY: unshare inside the user namespace --mode=unshare
-// (or auto without root) made, root otherwise.
-func hookRun(o *rootfs.Options, g *globals) {
+// MMDEBSTRAP_VERBOSITY: unshare when asked (root keeps its IDs then, as
+// in mmdebstrap) or inside the user namespace auto made without root,
+// root otherwise.
+func hookRun(o *rootfs.Options, g *globals, mode string) {
 	o.Mode = "root"
-	if userns.Started() || userns.Inside() {
+	if mode == "unshare" || userns.Started() || userns.Inside() {
 		o.Mode = "unshare"
 	}
 	o.Verbosity = 1
