@@ -350,18 +350,33 @@ func pipeTo(w io.Writer) (*os.File, func(), error) {
 // before its process group is killed.
 const killGrace = 2 * time.Second
 
-// hostEnv is the environment hooks inherit, without TMPDIR and
-// APT_CONFIG, as mmdebstrap removes them.
+// hostEnv is the environment hooks inherit: nroot's, without TMPDIR and
+// APT_CONFIG, with what mmdebstrap sets for the whole run (debconf
+// non-interactive, the C.UTF-8 locale, dpkg's directories at the end of
+// PATH).
 func hostEnv() []string {
 	var out []string
+	path := ""
 	for _, e := range os.Environ() {
-		if strings.HasPrefix(e, "TMPDIR=") || strings.HasPrefix(e, "APT_CONFIG=") {
+		name, value, _ := strings.Cut(e, "=")
+		switch name {
+		case "TMPDIR", "APT_CONFIG", "DEBIAN_FRONTEND", "DEBCONF_NONINTERACTIVE_SEEN", "LC_ALL", "LANGUAGE", "LANG":
+			continue
+		case "PATH":
+			path = value
 			continue
 		}
 		out = append(out, e)
 	}
-	return out
+	if path != "" {
+		path += ":"
+	}
+	return append(out, "DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true",
+		"LC_ALL=C.UTF-8", "LANGUAGE=C.UTF-8", "LANG=C.UTF-8", "PATH="+path+dpkgPath)
 }
+
+// dpkgPath is apt's DPkg::Path, which mmdebstrap appends to PATH.
+const dpkgPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // environ is mmdebstrap's hook environment.
 func environ(stage string, env Env) []string {

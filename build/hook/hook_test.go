@@ -244,7 +244,9 @@ func TestCommandsAsMmdebstrapRunsThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	noShebang := filepath.Join(cwd, "setup-plain")
-	os.WriteFile(noShebang, []byte("echo \"$1 $(pwd) $MMDEBSTRAP_APT_CONFIG\" > \"$1/plain\"\n"), 0o755)
+	os.WriteFile(noShebang, []byte("echo \"$1 $(pwd) $MMDEBSTRAP_APT_CONFIG $DEBIAN_FRONTEND $LC_ALL ${TMPDIR-unset}\" > \"$1/plain\"\n"), 0o755)
+	t.Setenv("TMPDIR", "/somewhere")
+	t.Setenv("LC_ALL", "de_DE.UTF-8")
 	var hooks []Hook
 	for _, c := range []struct{ stage, cmd string }{
 		{Setup, noShebang},
@@ -267,8 +269,8 @@ func TestCommandsAsMmdebstrapRunsThem(t *testing.T) {
 		t.Errorf("hooks took %v: a background child was waited for", d)
 	}
 	abs := filepath.Join(cwd, "rel")
-	if b, _ := os.ReadFile(filepath.Join(abs, "plain")); string(b) != abs+" "+cwd+" /x/apt.conf\n" {
-		t.Errorf("plain script wrote %q, want $1 %s, cwd %s, the apt config", b, abs, cwd)
+	if b, _ := os.ReadFile(filepath.Join(abs, "plain")); string(b) != abs+" "+cwd+" /x/apt.conf noninteractive C.UTF-8 unset\n" {
+		t.Errorf("plain script wrote %q, want $1 %s, cwd %s, the apt config, mmdebstrap's environment, no TMPDIR", b, abs, cwd)
 	}
 	b, _ := os.ReadFile(filepath.Join(abs, "bg"))
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
