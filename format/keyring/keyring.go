@@ -136,21 +136,12 @@ func Read(r io.Reader, name string) (*Keyring, error) {
 	if len(el) == 0 {
 		return nil, fmt.Errorf("keyring %s: holds no keys", name)
 	}
-	bin := raw
-	if !openpgpBinary(raw) {
-		// Armored: written out binary. A binary keyring is kept as it
-		// came: re-serialized, gpgv misses keys of it (the signing
-		// subkeys of Debian's archive keys).
-		if bin, err = serialize(el); err != nil {
-			return nil, fmt.Errorf("keyring %s: %w", name, err)
-		}
+	bin, err := serialize(el)
+	if err != nil {
+		return nil, fmt.Errorf("keyring %s: %w", name, err)
 	}
 	return &Keyring{Name: name, Source: name, Entities: el, Raw: bin}, nil
 }
-
-// openpgpBinary says raw is binary OpenPGP: its first byte is a packet
-// tag (bit 7 set), which armor's text never has.
-func openpgpBinary(raw []byte) bool { return len(raw) > 0 && raw[0]&0x80 != 0 }
 
 // readArmored reads every armored block, since .asc files may hold several.
 func readArmored(raw []byte) (openpgp.EntityList, error) {
