@@ -175,7 +175,7 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 		return nil, fmt.Errorf("bootstrap: setup: %w", err)
 	}
 
-	if hook.Has(c.hooks, hook.Extract) || hook.Has(c.hooks, hook.Essential) || hook.Has(c.hooks, hook.Customize) || c.skip.has("cleanup/apt/lists") {
+	if laterHooks(c.hooks) || c.skip.has("cleanup/apt/lists") {
 		ao := o.Apt
 		ao.Fetcher = fetcher
 		if err := writeAptLists(ctx, tmp, plan, ao, o.Log); err != nil {
@@ -200,6 +200,15 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 		}
 	}
 	step("unpack", t)
+	if laterHooks(c.hooks) {
+		// The image's APT sources, as mmdebstrap has them before its
+		// hooks, for apt run by a hook inside the image or with Dir at
+		// it. Written once the keyring packages are unpacked, so that
+		// Signed-By names theirs, as the final sources do.
+		if err := writeImageSources(tmp, plan, o); err != nil {
+			return nil, fmt.Errorf("bootstrap: apt sources: %w", err)
+		}
+	}
 	if err := hook.Run(ctx, c.hooks, hook.Extract, env); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
@@ -273,6 +282,21 @@ func configureStage(ctx context.Context, tmp, target string, plan *lockfile.Plan
 	}
 	res.Configured = true
 	return nil
+}
+
+// laterHooks says hooks run after the packages are unpacked.
+func laterHooks(hooks []hook.Hook) bool {
+	return hook.Has(hooks, hook.Extract) || hook.Has(hooks, hook.Essential) || hook.Has(hooks, hook.Customize)
+}
+
+// writeImageSources writes the image's APT sources.
+func writeImageSources(dir string, plan *lockfile.Plan, o Options) error {
+	root, err := fsroot.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return writeSources(root, plan, loadedKeyrings(o))
 }
 
 // customize runs the customize hooks as mmdebstrap runs them: services
