@@ -59,18 +59,22 @@ func hostAptState(t *testing.T) map[string]string {
 // hook, through MMDEBSTRAP_APT_CONFIG, installs into the image and leaves
 // the host's apt alone; the real start-stop-daemon is back after a hook
 // removed it; a hook's background child is killed; sync-out makes its
-// directory.
+// directory; mmdebstrap's eatmydata hook directory runs.
 func TestBootstrapHooksAsMmdebstrap(t *testing.T) {
 	mirror := testenv.Mirror(t)
 	testenv.Root(t)
 	testenv.Command(t, "systemd-nspawn")
 	testenv.Command(t, "apt-get")
+	eatmydata := "/usr/share/mmdebstrap/hooks/eatmydata" // mmdebstrap's, package mmdebstrap
+	if _, err := os.Stat(eatmydata); err != nil {
+		testenv.Missing(t, "mmdebstrap's hook directory: %v", err)
+	}
 	dir := t.TempDir()
 	plain := filepath.Join(dir, "setup-plain")
 	os.WriteFile(plain, []byte("echo plain > \"$1/etc/plain-setup\"\n"), 0o755) // no #!
 	dump := `env | grep ^MMDEBSTRAP_ | sort > "$1/etc/env-$MMDEBSTRAP_HOOK"; echo "PWD=$(pwd)" >> "$1/etc/env-$MMDEBSTRAP_HOOK"; echo "TARGET=$1" >> "$1/etc/env-$MMDEBSTRAP_HOOK"`
 	before := hostAptState(t)
-	out, err := bootstrapIn(t, dir, "--variant=minbase", "--include=tzdata",
+	out, err := bootstrapIn(t, dir, "--variant=minbase", "--include=tzdata", "--hook-dir="+eatmydata,
 		"--setup-hook="+dump, "--setup-hook="+plain,
 		"--extract-hook="+dump, "--essential-hook="+dump, "--customize-hook="+dump,
 		"--essential-hook=echo tzdata tzdata/Areas select Europe | chroot \"$1\" debconf-set-selections && echo tzdata tzdata/Zones/Europe select Berlin | chroot \"$1\" debconf-set-selections",
@@ -130,7 +134,16 @@ func TestBootstrapHooksAsMmdebstrap(t *testing.T) {
 	} else {
 		f.Close()
 	}
-	for _, p := range []string{"usr/sbin/policy-rc.d", "usr/sbin/start-stop-daemon.REAL"} {
+	// eatmydata's hooks wrapped dpkg from extract to customize.
+	if f, err := elf.Open(filepath.Join(target, "usr/bin/dpkg")); err != nil {
+		t.Errorf("usr/bin/dpkg is not the real one after mmdebstrap's eatmydata hooks: %v", err)
+	} else {
+		f.Close()
+	}
+	if !strings.Contains(out, "libeatmydata.so") {
+		t.Errorf("mmdebstrap's eatmydata extract hook did not unpack libeatmydata:\n%s", out)
+	}
+	for _, p := range []string{"usr/sbin/policy-rc.d", "usr/sbin/start-stop-daemon.REAL", "usr/bin/dpkg.distrib", "usr/bin/eatmydata"} {
 		if _, err := os.Lstat(filepath.Join(target, p)); err == nil {
 			t.Errorf("%s left in the image", p)
 		}
