@@ -139,7 +139,7 @@ func Directory(dir string) ([]Hook, error) {
 			if st.Mode()&0o111 == 0 {
 				return nil, fmt.Errorf("%w: %s is named like a %s hook but is not executable (chmod +x it, or rename it)", ErrUsage, p, stage)
 			}
-			if err := checkHookHelper(p, "--hook-directory "+dir); err != nil {
+			if err := checkHookHelper(p, "--hook-directory"); err != nil {
 				return nil, err
 			}
 			out = append(out, Hook{Stage: stage, Command: p, Origin: "--hook-directory " + dir})
@@ -169,7 +169,7 @@ func checkHookHelper(command, origin string) error {
 	}
 	for _, w := range hookHelperUse {
 		if strings.Contains(text, w) {
-			return fmt.Errorf("%w: %s %s uses mmdebstrap's --hook-helper (%s), which nroot does not have; give its special hooks (copy-in, sync-in, upload, ...) as --STAGE-hook arguments instead", ErrUsage, origin, command, w)
+			return fmt.Errorf("%w: %s %s names %s: it talks to mmdebstrap's --hook-helper, which nroot does not have; give the special hooks (copy-in, sync-in, upload, ...) as --STAGE-hook arguments instead", ErrUsage, origin, command, w)
 		}
 	}
 	return nil

@@ -170,13 +170,15 @@ func TestBootstrapHooksAsMmdebstrap(t *testing.T) {
 // TestBootstrapInterruptedInHook: SIGINT while a customize hook sleeps
 // stops the build within seconds, kills the hook's group, exits non-zero
 // and leaves nothing (a cheap custom build: hooks run there too, as in
-// mmdebstrap).
+// mmdebstrap). On the way, a setup hook writes "$1/etc/passwd", as
+// mmdebstrap makes etc/ before setup hooks.
 func TestBootstrapInterruptedInHook(t *testing.T) {
 	mirror := testenv.Mirror(t)
 	testenv.Root(t)
 	dir := t.TempDir()
 	cmd := exec.Command(nrootBin, "bootstrap", "--variant=custom", "--include=dpkg",
-		`--customize-hook=echo $$ > "$PWD/hookpid"; sleep 300`, "bookworm", "./rel", mirror)
+		`--setup-hook=echo "root:x:0:0:root:/root:/bin/sh" > "$1/etc/passwd"`,
+		`--customize-hook=cp "$1/etc/passwd" "$PWD/passwd-seen"; echo $$ > "$PWD/hookpid"; sleep 300`, "bookworm", "./rel", mirror)
 	cmd.Dir = dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -223,6 +225,9 @@ func TestBootstrapInterruptedInHook(t *testing.T) {
 	}
 	if len(alive) > 0 {
 		t.Errorf("processes %v of the hook's group %d still run", alive, hook)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "passwd-seen")); string(b) != "root:x:0:0:root:/root:/bin/sh\n" {
+		t.Errorf("a setup hook writing $1/etc/passwd: the customize hook saw %q", b)
 	}
 	names, _ := filepath.Glob(filepath.Join(dir, "*rel*"))
 	if len(names) != 0 {
@@ -293,4 +298,19 @@ func liveInGroup(pgid int) []int {
 		}
 	}
 	return out
+}
+
+// TestBootstrapRefusesHookHelper: a hook that talks to mmdebstrap's
+// --hook-helper (mmdebstrap's own file-mirror-automount directory does)
+// is a one-line usage error before anything is fetched.
+func TestBootstrapRefusesHookHelper(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "setup00.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\n\"$MMDEBSTRAP_ARGV0\" --hook-helper \"$1\" \"$MMDEBSTRAP_MODE\" setup env 1 upload a /a <&\"$MMDEBSTRAP_HOOKSOCK\" >&\"$MMDEBSTRAP_HOOKSOCK\"\n"), 0o755)
+	for _, flag := range []string{"--hook-dir=" + dir, "--setup-hook=" + script, `--customize-hook=mmdebstrap --hook-helper "$1" root customize env 1 sync-in a /a`} {
+		_, errs, code := nroot(t, []string{"NROOT_MIRROR=http://127.0.0.1:9/debian"}, "bootstrap", flag, "bookworm", filepath.Join(dir, "out"))
+		if code != 64 || !strings.Contains(errs, "--hook-helper") || !strings.Contains(errs, "special hooks") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+			t.Errorf("%s: exit %d, want 64 and one line naming --hook-helper:\n%s", flag, code, errs)
+		}
+	}
 }
