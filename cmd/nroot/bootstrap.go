@@ -109,6 +109,7 @@ byte-identical.`,
 			}
 			bo := rootfs.Options{Config: cfg, Apt: o, Format: format, Jobs: jobs, Progress: os.Stderr, Log: o.Log}
 			cf.apply(&bo)
+			hookRun(&bo, g, mode)
 			if g.quiet {
 				bo.Progress = nil
 			}
