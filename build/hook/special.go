@@ -185,6 +185,9 @@ func special(ctx context.Context, img *fsroot.Root, op string, a []string) error
 		if err != nil {
 			return err
 		}
+		if err := os.MkdirAll(filepath.Dir(a[1]), 0o755); err != nil {
+			return err
+		}
 		f, err := atomicfile.Create(a[1], 0o644)
 		if err != nil {
 			return err
@@ -222,6 +225,9 @@ func special(ctx context.Context, img *fsroot.Root, op string, a []string) error
 			return err
 		}
 		defer src.Close()
+		if err := os.MkdirAll(filepath.Dir(a[1]), 0o755); err != nil {
+			return err
+		}
 		f, err := atomicfile.Create(a[1], 0o644)
 		if err != nil {
 			return err
@@ -280,6 +286,11 @@ func hostToImage(ctx context.Context, src, top string, img *fsroot.Root, dst str
 func imageToHost(ctx context.Context, img *fsroot.Root, rel, top, dst string) error {
 	if top != "./" && !strings.HasSuffix(top, "/") {
 		top += "/"
+	}
+	// Paths outside the image are made as needed, as mmdebstrap makes
+	// them.
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
 	}
 	host, err := fsroot.Open(dst)
 	if err != nil {

@@ -53,6 +53,11 @@ type Options struct {
 	DpkgOpts, AptOpts []string
 	// Skip names steps to leave out, with mmdebstrap's names (Skips).
 	Skip []string
+	// Mode and Verbosity are given to hooks as MMDEBSTRAP_MODE ("root"
+	// when empty) and MMDEBSTRAP_VERBOSITY (0 quiet, 1 normal, 2
+	// verbose).
+	Mode      string
+	Verbosity int
 }
 
 // Result reports what Bootstrap did.
@@ -129,6 +134,7 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	}
 	step("fetch", t)
 
+	// Absolute: hooks get it as $1 and run in the caller's directory.
 	tmp, err := buildDir(target, o.Format)
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
@@ -141,9 +147,25 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 
 	hookOut := progress.Output(o.Log, "hook")
 	defer hookOut.Flush()
-	env := hookEnv(tmp, plan, hookOut)
-	if err := c.setup(ctx, tmp, env); err != nil {
+	env := hookEnv(tmp, plan, hookOut, o)
+	if len(c.hooks) > 0 {
+		aptConf, remove, err := writeAptConfig(tmp, plan, loadedKeyrings(o), c.aptCfg)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap: apt configuration for hooks: %w", err)
+		}
+		defer remove()
+		env.AptConfig = aptConf
+	}
+	if err := c.setup(ctx, tmp, env, !c.skip.has("output/dev") && !c.skip.has("output/mknod") && canMknod()); err != nil {
 		return nil, fmt.Errorf("bootstrap: setup: %w", err)
+	}
+
+	if laterHooks(c.hooks) || c.skip.has("cleanup/apt/lists") {
+		ao := o.Apt
+		ao.Fetcher = fetcher
+		if err := writeAptLists(ctx, tmp, plan, ao, o.Log); err != nil {
+			return nil, fmt.Errorf("bootstrap: apt lists: %w", err)
+		}
 	}
 
 	t = time.Now()
@@ -163,12 +185,23 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 		}
 	}
 	step("unpack", t)
+	if laterHooks(c.hooks) {
+		// The image's APT sources, as mmdebstrap has them before its
+		// hooks, for apt run by a hook inside the image or with Dir at
+		// it. Written once the keyring packages are unpacked, so that
+		// Signed-By names theirs, as the final sources do.
+		if err := writeImageSources(tmp, plan, o); err != nil {
+			return nil, fmt.Errorf("bootstrap: apt sources: %w", err)
+		}
+	}
 	if err := hook.Run(ctx, c.hooks, hook.Extract, env); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	// As in mmdebstrap, the extract and custom variants install nothing
-	// and run no essential or customize hooks.
+	// As in mmdebstrap, the extract variant installs nothing and runs no
+	// essential or customize hooks; custom installs what was asked and
+	// runs them, whether the packages could be configured or not.
 	installs := plan.Variant != "extract" && plan.Variant != "custom"
+	laterHooks := plan.Variant != "extract"
 
 	t = time.Now()
 	if err := configureStage(ctx, tmp, target, plan, pkgs, c, env, installs, o, res); err != nil {
@@ -182,8 +215,13 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	if err := prepare(tmp, plan, o, c.skip); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	if installs {
-		if err := hook.Run(ctx, c.hooks, hook.Customize, env); err != nil {
+	if laterHooks && !res.Configured && hook.Has(c.hooks, hook.Essential) {
+		if err := hook.Run(ctx, c.hooks, hook.Essential, env); err != nil {
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	if laterHooks && hook.Has(c.hooks, hook.Customize) {
+		if err := customize(ctx, tmp, c, env); err != nil {
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 	}
@@ -221,7 +259,7 @@ func configureStage(ctx context.Context, tmp, target string, plan *lockfile.Plan
 	out := progress.Output(o.Log, "configure")
 	defer out.Flush()
 	var afterEssential func() error
-	if installs && hook.Has(c.hooks, hook.Essential) {
+	if (installs || plan.Variant == "custom") && hook.Has(c.hooks, hook.Essential) {
 		afterEssential = func() error { return hook.Run(ctx, c.hooks, hook.Essential, env) }
 	}
 	if err := configure(ctx, tmp, pkgs, stageOf, out, afterEssential); err != nil {
@@ -229,6 +267,41 @@ func configureStage(ctx context.Context, tmp, target string, plan *lockfile.Plan
 	}
 	res.Configured = true
 	return nil
+}
+
+// laterHooks says hooks run after the packages are unpacked.
+func laterHooks(hooks []hook.Hook) bool {
+	return hook.Has(hooks, hook.Extract) || hook.Has(hooks, hook.Essential) || hook.Has(hooks, hook.Customize)
+}
+
+// writeImageSources writes the image's APT sources.
+func writeImageSources(dir string, plan *lockfile.Plan, o Options) error {
+	root, err := fsroot.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return writeSources(root, plan, loadedKeyrings(o))
+}
+
+// customize runs the customize hooks as mmdebstrap runs them: services
+// cannot start (policy-rc.d and the fake start-stop-daemon are back in
+// place), and afterwards the real start-stop-daemon is put back and
+// policy-rc.d removed, whatever the hooks did to them.
+func customize(ctx context.Context, dir string, c *custom, env hook.Env) error {
+	root, err := fsroot.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if root.IsDir("usr/sbin") { // as mmdebstrap: none in an image without it
+		undo, err := installShims(root)
+		defer undo()
+		if err != nil {
+			return fmt.Errorf("customize: %w", err)
+		}
+	}
+	return hook.Run(ctx, c.hooks, hook.Customize, env)
 }
 
 // prepare writes APT sources, the base files and /dev: the image as
@@ -239,14 +312,7 @@ func prepare(dir string, plan *lockfile.Plan, o Options, skip skipSet) error {
 		return err
 	}
 	defer root.Close()
-	rings := map[string]*keyring.Keyring{}
-	for _, k := range keyring.Bundled() {
-		rings[k.Name] = k
-	}
-	if len(o.Apt.Keyrings) > 0 {
-		rings["user"] = keyring.Merge("user", o.Apt.Keyrings...)
-	}
-	if err := writeSources(root, plan, rings); err != nil {
+	if err := writeSources(root, plan, loadedKeyrings(o)); err != nil {
 		return fmt.Errorf("apt sources: %w", err)
 	}
 	if err := writeBaseFiles(root, plan); err != nil {
@@ -258,6 +324,19 @@ func prepare(dir string, plan *lockfile.Plan, o Options, skip skipSet) error {
 		}
 	}
 	return nil
+}
+
+// loadedKeyrings are the keyrings a plan's sources may name: the bundled
+// ones, and the user's as "user".
+func loadedKeyrings(o Options) map[string]*keyring.Keyring {
+	rings := map[string]*keyring.Keyring{}
+	for _, k := range keyring.Bundled() {
+		rings[k.Name] = k
+	}
+	if len(o.Apt.Keyrings) > 0 {
+		rings["user"] = keyring.Merge("user", o.Apt.Keyrings...)
+	}
+	return rings
 }
 
 // finish removes build leftovers and clamps mtimes.

@@ -188,6 +188,14 @@ func buildDir(target, format string) (string, error) {
 	default:
 		dir, pattern = filepath.Dir(filepath.Clean(target)), "."+filepath.Base(target)+".nroot-"
 	}
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	// Absolute: hooks get it as $1 and run in the caller's directory.
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
 	tmp, err := os.MkdirTemp(dir, pattern)
 	if err != nil {
 		return "", err
@@ -206,7 +214,7 @@ func output(ctx context.Context, dir, target string, o Options, skip skipSet) er
 	switch {
 	case o.Format == "null":
 		return nil
-	case o.Format == "dir" && filepath.Dir(dir) == filepath.Clean(target):
+	case o.Format == "dir" && builtInside(dir, target):
 		return moveUp(dir, target)
 	case o.Format == "dir":
 		if err := os.Rename(dir, target); err != nil {
@@ -235,6 +243,13 @@ func output(ctx context.Context, dir, target string, o Options, skip skipSet) er
 		return fmt.Errorf("writing %s: %w", target, err)
 	}
 	return nil
+}
+
+// builtInside says the build directory dir is inside target (buildDir
+// made it there).
+func builtInside(dir, target string) bool {
+	abs, err := filepath.Abs(target)
+	return err == nil && filepath.Dir(dir) == abs
 }
 
 // moveUp moves a tree built in dir, a directory inside target, up into

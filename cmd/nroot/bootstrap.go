@@ -159,6 +159,7 @@ byte-identical.`,
 			}
 			bo := rootfs.Options{Config: cfg, Apt: o, Format: format, Jobs: jobs, Progress: os.Stderr, Log: o.Log, Stdout: os.Stdout}
 			cf.apply(&bo)
+			hookRun(&bo, g, mode)
 			if g.quiet {
 				bo.Progress = nil
 			}

@@ -10,6 +10,7 @@ import (
 
 	"nroot/build/hook"
 	"nroot/build/rootfs"
+	"nroot/build/userns"
 )
 
 // customFlags are bootstrap's mmdebstrap options beyond the plan: hooks,
@@ -74,6 +75,24 @@ func (f *customFlags) register(cmd *cobra.Command) {
 // apply puts the flags into bootstrap's options.
 func (f *customFlags) apply(o *rootfs.Options) {
 	o.Hooks, o.DpkgOpts, o.AptOpts, o.Skip = f.hooks, f.dpkgopts, f.aptopts, f.skip
+}
+
+// hookRun says how nroot runs, for hooks' MMDEBSTRAP_MODE and
+// MMDEBSTRAP_VERBOSITY: unshare when asked (root keeps its IDs then, as
+// in mmdebstrap) or inside the user namespace auto made without root,
+// root otherwise.
+func hookRun(o *rootfs.Options, g *globals, mode string) {
+	o.Mode = "root"
+	if mode == "unshare" || userns.Started() || userns.Inside() {
+		o.Mode = "unshare"
+	}
+	o.Verbosity = 1
+	switch {
+	case g.quiet:
+		o.Verbosity = 0
+	case g.verbose:
+		o.Verbosity = 2
+	}
 }
 
 // customErr turns an option error into a usage error.
