@@ -59,6 +59,7 @@ var formatSuffixes = []struct{ suffix, format string }{
 	{".tar.Z", "tar.Z"}, {".taZ", "tar.Z"}, {".Z", "tar.Z"},
 	{".tar", "tar"},
 	{".squashfs", "squashfs"}, {".sqfs", "squashfs"}, {".erofs", "erofs"},
+	{".ext2", "ext2"}, // mmdebstrap's; refused here, never a directory so named
 }
 
 // formatAliases are other spellings of a format: mmdebstrap's.
@@ -88,6 +89,8 @@ func FormatFor(target, asked string) (string, error) {
 		}
 	}
 	switch {
+	case named == "ext2" || asked == "ext2":
+		return "", fmt.Errorf("--format ext2 (TARGET %s): nroot does not write ext2 images; use --format=squashfs or erofs (.squashfs, .erofs), or build a directory and run mke2fs -d DIR IMAGE", target)
 	case asked == "" || asked == "auto":
 		return named, nil
 	case !validFormat(asked):

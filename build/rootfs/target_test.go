@@ -32,6 +32,8 @@ func TestFormatFor(t *testing.T) {
 		{"-", "directory", "", true},
 		{"-", "squashfs", "", true},
 		{"./node", "ext5", "", true},
+		{"node.ext2", "auto", "", true},
+		{"./node", "ext2", "", true},
 	}
 	for _, tt := range tests {
 		got, err := FormatFor(tt.target, tt.asked)

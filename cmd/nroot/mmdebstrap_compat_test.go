@@ -70,6 +70,7 @@ func TestBootstrapEntryPoint(t *testing.T) {
 		{"ambiguous --ver", nil, []string{"bootstrap", "--ver", "bookworm", full}, 64, "", "--verbose, --version"},
 		{"unknown option", nil, []string{"bootstrap", "--nosuchoption", "bookworm", full}, 64, "", "--nosuchoption"},
 		{"a format mmdebstrap lacks", nil, []string{"bootstrap", "--format=ext5", "bookworm", full}, 64, "", "--format"},
+		{"an ext2 TARGET is no directory", nil, []string{"bootstrap", "bookworm", filepath.Join(dir, "node.ext2")}, 64, "", "mke2fs"},
 		{"directory to stdout", nil, []string{"bootstrap", "--format=directory", "bookworm", "-"}, 64, "", "standard output"},
 		{"--json with stdout", nil, []string{"bootstrap", "--json", "bookworm", "-"}, 64, "", "--json and TARGET -"},
 		{"a non-empty target directory", nil, []string{"bootstrap", "bookworm", full}, 1, "", "already exists"},
