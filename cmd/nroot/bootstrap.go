@@ -181,6 +181,9 @@ byte-identical.`,
 				}
 			}
 			if mf.dryRun {
+				if len(bo.Hooks) > 0 {
+					o.Log.Warn("dry run: the hooks are not run")
+				}
 				plan := bo.FromLock
 				if plan == nil {
 					if plan, err = apt.Resolve(cmd.Context(), cfg, o); err != nil {

@@ -115,8 +115,9 @@ keyrings, reads its Packages indices and selects the packages of the variant,
 the way mmdebstrap and apt do. It prints each package with its version,
 architecture and download size.
 
-MIRROR is a URL (http://HOST/debian, http://HOST/ubuntu) or a "deb URL SUITE
-COMPONENT..." line. Without one, the mirror comes from $NROOT_MIRROR or the
+MIRROR is a URL (http://HOST/debian, http://HOST/ubuntu), a "deb URL SUITE
+COMPONENT..." line, a sources.list file (one-line or deb822 .sources), or -
+for one on stdin; with a file or -, SUITE may be "" (the first entry's). Without one, the mirror comes from $NROOT_MIRROR or the
 host's APT sources. With one URL, or none, the suite's -updates and -security
 suites are added for Debian and Ubuntu, and a missing one is an error unless
 --no-updates or --no-security says to leave it out. Source lines are used
