@@ -159,7 +159,11 @@ func TestBootstrapTargets(t *testing.T) {
 	t.Run("/dev/null keeps nothing but runs the hooks", func(t *testing.T) {
 		marker := filepath.Join(dir, "hook-ran")
 		before, _ := filepath.Glob(filepath.Join(os.TempDir(), "nroot-bootstrap-*"))
-		stdout, _ := build(t, "/dev/null", `--extract-hook=test -f "$1/usr/lib/os-release" && touch `+marker)
+		logfile := filepath.Join(dir, "build.log")
+		stdout, _ := build(t, "/dev/null", `--extract-hook=test -f "$1/usr/lib/os-release" && touch `+marker, "--logfile="+logfile)
+		if b, err := os.ReadFile(logfile); err != nil || !strings.Contains(string(b), "[unpack]") {
+			t.Errorf("--logfile has no stage lines: %q %v", b, err)
+		}
 		if _, err := os.Stat(marker); err != nil {
 			t.Errorf("the extract hook did not run: %v", err)
 		}
