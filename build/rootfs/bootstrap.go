@@ -10,26 +10,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-
 	"nroot/build/apt"
-	"nroot/build/fsimage"
 	"nroot/build/hook"
 	"nroot/build/lockfile"
 	"nroot/build/nspawn"
 	"nroot/format/keyring"
-	"nroot/internal/atomicfile"
 	"nroot/internal/fetch"
 	"nroot/internal/fsroot"
 	"nroot/internal/progress"
 )
-
-// Formats Bootstrap can write.
-var Formats = []string{"dir", "tar", "tar.gz", "tar.zst", "squashfs", "erofs"}
-
-// isImage says the format is an image file (nroot/fsimage).
-func isImage(f string) bool { return f == "squashfs" || f == "erofs" }
 
 // Options control Bootstrap.
 type Options struct {
@@ -38,8 +27,11 @@ type Options struct {
 	Apt    apt.Options
 	// FromLock rebuilds exactly this plan, resolving nothing.
 	FromLock *lockfile.Plan
-	// Format is dir (default), tar, tar.gz or tar.zst.
+	// Format is one of Formats: dir (the default), a tarball, an image
+	// file, or null (build, run the hooks, keep nothing).
 	Format string
+	// Stdout receives the tarball when target is "-".
+	Stdout io.Writer
 	// SourceDateEpoch, when set, clamps every mtime.
 	SourceDateEpoch time.Time
 	// Jobs bounds parallel downloads.
@@ -101,7 +93,7 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if err := checkTarget(target, o.Format); err != nil {
+	if err := checkTarget(target, o.Format, o.Stdout); err != nil {
 		return nil, err
 	}
 	c, err := newCustom(o)
@@ -143,11 +135,7 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	step("fetch", t)
 
 	// Absolute: hooks get it as $1 and run in the caller's directory.
-	parent, err := filepath.Abs(filepath.Dir(filepath.Clean(target)))
-	if err != nil {
-		return nil, fmt.Errorf("bootstrap: %w", err)
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(target)+".nroot-")
+	tmp, err := buildDir(target, o.Format)
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
@@ -156,9 +144,6 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 			os.RemoveAll(tmp)
 		}
 	}()
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return nil, err
-	}
 
 	hookOut := progress.Output(o.Log, "hook")
 	defer hookOut.Flush()
@@ -247,7 +232,7 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	if o.Format == "dir" {
-		tmp = "" // renamed into place
+		tmp = "" // moved into place
 	}
 	step("finish", t)
 	return res, nil
@@ -319,66 +304,6 @@ func customize(ctx context.Context, dir string, c *custom, env hook.Env) error {
 	return hook.Run(ctx, c.hooks, hook.Customize, env)
 }
 
-// formatSuffixes are the TARGET names that say a format, as mmdebstrap
-// reads them.
-var formatSuffixes = []struct{ suffix, format string }{
-	{".tar.zst", "tar.zst"}, {".tzst", "tar.zst"}, {".tar.gz", "tar.gz"}, {".tgz", "tar.gz"}, {".tar", "tar"},
-	{".squashfs", "squashfs"}, {".sqfs", "squashfs"}, {".erofs", "erofs"},
-}
-
-// FormatFor is the output format for TARGET: the one asked for ("auto" or
-// "" takes it from the name, else a directory), refused when the name
-// says another (a tarball named .tar.zst written uncompressed).
-func FormatFor(target, asked string) (string, error) {
-	named := "dir"
-	for _, f := range formatSuffixes {
-		if strings.HasSuffix(target, f.suffix) {
-			named = f.format
-			break
-		}
-	}
-	switch {
-	case asked == "" || asked == "auto":
-		return named, nil
-	case !validFormat(asked):
-		return "", fmt.Errorf("--format %q: one of auto, %s", asked, strings.Join(Formats, ", "))
-	case named != "dir" && named != asked:
-		return "", fmt.Errorf("--format %s, but TARGET %s is named as %s; rename it or drop --format", asked, target, named)
-	}
-	return asked, nil
-}
-
-func validFormat(f string) bool {
-	for _, x := range Formats {
-		if x == f {
-			return true
-		}
-	}
-	return false
-}
-
-// checkTarget refuses to overwrite: a directory target must be absent or
-// empty, a tarball target absent.
-func checkTarget(target, format string) error {
-	fi, err := os.Lstat(target)
-	if os.IsNotExist(err) {
-		if _, err := os.Stat(filepath.Dir(filepath.Clean(target))); err != nil {
-			return fmt.Errorf("bootstrap: parent of %s: %w", target, err)
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	if format == "dir" && fi.IsDir() {
-		names, err := os.ReadDir(target)
-		if err == nil && len(names) == 0 {
-			return nil
-		}
-	}
-	return fmt.Errorf("bootstrap: %s already exists; nroot does not build over an existing %s (remove it or choose another TARGET)", target, map[bool]string{true: "directory", false: "file"}[fi.IsDir()])
-}
-
 // prepare writes APT sources, the base files and /dev: the image as
 // customize hooks see it.
 func prepare(dir string, plan *lockfile.Plan, o Options, skip skipSet) error {
@@ -426,55 +351,6 @@ func finish(dir string, o Options, skip skipSet) error {
 	}
 	if !o.SourceDateEpoch.IsZero() {
 		return clampMtimes(dir, o.SourceDateEpoch)
-	}
-	return nil
-}
-
-// output moves the finished tree into place, or writes it as a tarball
-// through a temporary file.
-func output(ctx context.Context, dir, target string, o Options, skip skipSet) error {
-	if o.Format == "dir" {
-		if err := os.Rename(dir, target); err != nil {
-			return fmt.Errorf("moving the image into place: %w", err)
-		}
-		return nil
-	}
-	if isImage(o.Format) {
-		_, err := fsimage.Write(ctx, dir, target, fsimage.Options{Format: fsimage.Format(o.Format), Epoch: o.SourceDateEpoch, Log: o.Log})
-		return err
-	}
-	f, err := atomicfile.Create(target, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	var w io.WriteCloser = nopCloser{f}
-	switch o.Format {
-	case "tar.gz":
-		w = gzip.NewWriter(f)
-	case "tar.zst":
-		if w, err = zstd.NewWriter(f, zstd.WithEncoderConcurrency(1)); err != nil {
-			return err
-		}
-	}
-	root, err := fsroot.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	to := fsroot.TarOptions{Clamp: o.SourceDateEpoch}
-	if devPlaceholders(o, skip) {
-		to.Nodes = devTarNodes()
-	}
-	err = root.WriteTar(w, ".", to)
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = f.Commit()
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", target, err)
 	}
 	return nil
 }
