@@ -282,8 +282,9 @@ func writeDriversConf(img *fsroot.Root, o Options) (bool, error) {
 	return true, writeFile(img, driversConf, text, 0o644)
 }
 
-// checkInitrdOptions checks Options.Initrd and Options.Drivers.
-func checkInitrdOptions(o Options) error {
+// CheckInitrdOptions checks Options.Initrd and Options.Drivers, as the
+// command line gives them.
+func CheckInitrdOptions(o Options) error {
 	if err := CheckInitrd(o.Initrd); err != nil {
 		return err
 	}

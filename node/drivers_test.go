@@ -122,7 +122,7 @@ func TestCheckInitrdOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkInitrdOptions(tt.o)
+			err := CheckInitrdOptions(tt.o)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -144,7 +144,7 @@ func TestChoicesReplayInitrd(t *testing.T) {
 	if o := c.Apply(Options{Initrd: InitrdFull}); o.Initrd != InitrdFull || o.Drivers != nil {
 		t.Errorf("back to full: %q %v", o.Initrd, o.Drivers)
 	}
-	if err := checkInitrdOptions(c.Apply(Options{Initrd: InitrdFull})); err != nil {
+	if err := CheckInitrdOptions(c.Apply(Options{Initrd: InitrdFull})); err != nil {
 		t.Error(err)
 	}
 }

@@ -349,7 +349,7 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	if !img.IsRegular("var/lib/dpkg/status") {
 		return nil, fmt.Errorf("node: %s is not a Debian or Ubuntu root filesystem (no var/lib/dpkg/status); make one with nroot bootstrap", root)
 	}
-	if err := checkInitrdOptions(o); err != nil {
+	if err := CheckInitrdOptions(o); err != nil {
 		return nil, err
 	}
 	r, err := nspawn.New(root)

@@ -66,10 +66,7 @@ finds and how to recover.`,
   nroot node check ./node`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := node.CheckInitrd(o.Initrd); err != nil {
-				return usageErr("%v", err)
-			}
-			if err := node.CheckDrivers(o.Drivers); err != nil {
+			if err := node.CheckInitrdOptions(o); err != nil {
 				return usageErr("%v", err)
 			}
 			if pwFile != "" {
