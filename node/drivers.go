@@ -293,3 +293,14 @@ func CheckInitrdOptions(o Options) error {
 	}
 	return CheckDrivers(o.Drivers)
 }
+
+// kernelInstall is the command that installs the kernel. The small
+// image's configuration needs the installed kernel's modules.dep, so its
+// postinst is told not to build an image (INITRD=No, which Debian's and
+// Ubuntu's kernel hooks honour) that would be built again right after.
+func kernelInstall(o Options, argv []string) []string {
+	if o.Initrd != InitrdSmall {
+		return argv
+	}
+	return append([]string{"env", "INITRD=No"}, argv...)
+}

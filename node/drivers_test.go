@@ -164,3 +164,20 @@ func FuzzParseModules(f *testing.F) {
 		}
 	})
 }
+
+func TestKernelInstall(t *testing.T) {
+	apt := []string{"apt-get", "install", "linux-image-amd64"}
+	tests := []struct {
+		initrd string
+		want   []string
+	}{
+		{"", apt},
+		{InitrdFull, apt},
+		{InitrdSmall, append([]string{"env", "INITRD=No"}, apt...)},
+	}
+	for _, tt := range tests {
+		if got := kernelInstall(Options{Initrd: tt.initrd}, apt); !slices.Equal(got, tt.want) {
+			t.Errorf("%q: %v, want %v", tt.initrd, got, tt.want)
+		}
+	}
+}

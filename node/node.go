@@ -419,7 +419,7 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	// With the configuration in place, the kernel's postinst builds the
 	// initramfs through /etc/kernel/postinst.d/dracut.
 	confTime := time.Now()
-	if err := run("installing "+kernel, append(apt, kernel)...); err != nil {
+	if err := run("installing "+kernel, kernelInstall(o, append(apt, kernel))...); err != nil {
 		// apt found the package (plan asked): its scripts failed.
 		return nil, failed(fmt.Errorf("%w\nthe kernel %s installed but its scripts failed, most often building the initramfs (dracut's output is above)", err, kernel))
 	}
