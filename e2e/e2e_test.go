@@ -168,7 +168,8 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 	var res *node.Result
 	st.run("node", func() error {
 		var err error
-		res, err = node.Build(ctx, root, node.Options{E2EProbe: true, CacheDir: filepath.Join(cache().CacheDir, "apt-archives")})
+		// NROOT_E2E_INITRD=small boots nroot node --initrd=small's image.
+		res, err = node.Build(ctx, root, node.Options{E2EProbe: true, CacheDir: filepath.Join(cache().CacheDir, "apt-archives"), Initrd: os.Getenv("NROOT_E2E_INITRD")})
 		return err
 	})
 	k := res.Kernels[0]
