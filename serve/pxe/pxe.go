@@ -157,6 +157,13 @@ func inNetwork(n inventory.Node, o Options) error {
 	return nil
 }
 
+// UniqueIDArg is the kernel argument that makes a node's NFSv4 client
+// owner its own from the first mount: nfs.nfs4_unique_id from its MAC,
+// unique on any network, and the same at every boot.
+func UniqueIDArg(mac string) string {
+	return "nfs.nfs4_unique_id=nroot-" + strings.ReplaceAll(strings.ToLower(mac), ":", "-")
+}
+
 // safeArgs refuses what iPXE would expand or split: extra kernel
 // arguments are copied into a script.
 func safeArgs(s string) bool {
@@ -208,8 +215,12 @@ reboot
 			chain = "generations/" + gen + "/boot.ipxe"
 		}
 		script := "nodes/" + strings.ReplaceAll(n.MAC, ":", "-") + ".ipxe"
+		// The NFSv4 client owner is made at the root's mount, before the
+		// node has its hostname: without a uniquifier every node booting
+		// at once presents the same one and expires the others' state.
+		args := strings.TrimSpace(UniqueIDArg(n.MAC) + " " + n.Args)
 		f[script] = fmt.Sprintf("#!ipxe\n# nroot: node %s (inventory line %d), generation %s\nset nroot-node %s\nset nroot-args %s\nchain ${nroot-base}/%s\n",
-			n.Name, n.Line, gen, n.Name, n.Args, chain)
+			n.Name, n.Line, gen, n.Name, args, chain)
 		out = append(out, Node{Name: n.Name, MAC: n.MAC, Address: n.Address, Hostname: n.Hostname, Generation: gen, Script: script, Segment: "nodes/" + n.Name + ".img"})
 	}
 	dm, err := dnsmasq(nodes, o, base)
