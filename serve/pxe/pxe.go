@@ -192,7 +192,7 @@ set nroot-server %s
 set nroot-export %s
 chain ${nroot-base}/nodes/${mac:hexhyp}.ipxe || goto unknown
 :unknown
-echo nroot: no node of the inventory has MAC ${mac}; add it and run nroot pxe again
+echo nroot: booting ${nroot-base}/nodes/${mac:hexhyp}.ipxe failed: a MAC not in the inventory has no script (add it and run nroot pxe again); otherwise the messages above say why
 sleep 60
 reboot
 `, base, o.Server, strings.TrimSuffix(o.Export, "/"))
