@@ -9,7 +9,7 @@ TARGET  ?= ./nroot-node
 # The address nodes reach this machine at, for the export's boot lines.
 SERVER  ?= $(shell hostname -I 2>/dev/null | cut -d' ' -f1)
 
-.PHONY: all build deps run test unit fuzz bench storm compare foreign e2e e2e-full man dist cross arm64 windows clean
+.PHONY: all build deps run test unit fuzz bench storm compare foreign e2e e2e-full e2e-net man dist cross arm64 windows clean
 
 all: build
 
@@ -102,6 +102,14 @@ e2e: deps
 
 e2e-full: deps
 	NROOT_E2E_SUITES=bookworm,trixie,noble,bookworm/minbase,trixie/minbase $(GO) test -tags e2e -count=1 -timeout 100m -v -run "ProbeFailsClosed|IdentityReachable|NodeBootsOverNFS|PackedInitrdBoots|InitramfsToolsListing" ./e2e
+
+# The cluster on its own network: a namespace with a bridge, nroot's
+# dnsmasq.conf as the only DHCP and TFTP server, Debian's stock nginx.conf
+# with nroot's block (www-data workers), nfs-ganesha on the bridge; three
+# bookworm nodes (one UEFI by OVMF and ipxe.efi) booting at once, then one
+# alone.
+e2e-net: deps
+	$(GO) test -tags e2e -count=1 -timeout 60m -v -run TestClusterNetwork ./e2e
 
 # Manual pages, one per command, from the help text (man/).
 man: build
