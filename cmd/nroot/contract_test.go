@@ -157,7 +157,7 @@ func TestWrongResultsRefused(t *testing.T) {
 		{"resolve empty architectures", []string{"resolve", "--architectures=,", "trixie"}, 64, "--architectures"},
 		{"resolve unknown variant", []string{"resolve", "--variant=tiny", "trixie"}, 64, "--variant"},
 		{"resolve lock in a missing directory", []string{"resolve", "--lock=/nonexistent/x.lock", "trixie"}, 64, "--lock"},
-		{"bootstrap tar named tar.zst", []string{"bootstrap", "--format=tar", "trixie", filepath.Join(t.TempDir(), "x.tar.zst")}, 64, "--format"},
+		{"bootstrap squashfs named tar.zst", []string{"bootstrap", "--format=squashfs", "trixie", filepath.Join(t.TempDir(), "x.tar.zst")}, 64, "--format"},
 		{"bootstrap from a file that is no lock", []string{"bootstrap", "--from-lock", file, filepath.Join(t.TempDir(), "x")}, 64, "not an nroot lockfile"},
 		{"quiet and verbose", []string{"-q", "-v", "mirror"}, 64, "-q and -v"},
 		{"unknown flag", []string{"resolve", "--bogus", "trixie"}, 64, "unknown flag"},

@@ -115,6 +115,10 @@ func (v *wordsValue) Set(s string) error {
 	if !v.set {
 		*v.list, v.set = nil, true
 	}
-	*v.list = append(*v.list, strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })...)
+	words := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
+	if len(words) == 0 {
+		return fmt.Errorf("%q names nothing; give one or more names, comma- or space-separated", s)
+	}
+	*v.list = append(*v.list, words...)
 	return nil
 }
