@@ -16,6 +16,10 @@ import (
 	"nroot/verify/storm"
 )
 
+// A storm's clients run in worker processes: this executable again,
+// which answers as a worker before any command is parsed.
+func init() { storm.RunWorker() }
+
 func newStormCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "storm",
