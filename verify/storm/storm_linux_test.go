@@ -389,3 +389,27 @@ func TestReplayOpenState(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkerFailures: a worker that cannot start, or ends before it is
+// ready, is the run's error, naming it, and no result.
+func TestWorkerFailures(t *testing.T) {
+	ws := &storm.WorkingSet{Calls: []storm.Op{{Op: "SEQUENCE"}}}
+	tests := []struct {
+		name   string
+		worker []string
+		says   string
+	}{
+		{"missing", []string{"/nonexistent/nroot"}, "starting a worker"},
+		{"ends at once", []string{"/bin/false"}, "did not get ready"},
+		{"says other", []string{"/bin/echo", "hello"}, "did not get ready"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := storm.Run(context.Background(), storm.Options{Clients: 2, WorkingSet: ws, Worker: tt.worker,
+				NFS: nfsclient.Target{Host: "127.0.0.1", NFSPort: 1, Version: 4}, Timeout: 30 * time.Second})
+			if err == nil || !strings.Contains(err.Error(), tt.says) || res != nil {
+				t.Errorf("result %+v, error %v; want no result and an error saying %q", res, err, tt.says)
+			}
+		})
+	}
+}
