@@ -186,8 +186,8 @@ func TestReplayRecordedBoot(t *testing.T) {
 	var table bytes.Buffer
 	storm.WriteTable(&table, results)
 	for _, r := range results {
-		fmt.Fprintf(&table, "%d clients: %d opens, %d closes, %d left open; %d calls timed; server CPU %.2fs, clients' %.2fs; kernel and initramfs by %.2fs (p50), %d bytes each\n",
-			r.Clients, r.Opens, r.Closes, r.LeftOpen, r.Calls, r.ServerCPU, r.ClientCPU, r.BootP50, r.BootBytes)
+		fmt.Fprintf(&table, "%d clients: %d opens, %d closes, %d left open; %d calls timed; server CPU %.2fs (ganesha %.2fs, nginx %.2fs), clients' %.2fs; kernel and initramfs by %.2fs (p50), %d bytes each\n",
+			r.Clients, r.Opens, r.Closes, r.LeftOpen, r.Calls, r.ServerCPU, r.ServerCPUEach[0], r.ServerCPUEach[1], r.ClientCPU, r.BootP50, r.BootBytes)
 	}
 	t.Logf("%s: %s\n%s", file, ws.Summary(), table.String())
 	if out := os.Getenv("NROOT_STORM_TEST_OUT"); out != "" {

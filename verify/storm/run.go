@@ -81,14 +81,17 @@ type Result struct {
 	LeftOpen int64 `json:"left_open,omitempty"`
 	// ServerCPU is the server's user and system time over the run;
 	// ClientCPU the worker processes' (from their rusage).
-	ServerCPU   float64 `json:"server_cpu_seconds"`
-	ServerLoad  float64 `json:"server_cpu_percent"` // of one CPU, over the run
-	ClientCPU   float64 `json:"client_cpu_seconds"`
-	ClientLoad  float64 `json:"client_cpu_percent"`
-	Procs       int     `json:"client_processes"`
-	Errors      int     `json:"errors"`
-	FirstError  string  `json:"first_error,omitempty"`
-	OriginBytes int64   `json:"origin_bytes,omitempty"` // through a cache: what the origin sent
+	ServerCPU  float64 `json:"server_cpu_seconds"`
+	ServerLoad float64 `json:"server_cpu_percent"` // of one CPU, over the run
+	// ServerCPUEach is ServerCPU by process, in the order of
+	// Options.ServerPIDs (with its children): ganesha apart from nginx.
+	ServerCPUEach []float64 `json:"server_cpu_seconds_each,omitempty"`
+	ClientCPU     float64   `json:"client_cpu_seconds"`
+	ClientLoad    float64   `json:"client_cpu_percent"`
+	Procs         int       `json:"client_processes"`
+	Errors        int       `json:"errors"`
+	FirstError    string    `json:"first_error,omitempty"`
+	OriginBytes   int64     `json:"origin_bytes,omitempty"` // through a cache: what the origin sent
 }
 
 // MaxClients bounds a run.
@@ -134,17 +137,18 @@ func checkOptions(o *Options) error {
 
 // tally is what a group of clients (a worker process, or this one) did.
 type tally struct {
-	Times     []float64 `json:"times"`      // each client's completion
-	BootTimes []float64 `json:"boot_times"` // each client's end of BootURLs
-	Errs      []string  `json:"errors"`
-	Bytes     int64     `json:"bytes"`
-	BootBytes int64     `json:"boot_bytes"`
-	RPCs      int64     `json:"rpcs"`
-	Hist      Hist      `json:"hist"`
-	Opens     int64     `json:"opens"`
-	Closes    int64     `json:"closes"`
-	LeftOpen  int64     `json:"left_open"`
-	serverCPU float64   // over the run, measured by the parent
+	Times      []float64 `json:"times"`      // each client's completion
+	BootTimes  []float64 `json:"boot_times"` // each client's end of BootURLs
+	Errs       []string  `json:"errors"`
+	Bytes      int64     `json:"bytes"`
+	BootBytes  int64     `json:"boot_bytes"`
+	RPCs       int64     `json:"rpcs"`
+	Hist       Hist      `json:"hist"`
+	Opens      int64     `json:"opens"`
+	Closes     int64     `json:"closes"`
+	LeftOpen   int64     `json:"left_open"`
+	serverCPU  float64   // over the run, measured by the parent
+	serverEach []float64
 }
 
 func (t *tally) add(o *tally) {
@@ -242,11 +246,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if procs < 1 {
 		procs = 0
 		j.Clients = o.Clients
-		cpu0 := cpuSeconds(o.ServerPIDs)
+		cpu0 := cpuEach(o.ServerPIDs)
 		t0 := time.Now()
 		all = j.clients(ctx, t0)
 		wall = time.Since(t0).Seconds()
-		all.serverCPU = cpuSeconds(o.ServerPIDs) - cpu0
+		all.serverCPU, all.serverEach = cpuSince(o.ServerPIDs, cpu0)
 	} else {
 		all, clientCPU, wall, runErr = runWorkers(ctx, o, j, procs)
 		if runErr != nil && all == nil {
@@ -287,7 +291,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.ClientLoad = 100 * res.ClientCPU / wall
 	}
 	if len(o.ServerPIDs) > 0 {
-		res.ServerCPU = all.serverCPU
+		res.ServerCPU, res.ServerCPUEach = all.serverCPU, all.serverEach
 		res.ServerLoad = 100 * res.ServerCPU / max(wall, 1e-9)
 	}
 	if runErr != nil {
@@ -525,6 +529,27 @@ func cpuSeconds(pids []int) float64 {
 		}
 	}
 	return ticks / 100 // USER_HZ
+}
+
+// cpuEach is cpuSeconds of each process apart.
+func cpuEach(pids []int) []float64 {
+	out := make([]float64, len(pids))
+	for i, p := range pids {
+		out[i] = cpuSeconds([]int{p})
+	}
+	return out
+}
+
+// cpuSince is the CPU time of each process since cpuEach gave before,
+// and their sum.
+func cpuSince(pids []int, before []float64) (float64, []float64) {
+	each := cpuEach(pids)
+	var sum float64
+	for i := range each {
+		each[i] -= before[i]
+		sum += each[i]
+	}
+	return sum, each
 }
 
 // procStat returns /proc/PID/stat's fields after the command name (the

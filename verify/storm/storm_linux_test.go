@@ -383,6 +383,9 @@ func TestReplayOpenState(t *testing.T) {
 			if tt.procs == 0 && (res.Procs != 3 || res.ClientCPU <= 0) || tt.procs < 0 && (res.Procs != 0 || res.ClientCPU != 0) {
 				t.Errorf("%d client processes, their CPU %gs", res.Procs, res.ClientCPU)
 			}
+			if len(res.ServerCPUEach) != 1 || res.ServerCPUEach[0] != res.ServerCPU {
+				t.Errorf("server CPU %g, by process %v", res.ServerCPU, res.ServerCPUEach)
+			}
 			if !strings.Contains(table.String(), "call p50") {
 				t.Errorf("the table has no per-call column:\n%s", table.String())
 			}

@@ -193,7 +193,7 @@ func runWorkers(ctx context.Context, o Options, j job, procs int) (*tally, float
 			return nil, 0, 0, ctx.Err()
 		}
 	}
-	cpu0 := cpuSeconds(o.ServerPIDs)
+	cpu0 := cpuEach(o.ServerPIDs)
 	t0 := time.Now()
 	for _, w := range ws {
 		w.in.Write([]byte("go\n"))
@@ -229,7 +229,8 @@ func runWorkers(ctx context.Context, o Options, j job, procs int) (*tally, float
 		<-done
 	}
 	wall := time.Since(t0).Seconds()
-	all := &tally{serverCPU: cpuSeconds(o.ServerPIDs) - cpu0}
+	all := &tally{}
+	all.serverCPU, all.serverEach = cpuSince(o.ServerPIDs, cpu0)
 	var cpu float64
 	var firstErr error
 	for _, w := range ws {
