@@ -193,6 +193,12 @@ func runWorkers(ctx context.Context, o Options, j job, procs int) (*tally, float
 			return nil, 0, 0, ctx.Err()
 		}
 	}
+	// The workers' CPU until now (start-up, reading the working set) is
+	// not the run's: where /proc tells it, it is taken off their rusage.
+	var startCPU float64
+	for _, w := range ws {
+		startCPU += cpuSeconds([]int{w.cmd.Process.Pid})
+	}
 	cpu0 := cpuEach(o.ServerPIDs)
 	t0 := time.Now()
 	for _, w := range ws {
@@ -244,7 +250,7 @@ func runWorkers(ctx context.Context, o Options, j job, procs int) (*tally, float
 			cpu += processCPU(w.cmd.ProcessState)
 		}
 	}
-	return all, cpu, wall, firstErr
+	return all, max(cpu-startCPU, 0), wall, firstErr
 }
 
 // limitedWriter keeps the first n bytes written to it.
