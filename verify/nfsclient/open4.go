@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"nroot/verify/nfs4"
+	"sync"
 )
 
 // Open state over NFSv4.1, as a node's kernel makes it: OPEN with the
@@ -24,6 +25,9 @@ type Open struct {
 	Delegation *Stateid
 }
 
+// ownerMu guards the making of a session's open owner.
+var ownerMu sync.Mutex
+
 // errNotV4 is open state asked of an NFSv3 connection.
 var errNotV4 = errors.New("open state is NFSv4.1")
 
@@ -40,10 +44,13 @@ func (c *Conn) Open(ctx context.Context, dir []byte, name string) (*Open, error)
 		return nil, errNotV4
 	}
 	s := c.v4
+	ownerMu.Lock()
 	if s.owner == nil {
 		s.owner = make([]byte, 16)
 		rand.Read(s.owner)
 	}
+	owner := append([]byte("nroot-storm-"), s.owner...)
+	ownerMu.Unlock()
 	d, _, err := s.call(ctx, func(cp *compound4) {
 		cp.op(nfs4.OpPutfh, "PUTFH")
 		cp.Opaque(dir)
@@ -52,7 +59,7 @@ func (c *Conn) Open(ctx context.Context, dir []byte, name string) (*Open, error)
 		cp.U32(1) // OPEN4_SHARE_ACCESS_READ
 		cp.U32(0) // deny none
 		cp.U64(s.clientID)
-		cp.Opaque(append([]byte("nroot-storm-"), s.owner...))
+		cp.Opaque(owner)
 		cp.U32(0) // OPEN4_NOCREATE
 		if name == "" {
 			cp.U32(claimFH)
@@ -69,6 +76,12 @@ func (c *Conn) Open(ctx context.Context, dir []byte, name string) (*Open, error)
 	if err != nil {
 		return nil, err
 	}
+	return parseOpen4(d, name)
+}
+
+// parseOpen4 reads the results of PUTFH, OPEN and GETFH: the open's
+// stateid, a delegation's, and the file's handle.
+func parseOpen4(d *dec, name string) (*Open, error) {
 	if err := d.result("PUTFH"); err != nil {
 		return nil, err
 	}
@@ -87,6 +100,9 @@ func (c *Conn) Open(ctx context.Context, dir []byte, name string) (*Open, error)
 	o.FH = d.Opaque(nfs4.MaxFH)
 	if d.Err() != nil {
 		return nil, d.Err()
+	}
+	if len(o.FH) == 0 {
+		return nil, fmt.Errorf("OPEN %s: the server gives an empty file handle", name)
 	}
 	// ACCESS and GETATTR are the client's asking, not the open: their
 	// results do not change what was opened.
