@@ -160,7 +160,7 @@ func runWorkers(ctx context.Context, o Options, j job, procs int) (*tally, float
 		ws[i] = w
 		if _, err := in.Write(append(b, '\n')); err != nil {
 			stop()
-			return nil, 0, 0, fmt.Errorf("storm: a worker: %w", err)
+			return nil, 0, 0, fmt.Errorf("storm: a worker did not get ready: it ended before taking its job (%w) %s", err, strings.TrimSpace(w.stder.String()))
 		}
 	}
 	// Every worker ready (its working set read), within a minute.
