@@ -146,6 +146,22 @@ func TestBootstrapTargets(t *testing.T) {
 			t.Errorf("the no-op option was not said to be one:\n%s", stderr)
 		}
 	})
+	t.Run("extract runs no maintainer script", func(t *testing.T) {
+		// dash brings /bin/sh and libc6, whose preinst fails without sed:
+		// mmdebstrap's extract only unpacks, and so must nroot.
+		target := filepath.Join(dir, "extract")
+		stdout, stderr := build(t, target, "--include=dash")
+		hasImage(t, target)
+		if _, err := os.Lstat(filepath.Join(target, "bin/sh")); err != nil {
+			t.Errorf("no /bin/sh: %v", err)
+		}
+		if b, err := os.ReadFile(filepath.Join(target, "var/lib/dpkg/status")); err != nil || !strings.Contains(string(b), "Package: libc6\n") || strings.Contains(string(b), "installed\n") {
+			t.Errorf("status should list libc6 unpacked, nothing installed: %v\n%s", err, b)
+		}
+		if strings.Contains(string(stdout)+stderr, "configure") {
+			t.Errorf("extract should say nothing of configuring:\n%s%s", stdout, stderr)
+		}
+	})
 	t.Run("directory holding lost+found", func(t *testing.T) {
 		target := filepath.Join(dir, "mnt")
 		os.MkdirAll(filepath.Join(target, "lost+found"), 0o700)
