@@ -59,7 +59,9 @@ func hostAptState(t *testing.T) map[string]string {
 // hook, through MMDEBSTRAP_APT_CONFIG, installs into the image and leaves
 // the host's apt alone; the real start-stop-daemon is back after a hook
 // removed it; a hook's background child is killed; sync-out makes its
-// directory; mmdebstrap's eatmydata hook directory runs.
+// directory; mmdebstrap's eatmydata and merged-usr hook directories run
+// (the latter's apt-get install in an essential hook configures every
+// package nroot unpacked).
 func TestBootstrapHooksAsMmdebstrap(t *testing.T) {
 	mirror := testenv.Mirror(t)
 	testenv.Root(t)
@@ -78,6 +80,9 @@ func TestBootstrapHooksAsMmdebstrap(t *testing.T) {
 		"--setup-hook="+dump, "--setup-hook="+plain,
 		"--extract-hook="+dump, "--essential-hook="+dump, "--customize-hook="+dump,
 		"--essential-hook=echo tzdata tzdata/Areas select Europe | chroot \"$1\" debconf-set-selections && echo tzdata tzdata/Zones/Europe select Berlin | chroot \"$1\" debconf-set-selections",
+		// apt-get install in an essential hook configures every package
+		// unpacked: nroot then configures only what is left.
+		"--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
 		"--customize-hook=APT_CONFIG=$MMDEBSTRAP_APT_CONFIG apt-get install -q -y hello",
 		`--customize-hook=rm "$1/usr/sbin/start-stop-daemon" "$1/usr/sbin/policy-rc.d"`,
 		`--customize-hook=sleep 300 & echo $! > "$PWD/bgpid"`,
