@@ -306,7 +306,8 @@ func liveInGroup(pgid int) []int {
 
 // TestBootstrapRefusesHookHelper: a hook that talks to mmdebstrap's
 // --hook-helper (mmdebstrap's own file-mirror-automount directory does)
-// is a one-line usage error before anything is fetched.
+// is a one-line usage error before anything is fetched; so are
+// mmdebstrap's no-merged-usr hooks, which nroot would not honour.
 func TestBootstrapRefusesHookHelper(t *testing.T) {
 	dir := t.TempDir()
 	script := filepath.Join(dir, "setup00.sh")
@@ -316,5 +317,17 @@ func TestBootstrapRefusesHookHelper(t *testing.T) {
 		if code != 64 || !strings.Contains(errs, "--hook-helper") || !strings.Contains(errs, "special hooks") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 			t.Errorf("%s: exit %d, want 64 and one line naming --hook-helper:\n%s", flag, code, errs)
 		}
+	}
+	// mmdebstrap's no-merged-usr hooks ask for what nroot never builds.
+	noMerged := "/usr/share/mmdebstrap/hooks/no-merged-usr" // package mmdebstrap
+	if _, err := os.Stat(noMerged); err != nil {
+		testenv.Missing(t, "mmdebstrap's hook directory: %v", err)
+	}
+	_, errs, code := nroot(t, []string{"NROOT_MIRROR=http://127.0.0.1:9/debian"}, "bootstrap", "--hook-dir="+noMerged, "bookworm", filepath.Join(dir, "out"))
+	if code != 64 || !strings.Contains(errs, "no-merged-usr") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+		t.Errorf("--hook-dir=%s: exit %d, want 64 and one line:\n%s", noMerged, code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Error("a refused build left a TARGET")
 	}
 }
