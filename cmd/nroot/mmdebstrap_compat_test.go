@@ -81,6 +81,7 @@ func TestBootstrapEntryPoint(t *testing.T) {
 		{"a sources.list with trusted=yes", nil, []string{"bootstrap", "", filepath.Join(dir, "p"), writeFile(t, "trusted.list", "deb [trusted=yes] http://mirror.invalid/debian bookworm main\n")}, 64, "", "trusted=yes"},
 		{"a sources file in no format", nil, []string{"bootstrap", "bookworm", filepath.Join(dir, "p"), writeFile(t, "junk", "hello\n")}, 64, "", "format"},
 		{"no arguments and nothing on stdin", nil, []string{"bootstrap"}, 64, "", "standard input"},
+		{"a --skip nroot has no step for", nil, []string{"bootstrap", "--skip=check/empty", "bookworm", filepath.Join(dir, "p")}, 64, "", "--skip=check/empty"},
 		{"--from-lock without TARGET", nil, []string{"bootstrap", "--from-lock", filepath.Join(dir, "x.lock")}, 64, "", "give TARGET"},
 		{"a compressor not installed", []string{"PATH=" + noLzop}, []string{"bootstrap", "bookworm", filepath.Join(dir, "x.tar.lzo")}, 1, "", "lzop, which is not installed"},
 	}
@@ -105,7 +106,8 @@ func TestBootstrapEntryPoint(t *testing.T) {
 // mmdebstrap script passes: an empty directory, a mount point holding
 // lost+found, /dev/null, tarballs named for their compressor, and "-".
 // The builds also pass mmdebstrap's spellings: --format=directory,
-// --comp (a prefix), --resolve-deps (a no-op), --debug.
+// --comp (a prefix), --resolve-deps and the other no-ops, --debug, -s,
+// --dry-run and --simulate.
 func TestBootstrapTargets(t *testing.T) {
 	mirror := testenv.Mirror(t)
 	testenv.Root(t)
@@ -166,7 +168,10 @@ func TestBootstrapTargets(t *testing.T) {
 		target := filepath.Join(dir, "mnt")
 		os.MkdirAll(filepath.Join(target, "lost+found"), 0o700)
 		os.WriteFile(filepath.Join(target, "lost+found", "#12"), []byte("kept"), 0o600)
-		build(t, target)
+		// -s is silent: debootstrap's no-op options say nothing either.
+		if _, stderr := build(t, target, "-s", "--merged-usr", "--no-merged-usr", "--force-check-gpg"); stderr != "" {
+			t.Errorf("-s printed on stderr:\n%s", stderr)
+		}
 		hasImage(t, target)
 		if b, err := os.ReadFile(filepath.Join(target, "lost+found", "#12")); err != nil || string(b) != "kept" {
 			t.Errorf("lost+found not kept: %q %v", b, err)
@@ -263,18 +268,20 @@ func TestBootstrapTargets(t *testing.T) {
 			t.Errorf("%v\n%s", err, stderr.String())
 		}
 	})
-	t.Run("--dry-run writes nothing", func(t *testing.T) {
-		target := filepath.Join(dir, "dry")
-		stdout, _ := build(t, target, "--dry-run", "--customize-hook=touch "+filepath.Join(dir, "dry-hook"))
-		if !strings.Contains(string(stdout), "dry run: ") || !strings.Contains(string(stdout), "bookworm extract") {
-			t.Errorf("stdout %q", stdout)
-		}
-		for _, p := range []string{target, filepath.Join(dir, "dry-hook")} {
-			if _, err := os.Lstat(p); err == nil {
-				t.Errorf("%s was made in a dry run", p)
+	for _, flag := range []string{"--dry-run", "--simulate"} {
+		t.Run(flag+" writes nothing", func(t *testing.T) {
+			target := filepath.Join(dir, "dry")
+			stdout, _ := build(t, target, flag, "--customize-hook=touch "+filepath.Join(dir, "dry-hook"))
+			if !strings.Contains(string(stdout), "dry run: ") || !strings.Contains(string(stdout), "bookworm extract") {
+				t.Errorf("stdout %q", stdout)
 			}
-		}
-	})
+			for _, p := range []string{target, filepath.Join(dir, "dry-hook")} {
+				if _, err := os.Lstat(p); err == nil {
+					t.Errorf("%s was made in a dry run", p)
+				}
+			}
+		})
+	}
 }
 
 // TestBootstrapSources: the sources come from a sources.list file given
