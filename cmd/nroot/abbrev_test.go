@@ -73,3 +73,18 @@ func FuzzExpandAbbrev(f *testing.F) {
 		}
 	})
 }
+
+func TestNoValidUntil(t *testing.T) {
+	for opt, want := range map[string]bool{
+		`Acquire::Check-Valid-Until "false"`:  true,
+		`Acquire::Check-Valid-Until "false";`: true,
+		`acquire::check-valid-until=0`:        true,
+		`Acquire::Check-Valid-Until "true"`:   false,
+		`Acquire::Check-Date "false"`:         false,
+		`/etc/apt/apt.conf.d/99snapshot`:      false,
+	} {
+		if got := noValidUntil([]string{opt}); got != want {
+			t.Errorf("%s: %v, want %v", opt, got, want)
+		}
+	}
+}

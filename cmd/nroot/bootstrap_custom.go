@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
 
 	"github.com/spf13/cobra"
 
@@ -101,4 +102,19 @@ func customErr(err error) error {
 		return usageErr("%w", err)
 	}
 	return err
+}
+
+// noValidUntilOpt is the --aptopt mmdebstrap users pass for an archived
+// snapshot, whose Release is past its Valid-Until.
+var noValidUntilOpt = regexp.MustCompile(`(?i)^\s*acquire::check-valid-until\s*(\s|=)\s*"?(false|0|no|off)"?\s*;?\s*$`)
+
+// noValidUntil says an --aptopt turns apt's Valid-Until check off: nroot
+// then skips its own, as --no-check-valid-until does.
+func noValidUntil(aptopts []string) bool {
+	for _, o := range aptopts {
+		if noValidUntilOpt.MatchString(o) {
+			return true
+		}
+	}
+	return false
 }

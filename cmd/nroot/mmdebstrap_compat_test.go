@@ -82,6 +82,8 @@ func TestBootstrapEntryPoint(t *testing.T) {
 		{"a sources file in no format", nil, []string{"bootstrap", "bookworm", filepath.Join(dir, "p"), writeFile(t, "junk", "hello\n")}, 64, "", "format"},
 		{"no arguments and nothing on stdin", nil, []string{"bootstrap"}, 64, "", "standard input"},
 		{"a --skip nroot has no step for", nil, []string{"bootstrap", "--skip=check/empty", "bookworm", filepath.Join(dir, "p")}, 64, "", "--skip=check/empty"},
+		{"--dry-run refuses what the build would", nil, []string{"bootstrap", "--dry-run", `--aptopt=APT::Install-Recommends "true"`, "bookworm", filepath.Join(dir, "p")}, 64, "", "--aptopt"},
+		{"an apt proxy nroot would not use", nil, []string{"bootstrap", `--aptopt=Acquire::http::Proxy "http://proxy.invalid:3128"`, "bookworm", filepath.Join(dir, "p")}, 64, "", "http_proxy"},
 		{"--from-lock without TARGET", nil, []string{"bootstrap", "--from-lock", filepath.Join(dir, "x.lock")}, 64, "", "give TARGET"},
 		{"a compressor not installed", []string{"PATH=" + noLzop}, []string{"bootstrap", "bookworm", filepath.Join(dir, "x.tar.lzo")}, 1, "", "lzop, which is not installed"},
 	}
