@@ -207,6 +207,8 @@ func TestBootstrapTargets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("XZ_OPT", "-0") // xz's fastest level: the test is of the format, not the ratio
 			target := filepath.Join(dir, tc.name)
+			// An existing tarball is replaced, as mmdebstrap overwrites it.
+			os.WriteFile(target, []byte("an older build"), 0o644)
 			build(t, target)
 			fi, err := os.Stat(target)
 			if err != nil || !fi.Mode().IsRegular() {
