@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"nroot/build/rootfs"
 )
 
 func TestExpandAbbrev(t *testing.T) {
@@ -85,6 +87,27 @@ func TestNoValidUntil(t *testing.T) {
 	} {
 		if got := noValidUntil([]string{opt}); got != want {
 			t.Errorf("%s: %v, want %v", opt, got, want)
+		}
+	}
+}
+
+// TestHookVerbosity: MMDEBSTRAP_VERBOSITY as mmdebstrap sets it, 3 with
+// --debug, at which mmdebstrap's own hook scripts trace with set -x.
+func TestHookVerbosity(t *testing.T) {
+	for _, tc := range []struct {
+		g     globals
+		debug bool
+		want  int
+	}{
+		{globals{quiet: true}, false, 0},
+		{globals{}, false, 1},
+		{globals{verbose: true}, false, 2},
+		{globals{verbose: true}, true, 3},
+	} {
+		var o rootfs.Options
+		hookRun(&o, &tc.g, "root", tc.debug)
+		if o.Verbosity != tc.want {
+			t.Errorf("%+v debug=%v: verbosity %d, want %d", tc.g, tc.debug, o.Verbosity, tc.want)
 		}
 	}
 }

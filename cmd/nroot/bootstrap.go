@@ -162,7 +162,7 @@ byte-identical.`,
 			}
 			bo := rootfs.Options{Config: cfg, Apt: o, Format: format, Jobs: jobs, Progress: os.Stderr, Log: o.Log, Stdout: os.Stdout}
 			cf.apply(&bo)
-			hookRun(&bo, g, mode)
+			hookRun(&bo, g, mode, mf.debug)
 			if g.quiet {
 				bo.Progress = nil
 			}

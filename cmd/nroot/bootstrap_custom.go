@@ -82,7 +82,7 @@ func (f *customFlags) apply(o *rootfs.Options) {
 // MMDEBSTRAP_VERBOSITY: unshare when asked (root keeps its IDs then, as
 // in mmdebstrap) or inside the user namespace auto made without root,
 // root otherwise.
-func hookRun(o *rootfs.Options, g *globals, mode string) {
+func hookRun(o *rootfs.Options, g *globals, mode string, debug bool) {
 	o.Mode = "root"
 	if mode == "unshare" || userns.Started() || userns.Inside() {
 		o.Mode = "unshare"
@@ -91,6 +91,8 @@ func hookRun(o *rootfs.Options, g *globals, mode string) {
 	switch {
 	case g.quiet:
 		o.Verbosity = 0
+	case debug:
+		o.Verbosity = 3 // as mmdebstrap's --debug: its hooks "set -x" at 3
 	case g.verbose:
 		o.Verbosity = 2
 	}
