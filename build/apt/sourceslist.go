@@ -74,7 +74,7 @@ func ParseSourcesList(data []byte, format, name string) ([]*Source, error) {
 		return nil, err
 	}
 	if len(out) == 0 {
-		return nil, &usage.Error{Option: "MIRROR", Value: name, Why: "the sources.list has no enabled deb entry"}
+		return nil, &usage.Error{Option: "MIRROR", Value: name, Why: "the sources.list has no enabled deb entry (deb-src and Enabled: no entries are skipped): add one"}
 	}
 	return out, nil
 }
@@ -140,7 +140,7 @@ func parseDeb822(data []byte, name string) ([]*Source, error) {
 		}
 		where := fmt.Sprintf("%s stanza %d", name, n)
 		if err != nil {
-			return nil, &usage.Error{Option: "MIRROR", Value: where, Why: "not a deb822 sources stanza", Err: err}
+			return nil, &usage.Error{Option: "MIRROR", Value: where, Why: "not a deb822 sources stanza (one-line \"deb URI SUITE COMPONENT...\" entries go in a .list file)", Err: err}
 		}
 		if strings.EqualFold(strings.TrimSpace(p.Get("Enabled")), "no") {
 			continue

@@ -33,6 +33,7 @@ func TestParseSourcesList(t *testing.T) {
 		{"a path is no URI", "", "deb /srv/mirror bookworm main\n", nil, "URI"},
 		{"not a sources.list", "", "hello\n", nil, "format"},
 		{"no entry", OneLine, "# nothing\n", nil, "no enabled deb entry"},
+		{"one-line entries in a deb822 file", Deb822, "deb http://m/debian bookworm main\n", nil, "go in a .list file"},
 		{"a bad line", OneLine, "deb http://m/debian bookworm main\nrpm http://m/x\n", nil, "f:2"},
 	}
 	for _, tt := range tests {

@@ -172,8 +172,16 @@ func checkHookHelper(command, origin string) error {
 			return fmt.Errorf("%w: %s %s names %s: it talks to mmdebstrap's --hook-helper, which nroot does not have; give the special hooks (copy-in, sync-in, upload, ...) as --STAGE-hook arguments instead", ErrUsage, origin, command, w)
 		}
 	}
+	if strings.Contains(text, noMergedUsr) {
+		return fmt.Errorf("%w: %s %s writes %s to keep /usr unmerged (mmdebstrap's no-merged-usr hooks); nroot always merges /usr: leave the hook out", ErrUsage, origin, command, noMergedUsr)
+	}
 	return nil
 }
+
+// noMergedUsr is the file mmdebstrap's no-merged-usr hooks write to keep
+// /usr unmerged: nroot would merge it anyway, a wrong result, so such a
+// hook is refused.
+const noMergedUsr = "unsupported-skip-usrmerge-conversion"
 
 // Env is what hooks run with.
 type Env struct {

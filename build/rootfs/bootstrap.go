@@ -204,8 +204,12 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	laterHooks := plan.Variant != "extract"
 
 	t = time.Now()
-	if err := configureStage(ctx, tmp, target, plan, pkgs, c, env, installs, o, res); err != nil {
-		return nil, err
+	// The extract variant only unpacks, as mmdebstrap's extracts: no
+	// maintainer script runs, and nothing is left to configure.
+	if plan.Variant != "extract" {
+		if err := configureStage(ctx, tmp, target, plan, pkgs, c, env, installs, o, res); err != nil {
+			return nil, err
+		}
 	}
 	if res.Configured {
 		step("configure", t)

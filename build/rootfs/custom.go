@@ -115,6 +115,14 @@ type custom struct {
 	hooks   []hook.Hook
 }
 
+// CheckOptions refuses what Bootstrap would refuse in o's --dpkgopt,
+// --aptopt and --skip, without building: a dry run says what the build
+// would.
+func CheckOptions(o Options) error {
+	_, err := newCustom(o)
+	return err
+}
+
 func newCustom(o Options) (*custom, error) {
 	c := &custom{hooks: o.Hooks, filter: &deb.PathFilter{}}
 	var err error
@@ -134,6 +142,11 @@ func newCustom(o Options) (*custom, error) {
 	}
 	for i, l := range c.aptCfg {
 		name := strings.ToLower(strings.TrimSpace(strings.FieldsFunc(l, func(r rune) bool { return r == ' ' || r == '\t' || r == '"' || r == '{' })[0]))
+		for _, r := range []string{"acquire::http::proxy", "acquire::https::proxy", "acquire::ftp::proxy"} {
+			if name == r || strings.HasPrefix(name, r+"::") {
+				return nil, fmt.Errorf("%w: --aptopt=%s: nroot downloads without apt and would not use this proxy; set http_proxy or https_proxy in the environment instead", ErrBadOption, l)
+			}
+		}
 		for _, r := range aptoptsRefused {
 			if name == r || strings.HasPrefix(name, r+"::") {
 				if r == "apt::install-recommends" || r == "apt::install-suggests" {

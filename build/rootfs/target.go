@@ -121,7 +121,7 @@ var ErrTargetExists = errors.New("target exists")
 
 // checkTarget refuses to overwrite: a directory target must be absent,
 // empty, or hold only lost+found (a new filesystem's mount point); a file
-// target absent. It also checks, before any work, that a tarball's
+// target absent or a regular file, replaced once the new one is whole. It also checks, before any work, that a tarball's
 // compressor can be run.
 func checkTarget(target, format string, stdout io.Writer) error {
 	if prog, ok := externalCompressors[format]; ok {
@@ -150,6 +150,9 @@ func checkTarget(target, format string, stdout io.Writer) error {
 	}
 	if format == "dir" && fi.IsDir() && emptyTarget(target) {
 		return nil
+	}
+	if format != "dir" && fi.Mode().IsRegular() {
+		return nil // replaced by a rename at the end, as mmdebstrap overwrites it
 	}
 	return fmt.Errorf("bootstrap: %s already exists; nroot does not build over an existing %s (remove it or choose another TARGET): %w", target, map[bool]string{true: "directory", false: "file"}[fi.IsDir()], ErrTargetExists)
 }

@@ -55,11 +55,14 @@ func expandAbbrev(root *cobra.Command, args []string) ([]string, error) {
 		}
 		name, value, hasValue := strings.Cut(a[2:], "=")
 		f := lookup(name)
-		if f == nil {
+		if f == nil && name != "" {
 			var fits []string
 			for _, g := range flags {
-				if strings.HasPrefix(g.Name, name) {
-					fits = append(fits, g.Name)
+				// Two spellings of one option (--hook-dir and
+				// --hook-directory) are one fit, as Getopt::Long
+				// counts an option's aliases once.
+				if strings.HasPrefix(g.Name, name) && !slices.Contains(fits, aliasOf(g)) {
+					fits = append(fits, aliasOf(g))
 				}
 			}
 			switch len(fits) {
@@ -85,4 +88,18 @@ func expandAbbrev(root *cobra.Command, args []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// aliasOf is the option f is another spelling of (its usage says "the
+// same as --NAME"), or f's own name.
+func aliasOf(f *pflag.Flag) string {
+	if rest, ok := strings.CutPrefix(f.Usage, "the same as --"); ok {
+		if i := strings.IndexAny(rest, " ,"); i >= 0 {
+			rest = rest[:i]
+		}
+		if rest != "" {
+			return rest
+		}
+	}
+	return f.Name
 }

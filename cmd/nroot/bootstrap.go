@@ -147,6 +147,9 @@ byte-identical.`,
 			if err != nil {
 				return err
 			}
+			if noValidUntil(cf.aptopts) {
+				o.NoCheckValidUntil = true // as apt, which mmdebstrap runs, reads it
+			}
 			mf.logNoops(o.Log)
 			// With TARGET -, standard output carries the tarball alone.
 			var stdout io.Writer = os.Stdout
@@ -159,7 +162,7 @@ byte-identical.`,
 			}
 			bo := rootfs.Options{Config: cfg, Apt: o, Format: format, Jobs: jobs, Progress: os.Stderr, Log: o.Log, Stdout: os.Stdout}
 			cf.apply(&bo)
-			hookRun(&bo, g, mode)
+			hookRun(&bo, g, mode, mf.debug)
 			if g.quiet {
 				bo.Progress = nil
 			}
@@ -181,6 +184,9 @@ byte-identical.`,
 				}
 			}
 			if mf.dryRun {
+				if err := rootfs.CheckOptions(bo); err != nil {
+					return customErr(err)
+				}
 				if len(bo.Hooks) > 0 {
 					o.Log.Warn("dry run: the hooks are not run")
 				}

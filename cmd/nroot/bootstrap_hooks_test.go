@@ -59,7 +59,9 @@ func hostAptState(t *testing.T) map[string]string {
 // hook, through MMDEBSTRAP_APT_CONFIG, installs into the image and leaves
 // the host's apt alone; the real start-stop-daemon is back after a hook
 // removed it; a hook's background child is killed; sync-out makes its
-// directory; mmdebstrap's eatmydata hook directory runs.
+// directory; mmdebstrap's eatmydata and merged-usr hook directories run
+// (the latter's apt-get install in an essential hook configures every
+// package nroot unpacked).
 func TestBootstrapHooksAsMmdebstrap(t *testing.T) {
 	mirror := testenv.Mirror(t)
 	testenv.Root(t)
@@ -78,6 +80,9 @@ func TestBootstrapHooksAsMmdebstrap(t *testing.T) {
 		"--setup-hook="+dump, "--setup-hook="+plain,
 		"--extract-hook="+dump, "--essential-hook="+dump, "--customize-hook="+dump,
 		"--essential-hook=echo tzdata tzdata/Areas select Europe | chroot \"$1\" debconf-set-selections && echo tzdata tzdata/Zones/Europe select Berlin | chroot \"$1\" debconf-set-selections",
+		// apt-get install in an essential hook configures every package
+		// unpacked: nroot then configures only what is left.
+		"--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
 		"--customize-hook=APT_CONFIG=$MMDEBSTRAP_APT_CONFIG apt-get install -q -y hello",
 		`--customize-hook=rm "$1/usr/sbin/start-stop-daemon" "$1/usr/sbin/policy-rc.d"`,
 		`--customize-hook=sleep 300 & echo $! > "$PWD/bgpid"`,
@@ -301,7 +306,8 @@ func liveInGroup(pgid int) []int {
 
 // TestBootstrapRefusesHookHelper: a hook that talks to mmdebstrap's
 // --hook-helper (mmdebstrap's own file-mirror-automount directory does)
-// is a one-line usage error before anything is fetched.
+// is a one-line usage error before anything is fetched; so are
+// mmdebstrap's no-merged-usr hooks, which nroot would not honour.
 func TestBootstrapRefusesHookHelper(t *testing.T) {
 	dir := t.TempDir()
 	script := filepath.Join(dir, "setup00.sh")
@@ -311,5 +317,17 @@ func TestBootstrapRefusesHookHelper(t *testing.T) {
 		if code != 64 || !strings.Contains(errs, "--hook-helper") || !strings.Contains(errs, "special hooks") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 			t.Errorf("%s: exit %d, want 64 and one line naming --hook-helper:\n%s", flag, code, errs)
 		}
+	}
+	// mmdebstrap's no-merged-usr hooks ask for what nroot never builds.
+	noMerged := "/usr/share/mmdebstrap/hooks/no-merged-usr" // package mmdebstrap
+	if _, err := os.Stat(noMerged); err != nil {
+		testenv.Missing(t, "mmdebstrap's hook directory: %v", err)
+	}
+	_, errs, code := nroot(t, []string{"NROOT_MIRROR=http://127.0.0.1:9/debian"}, "bootstrap", "--hook-dir="+noMerged, "bookworm", filepath.Join(dir, "out"))
+	if code != 64 || !strings.Contains(errs, "no-merged-usr") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+		t.Errorf("--hook-dir=%s: exit %d, want 64 and one line:\n%s", noMerged, code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Error("a refused build left a TARGET")
 	}
 }

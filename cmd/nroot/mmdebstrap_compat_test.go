@@ -81,6 +81,9 @@ func TestBootstrapEntryPoint(t *testing.T) {
 		{"a sources.list with trusted=yes", nil, []string{"bootstrap", "", filepath.Join(dir, "p"), writeFile(t, "trusted.list", "deb [trusted=yes] http://mirror.invalid/debian bookworm main\n")}, 64, "", "trusted=yes"},
 		{"a sources file in no format", nil, []string{"bootstrap", "bookworm", filepath.Join(dir, "p"), writeFile(t, "junk", "hello\n")}, 64, "", "format"},
 		{"no arguments and nothing on stdin", nil, []string{"bootstrap"}, 64, "", "standard input"},
+		{"a --skip nroot has no step for", nil, []string{"bootstrap", "--skip=check/empty", "bookworm", filepath.Join(dir, "p")}, 64, "", "--skip=check/empty"},
+		{"--dry-run refuses what the build would", nil, []string{"bootstrap", "--dry-run", `--aptopt=APT::Install-Recommends "true"`, "bookworm", filepath.Join(dir, "p")}, 64, "", "--aptopt"},
+		{"an apt proxy nroot would not use", nil, []string{"bootstrap", `--aptopt=Acquire::http::Proxy "http://proxy.invalid:3128"`, "bookworm", filepath.Join(dir, "p")}, 64, "", "http_proxy"},
 		{"--from-lock without TARGET", nil, []string{"bootstrap", "--from-lock", filepath.Join(dir, "x.lock")}, 64, "", "give TARGET"},
 		{"a compressor not installed", []string{"PATH=" + noLzop}, []string{"bootstrap", "bookworm", filepath.Join(dir, "x.tar.lzo")}, 1, "", "lzop, which is not installed"},
 	}
@@ -105,7 +108,8 @@ func TestBootstrapEntryPoint(t *testing.T) {
 // mmdebstrap script passes: an empty directory, a mount point holding
 // lost+found, /dev/null, tarballs named for their compressor, and "-".
 // The builds also pass mmdebstrap's spellings: --format=directory,
-// --comp (a prefix), --resolve-deps (a no-op), --debug.
+// --comp (a prefix), --resolve-deps and the other no-ops, --debug, -s,
+// --dry-run and --simulate.
 func TestBootstrapTargets(t *testing.T) {
 	mirror := testenv.Mirror(t)
 	testenv.Root(t)
@@ -146,11 +150,30 @@ func TestBootstrapTargets(t *testing.T) {
 			t.Errorf("the no-op option was not said to be one:\n%s", stderr)
 		}
 	})
+	t.Run("extract runs no maintainer script", func(t *testing.T) {
+		// dash brings /bin/sh and libc6, whose preinst fails without sed:
+		// mmdebstrap's extract only unpacks, and so must nroot.
+		target := filepath.Join(dir, "extract")
+		stdout, stderr := build(t, target, "--include=dash")
+		hasImage(t, target)
+		if _, err := os.Lstat(filepath.Join(target, "bin/sh")); err != nil {
+			t.Errorf("no /bin/sh: %v", err)
+		}
+		if b, err := os.ReadFile(filepath.Join(target, "var/lib/dpkg/status")); err != nil || !strings.Contains(string(b), "Package: libc6\n") || strings.Contains(string(b), "installed\n") {
+			t.Errorf("status should list libc6 unpacked, nothing installed: %v\n%s", err, b)
+		}
+		if strings.Contains(string(stdout)+stderr, "configure") {
+			t.Errorf("extract should say nothing of configuring:\n%s%s", stdout, stderr)
+		}
+	})
 	t.Run("directory holding lost+found", func(t *testing.T) {
 		target := filepath.Join(dir, "mnt")
 		os.MkdirAll(filepath.Join(target, "lost+found"), 0o700)
 		os.WriteFile(filepath.Join(target, "lost+found", "#12"), []byte("kept"), 0o600)
-		build(t, target)
+		// -s is silent: debootstrap's no-op options say nothing either.
+		if _, stderr := build(t, target, "-s", "--merged-usr", "--no-merged-usr", "--force-check-gpg"); stderr != "" {
+			t.Errorf("-s printed on stderr:\n%s", stderr)
+		}
 		hasImage(t, target)
 		if b, err := os.ReadFile(filepath.Join(target, "lost+found", "#12")); err != nil || string(b) != "kept" {
 			t.Errorf("lost+found not kept: %q %v", b, err)
@@ -184,6 +207,8 @@ func TestBootstrapTargets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("XZ_OPT", "-0") // xz's fastest level: the test is of the format, not the ratio
 			target := filepath.Join(dir, tc.name)
+			// An existing tarball is replaced, as mmdebstrap overwrites it.
+			os.WriteFile(target, []byte("an older build"), 0o644)
 			build(t, target)
 			fi, err := os.Stat(target)
 			if err != nil || !fi.Mode().IsRegular() {
@@ -247,18 +272,20 @@ func TestBootstrapTargets(t *testing.T) {
 			t.Errorf("%v\n%s", err, stderr.String())
 		}
 	})
-	t.Run("--dry-run writes nothing", func(t *testing.T) {
-		target := filepath.Join(dir, "dry")
-		stdout, _ := build(t, target, "--dry-run", "--customize-hook=touch "+filepath.Join(dir, "dry-hook"))
-		if !strings.Contains(string(stdout), "dry run: ") || !strings.Contains(string(stdout), "bookworm extract") {
-			t.Errorf("stdout %q", stdout)
-		}
-		for _, p := range []string{target, filepath.Join(dir, "dry-hook")} {
-			if _, err := os.Lstat(p); err == nil {
-				t.Errorf("%s was made in a dry run", p)
+	for _, flag := range []string{"--dry-run", "--simulate"} {
+		t.Run(flag+" writes nothing", func(t *testing.T) {
+			target := filepath.Join(dir, "dry")
+			stdout, _ := build(t, target, flag, "--customize-hook=touch "+filepath.Join(dir, "dry-hook"))
+			if !strings.Contains(string(stdout), "dry run: ") || !strings.Contains(string(stdout), "bookworm extract") {
+				t.Errorf("stdout %q", stdout)
 			}
-		}
-	})
+			for _, p := range []string{target, filepath.Join(dir, "dry-hook")} {
+				if _, err := os.Lstat(p); err == nil {
+					t.Errorf("%s was made in a dry run", p)
+				}
+			}
+		})
+	}
 }
 
 // TestBootstrapSources: the sources come from a sources.list file given
