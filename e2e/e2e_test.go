@@ -168,7 +168,8 @@ func pipeline(t *testing.T, name string, twice bool) map[string]float64 {
 	var res *node.Result
 	st.run("node", func() error {
 		var err error
-		res, err = node.Build(ctx, root, node.Options{E2EProbe: true, CacheDir: filepath.Join(cache().CacheDir, "apt-archives")})
+		// NROOT_E2E_INITRD=small boots nroot node --initrd=small's image.
+		res, err = node.Build(ctx, root, node.Options{E2EProbe: true, CacheDir: filepath.Join(cache().CacheDir, "apt-archives"), Initrd: os.Getenv("NROOT_E2E_INITRD")})
 		return err
 	})
 	k := res.Kernels[0]
@@ -337,7 +338,8 @@ type probe struct {
 	state                                                                        string   // systemctl is-system-running --wait's word
 	failedUnits, jobs                                                            []string // systemctl --failed, and list-jobs when not running
 	kernel, fstype, write, machineID, hostname, hostkey, pkg, rootSource, nfsOps string
-	extra                                                                        []string      // what an overlay's /etc/nroot-probe.d reported
+	extra                                                                        []string // what an overlay's /etc/nroot-probe.d reported
+	uniqueID, address, nfsStateErrors                                            string
 	done                                                                         bool          // the report is complete
 	running                                                                      time.Duration // from QEMU's start to the boot's end (the state report)
 	poweroff                                                                     time.Duration // from the report to QEMU's own exit, when asked to wait for it
@@ -383,6 +385,12 @@ func (p *probe) parse(line string, elapsed time.Duration) {
 		p.rootSource = v
 	case "nfs-ops":
 		p.nfsOps = v
+	case "nfs-unique-id":
+		p.uniqueID = v
+	case "address":
+		p.address = v
+	case "nfs-state-errors":
+		p.nfsStateErrors = v
 	}
 }
 
@@ -391,12 +399,20 @@ func (p *probe) parse(line string, elapsed time.Duration) {
 // serving that directory); the NIC's MAC ("" for QEMU's default). With
 // powerOff the node must power off by itself after its report, within
 // powerOffBound; otherwise QEMU is killed once the report is complete.
+//
+// With tap, the NIC is that tap device of network namespace netns (QEMU
+// runs inside it) and the node boots from the network it is on; uefi
+// boots it by OVMF (vars is its own copy of the variable store).
 type vm struct {
 	kernel, initrd, mac, tftp string
 	powerOff                  bool
 	// nic2 is a second NIC's MAC ("" for none), on a network of its own
 	// (192.168.50.0/24) that boots nothing.
-	nic2 string
+	nic2             string
+	netns, tap, vars string
+	uefi             bool
+	timeout          time.Duration // 20 minutes when zero
+	reported         func()        // called when the report is complete
 }
 
 // powerOffBound is how long a node may take from its probe's report to
@@ -431,7 +447,11 @@ func accel() string {
 // m.powerOff, until the node powers off.
 func boot(ctx context.Context, m vm, cmdline, log string) (probe, error) {
 	var p probe
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	limit := m.timeout
+	if limit == 0 {
+		limit = 20 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	out, err := os.Create(log)
 	if err != nil {
@@ -443,17 +463,36 @@ func boot(ctx context.Context, m vm, cmdline, log string) (probe, error) {
 	// -no-reboot: a power-off (or a panic's reboot) ends QEMU.
 	args := []string{"-accel", accel(), "-m", "1536", "-smp", "1", "-nographic", "-no-reboot"}
 	netdev := "user,id=n0"
-	if m.tftp != "" {
+	dev := ""
+	switch {
+	case m.tap != "":
+		netdev = "tap,id=n0,ifname=" + m.tap + ",script=no,downscript=no"
+		dev = ",bootindex=1"
+		if m.uefi {
+			// No option ROM: OVMF's own network stack asks DHCP as
+			// UEFI firmware does (client architecture 7), and gets
+			// ipxe.efi by TFTP, not QEMU's built-in iPXE.
+			dev += ",romfile="
+			args = append(args, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ovmfCode, "-drive", "if=pflash,format=raw,unit=1,file="+m.vars)
+		} else {
+			args = append(args, "-boot", "n")
+		}
+	case m.tftp != "":
 		args = append(args, "-boot", "n")
 		netdev += ",tftp=" + m.tftp + ",bootfile=boot.ipxe"
-	} else {
+	default:
 		args = append(args, "-kernel", m.kernel, "-initrd", m.initrd, "-append", cmdline)
 	}
-	args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0"+map[bool]string{true: ",mac=" + m.mac}[m.mac != ""])
+	args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0"+map[bool]string{true: ",mac=" + m.mac}[m.mac != ""]+dev)
 	if m.nic2 != "" {
 		args = append(args, "-netdev", "user,id=n1,net=192.168.50.0/24,restrict=on", "-device", "virtio-net-pci,netdev=n1,romfile=,mac="+m.nic2)
 	}
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+	name := "qemu-system-x86_64"
+	if m.netns != "" {
+		// ip execs QEMU in the namespace: the process killed is QEMU.
+		name, args = "ip", append([]string{"netns", "exec", m.netns, name}, args...)
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
 	pr, pw, _ := os.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	start := time.Now()
@@ -480,6 +519,9 @@ func boot(ctx context.Context, m vm, cmdline, log string) (probe, error) {
 			continue
 		}
 		reported = time.Now()
+		if m.reported != nil {
+			m.reported()
+		}
 		if !m.powerOff {
 			// Everything is known; the orderly shutdown is proven by
 			// the boots that wait for it.
@@ -496,7 +538,7 @@ func boot(ctx context.Context, m vm, cmdline, log string) (probe, error) {
 	err = cmd.Wait()
 	switch {
 	case ctx.Err() != nil:
-		return p, fmt.Errorf("no probe report within 20 minutes")
+		return p, fmt.Errorf("no probe report within %v", limit)
 	case !p.done:
 		return p, fmt.Errorf("the node stopped before its probe reported (%v)", err)
 	case !m.powerOff:

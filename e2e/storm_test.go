@@ -24,13 +24,20 @@ import (
 	"nroot/verify/storm"
 )
 
+// TestMain lets the test binary be a storm's worker process.
+func TestMain(m *testing.M) {
+	storm.RunWorker()
+	os.Exit(m.Run())
+}
+
 // TestBootStorm is the boot-storm measurement (make bench: up to 100
 // clients; make storm: up to 500). A bookworm node is built and its
 // generation written as a squashfs; QEMU boots it once from the tree and
 // once from the image file over NFS, each through the recorder, which
 // writes the boot's working set. Then, for each client count, the
-// working sets are replayed by in-process NFSv4.1 clients against
-// nfs-ganesha (tree, nfs-image), and the image is fetched whole from
+// working sets are replayed by NFSv4.1 clients in worker processes
+// against nfs-ganesha (tree, nfs-image), each first fetching the
+// generation's kernel and initramfs from nginx as iPXE does, and the image is fetched whole from
 // nginx (http) and through a second nginx caching it (http-cache).
 // Results go to NROOT_STORM_OUT: results.json, table.txt, storm.svg and
 // the working sets.
@@ -168,6 +175,7 @@ server {
 	t.Cleanup(stopOrigin)
 	originPIDs := nginxPIDs(filepath.Join(work, "origin", "nginx"))
 	url := fmt.Sprintf("http://127.0.0.1:%d/generations/1/root.squashfs", originPort)
+	bootURLs := []string{fmt.Sprintf("http://127.0.0.1:%d/generations/1/vmlinuz", originPort), fmt.Sprintf("http://127.0.0.1:%d/generations/1/initrd.img", originPort)}
 	cacheURL := fmt.Sprintf("http://127.0.0.1:%d/generations/1/root.squashfs", cachePort)
 
 	var results []storm.Result
@@ -178,7 +186,10 @@ server {
 			var before int64
 			switch mode {
 			case "tree", "nfs-image":
-				o.WorkingSet, o.NFS, o.ServerPIDs = sets[mode], nfsclient.Target{Host: "127.0.0.1", NFSPort: nfsPort, Version: 4}, []int{srv.PID()}
+				// The boot server: ganesha, and nginx for the kernel and
+				// initramfs.
+				o.WorkingSet, o.NFS, o.ServerPIDs = sets[mode], nfsclient.Target{Host: "127.0.0.1", NFSPort: nfsPort, Version: 4}, append([]int{srv.PID()}, originPIDs...)
+				o.BootURLs = bootURLs
 			case "http":
 				o.URL, o.ServerPIDs = url, originPIDs
 			case "http-cache":
@@ -203,7 +214,8 @@ server {
 			if res.Errors > 0 {
 				t.Errorf("%s with %d clients: %d failed, first: %s", mode, n, res.Errors, res.FirstError)
 			}
-			t.Logf("%-10s %4d clients: p50 %.2fs p99 %.2fs, %.0f MB/s, %.0f RPCs/s, server CPU %.0f%%", mode, n, res.P50, res.P99, res.BytesPerSec/1e6, res.RPCsPerSec, res.ServerLoad)
+			t.Logf("%-10s %4d clients: p50 %.2fs p99 %.2fs, per call p50 %.2fms p99 %.2fms, %.0f MB/s, %.0f RPCs/s, %d boot bytes each, server CPU %.0f%%, clients' %.0f%%", mode, n, res.P50, res.P99,
+				res.CallP50*1e3, res.CallP99*1e3, res.BytesPerSec/1e6, res.RPCsPerSec, res.BootBytes, res.ServerLoad, res.ClientLoad)
 			results = append(results, *res)
 		}
 	}

@@ -37,6 +37,11 @@ type Options struct {
 	Hostname     string   // write /etc/hostname (all nodes will share it)
 	E2EProbe     bool     // install the end-to-end probe unit
 	CacheDir     string   // apt package cache bound into the image
+	// Initrd is the initramfs mode: InitrdFull (the default, every
+	// driver) or InitrdSmall (Drivers, virtio when none, and what a
+	// node needs: NFS, overlay, squashfs, erofs, loop).
+	Initrd  string
+	Drivers []string // the small image's NIC and storage drivers
 	// Log receives the step lines and, one record per line, what apt
 	// and dracut print in the image (progress.Output).
 	Log *slog.Logger
@@ -89,6 +94,8 @@ type Choices struct {
 	Hostname string   `json:"hostname,omitempty"`
 	Packages []string `json:"packages"`
 	E2EProbe bool     `json:"e2e_probe,omitempty"`
+	Initrd   string   `json:"initrd,omitempty"`
+	Drivers  []string `json:"drivers,omitempty"`
 }
 
 // Apply fills o's unset choices with c's (a flag given again wins) and
@@ -106,6 +113,12 @@ func (c Choices) Apply(o Options) Options {
 		o.Hostname = c.Hostname
 	}
 	o.E2EProbe = o.E2EProbe || c.E2EProbe
+	if o.Initrd == "" {
+		o.Initrd = c.Initrd
+	}
+	if o.Drivers == nil && o.Initrd == c.Initrd {
+		o.Drivers = c.Drivers
+	}
 	pkgs := slices.Clone(c.Packages)
 	for _, p := range o.Packages {
 		if !slices.Contains(pkgs, p) {
@@ -336,6 +349,9 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	if !img.IsRegular("var/lib/dpkg/status") {
 		return nil, fmt.Errorf("node: %s is not a Debian or Ubuntu root filesystem (no var/lib/dpkg/status); make one with nroot bootstrap", root)
 	}
+	if err := CheckInitrdOptions(o); err != nil {
+		return nil, err
+	}
 	r, err := nspawn.New(root)
 	if err != nil {
 		return nil, err
@@ -397,12 +413,22 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	if err := writeDracutConf(img, d); err != nil {
 		return nil, err
 	}
+	if _, err := writeDriversConf(img, o); err != nil {
+		return nil, err
+	}
 	// With the configuration in place, the kernel's postinst builds the
 	// initramfs through /etc/kernel/postinst.d/dracut.
 	confTime := time.Now()
-	if err := run("installing "+kernel, append(apt, kernel)...); err != nil {
+	if err := run("installing "+kernel, kernelInstall(o, append(apt, kernel))...); err != nil {
 		// apt found the package (plan asked): its scripts failed.
 		return nil, failed(fmt.Errorf("%w\nthe kernel %s installed but its scripts failed, most often building the initramfs (dracut's output is above)", err, kernel))
+	}
+	// The small image's omitted drivers come from the installed
+	// kernels' modules: when they changed it, dracut runs again.
+	if changed, err := writeDriversConf(img, o); err != nil {
+		return nil, err
+	} else if changed {
+		confTime = time.Now()
 	}
 	kvers, err := b.bootKernels()
 	if err != nil {
@@ -511,7 +537,7 @@ func (b *builder) finish(ctx context.Context, res *Result, kvers []string) error
 		return err
 	}
 	st := State{Hostname: o.Hostname != "", Cmdline: res.Cmdline, Kernels: kvers,
-		Choices: Choices{Kernel: o.Kernel, Kver: o.Kver, Hostname: o.Hostname, Packages: append([]string{}, o.Packages...), E2EProbe: o.E2EProbe}}
+		Choices: Choices{Kernel: o.Kernel, Kver: o.Kver, Hostname: o.Hostname, Packages: append([]string{}, o.Packages...), E2EProbe: o.E2EProbe, Initrd: o.Initrd, Drivers: o.Drivers}}
 	doc, _ := json.MarshalIndent(st, "", "  ")
 	if err := writeFile(img, stateFile, string(doc)+"\n", 0o644); err != nil {
 		return err

@@ -68,6 +68,12 @@ done
 # NFS RPCs this node sent (the NFS root's per-op statistics), to check a
 # recording of them against.
 echo "NROOT-PROBE nfs-ops=$(awk '/^device / { nfs = ($0 ~ /fstype nfs/) } nfs && /^[ \t]*[A-Z_0-9]+: [0-9]/ { s += $2 } END { print s + 0 }' /proc/self/mountstats)" > /dev/console
+# The NFSv4 client owner's uniquifier the nfs module took from the
+# command line, the IPv4 addresses DHCP gave, and the NFS client's state
+# recoveries the kernel logged (a lease another client's owner expired).
+echo "NROOT-PROBE nfs-unique-id=$(cat /sys/module/nfs/parameters/nfs4_unique_id 2>/dev/null)" > /dev/console
+echo "NROOT-PROBE address=$(ip -4 -o addr show scope global 2>/dev/null | awk '{ print $4 }' | tr '\n' ' ')" > /dev/console
+echo "NROOT-PROBE nfs-state-errors=$(dmesg 2>/dev/null | grep -ciE 'nfs.*(expired|stale clientid|bad session|reclaim|lease)')" > /dev/console
 echo "NROOT-PROBE done" > /dev/console
 # Not blocking: the shutdown stops this unit.
 systemctl --no-block poweroff

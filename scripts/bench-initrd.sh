@@ -10,6 +10,9 @@
 #   SUITES="bookworm trixie" (default): node roots built with nroot
 #   bootstrap + nroot node into the cache
 #   RUNS=n: best of n (default 3)
+#   SMALL_SUITES="trixie" (default): also build each suite's node with
+#   nroot node --initrd=small and print both images' boot bytes
+#   BENCH_SUMMARY=file: append the "metric: ratio (goal)" lines to it
 set -euo pipefail
 nroot=${NROOT:-$PWD/bin/nroot}
 runs=${RUNS:-3}
@@ -106,4 +109,31 @@ for pair in "${images[@]}"; do
   echo "  extract: nroot ${t_nroot_x}s, 3cpio ${t_3cpio_x}s"
   awk -v n="$t_nroot" -v l="$t_lsinitrd" -v c="$t_3cpio" -v nx="$t_nroot_x" -v cx="$t_3cpio_x" 'BEGIN {
     printf "  lsinitrd/nroot %.1fx (goal >= 10x); nroot/3cpio %.2f (goal <= 1); extract nroot/3cpio %.2f (goal <= 1.5)\n", l/n, n/c, nx/cx }'
+  awk -v n="$t_nroot" -v c="$t_3cpio" -v comp="$comp" -v s="$(basename "$root")" 'BEGIN {
+    printf "initramfs listing (%s, %s): %.2fx 3cpio (goal <= 0.5x)\n", comp, s, n/c }' | tee -a "${BENCH_SUMMARY:-/dev/null}"
+done
+
+# Boot bytes per node: the kernel and initramfs every node fetches before
+# its root, the same in each boot mode (tree, nfs-image, http-image; the
+# image modes then read the root image, http-image all of it into RAM),
+# for the full image and for --initrd=small, which must pass initrd
+# verify in every mode.
+for suite in ${SMALL_SUITES-trixie}; do
+  full=$cache/$suite-node small=$cache/$suite-node-small
+  [ -e "$full/boot/nroot-cmdline" ] || continue
+  if [ ! -e "$small/boot/nroot-cmdline" ] || [ "$small/boot/nroot-cmdline" -ot "$full/boot/nroot-cmdline" ]; then
+    rm -rf "$small"
+    cp -a "$full" "$small"
+    "$nroot" node -q --initrd=small "$small" >/dev/null
+  fi
+  for kind in full small; do
+    root=$cache/$suite-node; [ $kind = small ] && root=$small
+    img=$(ls "$root"/boot/initrd.img-* | head -1)
+    kver=${img##*/initrd.img-}
+    "$nroot" initrd verify -q --mode all --rootfs "$root" "$img" >/dev/null || { echo "bench: $suite $kind: initrd verify failed" >&2; exit 1; }
+    k=$(stat -c %s "$root/boot/vmlinuz-$kver") i=$(stat -c %s "$img")
+    mods=$("$nroot" initrd ls "$img" 'usr/lib/modules/*.ko*' | wc -l)
+    echo "boot bytes $suite $kind: kernel $k + initramfs $i = $((k + i)) per node in every mode ($mods kernel modules; initrd verify --mode all passes)"
+    [ $kind = small ] && awk -v i="$i" -v s="$suite" 'BEGIN { printf "small node initramfs (%s): %.1f MB (goal <= 15 MB)\n", s, i / 1e6 }' | tee -a "${BENCH_SUMMARY:-/dev/null}"
+  done
 done

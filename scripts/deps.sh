@@ -13,6 +13,7 @@ DEB_PACKAGES=(
   cpio zstd xz-utils lz4 lzop bzip2 busybox-static  # initramfs reference tools
   debootstrap         # its data only: the Ubuntu archive's address (scripts/gutsy)
   nginx dnsmasq ipxe-qemu           # HTTP serving, PXE configuration, QEMU's network boot ROM
+  ipxe ovmf                         # make e2e-net: undionly.kpxe, ipxe.efi by TFTP; UEFI firmware
   squashfs-tools erofs-utils        # image files
   uidmap passwd                     # newuidmap/newgidmap and useradd: the rootless bootstrap test
   qemu-user-static                  # the arm64 unit tests (make arm64)

@@ -30,6 +30,14 @@ const maxLocalDebs = 4096
 // directory gives every *.deb file in it.
 func SplitIncludes(include []string) (names []string, local []Local, err error) {
 	for _, inc := range include {
+		if IsIncludePattern(inc) {
+			pat, err := ParseIncludePattern(inc)
+			if err != nil {
+				return nil, nil, err
+			}
+			names = append(names, pat...)
+			continue
+		}
 		if !IsLocalInclude(inc) {
 			names = append(names, inc)
 			continue

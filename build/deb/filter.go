@@ -12,7 +12,10 @@ import (
 // dpkg, '*' also matches '/', and a directory or symlink that an exclude
 // pattern matches is kept when an include pattern's fixed prefix (up to
 // its first wildcard) starts with the directory's path, so that
-// path-include=/usr/share/doc/*/copyright still has directories to go in.
+// path-include=/usr/share/doc/*/copyright still has directories to go in,
+// and one that is a parent of an include's fixed prefix is kept, as dpkg
+// makes the parents of an included path
+// (path-include=/usr/share/doc/dpkg/copyright keeps /usr/share/doc/dpkg).
 // Left-out paths are still listed in the package's file list, as dpkg
 // lists them.
 type PathFilter struct {
@@ -82,7 +85,9 @@ func (f *PathFilter) Skip(p string, dirOrSymlink bool) bool {
 			prefix = prefix[:i]
 		}
 		prefix = strings.TrimRight(prefix, "/")
-		if strings.HasPrefix(p, prefix) {
+		// Below the fixed prefix (an include with a wildcard), or a
+		// parent of it: dpkg makes the parents of an included path.
+		if strings.HasPrefix(p, prefix) || strings.HasPrefix(prefix, p+"/") {
 			return false
 		}
 	}

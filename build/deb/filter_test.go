@@ -94,6 +94,26 @@ func TestPathFilter(t *testing.T) {
 			t.Errorf("Skip(%q, dir=%v) = %v, want %v", tt.path, tt.dir, got, tt.skip)
 		}
 	}
+	// An include naming one file keeps its parents, as dpkg makes them.
+	var one PathFilter
+	one.AddOption("path-exclude=/usr/share/doc/*")
+	one.AddOption("path-include=/usr/share/doc/dpkg/copyright")
+	for _, tt := range []struct {
+		path string
+		dir  bool
+		skip bool
+	}{
+		{"/usr/share/doc", true, false},
+		{"/usr/share/doc/dpkg", true, false},
+		{"/usr/share/doc/dpkg/copyright", false, false},
+		{"/usr/share/doc/dpkg/changelog.gz", false, true},
+		{"/usr/share/doc/dpkg-dev", true, true},
+		{"/usr/share/doc/dp", true, true},
+	} {
+		if got := one.Skip(tt.path, tt.dir); got != tt.skip {
+			t.Errorf("include of one file: Skip(%q, dir=%v) = %v, want %v", tt.path, tt.dir, got, tt.skip)
+		}
+	}
 	var none *PathFilter
 	if none.Skip("/usr/share/doc/x", false) {
 		t.Error("a nil filter skipped a path")

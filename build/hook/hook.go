@@ -72,6 +72,9 @@ func New(stage, command string, chrooted bool, origin string) (Hook, error) {
 		return Hook{}, fmt.Errorf("%w: %s: give a command", ErrUsage, origin)
 	}
 	h := Hook{Stage: stage, Command: command, Chrooted: chrooted, Origin: origin}
+	if err := checkHookHelper(command, origin); err != nil {
+		return Hook{}, err
+	}
 	if op, _, ok := strings.Cut(command, " "); ok && specialArity[op] != 0 && !chrooted {
 		args, err := SplitWords(command)
 		if err != nil {
@@ -136,11 +139,49 @@ func Directory(dir string) ([]Hook, error) {
 			if st.Mode()&0o111 == 0 {
 				return nil, fmt.Errorf("%w: %s is named like a %s hook but is not executable (chmod +x it, or rename it)", ErrUsage, p, stage)
 			}
+			if err := checkHookHelper(p, "--hook-directory"); err != nil {
+				return nil, err
+			}
 			out = append(out, Hook{Stage: stage, Command: p, Origin: "--hook-directory " + dir})
 		}
 	}
 	return out, nil
 }
+
+// hookHelperUse is what a hook that talks to mmdebstrap's --hook-helper
+// says: nroot has no helper, so such a hook is refused before the build
+// rather than failing half-way.
+var hookHelperUse = []string{"MMDEBSTRAP_HOOKSOCK", "--hook-helper"}
+
+// maxHookScript bounds how much of a hook file is read for that check.
+const maxHookScript = 1 << 20
+
+// checkHookHelper refuses a hook (a command, or the file it names) that
+// uses mmdebstrap's --hook-helper.
+func checkHookHelper(command, origin string) error {
+	text := command
+	if fi, err := os.Stat(command); err != nil || !fi.Mode().IsRegular() {
+		// not a file: the command is the text
+	} else if f, err := os.Open(command); err == nil {
+		b, _ := io.ReadAll(io.LimitReader(f, maxHookScript))
+		f.Close()
+		text = string(b)
+	}
+	for _, w := range hookHelperUse {
+		if strings.Contains(text, w) {
+			return fmt.Errorf("%w: %s %s names %s: it talks to mmdebstrap's --hook-helper, which nroot does not have; give the special hooks (copy-in, sync-in, upload, ...) as --STAGE-hook arguments instead", ErrUsage, origin, command, w)
+		}
+	}
+	if strings.Contains(text, noMergedUsr) {
+		return fmt.Errorf("%w: %s %s writes %s to keep /usr unmerged (mmdebstrap's no-merged-usr hooks); nroot always merges /usr: leave the hook out", ErrUsage, origin, command, noMergedUsr)
+	}
+	return nil
+}
+
+// noMergedUsr is the file mmdebstrap's no-merged-usr hooks write to keep
+// /usr unmerged: nroot would merge it anyway, a wrong result, so such a
+// hook is refused.
+const noMergedUsr = "unsupported-skip-usrmerge-conversion"
 
 // Env is what hooks run with.
 type Env struct {
@@ -153,6 +194,10 @@ type Env struct {
 	Include   []string
 	Essential []string
 	Verbosity int
+	// AptConfig is an apt configuration file for the image, outside it,
+	// given as MMDEBSTRAP_APT_CONFIG: apt run with it as APT_CONFIG
+	// works on the image and reads no configuration of the host's.
+	AptConfig string
 	// Stdout and Stderr receive what hooks print.
 	Stdout, Stderr io.Writer
 	// Chroot runs a shell command inside the image, with env added to its
@@ -194,6 +239,12 @@ func run(ctx context.Context, h Hook, env Env) error {
 		ctx, cancel = context.WithTimeout(ctx, env.Timeout)
 		defer cancel()
 	}
+	// $1 is absolute, as hooks run in the caller's directory: a
+	// relative target would otherwise be read against whatever
+	// directory the hook changes to, and "$1"/... land on the host.
+	if abs, err := filepath.Abs(env.Target); err == nil {
+		env.Target = abs
+	}
 	if h.special != nil {
 		return runSpecial(ctx, h.special, env)
 	}
@@ -204,62 +255,136 @@ func run(ctx context.Context, h Hook, env Env) error {
 		}
 		return env.Chroot(ctx, h.Command, vars)
 	}
-	var cmd *exec.Cmd
+	var argv []string
 	if fi, err := os.Stat(h.Command); (err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0) || plainCommand.MatchString(h.Command) {
 		// An executable, or a command with no shell syntax: run
 		// directly, as mmdebstrap does.
-		cmd = exec.CommandContext(ctx, h.Command, env.Target)
+		argv = []string{h.Command, env.Target}
 	} else {
-		cmd = exec.CommandContext(ctx, "sh", "-c", h.Command, "exec", env.Target)
+		argv = []string{"sh", "-c", h.Command, "exec", env.Target}
 	}
+	err := runCommand(ctx, argv, env, vars)
+	if errors.Is(err, syscall.ENOEXEC) {
+		// A script without "#!": run by the shell, as execvp(3) (and
+		// so mmdebstrap's system()) runs it.
+		err = runCommand(ctx, append([]string{"sh"}, argv...), env, vars)
+	}
+	return err
+}
+
+// runCommand runs one command hook in the caller's directory, as
+// mmdebstrap runs them, in a process group of its own. When the hook
+// ends, or the build is cancelled, the whole group is killed, so that
+// nothing the hook left running in the background outlives it and
+// writes into the image later.
+func runCommand(ctx context.Context, argv []string, env Env, vars []string) error {
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(hostEnv(), vars...)
-	cmd.Stdout, cmd.Stderr = env.Stdout, env.Stderr
-	cmd.Dir = "/"
-	// The hook and whatever it starts form one process group, stopped
-	// together when the build is cancelled: SIGTERM first, then, after
-	// killGrace, SIGKILL for the hook and, once it is gone, for whatever
-	// of its group is left (a child that ignores SIGTERM, or still holds
-	// the output).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var kill *time.Timer
-	cmd.Cancel = func() error {
-		pgid := cmd.Process.Pid
-		kill = time.AfterFunc(killGrace, func() { syscall.Kill(-pgid, syscall.SIGKILL) })
-		return syscall.Kill(-pgid, syscall.SIGTERM)
+	// The output goes through pipes of our own, not exec's: a
+	// background child holding one open must not keep Wait waiting.
+	stdout, doneOut, err := pipeTo(env.Stdout)
+	if err != nil {
+		return err
 	}
-	cmd.WaitDelay = 10 * time.Second // the output, if something outside the group holds it
-	err := cmd.Run()
-	if kill != nil { // set by Cancel, which Run waits for
-		kill.Stop()
-	}
-	if ctx.Err() != nil {
-		if cmd.Process != nil {
-			// The hook ended on SIGTERM, perhaps before its children:
-			// the group outlives its leader while one of them runs,
-			// and its ID is not reused meanwhile.
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	defer doneOut()
+	stderr, doneErr := stdout, func() {}
+	if env.Stderr != env.Stdout {
+		if stderr, doneErr, err = pipeTo(env.Stderr); err != nil {
+			return err
 		}
+		defer doneErr()
+	}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = cmd.Start()
+	// The child has its copies; ours are closed so that the readers see
+	// the end once the child's are.
+	stdout.Close()
+	stderr.Close()
+	if err != nil {
+		return err
+	}
+	pgid := cmd.Process.Pid
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err = <-waited:
+	case <-ctx.Done():
+		// SIGTERM first; after killGrace, SIGKILL.
+		syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case err = <-waited:
+		case <-time.After(killGrace):
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			err = <-waited
+		}
+	}
+	// The group outlives its leader while one of its processes runs, and
+	// its ID is not reused meanwhile.
+	syscall.Kill(-pgid, syscall.SIGKILL)
+	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	return err
+}
+
+// pipeTo returns the writing end of a pipe whose output is copied to w
+// (nothing: discarded), and the function that waits for the copy to end
+// and closes the reading end. The wait is bounded: a process that left
+// the hook's group (setsid) may hold the pipe open.
+func pipeTo(w io.Writer) (*os.File, func(), error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if w == nil {
+		w = io.Discard
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		io.Copy(w, pr)
+	}()
+	return pw, func() {
+		select {
+		case <-copied:
+		case <-time.After(2 * time.Second):
+		}
+		pr.Close()
+	}, nil
 }
 
 // killGrace is how long a cancelled command hook has to end on SIGTERM
 // before its process group is killed.
 const killGrace = 2 * time.Second
 
-// hostEnv is the environment hooks inherit, without TMPDIR and
-// APT_CONFIG, as mmdebstrap removes them.
+// hostEnv is the environment hooks inherit: nroot's, without TMPDIR and
+// APT_CONFIG, with what mmdebstrap sets for the whole run (debconf
+// non-interactive, the C.UTF-8 locale, dpkg's directories at the end of
+// PATH).
 func hostEnv() []string {
 	var out []string
+	path := ""
 	for _, e := range os.Environ() {
-		if strings.HasPrefix(e, "TMPDIR=") || strings.HasPrefix(e, "APT_CONFIG=") {
+		name, value, _ := strings.Cut(e, "=")
+		switch name {
+		case "TMPDIR", "APT_CONFIG", "DEBIAN_FRONTEND", "DEBCONF_NONINTERACTIVE_SEEN", "LC_ALL", "LANGUAGE", "LANG":
+			continue
+		case "PATH":
+			path = value
 			continue
 		}
 		out = append(out, e)
 	}
-	return out
+	if path != "" {
+		path += ":"
+	}
+	return append(out, "DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true",
+		"LC_ALL=C.UTF-8", "LANGUAGE=C.UTF-8", "LANG=C.UTF-8", "PATH="+path+dpkgPath)
 }
+
+// dpkgPath is apt's DPkg::Path, which mmdebstrap appends to PATH.
+const dpkgPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // environ is mmdebstrap's hook environment.
 func environ(stage string, env Env) []string {
@@ -276,6 +401,9 @@ func environ(stage string, env Env) []string {
 		"MMDEBSTRAP_HOOK=" + stage,
 		"MMDEBSTRAP_VERBOSITY=" + strconv.Itoa(env.Verbosity),
 		"MMDEBSTRAP_INCLUDE=" + strings.Join(inc, ","),
+	}
+	if env.AptConfig != "" {
+		vars = append(vars, "MMDEBSTRAP_APT_CONFIG="+env.AptConfig)
 	}
 	if stage == Extract && len(env.Essential) > 0 {
 		vars = append(vars, "MMDEBSTRAP_ESSENTIAL="+strings.Join(env.Essential, " "))

@@ -231,3 +231,88 @@ func liveInGroup(pgid int) []int {
 	}
 	return out
 }
+
+// TestCommandsAsMmdebstrapRunsThem: a relative target reaches hooks as an
+// absolute $1 while they run in the caller's directory; a script without
+// "#!" runs through sh; what a hook leaves in the background is killed
+// when it returns; MMDEBSTRAP_APT_CONFIG is given; hooks that need
+// mmdebstrap's --hook-helper are refused.
+func TestCommandsAsMmdebstrapRunsThem(t *testing.T) {
+	cwd := t.TempDir()
+	t.Chdir(cwd)
+	if err := os.Mkdir("rel", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	noShebang := filepath.Join(cwd, "setup-plain")
+	os.WriteFile(noShebang, []byte("echo \"$1 $(pwd) $MMDEBSTRAP_APT_CONFIG $DEBIAN_FRONTEND $LC_ALL ${TMPDIR-unset}\" > \"$1/plain\"\n"), 0o755)
+	t.Setenv("TMPDIR", "/somewhere")
+	t.Setenv("LC_ALL", "de_DE.UTF-8")
+	var hooks []Hook
+	for _, c := range []struct{ stage, cmd string }{
+		{Setup, noShebang},
+		{Customize, `sleep 300 & echo $! > "$1/bg"`},
+	} {
+		h, err := New(c.stage, c.cmd, false, "--"+c.stage+"-hook")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hooks = append(hooks, h)
+	}
+	env := Env{Target: "./rel", AptConfig: "/x/apt.conf"}
+	start := time.Now()
+	for _, st := range Stages {
+		if err := Run(context.Background(), hooks, st, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("hooks took %v: a background child was waited for", d)
+	}
+	abs := filepath.Join(cwd, "rel")
+	if b, _ := os.ReadFile(filepath.Join(abs, "plain")); string(b) != abs+" "+cwd+" /x/apt.conf noninteractive C.UTF-8 unset\n" {
+		t.Errorf("plain script wrote %q, want $1 %s, cwd %s, the apt config, mmdebstrap's environment, no TMPDIR", b, abs, cwd)
+	}
+	b, _ := os.ReadFile(filepath.Join(abs, "bg"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid == 0 {
+		t.Fatal("no background pid")
+	}
+	for i := 0; i < 40 && syscall.Kill(pid, 0) == nil; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil && !bytes.Contains(st, []byte(") Z")) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("background process %d outlived its hook", pid)
+	}
+	helper := filepath.Join(cwd, "setup99")
+	os.WriteFile(helper, []byte("#!/bin/sh\n\"$MMDEBSTRAP_ARGV0\" --hook-helper \"$1\" x <&\"$MMDEBSTRAP_HOOKSOCK\"\n"), 0o755)
+	if _, err := New(Setup, helper, false, "--setup-hook"); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "special hooks") {
+		t.Errorf("a hook using --hook-helper: %v", err)
+	}
+	if _, err := Directory(cwd); !errors.Is(err, ErrUsage) {
+		t.Errorf("a hook directory with a --hook-helper hook: %v", err)
+	}
+}
+
+// TestSyncOutMakesTheDirectory: special hooks make the host paths they
+// write to, as mmdebstrap does.
+func TestSyncOutMakesTheDirectory(t *testing.T) {
+	target := t.TempDir()
+	os.MkdirAll(filepath.Join(target, "etc/x"), 0o755)
+	os.WriteFile(filepath.Join(target, "etc/x/f"), []byte("f\n"), 0o644)
+	out := filepath.Join(t.TempDir(), "a", "b")
+	for _, c := range []string{"sync-out /etc/x " + out, "download /etc/x/f " + out + "/c/d/f"} {
+		h, err := New(Customize, c, false, "--customize-hook")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Run(context.Background(), []Hook{h}, Customize, Env{Target: target}); err != nil {
+			t.Fatalf("%s: %v", c, err)
+		}
+	}
+	for _, p := range []string{out + "/f", out + "/c/d/f"} {
+		if b, err := os.ReadFile(p); err != nil || string(b) != "f\n" {
+			t.Errorf("%s: %q %v", p, b, err)
+		}
+	}
+}

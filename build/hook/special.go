@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -114,6 +115,28 @@ func imagePath(p string) (string, error) {
 	return fsroot.Clean(strings.TrimLeft(p, "/"))
 }
 
+// resolvedImagePath is imagePath with its symlinks followed inside the
+// image, as mmdebstrap resolves the inside path of copy-out and tar-out
+// (chrooted_realpath): copy-out /etc/os-release gives the file, not a
+// link pointing nowhere on the host.
+func resolvedImagePath(img *fsroot.Root, p string) (string, error) {
+	rel, err := imagePath(p)
+	if err != nil {
+		return "", err
+	}
+	resolved, ok := fsroot.ResolveLinks(rel, func(q string) (string, bool) {
+		t, err := img.Readlink(q)
+		return t, err == nil
+	})
+	if !ok {
+		return "", fmt.Errorf("%s in the image: too many levels of symbolic links", p)
+	}
+	if resolved == "" {
+		resolved = "."
+	}
+	return resolved, nil
+}
+
 // runSpecial runs a special hook. Every one of them stops, with ctx's
 // error, as soon as ctx ends: host input is read through input, tar
 // streams are checked between reads and writes, and a file cut short is
@@ -147,7 +170,7 @@ func special(ctx context.Context, img *fsroot.Root, op string, a []string) error
 	case "copy-out": // image paths... into a host directory
 		dst := a[len(a)-1]
 		for _, src := range a[:len(a)-1] {
-			rel, err := imagePath(src)
+			rel, err := resolvedImagePath(img, src)
 			if err != nil {
 				return err
 			}
@@ -180,9 +203,16 @@ func special(ctx context.Context, img *fsroot.Root, op string, a []string) error
 		}
 		defer r.Close()
 		return unpackInto(tar.NewReader(r), img, a[1], true)
-	case "tar-out": // an image directory as a host tarball
-		rel, err := imagePath(a[0])
+	case "tar-out": // an image path as a host tarball, named by its base name (tar -C DIR -c BASE, as mmdebstrap runs it)
+		rel, err := resolvedImagePath(img, a[0])
 		if err != nil {
+			return err
+		}
+		top := "./"
+		if rel != "" && rel != "." {
+			top = path.Base(rel) + "/"
+		}
+		if err := os.MkdirAll(filepath.Dir(a[1]), 0o755); err != nil {
 			return err
 		}
 		f, err := atomicfile.Create(a[1], 0o644)
@@ -190,7 +220,7 @@ func special(ctx context.Context, img *fsroot.Root, op string, a []string) error
 			return err
 		}
 		defer f.Abort()
-		if err := img.WriteTar(ctxWriter{ctx, f}, rel, fsroot.TarOptions{}); err != nil {
+		if err := img.WriteTar(ctxWriter{ctx, f}, rel, fsroot.TarOptions{Name: top}); err != nil {
 			return err
 		}
 		return f.Commit()
@@ -222,6 +252,9 @@ func special(ctx context.Context, img *fsroot.Root, op string, a []string) error
 			return err
 		}
 		defer src.Close()
+		if err := os.MkdirAll(filepath.Dir(a[1]), 0o755); err != nil {
+			return err
+		}
 		f, err := atomicfile.Create(a[1], 0o644)
 		if err != nil {
 			return err
@@ -280,6 +313,11 @@ func hostToImage(ctx context.Context, src, top string, img *fsroot.Root, dst str
 func imageToHost(ctx context.Context, img *fsroot.Root, rel, top, dst string) error {
 	if top != "./" && !strings.HasSuffix(top, "/") {
 		top += "/"
+	}
+	// Paths outside the image are made as needed, as mmdebstrap makes
+	// them.
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
 	}
 	host, err := fsroot.Open(dst)
 	if err != nil {

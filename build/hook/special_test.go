@@ -34,6 +34,8 @@ func hostileImage(t *testing.T) (img, host string) {
 	os.Symlink(filepath.Join(host, "secret"), filepath.Join(img, "etc/planted"))   // a file on the host
 	os.Symlink(host, filepath.Join(img, "hostdir"))                                // a directory on the host
 	os.Symlink(filepath.Join(host, "secret"), filepath.Join(img, "srv/data/link")) // copied out as a link
+	os.Symlink("../srv/data/file", filepath.Join(img, "etc/release"))              // a relative link inside
+	os.Symlink("/srv/data", filepath.Join(img, "etc/data"))                        // an absolute one, resolved in the image
 	return img, host
 }
 
@@ -102,13 +104,13 @@ func TestSpecialHooksStayInside(t *testing.T) {
 			for h, err := tr.Next(); err == nil; h, err = tr.Next() {
 				names = append(names, h.Name)
 			}
-			if want := []string{"./", "./data/", "./data/file", "./data/link", "./data/suid"}; !slices.Equal(names, want) {
+			if want := []string{"srv/", "srv/data/", "srv/data/file", "srv/data/link", "srv/data/suid"}; !slices.Equal(names, want) {
 				t.Errorf("srv.tar: %q, want %q", names, want)
 			}
 		}},
 		{"tar-in " + filepath.Join(out, "srv.tar") + " /opt", false, func(t *testing.T) {
-			if b, _ := os.ReadFile(filepath.Join(img, "opt/data/file")); string(b) != "data" {
-				t.Errorf("opt/data/file = %q", b)
+			if b, _ := os.ReadFile(filepath.Join(img, "opt/srv/data/file")); string(b) != "data" {
+				t.Errorf("opt/srv/data/file = %q", b)
 			}
 		}},
 		{"sync-out /opt/tree " + out, false, func(t *testing.T) {
@@ -117,6 +119,24 @@ func TestSpecialHooksStayInside(t *testing.T) {
 			}
 		}},
 		{"download /../etc/passwd " + filepath.Join(out, "x"), true, nil},
+		// As mmdebstrap: the inside path's links are followed inside the
+		// image, so a link out of it names nothing there.
+		{"copy-out /etc/release " + filepath.Join(out, "rel"), false, func(t *testing.T) {
+			if fi, err := os.Lstat(filepath.Join(out, "rel/file")); err != nil || !fi.Mode().IsRegular() {
+				t.Errorf("copy-out of a link to a file: %v %v, want the file", fi, err)
+			}
+		}},
+		{"tar-out /etc/data " + filepath.Join(out, "data.tar"), false, func(t *testing.T) {
+			f, err := os.Open(filepath.Join(out, "data.tar"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if h, err := tar.NewReader(f).Next(); err != nil || h.Name != "data/" {
+				t.Errorf("data.tar starts with %v %v, want data/", h, err)
+			}
+		}},
+		{"copy-out /hostdir " + out, true, nil}, // the host's directory, resolved inside: nothing there
 	}
 	for _, tt := range tests {
 		err := runOne(t, img, tt.cmd)

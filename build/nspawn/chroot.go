@@ -31,12 +31,15 @@ func RunHelper() {
 }
 
 // helperCommand is the helper's command line for root, binds and argv.
-func helperCommand(root string, binds, argv []string) ([]string, error) {
+func helperCommand(root string, binds, argv []string, noMounts bool) ([]string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("chroot runner: finding nroot itself: %w", err)
 	}
 	args := []string{self, HelperArg, root}
+	if noMounts {
+		args = append(args, noMountsArg)
+	}
 	for _, b := range binds {
 		args = append(args, "--bind="+b)
 	}
@@ -48,8 +51,14 @@ func helperCommand(root string, binds, argv []string) ([]string, error) {
 // the kernel lets the namespace's root mount a /proc only for a PID
 // namespace it owns. The command is then PID 1 there, and whatever it
 // leaves running dies with it.
-func helperSysProcAttr(setpgid, userNS bool) *syscall.SysProcAttr {
+// Without CAP_SYS_ADMIN (noMounts) no namespace can be made: the helper
+// stays in nroot's and mounts nothing.
+func helperSysProcAttr(setpgid, userNS, noMounts bool) *syscall.SysProcAttr {
 	a := &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL, Setpgid: setpgid}
+	if noMounts {
+		a.Cloneflags = 0
+		return a
+	}
 	if userNS {
 		a.Cloneflags |= unix.CLONE_NEWPID
 	}
@@ -62,8 +71,13 @@ func helperMain(args []string) error {
 	}
 	root := args[0]
 	var binds []string
+	noMounts := false
 	i := 1
 	for ; i < len(args) && args[i] != "--"; i++ {
+		if args[i] == noMountsArg {
+			noMounts = true
+			continue
+		}
 		b, ok := strings.CutPrefix(args[i], "--bind=")
 		if !ok {
 			return fmt.Errorf("unexpected argument %q", args[i])
@@ -73,6 +87,12 @@ func helperMain(args []string) error {
 	argv := args[i+1:]
 	if i == len(args) || len(argv) == 0 {
 		return errors.New("no command")
+	}
+	if noMounts {
+		if len(binds) > 0 {
+			return errors.New("binds need mounts")
+		}
+		return enter(root, argv)
 	}
 	// Mounts made here must stay in this namespace and vanish with it.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
@@ -123,7 +143,16 @@ func helperMain(args []string) error {
 	if err := unix.Fchdir(rootFd); err != nil {
 		return err
 	}
-	if err := unix.Chroot("."); err != nil {
+	return enter(".", argv)
+}
+
+// noMountsArg tells the helper to mount nothing: it runs in nroot's own
+// mount namespace, which lacks the right to make one.
+const noMountsArg = "--no-mounts"
+
+// enter chroots into root and executes argv there.
+func enter(root string, argv []string) error {
+	if err := unix.Chroot(root); err != nil {
 		return fmt.Errorf("chroot %s: %w", root, err)
 	}
 	if err := unix.Chdir("/"); err != nil {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +30,11 @@ type Host struct {
 	SystemdPID1 bool   // the host was booted with systemd
 	SystemBus   bool   // a system D-Bus socket exists
 	UserNS      bool   // nroot runs in a user namespace (rootless): chroot runner only
+	// NoMounts: the process lacks CAP_SYS_ADMIN (a container that is not
+	// privileged), so it can neither run systemd-nspawn nor mount: the
+	// chroot runner enters the image with nothing mounted in it, as
+	// mmdebstrap's root mode then does.
+	NoMounts bool
 }
 
 // DetectHost looks at the running system.
@@ -43,6 +49,7 @@ func DetectHost() Host {
 		h.SystemBus = true
 	}
 	h.UserNS = userns.Inside()
+	h.NoMounts = !hasCapSysAdmin()
 	return h
 }
 
@@ -146,7 +153,7 @@ func PackageCacheDir(dir, root string) (string, error) {
 func (r *Runner) Name() string {
 	// systemd-nspawn needs root on the host, which a user namespace's
 	// root is not.
-	if r.Chroot || r.Host.Nspawn == "" || r.Host.UserNS {
+	if r.Chroot || r.Host.Nspawn == "" || r.Host.UserNS || r.Host.NoMounts {
 		return "chroot"
 	}
 	return "systemd-nspawn"
@@ -230,7 +237,10 @@ func (r *Runner) run(ctx context.Context, mode Mode, argv []string) error {
 		args = r.nspawnArgs(mode, argv)
 	default:
 		var err error
-		if args, err = helperCommand(r.Root, r.Binds, argv); err != nil {
+		if r.Host.NoMounts && len(r.Binds) > 0 {
+			return fmt.Errorf("chroot runner: bind-mounting %s needs CAP_SYS_ADMIN, which this process lacks; run nroot in a privileged container, or without the bind", strings.Join(r.Binds, ", "))
+		}
+		if args, err = helperCommand(r.Root, r.Binds, argv, r.Host.NoMounts); err != nil {
 			return err
 		}
 	}
@@ -246,7 +256,7 @@ func (r *Runner) run(ctx context.Context, mode Mode, argv []string) error {
 	if r.Name() == "chroot" {
 		// The command, and whatever it starts, are stopped as a group;
 		// the environment is the runner's alone.
-		cmd.SysProcAttr = helperSysProcAttr(mode == Pipe, r.Host.UserNS)
+		cmd.SysProcAttr = helperSysProcAttr(mode == Pipe, r.Host.UserNS, r.Host.NoMounts)
 		cmd.Env = r.Env
 		if mode == Pipe {
 			cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
@@ -353,4 +363,30 @@ func bashIn(root string) bool {
 	}
 	defer img.Close()
 	return img.IsRegular("bin/bash")
+}
+
+// capSysAdmin is CAP_SYS_ADMIN's bit in the capability sets.
+const capSysAdmin = 21
+
+// hasCapSysAdmin reports whether this process may mount and make
+// namespaces: CAP_SYS_ADMIN in its effective set. It is assumed when the
+// set cannot be read.
+func hasCapSysAdmin() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return true
+	}
+	eff, ok := capEff(string(b))
+	return !ok || eff&(1<<capSysAdmin) != 0
+}
+
+// capEff reads the CapEff line of /proc/PID/status.
+func capEff(status string) (uint64, bool) {
+	for _, l := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }

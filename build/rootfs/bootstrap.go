@@ -10,26 +10,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-
 	"nroot/build/apt"
-	"nroot/build/fsimage"
 	"nroot/build/hook"
 	"nroot/build/lockfile"
 	"nroot/build/nspawn"
 	"nroot/format/keyring"
-	"nroot/internal/atomicfile"
 	"nroot/internal/fetch"
 	"nroot/internal/fsroot"
 	"nroot/internal/progress"
 )
-
-// Formats Bootstrap can write.
-var Formats = []string{"dir", "tar", "tar.gz", "tar.zst", "squashfs", "erofs"}
-
-// isImage says the format is an image file (nroot/fsimage).
-func isImage(f string) bool { return f == "squashfs" || f == "erofs" }
 
 // Options control Bootstrap.
 type Options struct {
@@ -38,8 +27,11 @@ type Options struct {
 	Apt    apt.Options
 	// FromLock rebuilds exactly this plan, resolving nothing.
 	FromLock *lockfile.Plan
-	// Format is dir (default), tar, tar.gz or tar.zst.
+	// Format is one of Formats: dir (the default), a tarball, an image
+	// file, or null (build, run the hooks, keep nothing).
 	Format string
+	// Stdout receives the tarball when target is "-".
+	Stdout io.Writer
 	// SourceDateEpoch, when set, clamps every mtime.
 	SourceDateEpoch time.Time
 	// Jobs bounds parallel downloads.
@@ -61,6 +53,11 @@ type Options struct {
 	DpkgOpts, AptOpts []string
 	// Skip names steps to leave out, with mmdebstrap's names (Skips).
 	Skip []string
+	// Mode and Verbosity are given to hooks as MMDEBSTRAP_MODE ("root"
+	// when empty) and MMDEBSTRAP_VERBOSITY (0 quiet, 1 normal, 2
+	// verbose).
+	Mode      string
+	Verbosity int
 }
 
 // Result reports what Bootstrap did.
@@ -96,7 +93,7 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if err := checkTarget(target, o.Format); err != nil {
+	if err := checkTarget(target, o.Format, o.Stdout); err != nil {
 		return nil, err
 	}
 	c, err := newCustom(o)
@@ -137,8 +134,8 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	}
 	step("fetch", t)
 
-	parent := filepath.Dir(filepath.Clean(target))
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(target)+".nroot-")
+	// Absolute: hooks get it as $1 and run in the caller's directory.
+	tmp, err := buildDir(target, o.Format)
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
@@ -147,15 +144,28 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 			os.RemoveAll(tmp)
 		}
 	}()
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return nil, err
-	}
 
 	hookOut := progress.Output(o.Log, "hook")
 	defer hookOut.Flush()
-	env := hookEnv(tmp, plan, hookOut)
-	if err := c.setup(ctx, tmp, env); err != nil {
+	env := hookEnv(tmp, plan, hookOut, o)
+	if len(c.hooks) > 0 {
+		aptConf, remove, err := writeAptConfig(tmp, plan, loadedKeyrings(o), c.aptCfg)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap: apt configuration for hooks: %w", err)
+		}
+		defer remove()
+		env.AptConfig = aptConf
+	}
+	if err := c.setup(ctx, tmp, env, !c.skip.has("output/dev") && !c.skip.has("output/mknod") && canMknod()); err != nil {
 		return nil, fmt.Errorf("bootstrap: setup: %w", err)
+	}
+
+	if laterHooks(c.hooks) || c.skip.has("cleanup/apt/lists") {
+		ao := o.Apt
+		ao.Fetcher = fetcher
+		if err := writeAptLists(ctx, tmp, plan, ao, o.Log); err != nil {
+			return nil, fmt.Errorf("bootstrap: apt lists: %w", err)
+		}
 	}
 
 	t = time.Now()
@@ -175,16 +185,31 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 		}
 	}
 	step("unpack", t)
+	if laterHooks(c.hooks) {
+		// The image's APT sources, as mmdebstrap has them before its
+		// hooks, for apt run by a hook inside the image or with Dir at
+		// it. Written once the keyring packages are unpacked, so that
+		// Signed-By names theirs, as the final sources do.
+		if err := writeImageSources(tmp, plan, o); err != nil {
+			return nil, fmt.Errorf("bootstrap: apt sources: %w", err)
+		}
+	}
 	if err := hook.Run(ctx, c.hooks, hook.Extract, env); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	// As in mmdebstrap, the extract and custom variants install nothing
-	// and run no essential or customize hooks.
+	// As in mmdebstrap, the extract variant installs nothing and runs no
+	// essential or customize hooks; custom installs what was asked and
+	// runs them, whether the packages could be configured or not.
 	installs := plan.Variant != "extract" && plan.Variant != "custom"
+	laterHooks := plan.Variant != "extract"
 
 	t = time.Now()
-	if err := configureStage(ctx, tmp, target, plan, pkgs, c, env, installs, o, res); err != nil {
-		return nil, err
+	// The extract variant only unpacks, as mmdebstrap's extracts: no
+	// maintainer script runs, and nothing is left to configure.
+	if plan.Variant != "extract" {
+		if err := configureStage(ctx, tmp, target, plan, pkgs, c, env, installs, o, res); err != nil {
+			return nil, err
+		}
 	}
 	if res.Configured {
 		step("configure", t)
@@ -194,8 +219,13 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	if err := prepare(tmp, plan, o, c.skip); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	if installs {
-		if err := hook.Run(ctx, c.hooks, hook.Customize, env); err != nil {
+	if laterHooks && !res.Configured && hook.Has(c.hooks, hook.Essential) {
+		if err := hook.Run(ctx, c.hooks, hook.Essential, env); err != nil {
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	if laterHooks && hook.Has(c.hooks, hook.Customize) {
+		if err := customize(ctx, tmp, c, env); err != nil {
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 	}
@@ -206,7 +236,7 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	if o.Format == "dir" {
-		tmp = "" // renamed into place
+		tmp = "" // moved into place
 	}
 	step("finish", t)
 	return res, nil
@@ -233,7 +263,7 @@ func configureStage(ctx context.Context, tmp, target string, plan *lockfile.Plan
 	out := progress.Output(o.Log, "configure")
 	defer out.Flush()
 	var afterEssential func() error
-	if installs && hook.Has(c.hooks, hook.Essential) {
+	if (installs || plan.Variant == "custom") && hook.Has(c.hooks, hook.Essential) {
 		afterEssential = func() error { return hook.Run(ctx, c.hooks, hook.Essential, env) }
 	}
 	if err := configure(ctx, tmp, pkgs, stageOf, out, afterEssential); err != nil {
@@ -243,64 +273,39 @@ func configureStage(ctx context.Context, tmp, target string, plan *lockfile.Plan
 	return nil
 }
 
-// formatSuffixes are the TARGET names that say a format, as mmdebstrap
-// reads them.
-var formatSuffixes = []struct{ suffix, format string }{
-	{".tar.zst", "tar.zst"}, {".tzst", "tar.zst"}, {".tar.gz", "tar.gz"}, {".tgz", "tar.gz"}, {".tar", "tar"},
-	{".squashfs", "squashfs"}, {".sqfs", "squashfs"}, {".erofs", "erofs"},
+// laterHooks says hooks run after the packages are unpacked.
+func laterHooks(hooks []hook.Hook) bool {
+	return hook.Has(hooks, hook.Extract) || hook.Has(hooks, hook.Essential) || hook.Has(hooks, hook.Customize)
 }
 
-// FormatFor is the output format for TARGET: the one asked for ("auto" or
-// "" takes it from the name, else a directory), refused when the name
-// says another (a tarball named .tar.zst written uncompressed).
-func FormatFor(target, asked string) (string, error) {
-	named := "dir"
-	for _, f := range formatSuffixes {
-		if strings.HasSuffix(target, f.suffix) {
-			named = f.format
-			break
-		}
-	}
-	switch {
-	case asked == "" || asked == "auto":
-		return named, nil
-	case !validFormat(asked):
-		return "", fmt.Errorf("--format %q: one of auto, %s", asked, strings.Join(Formats, ", "))
-	case named != "dir" && named != asked:
-		return "", fmt.Errorf("--format %s, but TARGET %s is named as %s; rename it or drop --format", asked, target, named)
-	}
-	return asked, nil
-}
-
-func validFormat(f string) bool {
-	for _, x := range Formats {
-		if x == f {
-			return true
-		}
-	}
-	return false
-}
-
-// checkTarget refuses to overwrite: a directory target must be absent or
-// empty, a tarball target absent.
-func checkTarget(target, format string) error {
-	fi, err := os.Lstat(target)
-	if os.IsNotExist(err) {
-		if _, err := os.Stat(filepath.Dir(filepath.Clean(target))); err != nil {
-			return fmt.Errorf("bootstrap: parent of %s: %w", target, err)
-		}
-		return nil
-	}
+// writeImageSources writes the image's APT sources.
+func writeImageSources(dir string, plan *lockfile.Plan, o Options) error {
+	root, err := fsroot.Open(dir)
 	if err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
+		return err
 	}
-	if format == "dir" && fi.IsDir() {
-		names, err := os.ReadDir(target)
-		if err == nil && len(names) == 0 {
-			return nil
+	defer root.Close()
+	return writeSources(root, plan, loadedKeyrings(o))
+}
+
+// customize runs the customize hooks as mmdebstrap runs them: services
+// cannot start (policy-rc.d and the fake start-stop-daemon are back in
+// place), and afterwards the real start-stop-daemon is put back and
+// policy-rc.d removed, whatever the hooks did to them.
+func customize(ctx context.Context, dir string, c *custom, env hook.Env) error {
+	root, err := fsroot.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if root.IsDir("usr/sbin") { // as mmdebstrap: none in an image without it
+		undo, err := installShims(root)
+		defer undo()
+		if err != nil {
+			return fmt.Errorf("customize: %w", err)
 		}
 	}
-	return fmt.Errorf("bootstrap: %s already exists; nroot does not build over an existing %s (remove it or choose another TARGET)", target, map[bool]string{true: "directory", false: "file"}[fi.IsDir()])
+	return hook.Run(ctx, c.hooks, hook.Customize, env)
 }
 
 // prepare writes APT sources, the base files and /dev: the image as
@@ -311,14 +316,7 @@ func prepare(dir string, plan *lockfile.Plan, o Options, skip skipSet) error {
 		return err
 	}
 	defer root.Close()
-	rings := map[string]*keyring.Keyring{}
-	for _, k := range keyring.Bundled() {
-		rings[k.Name] = k
-	}
-	if len(o.Apt.Keyrings) > 0 {
-		rings["user"] = keyring.Merge("user", o.Apt.Keyrings...)
-	}
-	if err := writeSources(root, plan, rings); err != nil {
+	if err := writeSources(root, plan, loadedKeyrings(o)); err != nil {
 		return fmt.Errorf("apt sources: %w", err)
 	}
 	if err := writeBaseFiles(root, plan); err != nil {
@@ -330,6 +328,19 @@ func prepare(dir string, plan *lockfile.Plan, o Options, skip skipSet) error {
 		}
 	}
 	return nil
+}
+
+// loadedKeyrings are the keyrings a plan's sources may name: the bundled
+// ones, and the user's as "user".
+func loadedKeyrings(o Options) map[string]*keyring.Keyring {
+	rings := map[string]*keyring.Keyring{}
+	for _, k := range keyring.Bundled() {
+		rings[k.Name] = k
+	}
+	if len(o.Apt.Keyrings) > 0 {
+		rings["user"] = keyring.Merge("user", o.Apt.Keyrings...)
+	}
+	return rings
 }
 
 // finish removes build leftovers and clamps mtimes.
@@ -344,55 +355,6 @@ func finish(dir string, o Options, skip skipSet) error {
 	}
 	if !o.SourceDateEpoch.IsZero() {
 		return clampMtimes(dir, o.SourceDateEpoch)
-	}
-	return nil
-}
-
-// output moves the finished tree into place, or writes it as a tarball
-// through a temporary file.
-func output(ctx context.Context, dir, target string, o Options, skip skipSet) error {
-	if o.Format == "dir" {
-		if err := os.Rename(dir, target); err != nil {
-			return fmt.Errorf("moving the image into place: %w", err)
-		}
-		return nil
-	}
-	if isImage(o.Format) {
-		_, err := fsimage.Write(ctx, dir, target, fsimage.Options{Format: fsimage.Format(o.Format), Epoch: o.SourceDateEpoch, Log: o.Log})
-		return err
-	}
-	f, err := atomicfile.Create(target, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	var w io.WriteCloser = nopCloser{f}
-	switch o.Format {
-	case "tar.gz":
-		w = gzip.NewWriter(f)
-	case "tar.zst":
-		if w, err = zstd.NewWriter(f, zstd.WithEncoderConcurrency(1)); err != nil {
-			return err
-		}
-	}
-	root, err := fsroot.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	to := fsroot.TarOptions{Clamp: o.SourceDateEpoch}
-	if devPlaceholders(o, skip) {
-		to.Nodes = devTarNodes()
-	}
-	err = root.WriteTar(w, ".", to)
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = f.Commit()
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", target, err)
 	}
 	return nil
 }

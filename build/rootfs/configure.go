@@ -29,7 +29,7 @@ var firstPreinsts = []string{"base-passwd", "base-files", "dash"}
 // runs, so the triggers dpkg would activate while unpacking have nothing
 // left to do that the postinsts do not. Markers on stdout name the step
 // that failed.
-func configureScript(stages [][]string, archOf map[string]string, all bool) string {
+func configureScript(stages [][]string, archOf map[string]string, all, skipInstalled bool) string {
 	var b strings.Builder
 	b.WriteString(`set -u
 export DPKG_RUNNING_VERSION="$(dpkg-query --showformat='${Version}' --show dpkg)"
@@ -44,12 +44,22 @@ preinst() { # package, architecture
 }
 configure() {
 	echo "[configure] dpkg --configure"
+	[ $# -gt 0 ] || return 0
 	if ! dpkg --configure "$@"; then
 		echo "[configure] failed: dpkg --configure"
 		exit 101
 	fi
 }
 `)
+	if skipInstalled {
+		// After the essential hooks: a package a hook's apt or dpkg has
+		// configured already (mmdebstrap's merged-usr hook directory
+		// installs with apt, which configures whatever is unpacked) is
+		// neither preinstalled nor configured again.
+		b.WriteString(`installed=" $(dpkg-query --show --showformat='${db:Status-Status} ${binary:Package}\n' | sed -n 's/^installed //p' | tr '\n' ' ')"
+pending() { case "$installed" in *" $1 "*) return 1;; esac; }
+`)
+	}
 	for _, st := range stages {
 		if len(st) == 0 {
 			continue
@@ -59,9 +69,20 @@ configure() {
 			if !safeToken.MatchString(arch) {
 				arch = "''"
 			}
+			if skipInstalled {
+				fmt.Fprintf(&b, "pending %s && ", pkg)
+			}
 			fmt.Fprintf(&b, "preinst %s %s\n", pkg, arch)
 		}
-		fmt.Fprintf(&b, "configure %s\n", strings.Join(st, " "))
+		if skipInstalled {
+			b.WriteString("set --\n")
+			for _, pkg := range st {
+				fmt.Fprintf(&b, "pending %s && set -- \"$@\" %s\n", pkg, pkg)
+			}
+			b.WriteString("configure \"$@\"\n")
+		} else {
+			fmt.Fprintf(&b, "configure %s\n", strings.Join(st, " "))
+		}
 	}
 	if all {
 		b.WriteString("configure -a\n")
@@ -129,8 +150,8 @@ func configure(ctx context.Context, target string, pkgs []*Unpacked, stageOf map
 	for _, p := range pkgs {
 		archOf[p.infoName()] = p.ctl.Fields.Get("Architecture")
 	}
-	run := func(stages [][]string, all bool) error {
-		err := runner.Run(ctx, "/bin/sh", "-c", configureScript(stages, archOf, all))
+	run := func(stages [][]string, all, skipInstalled bool) error {
+		err := runner.Run(ctx, "/bin/sh", "-c", configureScript(stages, archOf, all, skipInstalled))
 		var ee *nspawn.ExitError
 		if errors.As(err, &ee) {
 			return explainFailure(out.String(), ee)
@@ -139,18 +160,18 @@ func configure(ctx context.Context, target string, pkgs []*Unpacked, stageOf map
 	}
 	stages := configureStages(pkgs, stageOf)
 	if afterEssential == nil {
-		return run(stages, true)
+		return run(stages, true, false)
 	}
 	if len(stages) > 1 {
-		if err := run(stages[:1], false); err != nil {
+		if err := run(stages[:1], false, false); err != nil {
 			return err
 		}
 		if err := afterEssential(); err != nil {
 			return err
 		}
-		return run(stages[1:], true)
+		return run(stages[1:], true, true)
 	}
-	if err := run(stages, true); err != nil {
+	if err := run(stages, true, false); err != nil {
 		return err
 	}
 	return afterEssential()

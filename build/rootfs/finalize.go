@@ -58,6 +58,17 @@ func writeSources(root *fsroot.Root, plan *lockfile.Plan, rings map[string]*keyr
 		}
 		signedBy[k.Name] = "/" + rel
 	}
+	b := sourcesText(plan, signedBy)
+	name := "etc/apt/sources.list.d/" + strings.ToLower(safeName(plan.Origin)) + ".sources"
+	if plan.Origin == "" {
+		name = "etc/apt/sources.list.d/nroot.sources"
+	}
+	return root.WriteFile(name, strings.NewReader(b), int64(len(b)), fsroot.Meta{Mode: 0o644})
+}
+
+// sourcesText is the plan's sources as one deb822 file, each signed by
+// the keyring signedBy names for its keyring.
+func sourcesText(plan *lockfile.Plan, signedBy map[string]string) string {
 	type group struct {
 		uri, keyring string
 		suites       []string
@@ -90,11 +101,7 @@ func writeSources(root *fsroot.Root, plan *lockfile.Plan, rings map[string]*keyr
 			b.WriteString("Check-Valid-Until: no\n")
 		}
 	}
-	name := "etc/apt/sources.list.d/" + strings.ToLower(safeName(plan.Origin)) + ".sources"
-	if plan.Origin == "" {
-		name = "etc/apt/sources.list.d/nroot.sources"
-	}
-	return root.WriteFile(name, strings.NewReader(b.String()), int64(b.Len()), fsroot.Meta{Mode: 0o644})
+	return b.String()
 }
 
 // ubuntuComponents are the components an Ubuntu installation lists by

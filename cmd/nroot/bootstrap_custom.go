@@ -5,11 +5,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
 
 	"github.com/spf13/cobra"
 
 	"nroot/build/hook"
 	"nroot/build/rootfs"
+	"nroot/build/userns"
 )
 
 // customFlags are bootstrap's mmdebstrap options beyond the plan: hooks,
@@ -76,10 +78,45 @@ func (f *customFlags) apply(o *rootfs.Options) {
 	o.Hooks, o.DpkgOpts, o.AptOpts, o.Skip = f.hooks, f.dpkgopts, f.aptopts, f.skip
 }
 
+// hookRun says how nroot runs, for hooks' MMDEBSTRAP_MODE and
+// MMDEBSTRAP_VERBOSITY: unshare when asked (root keeps its IDs then, as
+// in mmdebstrap) or inside the user namespace auto made without root,
+// root otherwise.
+func hookRun(o *rootfs.Options, g *globals, mode string, debug bool) {
+	o.Mode = "root"
+	if mode == "unshare" || userns.Started() || userns.Inside() {
+		o.Mode = "unshare"
+	}
+	o.Verbosity = 1
+	switch {
+	case g.quiet:
+		o.Verbosity = 0
+	case debug:
+		o.Verbosity = 3 // as mmdebstrap's --debug: its hooks "set -x" at 3
+	case g.verbose:
+		o.Verbosity = 2
+	}
+}
+
 // customErr turns an option error into a usage error.
 func customErr(err error) error {
 	if errors.Is(err, rootfs.ErrBadOption) || errors.Is(err, hook.ErrUsage) {
 		return usageErr("%w", err)
 	}
 	return err
+}
+
+// noValidUntilOpt is the --aptopt mmdebstrap users pass for an archived
+// snapshot, whose Release is past its Valid-Until.
+var noValidUntilOpt = regexp.MustCompile(`(?i)^\s*acquire::check-valid-until\s*(\s|=)\s*"?(false|0|no|off)"?\s*;?\s*$`)
+
+// noValidUntil says an --aptopt turns apt's Valid-Until check off: nroot
+// then skips its own, as --no-check-valid-until does.
+func noValidUntil(aptopts []string) bool {
+	for _, o := range aptopts {
+		if noValidUntilOpt.MatchString(o) {
+			return true
+		}
+	}
+	return false
 }

@@ -59,6 +59,15 @@ func TestImageCommands(t *testing.T) {
 		{[]string{"pxe", "--http", "http://10.0.0.1/sub", "--server", "10.0.0.1", img, inv}, 64, "--http"},
 		{[]string{"pxe", "--http", "http://10.0.0.1", "--server", "10.0.0.1", img, filepath.Join(t.TempDir(), "none")}, 64, "inventory"},
 		{[]string{"pxe", "--http", "http://10.0.0.1", "--server", "10.0.0.1", "--state", state, img, inv}, 0, "nodes/52-54-00-4e-52-09.ipxe"},
+		// What a user types wrong, each named before any work.
+		{[]string{"pxe", "--http", "http://10.0.0.1", "--server", "10.0.0.1", "--dhcp-range", "10.0.0.1-10.0.0.9", "--state", state, img, inv}, 64, "--dhcp-range \"10.0.0.1-10.0.0.9\": dnsmasq's dhcp-range separates start and end with a comma: give 10.0.0.1,10.0.0.9"},
+		{[]string{"pxe", "--http", "https://10.0.0.1", "--server", "10.0.0.1", "--state", state, img, inv}, 64, "--http"},
+		{[]string{"pxe", "--http", "http://192.168.1.1", "--server", "192.168.1.1", "--state", state, img, inv}, 64, "nodes.txt:1 address"},
+		{[]string{"pxe", "--http", "http://10.0.0.1", "--server", "10.0.0.1", "--segment-group", "no-such-group-nroot", "--state", state, img, inv}, 64, "--segment-group"},
+		// The README's inventory (nodes on DHCP) with pxe --help's example;
+		// a TFTP root without iPXE's builds is named, with the package.
+		{[]string{"pxe", "--http", "http://10.0.0.1", "--server", "10.0.0.1", "--dhcp-range", "10.0.0.100,10.0.0.200", "--tftp-root", t.TempDir(), "--state", state, img, readmeInventory(t)}, 0, "has no undionly.kpxe or ipxe.efi, which dnsmasq.conf offers firmware by TFTP: install Debian's ipxe package"},
+		{[]string{"pxe", "--http", "http://10.0.0.1", "--server", "10.0.0.1", "--state", state, img, inv}, 0, "nodes/52-54-00-4e-52-09.ipxe"},
 		{[]string{"image", "rollback", img}, 0, "published generation 1"},
 		{[]string{"image", "remove", img, "1"}, 1, "is published"},
 		{[]string{"image", "publish", img, "2"}, 0, "published generation 2"},
@@ -93,6 +102,40 @@ func TestImageCommands(t *testing.T) {
 			t.Errorf("nroot pxe: %v", err)
 		}
 	}
+}
+
+// readmeInventory is the inventory of the README's walk-through (the
+// heredoc written to nodes.txt), with the overlay files it writes beside
+// it (echo '...' > overlays/...).
+func readmeInventory(t *testing.T) string {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "nodes.txt")
+	var text []string
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case line == "cat > nodes.txt <<'END'":
+			in = true
+		case in && line == "END":
+			in = false
+		case in:
+			text = append(text, line)
+		case strings.HasPrefix(line, "echo '") && strings.Contains(line, "' > overlays/"):
+			content, file, _ := strings.Cut(strings.TrimPrefix(line, "echo '"), "' > ")
+			p := filepath.Join(dir, filepath.FromSlash(file))
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			os.WriteFile(p, []byte(content+"\n"), 0o644)
+		}
+	}
+	if len(text) == 0 {
+		t.Fatal("README.md has no inventory (cat > nodes.txt <<'END' ... END)")
+	}
+	os.WriteFile(inv, []byte(strings.Join(text, "\n")+"\n"), 0o644)
+	return inv
 }
 
 // TestImageJSONAndRollback: publish, rollback and remove speak --json

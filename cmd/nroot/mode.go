@@ -26,6 +26,12 @@ func enterMode(mode string) (done bool, err error) {
 		}
 		return false, nil
 	case "unshare":
+		if os.Geteuid() == 0 && !userns.Inside() {
+			// As mmdebstrap: root needs no user namespace, nor a
+			// subordinate ID range; the build runs in namespaces of
+			// its own (nspawn's or the chroot runner's) anyway.
+			return false, nil
+		}
 	case "sudo", "fakeroot", "fakechroot", "chrootless":
 		return false, usageErr("--mode=%s is not supported: nroot builds as root (--mode=root) or, without root, as root of a user namespace (--mode=unshare)", mode)
 	default:

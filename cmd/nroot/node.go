@@ -38,6 +38,13 @@ systemd-networkd, else network-manager. The kernel's postinst then builds it
 for each installed kernel (or --kver), and each is checked as nroot initrd
 verify --nfs --overlay does.
 
+--initrd=small builds an initramfs with the drivers nodes need alone: the
+modules --drivers names (default the virtio ones QEMU and KVM give), their
+dependencies, and NFS, overlay, squashfs, erofs and loop; every other NIC,
+storage, input, USB, filesystem and crypto driver is left out. --initrd=full
+(the default) goes back to the generic image. nroot image update keeps the
+choice.
+
 It works out the kernel command line for the image's dracut: rootovl where
 Debian's overlay-root module exists (bookworm's 059, trixie's 106, Ubuntu's),
 otherwise dracut-ng's overlayfs module with rd.live.overlay.overlayfs=1
@@ -59,6 +66,9 @@ finds and how to recover.`,
   nroot node check ./node`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := node.CheckInitrdOptions(o); err != nil {
+				return usageErr("%v", err)
+			}
 			if pwFile != "" {
 				b, err := os.ReadFile(pwFile)
 				if err != nil {
@@ -103,6 +113,8 @@ finds and how to recover.`,
 	cmd.Flags().StringVar(&o.Hostname, "hostname", "", "write /etc/hostname (every node shares it)")
 	cmd.Flags().BoolVar(&o.E2EProbe, "e2e-probe", false, "install a unit that waits for the boot to end and reports its state (is-system-running), failed units, the kernel, the root's type and a write test on the console, then powers off")
 	cmd.Flags().MarkHidden("e2e-probe") // for the end-to-end tests
+	cmd.Flags().StringVar(&o.Initrd, "initrd", "", "initramfs: full (default: every driver dracut ships) or small (--drivers, virtio when none, and NFS, overlay, squashfs, erofs, loop)")
+	cmd.Flags().StringSliceVar(&o.Drivers, "drivers", nil, "the small initramfs's NIC and storage kernel modules, comma-separated (default the virtio ones)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.AddCommand(newNodeCheckCmd())
 	return cmd

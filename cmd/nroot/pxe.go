@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -44,8 +45,11 @@ variables below.
 ` + overlayHelp + `
 Run it again after changing the inventory or an overlay; publishing a
 generation needs no new configuration.`,
-		Example: `  nroot pxe --http http://10.0.0.1 --server 10.0.0.1 --export /nroot /srv/nroot nodes.txt`,
-		Args:    usageArgs(cobra.ExactArgs(2)),
+		Example: `  # nodes.txt: node[01-02] mac=52:54:00:4e:52:[01-02] address=10.0.0.[11-12]/24
+  nroot pxe --http http://10.0.0.1 --server 10.0.0.1 --export /nroot /srv/nroot nodes.txt
+  # nodes taking their address by DHCP need the range to lend from
+  nroot pxe --http http://10.0.0.1 --server 10.0.0.1 --dhcp-range 10.0.0.100,10.0.0.200 /srv/nroot nodes.txt`,
+		Args: usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := openGenerations(args[0]); err != nil {
 				return err
@@ -67,6 +71,13 @@ generation needs no new configuration.`,
 			if err != nil {
 				return err
 			}
+			log := g.logger().With("stage", "pxe")
+			if len(res.MissingFirmware) > 0 {
+				log.Warn(fmt.Sprintf("%s has no %s, which dnsmasq.conf offers firmware by TFTP: install Debian's ipxe package (apt-get install ipxe) or give --tftp-root DIR", o.TFTPRoot, strings.Join(res.MissingFirmware, " or ")))
+			}
+			if res.SegmentGroup == "" && o.SegmentGroup != "root" {
+				log.Warn(fmt.Sprintf("the identity segments are root-only (0600): no group %s here; give --segment-group GROUP of the HTTP server's worker", pxe.DefaultSegmentGroup))
+			}
 			if asJSON {
 				return printJSON(res)
 			}
@@ -86,9 +97,9 @@ generation needs no new configuration.`,
 	cmd.Flags().StringVar(&o.Base, "http", "", "URL nodes reach the HTTP server at, which serves IMAGE at its root: http://ADDRESS[:PORT]")
 	cmd.Flags().StringVar(&o.Server, "server", "", "the NFS server's address as nodes reach it")
 	cmd.Flags().StringVar(&o.Export, "export", "/nroot", "the path nodes find IMAGE at over NFS: they mount EXPORT/generations/N/root, and only IMAGE/generations is exported (IMAGE/exports, IMAGE/ganesha.conf)")
-	cmd.Flags().StringVar(&o.DHCPRange, "dhcp-range", "", "dnsmasq's dhcp-range (default: the first node's network, static, when every node has an address)")
+	cmd.Flags().StringVar(&o.DHCPRange, "dhcp-range", "", "dnsmasq's dhcp-range, START,END[,LEASE] (default: the first node's network, static, when every node has an address)")
 	cmd.Flags().StringVar(&o.TFTPRoot, "tftp-root", "/usr/lib/ipxe", "the directory with iPXE's undionly.kpxe and ipxe.efi")
-	cmd.Flags().StringVar(&o.SegmentGroup, "segment-group", "", "group that may read the identity segments (the HTTP server's, e.g. www-data); default root only")
+	cmd.Flags().StringVar(&o.SegmentGroup, "segment-group", "", "group that may read the identity segments (0640), the HTTP server worker's; default www-data when this host has it; root keeps them root-only")
 	cmd.Flags().StringVar(&store, "state", defaultIdentityStore, "the root-only directory that keeps the identities")
 	cmd.Flags().StringVar(&o.Overlays, "overlays", "", "the directory of overlays, one directory per overlay (default: overlays/ beside INVENTORY, when it exists)")
 	cmd.Flags().BoolVar(&o.SecretsToAnyAddress, "secrets-to-any-address", false, "let a node without address= have an overlay's secret, though nginx then serves its segment to any address")

@@ -35,11 +35,11 @@ type aptFlags struct {
 func (f *aptFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.variant, "variant", "important", "package set, as mmdebstrap: "+strings.Join(apt.Variants, ", "))
-	fl.StringSliceVar(&f.include, "include", nil, "extra packages, comma-separated; repeatable; an entry starting with /, ./ or ../ is a .deb file (or a directory of them) to install, its dependencies resolved from the archive")
+	fl.Var(includeValue{&f.include}, "include", "extra packages, comma-separated; repeatable; an entry starting with /, ./ or ../ is a .deb file (or a directory of them) to install, its dependencies resolved from the archive; an apt pattern ?exact-name(NAME), or ?or(...) of them, names packages exactly")
 	fl.StringSliceVar(&f.exclude, "exclude", nil, "packages never to install, comma-separated; repeatable")
-	fl.StringSliceVar(&f.components, "components", []string{"main"}, "archive components, comma-separated")
-	fl.StringSliceVar(&f.archs, "architectures", []string{apt.HostArch()}, "architectures, native first, comma-separated")
-	fl.StringArrayVar(&f.keyrings, "keyring", nil, "trust this keyring file (armored or binary) instead of the bundled ones; repeatable")
+	fl.Var(newWordsValue(&f.components, []string{"main"}), "components", "archive components, comma- or space-separated; repeatable")
+	fl.Var(newWordsValue(&f.archs, []string{apt.HostArch()}), "architectures", "architectures, native first, comma- or space-separated; repeatable")
+	fl.StringArrayVar(&f.keyrings, "keyring", nil, "trust this keyring file (armored or binary), or the *.gpg and *.asc keyrings of this directory (as /usr/share/keyrings or /etc/apt/trusted.gpg.d), instead of the bundled ones; repeatable")
 	fl.BoolVar(&f.noCheckValidUntil, "no-check-valid-until", false, "accept a Release past its Valid-Until (archived snapshots)")
 	fl.BoolVar(&f.allowOlder, "allow-older-release", false, "accept a Release older than one seen before for the same suite and mirror (snapshots); otherwise refused as a rollback")
 	fl.BoolVar(&f.noUpdates, "no-updates", false, "leave out SUITE-updates (otherwise added, and required, for Debian and Ubuntu)")
@@ -54,9 +54,19 @@ func (f *aptFlags) config(suite string, mirrors []string) (apt.Config, error) {
 	if err != nil {
 		return apt.Config{}, usageErr("%w", err)
 	}
+	if mirrors, err = sourceArgs(mirrors); err != nil {
+		return apt.Config{}, err
+	}
+	if suite == "" {
+		suite = suiteFromSources(mirrors)
+	}
+	variant := f.variant
+	if variant == "-" {
+		variant = "debootstrap" // mmdebstrap's other spelling of it
+	}
 	return apt.Config{
 		Suite: suite, Mirrors: mirrors, Components: f.components, Archs: f.archs,
-		Variant: f.variant, Include: names, Local: local, Exclude: f.exclude,
+		Variant: variant, Include: names, Local: local, Exclude: f.exclude,
 		NoUpdates: f.noUpdates, NoSecurity: f.noSecurity,
 	}, nil
 }
@@ -75,6 +85,15 @@ func (f *aptFlags) options(g *globals) (apt.Options, error) {
 	o.Fetcher = fetch.NewFetcher(g.cacheDir)
 	o.Fetcher.Log = o.Log
 	for _, path := range f.keyrings {
+		if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+			// A directory of keyrings, as mmdebstrap passes one to apt.
+			ks, err := keyring.LoadDir(path)
+			if err != nil {
+				return o, usageErr("--keyring: %w", err)
+			}
+			o.Keyrings = append(o.Keyrings, ks...)
+			continue
+		}
 		k, err := keyring.Load(path)
 		if err != nil {
 			return o, usageErr("--keyring: %w", err)
@@ -96,8 +115,9 @@ keyrings, reads its Packages indices and selects the packages of the variant,
 the way mmdebstrap and apt do. It prints each package with its version,
 architecture and download size.
 
-MIRROR is a URL (http://HOST/debian, http://HOST/ubuntu) or a "deb URL SUITE
-COMPONENT..." line. Without one, the mirror comes from $NROOT_MIRROR or the
+MIRROR is a URL (http://HOST/debian, http://HOST/ubuntu), a "deb URL SUITE
+COMPONENT..." line, a sources.list file (one-line or deb822 .sources), or -
+for one on stdin; with a file or -, SUITE may be "" (the first entry's). Without one, the mirror comes from $NROOT_MIRROR or the
 host's APT sources. With one URL, or none, the suite's -updates and -security
 suites are added for Debian and Ubuntu, and a missing one is an error unless
 --no-updates or --no-security says to leave it out. Source lines are used
@@ -113,8 +133,10 @@ part of InRelease, is refused.`,
   NROOT_MIRROR=http://MIRROR/ubuntu nroot resolve --components=main,universe noble`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkSuite(args[0], cmd); err != nil {
-				return err
+			if args[0] != "" || len(args) < 2 { // else the sources name it
+				if err := checkSuite(args[0], cmd); err != nil {
+					return err
+				}
 			}
 			cfg, err := af.config(args[0], args[1:])
 			if err != nil {

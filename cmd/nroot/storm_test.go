@@ -52,3 +52,25 @@ func TestStormRecordRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestStormRunRefuses: a bad --procs, or a --boot-url beyond this
+// machine, is a usage error of one line, before any client starts.
+func TestStormRunRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"procs below -1", []string{"--procs", "-2", "http://127.0.0.1:1/root.squashfs"}, "--procs"},
+		{"boot URL elsewhere", []string{"--boot-url", "http://192.0.2.1/vmlinuz", "http://127.0.0.1:1/root.squashfs"}, "127.0.0.1 only"},
+		{"boot URL not HTTP", []string{"--boot-url", "tftp://127.0.0.1/ipxe.efi", "http://127.0.0.1:1/root.squashfs"}, "127.0.0.1 only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errs, code := nroot(t, nil, append([]string{"storm", "run", "--clients", "1"}, tt.args...)...)
+			if code != 64 || !strings.Contains(errs, tt.says) || len(strings.Split(strings.TrimSpace(errs), "\n")) != 1 {
+				t.Fatalf("exit %d, want 64, one line saying %q:\n%s", code, tt.says, errs)
+			}
+		})
+	}
+}

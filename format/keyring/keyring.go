@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -116,6 +117,43 @@ func Load(path string) (*Keyring, error) {
 	}
 	k.Source = path
 	return k, nil
+}
+
+// maxDirKeyrings bounds the keyrings LoadDir reads.
+const maxDirKeyrings = 256
+
+// LoadDir reads the keyrings of a directory as apt reads a trusted.gpg.d
+// directory, and as mmdebstrap's --keyring DIR passes one to apt: every
+// regular file named *.gpg or *.asc, in name order. A directory with
+// none is an error.
+func LoadDir(dir string) ([]*Keyring, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("keyring directory %s: %w", dir, err)
+	}
+	var out []*Keyring
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".gpg") && !strings.HasSuffix(name, ".asc") {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if len(out) == maxDirKeyrings {
+			return nil, fmt.Errorf("keyring directory %s: more than %d keyrings", dir, maxDirKeyrings)
+		}
+		k, err := Load(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("keyring directory %s: no *.gpg or *.asc keyring in it", dir)
+	}
+	return out, nil
 }
 
 // Read parses an armored or binary keyring.

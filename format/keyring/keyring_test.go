@@ -103,3 +103,34 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// TestLoadDir: a directory of keyrings gives its *.gpg and *.asc files,
+// as apt reads trusted.gpg.d; other files are not read, and a directory
+// without any, or with a bad one, is an error naming it.
+func TestLoadDir(t *testing.T) {
+	ub, _ := Named(Ubuntu)
+	deb, _ := Named(Debian)
+	tests := []struct {
+		name  string
+		files map[string][]byte
+		want  int
+		fails bool
+	}{
+		{"two keyrings and a README", map[string][]byte{"a.gpg": ub.Raw, "b.gpg": deb.Raw, "README": []byte("x")}, 2, false},
+		{"no keyring", map[string][]byte{"README": []byte("x"), "k.pgp.bak": ub.Raw}, 0, true},
+		{"a bad keyring", map[string][]byte{"a.gpg": ub.Raw, "bad.asc": []byte("not a key")}, 0, true},
+	}
+	for _, tt := range tests {
+		dir := t.TempDir()
+		for n, b := range tt.files {
+			os.WriteFile(filepath.Join(dir, n), b, 0o644)
+		}
+		ks, err := LoadDir(dir)
+		if (err != nil) != tt.fails || len(ks) != tt.want {
+			t.Errorf("%s: %d keyrings, %v", tt.name, len(ks), err)
+		}
+		if err != nil && !strings.Contains(err.Error(), dir) {
+			t.Errorf("%s: the error does not name the directory: %v", tt.name, err)
+		}
+	}
+}

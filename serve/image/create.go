@@ -362,6 +362,9 @@ func (im Image) seal(ctx context.Context, tmp string, g *Generation, start time.
 			return err
 		}
 	}
+	if err := padInitrd(filepath.Join(tmp, "initrd.img")); err != nil {
+		return err
+	}
 	if g.Packages, err = packages(r); err != nil {
 		return err
 	}
@@ -455,6 +458,29 @@ func usage(dir string) (bytes, disk int64, err error) {
 		return nil
 	})
 	return bytes, disk, err
+}
+
+// padInitrd pads the initramfs with zeros to a multiple of 4 bytes. The
+// identity segment follows it: iPXE's BIOS loader aligns each initrd, but
+// under UEFI the kernel's EFI stub loads the initrd= files end to end, and
+// the newc segment after an unaligned one is not found. The kernel (and
+// nroot's reader) skip zeros between segments.
+func padInitrd(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.Size()%4 != 0 {
+		_, err = f.WriteAt(make([]byte, 4-fi.Size()%4), fi.Size())
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("image: padding %s: %w", path, err)
+	}
+	return nil
 }
 
 // BootScript is the generation's iPXE script. The node's own script sets

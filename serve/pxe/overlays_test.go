@@ -15,8 +15,8 @@ import (
 
 const overlayInventory = `@compute overlays=hosts,network,site role=compute
 @login overlays=hosts,site,munge,ssh-host-cert role=login domain=cluster.test
-node01 mac=52:54:00:4e:52:01 address=192.168.77.11/24 groups=compute ens4.address=192.168.50.11/24
-node02 mac=52:54:00:4e:52:02 address=192.168.77.12/24 groups=login ens4.address=192.168.50.12/24
+node01 mac=52:54:00:4e:52:01 address=10.0.0.11/24 groups=compute ens4.address=192.168.50.11/24
+node02 mac=52:54:00:4e:52:02 address=10.0.0.12/24 groups=login ens4.address=192.168.50.12/24
 `
 
 // segmentList lists a segment with GNU cpio, as the kernel reads it.
@@ -94,9 +94,9 @@ func TestWriteOverlays(t *testing.T) {
 	}
 
 	// node02 by DHCP: its secret would be served to any address.
-	dhcp := strings.Replace(overlayInventory, "address=192.168.77.12/24 ", "", 1)
+	dhcp := strings.Replace(overlayInventory, "address=10.0.0.12/24 ", "", 1)
 	inv, _ = inventory.Parse(strings.NewReader(dhcp), "nodes.txt")
-	o.Groups, o.DHCPRange = inv.Groups, "192.168.77.100,192.168.77.200"
+	o.Groups, o.DHCPRange = inv.Groups, "10.0.0.100,10.0.0.200"
 	_, err = Write(dir, inv.Nodes, identity.Store{Dir: state}, o)
 	var ie *inventory.Error
 	if !errors.As(err, &ie) || ie.Line != 4 || ie.Field != "address" || !strings.Contains(err.Error(), "node02") || !strings.Contains(err.Error(), "--secrets-to-any-address") {

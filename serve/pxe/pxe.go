@@ -49,8 +49,9 @@ type Options struct {
 	TFTPRoot string
 	// Inventory is the inventory's file name, for messages.
 	Inventory string
-	// SegmentGroup, when not empty, is the group that may read the
-	// identity segments (the HTTP server's); otherwise only root may.
+	// SegmentGroup is the group that may read the identity segments
+	// (the HTTP server's worker's). Empty means DefaultSegmentGroup when
+	// this host has it, else root alone; "root" keeps them root-only.
 	SegmentGroup string
 	// Groups are the inventory's groups, for the overlays' templates.
 	Groups map[string]*inventory.Group
@@ -64,6 +65,14 @@ type Options struct {
 	// reads (DefaultAccessLog when empty).
 	AccessLog string
 }
+
+// DefaultSegmentGroup is the group Debian's and Ubuntu's nginx workers
+// run as: a stock nginx reads the segments (0640) through it.
+const DefaultSegmentGroup = "www-data"
+
+// BootFirmware are the iPXE builds dnsmasq hands firmware by TFTP:
+// BIOS's and UEFI's, both from Debian's ipxe package.
+var BootFirmware = []string{"undionly.kpxe", "ipxe.efi"}
 
 // DefaultAccessLog is where nroot's nginx block logs by default.
 const DefaultAccessLog = "/var/log/nginx/nroot-access.log"
@@ -83,11 +92,16 @@ type Result struct {
 	Cache   string `json:"nginx_cache"`
 	// Exports and Ganesha export IMAGE/generations alone, never the
 	// image directory, whose nodes/ holds every node's private keys.
-	Exports  string             `json:"exports"`
-	Ganesha  string             `json:"ganesha"`
-	Removed  []string           `json:"removed"` // stale scripts and segments of nodes gone from the inventory
-	Nodes    []Node             `json:"nodes"`
-	Segments []identity.Segment `json:"-"`
+	Exports string   `json:"exports"`
+	Ganesha string   `json:"ganesha"`
+	Removed []string `json:"removed"` // stale scripts and segments of nodes gone from the inventory
+	// SegmentGroup is the group the segments are readable by (0640), ""
+	// when only root reads them (0600).
+	SegmentGroup string `json:"segment_group"`
+	// MissingFirmware names the iPXE builds --tftp-root lacks.
+	MissingFirmware []string           `json:"missing_firmware"`
+	Nodes           []Node             `json:"nodes"`
+	Segments        []identity.Segment `json:"-"`
 	// AccessLog is nginx's log of the nodes' requests (nroot status).
 	AccessLog string `json:"access_log"`
 	// CertAuthority is the known_hosts line that trusts every node's
@@ -110,7 +124,10 @@ type Node struct {
 
 func (o Options) validate() (*url.URL, error) {
 	u, err := url.Parse(o.Base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+	if err == nil && u.Scheme == "https" {
+		return nil, &usage.Error{Option: "--http", Value: o.Base, Why: "the nginx block nroot writes serves plain HTTP, as Debian's iPXE builds fetch it: give http://ADDRESS[:PORT]"}
+	}
+	if err != nil || u.Scheme != "http" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.Fragment != "" || !servableHost(u.Hostname()) {
 		return nil, &usage.Error{Option: "--http", Value: o.Base, Why: "give the URL of the HTTP server that serves the image directory at its root, as nodes reach it: http://ADDRESS[:PORT]"}
 	}
 	if o.Server == "" || strings.ContainsAny(o.Server, " \t\n$/") {
@@ -119,7 +136,53 @@ func (o Options) validate() (*url.URL, error) {
 	if !strings.HasPrefix(o.Export, "/") || !export.Servable(o.Export) {
 		return nil, &usage.Error{Option: "--export", Value: o.Export, Why: "give the absolute path NFS exports the image directory at, of letters, digits and / . _ - + only"}
 	}
+	if o.DHCPRange != "" {
+		if _, err := ParseDHCPRange(o.DHCPRange); err != nil {
+			return nil, &usage.Error{Option: "--dhcp-range", Value: o.DHCPRange, Why: err.Error()}
+		}
+	}
 	return u, nil
+}
+
+// servableHost is a host name or address nginx's server_name and an
+// iPXE script take as they are.
+func servableHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	return hostName.MatchString(h)
+}
+
+var hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$`)
+
+// inNetwork refuses a node whose address is not in the NFS server's
+// network (by the node's prefix length): dnsmasq would hand it an address
+// from which it could not reach the server. A server given by name is
+// not checked.
+func inNetwork(n inventory.Node, o Options) error {
+	srv, err := netip.ParseAddr(o.Server)
+	if err != nil || n.Address == "dhcp" {
+		return nil
+	}
+	p, err := netip.ParsePrefix(n.Address)
+	if err != nil {
+		return nil
+	}
+	if srv, a := srv.Unmap(), p.Addr().Unmap(); srv.Is4() != a.Is4() {
+		return nil // a node of both families reaches the server by the other
+	}
+	if !p.Masked().Contains(srv) && !(p.Addr().Is4In6() && netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96).Masked().Contains(srv.Unmap())) {
+		return &usage.Error{Option: fmt.Sprintf("%s:%d address", o.Inventory, n.Line), Value: n.Address,
+			Why: fmt.Sprintf("node %s is outside the network of the server %s (--server): give it an address in %s's network, or the server address nodes reach", n.Name, o.Server, o.Server)}
+	}
+	return nil
+}
+
+// UniqueIDArg is the kernel argument that makes a node's NFSv4 client
+// owner its own from the first mount: nfs.nfs4_unique_id from its MAC,
+// unique on any network, and the same at every boot.
+func UniqueIDArg(mac string) string {
+	return "nfs.nfs4_unique_id=nroot-" + strings.ReplaceAll(strings.ToLower(mac), ":", "-")
 }
 
 // safeArgs refuses what iPXE would expand or split: extra kernel
@@ -150,7 +213,7 @@ set nroot-server %s
 set nroot-export %s
 chain ${nroot-base}/nodes/${mac:hexhyp}.ipxe || goto unknown
 :unknown
-echo nroot: no node of the inventory has MAC ${mac}; add it and run nroot pxe again
+echo nroot: booting ${nroot-base}/nodes/${mac:hexhyp}.ipxe failed: a MAC not in the inventory has no script (add it and run nroot pxe again); otherwise the messages above say why
 sleep 60
 reboot
 `, base, o.Server, strings.TrimSuffix(o.Export, "/"))
@@ -158,6 +221,9 @@ reboot
 	for _, n := range nodes {
 		if !safeArgs(n.Args) {
 			return nil, nil, &inventory.Error{File: o.Inventory, Line: n.Line, Field: "args", Err: fmt.Errorf("%w: %q: only letters, digits, spaces and ._,:=/+@%%- are taken into an iPXE script", inventory.ErrSyntax, n.Args)}
+		}
+		if err := inNetwork(n, o); err != nil {
+			return nil, nil, err
 		}
 		gen, chain := "published", image.Pointer
 		if n.Gen != "" {
@@ -170,8 +236,12 @@ reboot
 			chain = "generations/" + gen + "/boot.ipxe"
 		}
 		script := "nodes/" + strings.ReplaceAll(n.MAC, ":", "-") + ".ipxe"
+		// The NFSv4 client owner is made at the root's mount, before the
+		// node has its hostname: without a uniquifier every node booting
+		// at once presents the same one and expires the others' state.
+		args := strings.TrimSpace(UniqueIDArg(n.MAC) + " " + n.Args)
 		f[script] = fmt.Sprintf("#!ipxe\n# nroot: node %s (inventory line %d), generation %s\nset nroot-node %s\nset nroot-args %s\nchain ${nroot-base}/%s\n",
-			n.Name, n.Line, gen, n.Name, n.Args, chain)
+			n.Name, n.Line, gen, n.Name, args, chain)
 		out = append(out, Node{Name: n.Name, MAC: n.MAC, Address: n.Address, Hostname: n.Hostname, Generation: gen, Script: script, Segment: "nodes/" + n.Name + ".img"})
 	}
 	dm, err := dnsmasq(nodes, o, base)
@@ -250,18 +320,22 @@ func nginx(nodes []inventory.Node, u *url.URL) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Written by nroot pxe: include it in nginx's http block. It serves the
 # image directory at the server's root, but only the files booting
-# reads; identity segments hold private keys.
+# reads; identity segments hold private keys. It answers requests for
+# %[2]s, the host of the URL nodes are given (nroot pxe --http), so it
+# stands beside another default server on the port, such as Debian's
+# sites-enabled/default.
 server {
-    listen %s;
+    listen %[1]s;
+    server_name %[2]s;
     root IMAGE;
     default_type application/octet-stream;
     location / { return 404; }
     location = /boot.ipxe { }
-    location = /%s { }
+    location = /%[3]s { }
     # A generation's image file (nroot fsimage), for root=live:http://.
     location ~ "^/generations/[0-9]+/(vmlinuz|initrd\.img|boot\.ipxe|root\.squashfs|root\.erofs)$" { }
     location ~ "^/nodes/[0-9a-f-]+\.ipxe$" { }
-`, port, image.Pointer)
+`, port, serverName(u.Hostname()), image.Pointer)
 	for _, n := range nodes {
 		if n.Address == "dhcp" {
 			fmt.Fprintf(&b, "    # %s takes its address by DHCP: its segment is served to any address.\n    location = /nodes/%s.img { }\n", n.Name, n.Name)
@@ -277,6 +351,20 @@ server {
 	return b.String()
 }
 
+// serverName is host as nginx's server_name matches it: an IPv6
+// address in brackets, as the Host header carries it.
+func serverName(host string) string {
+	if a, err := netip.ParseAddr(host); err == nil && a.Is6() && !a.Is4In6() {
+		return "[" + host + "]"
+	}
+	return host
+}
+
+// CacheDir is where the caching tier keeps its files. nginx makes the
+// directory itself (owned by its worker) but not its parent: Debian's
+// nginx has no /var/cache/nginx, and /var/cache exists everywhere.
+const CacheDir = "/var/cache/nginx-nroot"
+
 // nginxCache is a server block for a caching tier in front of the origin
 // (base): it serves a generation's files, which never change once made,
 // from its cache, and fetches each from the origin once however many
@@ -289,7 +377,10 @@ func nginxCache(base string) string {
 # cache, however many nodes ask at once; scripts and identity segments are
 # not served here (nodes get them from the origin). Point image-mode nodes'
 # root=live:http://CACHE/generations/N/root.squashfs at it.
-proxy_cache_path /var/cache/nginx/nroot levels=1:2 keys_zone=nroot:10m max_size=50g inactive=30d use_temp_path=off;
+# nginx makes %[2]s (its parent must exist). On a host with
+# another default server on port 80 (Debian's sites-enabled/default), add
+# this host's name as nodes reach it to server_name, or disable that site.
+proxy_cache_path %[2]s levels=1:2 keys_zone=nroot:10m max_size=50g inactive=30d use_temp_path=off;
 server {
     listen 80;
     location / { return 404; }
@@ -306,7 +397,7 @@ server {
         add_header X-Cache-Status $upstream_cache_status;
     }
 }
-`, base)
+`, base, CacheDir)
 }
 
 // Write renders the configuration for the image at dir, makes (once)
@@ -364,18 +455,21 @@ func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) 
 	for i := range out {
 		out[i].Files = ov.files[out[i].Name]
 	}
-	if o.SegmentGroup != "" {
-		gid, err := lookupGroup(o.SegmentGroup)
-		if err != nil {
-			return nil, &usage.Error{Option: "--segment-group", Value: o.SegmentGroup, Why: err.Error()}
+	group, err := segmentGroup(o.SegmentGroup)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range segs {
+		gid, mode := 0, os.FileMode(0o600)
+		if group != "" {
+			gid, _ = lookupGroup(group)
+			mode = 0o640
 		}
-		for _, s := range segs {
-			if err := os.Chown(s.Segment, 0, gid); err != nil {
-				return nil, err
-			}
-			if err := os.Chmod(s.Segment, 0o640); err != nil {
-				return nil, err
-			}
+		if err := os.Chown(s.Segment, 0, gid); err != nil {
+			return nil, fmt.Errorf("pxe: segment %s: %w", s.Segment, err)
+		}
+		if err := os.Chmod(s.Segment, mode); err != nil {
+			return nil, fmt.Errorf("pxe: segment %s: %w", s.Segment, err)
 		}
 	}
 	ex := export.Generations(abs, o.Export)
@@ -394,7 +488,42 @@ func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) 
 		return nil, err
 	}
 	return &Result{AccessLog: accessLog, CertAuthority: ov.knownHosts, Image: abs, Entry: filepath.Join(abs, "boot.ipxe"), DNSMasq: filepath.Join(abs, "dnsmasq.conf"), Nginx: filepath.Join(abs, "nginx.conf"), Cache: filepath.Join(abs, "nginx-cache.conf"),
-		Exports: filepath.Join(abs, "exports"), Ganesha: filepath.Join(abs, "ganesha.conf"), Removed: removed, Nodes: out, Segments: segs}, nil
+		Exports: filepath.Join(abs, "exports"), Ganesha: filepath.Join(abs, "ganesha.conf"), Removed: removed, Nodes: out, Segments: segs,
+		SegmentGroup: group, MissingFirmware: missingFirmware(o.TFTPRoot)}, nil
+}
+
+// segmentGroup is the group the segments are made readable by: the one
+// given, or DefaultSegmentGroup when this host has it; "" (root alone)
+// for "root" or when the default is missing.
+func segmentGroup(name string) (string, error) {
+	switch name {
+	case "root", "0":
+		return "", nil
+	case "":
+		if _, err := lookupGroup(DefaultSegmentGroup); err != nil {
+			return "", nil
+		}
+		return DefaultSegmentGroup, nil
+	}
+	if _, err := lookupGroup(name); err != nil {
+		return "", &usage.Error{Option: "--segment-group", Value: name, Why: "no such group here: give the group the HTTP server's worker runs as (www-data on Debian), or root to keep the segments root-only"}
+	}
+	return name, nil
+}
+
+// missingFirmware names the iPXE builds dir lacks: dnsmasq would offer
+// firmware a file its TFTP server cannot send.
+func missingFirmware(dir string) []string {
+	if dir == "" {
+		dir = "/usr/lib/ipxe"
+	}
+	missing := []string{}
+	for _, f := range BootFirmware {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || !fi.Mode().IsRegular() {
+			missing = append(missing, f)
+		}
+	}
+	return missing
 }
 
 // exportsNote says, when nodes mount a path other than the image's own,

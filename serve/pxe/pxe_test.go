@@ -31,19 +31,21 @@ func TestRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
-		"boot.ipxe":                    {"set nroot-base http://10.0.0.1:8080\n", "set nroot-server 10.0.0.1\n", "set nroot-export /nroot\n", "chain ${nroot-base}/nodes/${mac:hexhyp}.ipxe || goto unknown\n"},
-		"nodes/52-54-00-00-00-01.ipxe": {"set nroot-node node1\n", "chain ${nroot-base}/published.ipxe\n"},
-		"nodes/52-54-00-00-00-02.ipxe": {"set nroot-node node2\n"},
-		"nodes/52-54-00-00-00-03.ipxe": {"set nroot-node spare\n", "set nroot-args console=ttyS0,115200 quiet\n", "chain ${nroot-base}/generations/3/boot.ipxe\n"},
+		"boot.ipxe":                     {"set nroot-base http://10.0.0.1:8080\n", "set nroot-server 10.0.0.1\n", "set nroot-export /nroot\n", "chain ${nroot-base}/nodes/${mac:hexhyp}.ipxe || goto unknown\n"},
+		"nodes/52-54-00-00-00-01.ipxe":  {"set nroot-node node1\n", "chain ${nroot-base}/published.ipxe\n"},
+		"nodes/52-54-00-00-00-02.ipxe":  {"set nroot-node node2\n"},
+		"nodes/52-54-00-00-00-03.ipxe":  {"set nroot-node spare\n", "set nroot-args nfs.nfs4_unique_id=nroot-52-54-00-00-00-03 console=ttyS0,115200 quiet\n", "chain ${nroot-base}/generations/3/boot.ipxe\n"},
+		"nodes/52-54-00-00-00-02.ipxe ": {"set nroot-args nfs.nfs4_unique_id=nroot-52-54-00-00-00-02\n"},
 		"dnsmasq.conf": {"dhcp-range=10.0.0.0,static\n", "dhcp-host=52:54:00:00:00:01,set:nroot,10.0.0.11,node1\n", "dhcp-host=52:54:00:00:00:03,set:nroot,10.0.0.13,spare\n",
 			"dhcp-boot=tag:nroot,tag:ipxe,http://10.0.0.1:8080/boot.ipxe\n", "dhcp-boot=tag:nroot,tag:!ipxe,tag:!efi64,undionly.kpxe\n"},
 		"nginx.conf":       {"listen 8080;", "location = /nodes/node2.img { allow 10.0.0.12; deny all; }\n", "location / { return 404; }"},
 		"nginx-cache.conf": {"proxy_pass http://10.0.0.1:8080;", "proxy_cache_lock on;", "location / { return 404; }"},
 	}
-	if len(f) != len(want) {
+	if len(f) != len(want)-1 {
 		t.Errorf("%d files, want %d", len(f), len(want))
 	}
 	for name, parts := range want {
+		name = strings.TrimSpace(name)
 		for _, p := range parts {
 			if !strings.Contains(f[name], p) {
 				t.Errorf("%s lacks %q:\n%s", name, p, f[name])
@@ -73,6 +75,12 @@ func TestRenderRefuses(t *testing.T) {
 		{"export with a space", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Export = "/srv/my image"; return o }, "--export", nil},
 		{"export with a quote", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Export = `/srv/x";`; return o }, "--export", nil},
 		{"server with a variable", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Server = "${ip}"; return o }, "--server", nil},
+		{"base over TLS, which the block does not serve", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Base = "https://10.0.0.1"; return o }, "--http", nil},
+		{"base with a user", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Base = "http://me@10.0.0.1"; return o }, "--http", nil},
+		{"base host nginx would not take", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Base = "http://a;b"; return o }, "--http", nil},
+		{"dhcp-range as START-END", "n mac=52:54:00:00:00:01\n", nil, func(o Options) Options { o.DHCPRange = "10.0.0.1-10.0.0.9"; return o }, "--dhcp-range", nil},
+		{"dhcp-range of two families", "n mac=52:54:00:00:00:01\n", nil, func(o Options) Options { o.DHCPRange = "10.0.0.1,fd00::9"; return o }, "--dhcp-range", nil},
+		{"node outside the server's network", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\nm mac=52:54:00:00:00:02 address=192.168.1.2/24\n", nil, nil, "nodes.txt:2 address", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,15 +116,19 @@ func TestWrite(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "generations"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	inv := nodes(t, "node[01-02] mac=52:54:00:4e:52:[01-02] address=192.168.77.[11-12]/24\n")
+	inv := nodes(t, "node[01-02] mac=52:54:00:4e:52:[01-02] address=10.0.0.[11-12]/24\n")
 	res, err := Write(dir, inv, identity.Store{Dir: filepath.Join(t.TempDir(), "state")}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	wantMode := os.FileMode(0o640)
+	if res.SegmentGroup == "" {
+		wantMode = 0o600
+	}
 	for _, n := range res.Nodes {
 		fi, err := os.Stat(filepath.Join(dir, n.Segment))
-		if err != nil || fi.Mode().Perm() != 0o600 {
-			t.Errorf("segment %s: %v %v", n.Segment, fi, err)
+		if err != nil || fi.Mode().Perm() != wantMode {
+			t.Errorf("segment %s: %v %v, want mode %v", n.Segment, fi, err, wantMode)
 		}
 		if _, err := os.Stat(filepath.Join(dir, n.Script)); err != nil {
 			t.Error(err)
@@ -143,7 +155,7 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("cache configuration: %v\n%s", err, b)
 	}
 	cache := filepath.Join(t.TempDir(), "cache.conf")
-	os.WriteFile(cache, []byte(strings.Replace(string(b), "/var/cache/nginx/nroot", filepath.Join(t.TempDir(), "cache"), 1)), 0o644)
+	os.WriteFile(cache, []byte(strings.ReplaceAll(string(b), CacheDir, filepath.Join(t.TempDir(), "cache"))), 0o644)
 	os.WriteFile(conf, []byte("pid "+filepath.Join(filepath.Dir(conf), "pid")+";\nerror_log stderr;\nevents {}\nhttp {\naccess_log off;\ninclude "+cache+";\n}\n"), 0o644)
 	if out, err := exec.Command(nginx, "-t", "-q", "-c", conf).CombinedOutput(); err != nil {
 		t.Errorf("nginx -t of the cache tier: %v\n%s", err, out)
@@ -188,11 +200,11 @@ func TestWriteRemovesStale(t *testing.T) {
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "generations"), 0o755)
 	store := identity.Store{Dir: filepath.Join(t.TempDir(), "state")}
-	if _, err := Write(dir, nodes(t, "node[01-02] mac=52:54:00:4e:52:[01-02] address=192.168.77.[11-12]/24\n"), store, opts); err != nil {
+	if _, err := Write(dir, nodes(t, "node[01-02] mac=52:54:00:4e:52:[01-02] address=10.0.0.[11-12]/24\n"), store, opts); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "nodes", "README"), []byte("mine"), 0o644)
-	res, err := Write(dir, nodes(t, "node01 mac=52:54:00:4e:52:0a address=192.168.77.11/24\n"), store, opts)
+	res, err := Write(dir, nodes(t, "node01 mac=52:54:00:4e:52:0a address=10.0.0.11/24\n"), store, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +263,7 @@ func TestExportHoldsNoKeys(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "generations", "1", "root", "etc"), 0o755)
 	state := filepath.Join(dir, "state") // the worst place a user could keep it
-	res, err := Write(dir, nodes(t, "node[01-02] mac=52:54:00:4e:52:[01-02] address=192.168.77.[11-12]/24\n"), identity.Store{Dir: state}, opts)
+	res, err := Write(dir, nodes(t, "node[01-02] mac=52:54:00:4e:52:[01-02] address=10.0.0.[11-12]/24\n"), identity.Store{Dir: state}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,7 @@ type session4 struct {
 	maxRead  uint32   // the fore channel's response limit, less headers
 	rpcs     atomic.Int64
 	names    ownerNames
+	owner    []byte // the open owner, made at the first OPEN
 }
 
 // compound4 is one COMPOUND being built; ops counts its operations.

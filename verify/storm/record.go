@@ -209,6 +209,7 @@ type callOp struct {
 	fh    string // PUTFH
 	off   uint64
 	count uint32
+	byFH  bool // OPEN with CLAIM_FH: the current handle is the file
 }
 
 type pendingCalls struct {
@@ -300,7 +301,9 @@ func (op *callOp) parseArgs(x *nfs4.Decoder) bool {
 		case 2:
 			x.Skip(16)
 			op.name = string(x.Opaque(x.Len()))
-		case 4, 6:
+		case 4: // CLAIM_FH
+			op.byFH = true
+		case 6:
 		case 5:
 			x.Skip(16)
 		default:
@@ -407,7 +410,13 @@ func (r *Recorder) onReply(p *pendingCalls, rec []byte) {
 			if op.name != "" && cur != "" {
 				cur = path.Join(cur, op.name)
 			}
-			setMain(Op{Op: "OPEN", Path: cur})
+			o := Op{Op: "OPEN", Path: cur}
+			if op.byFH {
+				o.Claim = "fh"
+			}
+			setMain(o)
+		case nfs4.OpClose:
+			setMain(Op{Op: "CLOSE", Path: cur})
 		case nfs4.OpSavefh:
 			saved = cur
 		case nfs4.OpRestorefh:
@@ -487,7 +496,9 @@ func (r *Recorder) onReply(p *pendingCalls, rec []byte) {
 var setup = map[uint32]bool{41: true, 42: true, 43: true, 44: true, 57: true, 58: true}
 
 // rank orders the operations a COMPOUND is named after.
-var rank = map[string]int{"ACCESS": 1, "GETATTR": 2, "LOOKUP": 3, "OPEN": 4, "READLINK": 5, "READDIR": 6, "READ": 7}
+// ACCESS is above GETATTR, which a Linux client sends beside it, and
+// CLOSE above all, so each is replayed as recorded.
+var rank = map[string]int{"GETATTR": 1, "ACCESS": 2, "LOOKUP": 3, "OPEN": 4, "READLINK": 5, "READDIR": 6, "READ": 7, "CLOSE": 8}
 
 // skipDelegation skips an open_delegation4.
 func skipDelegation(x *nfs4.Decoder) {

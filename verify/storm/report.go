@@ -10,10 +10,28 @@ import (
 
 // WriteTable prints the results as a text table, one run per line.
 func WriteTable(w io.Writer, results []Result) {
-	fmt.Fprintf(w, "%-11s %7s %8s %8s %8s %10s %11s %9s %8s %7s\n", "mode", "clients", "p50 s", "p95 s", "p99 s", "MB/s", "RPCs/s", "RPCs", "srv CPU%", "errors")
+	fmt.Fprintf(w, "%-11s %7s %8s %8s %8s %9s %9s %8s %10s %11s %9s %8s %8s %7s\n", "mode", "clients", "p50 s", "p95 s", "p99 s", "call p50", "call p99", "boot MB", "MB/s", "RPCs/s", "RPCs", "srv CPU%", "cli CPU%", "errors")
 	for _, r := range results {
-		fmt.Fprintf(w, "%-11s %7d %8.2f %8.2f %8.2f %10.1f %11.0f %9d %8.0f %7d\n", r.Mode, r.Clients, r.P50, r.P95, r.P99, r.BytesPerSec/1e6, r.RPCsPerSec, r.RPCs, r.ServerLoad, r.Errors)
+		fmt.Fprintf(w, "%-11s %7d %8.2f %8.2f %8.2f %9s %9s %8.1f %10.1f %11.0f %9d %8.0f %8s %7d\n", r.Mode, r.Clients, r.P50, r.P95, r.P99, ms(r.CallP50, r.Calls), ms(r.CallP99, r.Calls),
+			float64(r.BootBytes)/1e6, r.BytesPerSec/1e6, r.RPCsPerSec, r.RPCs, r.ServerLoad, cpu(r), r.Errors)
 	}
+	fmt.Fprintln(w, "call p50/p99: per NFS COMPOUND, in ms; boot MB: kernel and initramfs over HTTP per client; cli CPU%: the client processes' (- when in-process)")
+}
+
+// ms is a call latency in milliseconds, "-" for none timed.
+func ms(s float64, n int64) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", s*1e3)
+}
+
+// cpu is the client processes' load, "-" when the clients ran in process.
+func cpu(r Result) string {
+	if r.Procs == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", r.ClientLoad)
 }
 
 // Plot draws p50 (solid) and p99 (dashed) time against clients for each

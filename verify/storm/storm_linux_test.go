@@ -280,3 +280,139 @@ func TestRecordNothing(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestReplayOpenState replays a boot's opens against nfs-ganesha with
+// real open state, from three worker processes, each client first
+// fetching a kernel and an initramfs over HTTP: OPEN by name and by
+// handle, READ with the open's stateid, ACCESS, CLOSE, and an open the
+// recording left, closed at the end. A READ with a closed stateid is
+// refused by the server: the state was real.
+func TestReplayOpenState(t *testing.T) {
+	testenv.Root(t)
+	testenv.Command(t, "ganesha.nfsd")
+	root, _ := tree(t)
+	srv, err := ganesha.Start(context.Background(), []ganesha.Export{{ID: 1, Path: root, Pseudo: "/node"}}, ganesha.Options{V4Only: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	target := nfsclient.Target{Host: "127.0.0.1", NFSPort: srv.NFSPort, Version: 4}
+
+	// The state is the server's: closed, its stateid reads no more.
+	c, err := nfsclient.Mount(context.Background(), nfsclient.Target{Host: "127.0.0.1", NFSPort: srv.NFSPort, Version: 4, Path: "/node/etc", AnyPort: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	o, err := c.Open(context.Background(), c.Root, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	if n, _, err := c.ReadOpen(context.Background(), o, 0, 4096, buf); err != nil || n != 4096 {
+		t.Fatalf("READ with the open's stateid: %d bytes, %v", n, err)
+	}
+	if err := c.Close4(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.ReadOpen(context.Background(), o, 0, 4096, buf); err == nil {
+		t.Error("READ with a closed stateid succeeded: the open made no state")
+	}
+	if _, err := c.Open(context.Background(), c.Root, "absent"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OPEN of a missing name: %v, want not-exist", err)
+	}
+
+	kernel, initrd := strings.Repeat("k", 300000), strings.Repeat("i", 700000)
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/generations/1/vmlinuz":
+			w.Write([]byte(kernel))
+		case "/generations/1/initrd.img":
+			w.Write([]byte(initrd))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer web.Close()
+	ws := &storm.WorkingSet{Mode: "tree", Calls: []storm.Op{
+		{Op: "LOOKUP", Path: "/node/etc"},
+		{Op: "ACCESS", Path: "/node/etc"},
+		{Op: "OPEN", Path: "/node/etc/f"},
+		{Op: "READ", Path: "/node/etc/f", Off: 0, Count: 65536},
+		{Op: "READ", Path: "/node/etc/f", Off: 65536, Count: 65536},
+		{Op: "CLOSE", Path: "/node/etc/f"},
+		{Op: "LOOKUP", Path: "/node/usr/bin/f"},
+		{Op: "OPEN", Path: "/node/usr/bin/f", Claim: "fh"},
+		{Op: "READ", Path: "/node/usr/bin/f", Off: 0, Count: 4096},
+		{Op: "GETATTR", Path: "/node/usr/bin/f"},
+		{Op: "CLOSE", Path: "/node/usr/bin/f"},
+		{Op: "CLOSE", Path: "/node/usr/bin/f"}, // no open left: not sent
+		{Op: "OPEN", Path: "/node/usr/lib/x/f"},
+		{Op: "OPEN", Path: "/node/absent"},
+		{Op: "SEQUENCE"},
+	}}
+	tests := []struct {
+		name  string
+		procs int
+	}{{"worker processes", 0}, {"in process", -1}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := storm.Run(context.Background(), storm.Options{Mode: "tree", Clients: 3, Procs: tt.procs, WorkingSet: ws, NFS: target,
+				BootURLs: []string{web.URL + "/generations/1/vmlinuz", web.URL + "/generations/1/initrd.img"}, ServerPIDs: []int{srv.PID()}, Timeout: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var table bytes.Buffer
+			storm.WriteTable(&table, []storm.Result{*res})
+			t.Logf("%+v\n%s", *res, table.String())
+			if res.Errors != 0 {
+				t.Fatalf("%d errors, first: %s", res.Errors, res.FirstError)
+			}
+			if res.Opens != 9 || res.Closes != 6 || res.LeftOpen != 3 {
+				t.Errorf("opens %d, closes %d, left open %d; want 9, 6, 3", res.Opens, res.Closes, res.LeftOpen)
+			}
+			if want := int64(3 * (65536*2 + 4096 + len(kernel) + len(initrd))); res.Bytes != want || res.BootBytes != int64(len(kernel)+len(initrd)) {
+				t.Errorf("%d bytes, %d per boot over HTTP; want %d and %d", res.Bytes, res.BootBytes, want, len(kernel)+len(initrd))
+			}
+			if res.Calls < 3*13 || res.CallP50 <= 0 || res.CallP99 < res.CallP50 || res.CallP99 > res.Max+0.1 {
+				t.Errorf("per call: %d timed, p50 %g, p99 %g (boot p99 %g)", res.Calls, res.CallP50, res.CallP99, res.P99)
+			}
+			if res.BootP50 <= 0 || res.BootP50 > res.P50 {
+				t.Errorf("kernel and initramfs by %gs, the boot by %gs", res.BootP50, res.P50)
+			}
+			if tt.procs == 0 && (res.Procs != 3 || res.ClientCPU <= 0) || tt.procs < 0 && (res.Procs != 0 || res.ClientCPU != 0) {
+				t.Errorf("%d client processes, their CPU %gs", res.Procs, res.ClientCPU)
+			}
+			if len(res.ServerCPUEach) != 1 || res.ServerCPUEach[0] != res.ServerCPU {
+				t.Errorf("server CPU %g, by process %v", res.ServerCPU, res.ServerCPUEach)
+			}
+			if !strings.Contains(table.String(), "call p50") {
+				t.Errorf("the table has no per-call column:\n%s", table.String())
+			}
+		})
+	}
+}
+
+// TestWorkerFailures: a worker that cannot start, or ends before it is
+// ready, is the run's error, naming it, and no result.
+func TestWorkerFailures(t *testing.T) {
+	ws := &storm.WorkingSet{Calls: []storm.Op{{Op: "SEQUENCE"}}}
+	tests := []struct {
+		name   string
+		worker []string
+		says   string
+	}{
+		{"missing", []string{"/nonexistent/nroot"}, "starting a worker"},
+		{"ends at once", []string{"/bin/false"}, "did not get ready"},
+		{"says other", []string{"/bin/echo", "hello"}, "did not get ready"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := storm.Run(context.Background(), storm.Options{Clients: 2, WorkingSet: ws, Worker: tt.worker,
+				NFS: nfsclient.Target{Host: "127.0.0.1", NFSPort: 1, Version: 4}, Timeout: 30 * time.Second})
+			if err == nil || !strings.Contains(err.Error(), tt.says) || res != nil {
+				t.Errorf("result %+v, error %v; want no result and an error saying %q", res, err, tt.says)
+			}
+		})
+	}
+}

@@ -16,10 +16,11 @@ import (
 // main operation, the path it works on (from the server's pseudo root),
 // and for READ the byte range.
 type Op struct {
-	Op    string `json:"op"`             // LOOKUP, OPEN, GETATTR, ACCESS, READDIR, READLINK, READ, or SEQUENCE for any other
+	Op    string `json:"op"`             // LOOKUP, OPEN, CLOSE, GETATTR, ACCESS, READDIR, READLINK, READ, or SEQUENCE for any other
 	Path  string `json:"path,omitempty"` // "" when the handle was never seen named
 	Off   uint64 `json:"off,omitempty"`
 	Count uint32 `json:"count,omitempty"`
+	Claim string `json:"claim,omitempty"` // OPEN: "fh" for CLAIM_FH (the path is the file), else CLAIM_NULL
 }
 
 // WorkingSet is a recorded boot: every COMPOUND in order, counts by
@@ -50,9 +51,12 @@ func ReadWorkingSet(r io.Reader) (*WorkingSet, error) {
 	}
 	for i, c := range ws.Calls {
 		switch c.Op {
-		case "LOOKUP", "OPEN", "GETATTR", "ACCESS", "READDIR", "READLINK", "READ", "SEQUENCE":
+		case "LOOKUP", "OPEN", "CLOSE", "GETATTR", "ACCESS", "READDIR", "READLINK", "READ", "SEQUENCE":
 		default:
 			return nil, fmt.Errorf("working set: calls[%d]: operation %q is not one a replay sends", i, c.Op)
+		}
+		if c.Claim != "" && (c.Claim != "fh" || c.Op != "OPEN") {
+			return nil, fmt.Errorf("working set: calls[%d]: claim %q; only an OPEN has one, \"fh\"", i, c.Claim)
 		}
 		if c.Count > 1<<20 {
 			return nil, fmt.Errorf("working set: calls[%d]: READ of %d bytes; at most 1 MiB", i, c.Count)

@@ -1,0 +1,306 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"nroot/internal/fsroot"
+)
+
+// Initramfs modes (Options.Initrd): the full generic image, every driver
+// dracut ships for any machine; or a small one with the drivers nodes
+// need alone.
+const (
+	InitrdFull  = "full"
+	InitrdSmall = "small"
+)
+
+// InitrdModes are the modes --initrd takes.
+var InitrdModes = []string{InitrdFull, InitrdSmall}
+
+// DefaultDrivers are the small image's drivers when none are named:
+// QEMU's and KVM's virtio devices (network, disks, console, entropy).
+// Those the kernel builds in are skipped.
+var DefaultDrivers = []string{"virtio_pci", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_ring", "virtio", "virtio_net", "virtio_blk", "virtio_scsi", "sd_mod", "virtio_console", "virtio_rng"}
+
+// nodeDrivers are in every small image, whatever the hardware: the NFS
+// client, the overlay over the root, the root as a squashfs or erofs
+// image loop-mounted (dmsquash-live's device-mapper snapshot too), and
+// the packet socket dracut's DHCP client needs.
+var nodeDrivers = []string{"nfs", "nfsv3", "nfsv4", "overlay", "squashfs", "erofs", "loop", "dm_mod", "dm_snapshot", "af_packet"}
+
+// smallOmitDirs are the module directories whose modules a small image
+// leaves out unless named (or needed by one named). With a drivers list
+// dracut's kernel-modules installs nothing of its own (no block,
+// input, USB, filesystem or crypto drivers), but other dracut modules
+// still add theirs: kernel-network-modules every wired NIC driver under
+// drivers/net, qemu the ATA and CD-ROM ones, dm every device-mapper
+// and RAID target, nfs the RDMA transport and its InfiniBand core.
+var smallOmitDirs = []string{
+	"kernel/drivers/net/", "kernel/drivers/ata/", "kernel/drivers/scsi/", "kernel/drivers/cdrom/",
+	"kernel/drivers/md/", "kernel/drivers/infiniband/", "kernel/net/sunrpc/xprtrdma/",
+}
+
+// smallOmitModules are dracut modules a small image leaves out: udev's
+// hardware database (13 MB, naming and quirks of hardware a node's
+// virtio or named devices do not need) and persistent memory.
+var smallOmitModules = []string{"hwdb", "nvdimm"}
+
+// driversConf is the small image's dracut configuration, beside
+// nroot's 90-nroot.conf; absent for the full image.
+const driversConf = "etc/dracut.conf.d/91-nroot-small.conf"
+
+var moduleName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// CheckDrivers checks kernel module names given for the small image
+// (--drivers) before they reach dracut's configuration.
+func CheckDrivers(names []string) error {
+	for _, n := range names {
+		if !moduleName.MatchString(n) {
+			return fmt.Errorf("--drivers %q: not a kernel module name (letters, digits, _ and -, at most 64)", n)
+		}
+	}
+	return nil
+}
+
+// CheckInitrd checks an --initrd mode.
+func CheckInitrd(mode string) error {
+	if mode != "" && !slices.Contains(InitrdModes, mode) {
+		return fmt.Errorf("--initrd %q: one of %s", mode, strings.Join(InitrdModes, ", "))
+	}
+	return nil
+}
+
+// modName is a module's name as kmod compares it: the file's base name
+// without .ko and compression suffix, - as _.
+func modName(p string) string {
+	b := path.Base(p)
+	if i := strings.Index(b, ".ko"); i >= 0 {
+		b = b[:i]
+	}
+	return strings.ReplaceAll(b, "-", "_")
+}
+
+// kernelModules is one kernel's modules.dep and modules.builtin: each
+// loadable module's path and dependencies, by name; built-in names.
+type kernelModules struct {
+	path    map[string]string
+	deps    map[string][]string
+	builtin map[string]bool
+}
+
+// parseModules reads modules.dep and modules.builtin text.
+func parseModules(dep, builtin []byte) (*kernelModules, error) {
+	km := &kernelModules{path: map[string]string{}, deps: map[string][]string{}, builtin: map[string]bool{}}
+	sc := bufio.NewScanner(bytes.NewReader(dep))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		mod, rest, ok := strings.Cut(line, ":")
+		if !ok || mod == "" {
+			continue
+		}
+		n := modName(mod)
+		km.path[n] = mod
+		for _, d := range strings.Fields(rest) {
+			km.deps[n] = append(km.deps[n], modName(d))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("modules.dep: %w", err)
+	}
+	for _, l := range strings.Split(string(builtin), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			km.builtin[modName(l)] = true
+		}
+	}
+	return km, nil
+}
+
+func (km *kernelModules) has(n string) bool {
+	_, ok := km.path[n]
+	return ok || km.builtin[n]
+}
+
+// smallDrivers works out, for the kernels' modules, the dracut
+// configuration of a small image: the drivers to include (named ones,
+// virtio when none are named, and what a node always needs) and those
+// under smallOmitDirs to omit, which are all there but the included ones
+// and their dependencies. A named driver no kernel has is an error.
+func smallDrivers(kernels map[string]*kernelModules, named []string) (drivers, omit []string, err error) {
+	want := named
+	if len(want) == 0 {
+		want = DefaultDrivers
+	}
+	keep := map[string]bool{}
+	add := func(n string, mustExist bool) error {
+		n = strings.ReplaceAll(n, "-", "_")
+		found := false
+		for _, km := range kernels {
+			if !km.has(n) {
+				continue
+			}
+			found = true
+			keep[n] = true
+			for _, d := range km.deps[n] {
+				keep[d] = true
+			}
+		}
+		if !found && mustExist {
+			ks := make([]string, 0, len(kernels))
+			for k := range kernels {
+				ks = append(ks, k)
+			}
+			sort.Strings(ks)
+			return fmt.Errorf("node: --drivers %s: kernel %s has no such module (modules.dep, modules.builtin); name a module of that kernel", n, strings.Join(ks, ", "))
+		}
+		if found && !slices.Contains(drivers, n) {
+			drivers = append(drivers, n)
+		}
+		return nil
+	}
+	for _, n := range want {
+		if err := add(n, len(named) > 0); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, n := range nodeDrivers {
+		if err := add(n, false); err != nil {
+			return nil, nil, err
+		}
+	}
+	seen := map[string]bool{}
+	for _, km := range kernels {
+		for n, p := range km.path {
+			if keep[n] || seen[n] {
+				continue
+			}
+			for _, dir := range smallOmitDirs {
+				if strings.HasPrefix(p, dir) {
+					seen[n] = true
+					omit = append(omit, n)
+					break
+				}
+			}
+		}
+	}
+	sort.Strings(omit)
+	return drivers, omit, nil
+}
+
+// driversConfText renders the small image's dracut.conf.d file.
+func driversConfText(drivers, omit []string) string {
+	var b strings.Builder
+	b.WriteString(`# Written by nroot node --initrd=small: the drivers nodes need and no
+# others. dracut's drivers list is exclusive (kernel-modules installs none
+# of its own); the NIC drivers kernel-network-modules would add are omitted
+# but for those named and their dependencies.
+`)
+	fmt.Fprintf(&b, "drivers+=\" %s \"\n", strings.Join(drivers, " "))
+	fmt.Fprintf(&b, "omit_dracutmodules+=\" %s \"\n", strings.Join(smallOmitModules, " "))
+	// One line per 16 names keeps the file readable.
+	for i := 0; i < len(omit); i += 16 {
+		fmt.Fprintf(&b, "omit_drivers+=\" %s \"\n", strings.Join(omit[i:min(i+16, len(omit))], " "))
+	}
+	return b.String()
+}
+
+// readKernelModules reads the modules.dep and modules.builtin of each
+// kernel installed in img.
+func readKernelModules(img *fsroot.Root, kvers []string) (map[string]*kernelModules, error) {
+	out := map[string]*kernelModules{}
+	for _, k := range kvers {
+		var dir string
+		for _, d := range moduleDirs {
+			if img.IsDir(d + "/" + k) {
+				dir = d + "/" + k
+				break
+			}
+		}
+		if dir == "" {
+			return nil, fmt.Errorf("node: no modules for kernel %s", k)
+		}
+		dep, err := img.ReadFile(dir+"/modules.dep", maxModuleIndex)
+		if err != nil {
+			return nil, fmt.Errorf("node: kernel %s: %w", k, err)
+		}
+		builtin, _ := img.ReadFile(dir+"/modules.builtin", maxModuleIndex)
+		km, err := parseModules(dep, builtin)
+		if err != nil {
+			return nil, fmt.Errorf("node: kernel %s: %w", k, err)
+		}
+		out[k] = km
+	}
+	return out, nil
+}
+
+// writeDriversConf writes (small) or removes (full) the small image's
+// dracut configuration for the kernels installed in img, and says
+// whether the file changed. Before a kernel is installed the small
+// configuration names the drivers alone; it is written again, with the
+// omitted NIC drivers, once the kernel is there.
+func writeDriversConf(img *fsroot.Root, o Options) (bool, error) {
+	old, _ := img.ReadFile(driversConf, maxSmallFile)
+	if o.Initrd != InitrdSmall {
+		if !img.Exists(driversConf) {
+			return false, nil
+		}
+		if err := img.Remove(driversConf); err != nil {
+			return false, fmt.Errorf("node: %w", err)
+		}
+		return true, nil
+	}
+	kvers, err := kernels(img)
+	if err != nil {
+		kvers = nil
+	}
+	var drivers, omit []string
+	if len(kvers) > 0 {
+		km, err := readKernelModules(img, kvers)
+		if err != nil {
+			return false, err
+		}
+		if drivers, omit, err = smallDrivers(km, o.Drivers); err != nil {
+			return false, err
+		}
+	} else {
+		drivers = append(slices.Clone(o.Drivers), nodeDrivers...)
+		if len(o.Drivers) == 0 {
+			drivers = append(slices.Clone(DefaultDrivers), nodeDrivers...)
+		}
+	}
+	text := driversConfText(drivers, omit)
+	if string(old) == text {
+		return false, nil
+	}
+	return true, writeFile(img, driversConf, text, 0o644)
+}
+
+// CheckInitrdOptions checks Options.Initrd and Options.Drivers, as the
+// command line gives them.
+func CheckInitrdOptions(o Options) error {
+	if err := CheckInitrd(o.Initrd); err != nil {
+		return err
+	}
+	if len(o.Drivers) > 0 && o.Initrd != InitrdSmall {
+		return fmt.Errorf("--drivers %s: only the small initramfs takes a drivers list; add --initrd=small", strings.Join(o.Drivers, ","))
+	}
+	return CheckDrivers(o.Drivers)
+}
+
+// kernelInstall is the command that installs the kernel. The small
+// image's configuration needs the installed kernel's modules.dep, so its
+// postinst is told not to build an image (INITRD=No, which Debian's and
+// Ubuntu's kernel hooks honour) that would be built again right after.
+func kernelInstall(o Options, argv []string) []string {
+	if o.Initrd != InitrdSmall {
+		return argv
+	}
+	return append([]string{"env", "INITRD=No"}, argv...)
+}
