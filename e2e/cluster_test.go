@@ -23,6 +23,7 @@ import (
 	"nroot/serve/identity"
 	"nroot/serve/image"
 	"nroot/serve/pxe"
+	"nroot/serve/status"
 )
 
 // probePackage is the package the second generation adds; the nodes'
@@ -72,17 +73,22 @@ func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args
 	}
 	tftp := filepath.Join(work, "tftp")
 	ids := map[string]*identity.Identity{}
+	var caPub string
 	macs := map[string]string{}
 	st.run("pxe", func() error {
 		inv := filepath.Join(work, "nodes.txt")
-		if err := os.WriteFile(inv, []byte("node[01-02] mac=52:54:00:4e:52:[01-02] args=\"nroot.probe.package="+probePackage+" console=ttyS0\"\n"), 0o644); err != nil {
+		if err := writeClusterOverlays(work, inv); err != nil {
 			return err
 		}
 		var res pxe.Result
 		state := filepath.Join(work, "state")
 		if err := nroot(&res, "pxe", "--http", fmt.Sprintf("http://10.0.2.2:%d", port), "--server", "10.0.2.2", "--export", "/nroot",
-			"--dhcp-range", "10.0.2.15,10.0.2.31", "--state", state, "--json", im.Dir, inv); err != nil {
+			"--dhcp-range", "10.0.2.15,10.0.2.31", "--state", state, "--secrets-to-any-address", "--access-log", filepath.Join(work, "nginx", "boot.log"), "--json", im.Dir, inv); err != nil {
 			return err
+		}
+		caPub = filepath.Join(state, "ssh_ca_key.pub")
+		if !strings.HasPrefix(res.CertAuthority, "@cert-authority *.cluster.test ssh-ed25519 ") {
+			return fmt.Errorf("nroot pxe gives the known_hosts line %q", res.CertAuthority)
 		}
 		// What nroot keeps for each node, read back from its store.
 		for _, n := range res.Nodes {
@@ -182,6 +188,13 @@ func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args
 		}, true},
 	}
 	seen := map[string]probe{}
+	// What nroot status reports after each boot (by boot number): both
+	// nodes on generation 1; then, 2 published and node01 rebooted on
+	// it, node02 stale.
+	wantStatus := map[int]map[string]string{
+		2: {"node01": "current 1", "node02": "current 1"},
+		3: {"node01": "current 2", "node02": "stale 1"},
+	}
 	for n, b := range boots {
 		n++
 		if b.publish != nil {
@@ -191,7 +204,7 @@ func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args
 		st.log = filepath.Join(work, fmt.Sprintf("serial-%d.log", n))
 		st.run(fmt.Sprintf("boot-%d", n), func() error {
 			id := ids[b.name]
-			p, err := boot(ctx, vm{mac: macs[b.name], tftp: tftp, powerOff: b.powerOff}, "", st.log)
+			p, err := boot(ctx, vm{mac: macs[b.name], tftp: tftp, powerOff: b.powerOff, nic2: nic2[b.name]}, "", st.log)
 			t.Logf("boot %d: %s, generation %d", n, b.name, b.gen)
 			logBoot(t, st, strconv.Itoa(n), p)
 			if err != nil {
@@ -215,6 +228,9 @@ func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args
 				return fmt.Errorf("%s booted again with machine-id %s and host key %s, first %s and %s", b.name, p.machineID, p.hostkey, prev.machineID, prev.hostkey)
 			}
 			seen[b.name] = p
+			if err := overlaysApplied(b.name, p, caPub); err != nil {
+				return err
+			}
 			// What the node wrote stayed in its overlay, and no key
 			// reached a generation.
 			for _, g := range []int{1, 2} {
@@ -225,6 +241,9 @@ func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args
 				if _, err := os.Stat(filepath.Join(r, "etc/ssh/ssh_host_ed25519_key")); err == nil {
 					return fmt.Errorf("a host key is in generation %d", g)
 				}
+			}
+			if want := wantStatus[n]; want != nil {
+				return statusShows(nroot, im.Dir, want)
 			}
 			return nil
 		})
@@ -412,4 +431,110 @@ http {
 	stop()
 	eb, _ := os.ReadFile(filepath.Join(dir, "stderr"))
 	return nil, fmt.Errorf("nginx does not answer on port %d: %s", port, eb)
+}
+
+// nic2 is each node's second NIC: eth1, on a network of its own, which
+// the network overlay gives a static address.
+var nic2 = map[string]string{"node01": "52:54:00:4e:53:01", "node02": "52:54:00:4e:53:02"}
+
+// writeClusterOverlays writes the cluster's inventory, two nodes in two
+// groups, and the overlays beside it: site (a template), alpha-secret (a
+// secret of group alpha alone) and report (what the probe reports of
+// them), with the built-ins hosts, network and ssh-host-cert. BOOTIF
+// keeps the initramfs on the boot NIC; net.ifnames=0 names the second
+// NIC eth1.
+func writeClusterOverlays(work, inv string) error {
+	args := "nroot.probe.package=" + probePackage + " console=ttyS0 net.ifnames=0"
+	text := `@alpha overlays=hosts,network,ssh-host-cert,site,alpha-secret,report role=alpha domain=cluster.test
+@beta  overlays=hosts,network,ssh-host-cert,site,report role=beta domain=cluster.test
+node01 mac=52:54:00:4e:52:01 groups=alpha eth1.address=192.168.50.11/24 eth1.mtu=1400 args="BOOTIF=01-52-54-00-4e-52-01 ` + args + `"
+node02 mac=52:54:00:4e:52:02 groups=beta eth1.address=192.168.50.12/24 eth1.mtu=1400 args="BOOTIF=01-52-54-00-4e-52-02 ` + args + `"
+`
+	if err := os.WriteFile(inv, []byte(text), 0o644); err != nil {
+		return err
+	}
+	ov := filepath.Join(filepath.Dir(inv), "overlays")
+	for p, c := range map[string]string{
+		"site/etc/nroot-site.tmpl":                "{{.Node.Hostname}} {{.Vars.role}} {{len .Nodes}} nodes, group {{index .Node.Groups 0}} of {{join (index .Groups .Vars.role).Nodes \",\"}}\n",
+		"alpha-secret/etc/nroot-alpha.key.secret": "alpha's secret\n",
+		"report/etc/nroot-probe.d/overlays": `#!/bin/sh
+echo "site=$(cat /etc/nroot-site)"
+echo "eth1=$(ip -o addr show dev eth1 | awk '$3 == "inet" { print $4 }') mtu $(cat /sys/class/net/eth1/mtu)"
+echo "hosts=$(awk '/cluster.test/ { printf "%s %s,", $1, $3 }' /etc/hosts)"
+echo "cert=$(cat /etc/ssh/ssh_host_ed25519_key-cert.pub)"
+echo "secret=$(stat -c '%a %u' /etc/nroot-alpha.key 2>/dev/null || echo absent)"
+`,
+	} {
+		full := filepath.Join(ov, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(full, []byte(c), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// overlaysApplied checks what the node's overlays gave it, as its probe
+// reported: its group's rendered file, its static second address, the
+// cluster's /etc/hosts, a host certificate ssh-keygen -L shows signed by
+// the cluster CA for its hostname, and group alpha's secret on node01
+// alone, 0600.
+func overlaysApplied(name string, p probe, caPub string) error {
+	got := map[string]string{}
+	for _, l := range p.extra {
+		k, v, _ := strings.Cut(l, "=")
+		got[k] = v
+	}
+	role, addr := map[string]string{"node01": "alpha", "node02": "beta"}[name], map[string]string{"node01": "192.168.50.11/24", "node02": "192.168.50.12/24"}[name]
+	secret := map[string]string{"node01": "600 0", "node02": "absent"}[name]
+	for k, want := range map[string]string{
+		"site":   name + " " + role + " 2 nodes, group " + role + " of " + name,
+		"eth1":   addr + " mtu 1400",
+		"hosts":  "192.168.50.11 node01,192.168.50.12 node02,",
+		"secret": secret,
+	} {
+		if got[k] != want {
+			return fmt.Errorf("%s: the overlays give %s=%q, want %q (the probe reported %q)", name, k, got[k], want, p.extra)
+		}
+	}
+	cert := filepath.Join(os.TempDir(), "nroot-e2e-"+name+"-cert.pub")
+	defer os.Remove(cert)
+	if err := os.WriteFile(cert, []byte(got["cert"]+"\n"), 0o644); err != nil {
+		return err
+	}
+	out, err := exec.Command("ssh-keygen", "-L", "-f", cert).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: ssh-keygen -L on its host certificate %q: %v: %s", name, got["cert"], err, out)
+	}
+	fp, err := exec.Command("ssh-keygen", "-l", "-f", caPub).Output()
+	if err != nil || len(strings.Fields(string(fp))) < 2 {
+		return fmt.Errorf("ssh-keygen -l %s: %v", caPub, err)
+	}
+	for _, w := range []string{"ssh-ed25519-cert-v01@openssh.com host certificate", "Signing CA: ED25519 " + strings.Fields(string(fp))[1], "\n                " + name + "\n", name + ".cluster.test"} {
+		if !strings.Contains(string(out), w) {
+			return fmt.Errorf("%s: ssh-keygen -L on its host certificate lacks %q:\n%s", name, w, out)
+		}
+	}
+	return nil
+}
+
+// statusShows runs nroot status and compares each node's state and
+// booted generation with want ("current 1").
+func statusShows(nroot func(v any, args ...string) error, img string, want map[string]string) error {
+	var rep status.Report
+	if err := nroot(&rep, "status", "--json", img); err != nil {
+		return err
+	}
+	got := map[string]string{}
+	for _, n := range rep.Nodes {
+		got[n.Name] = fmt.Sprintf("%s %d", n.State, n.BootedGeneration)
+	}
+	for name, w := range want {
+		if got[name] != w {
+			return fmt.Errorf("nroot status: %s is %q, want %q (published %d; %+v)", name, got[name], w, rep.PublishedGeneration, rep.Nodes)
+		}
+	}
+	return nil
 }

@@ -338,6 +338,7 @@ type probe struct {
 	state                                                                        string   // systemctl is-system-running --wait's word
 	failedUnits, jobs                                                            []string // systemctl --failed, and list-jobs when not running
 	kernel, fstype, write, machineID, hostname, hostkey, pkg, rootSource, nfsOps string
+	extra                                                                        []string // what an overlay's /etc/nroot-probe.d reported
 	uniqueID, address, nfsStateErrors                                            string
 	done                                                                         bool          // the report is complete
 	running                                                                      time.Duration // from QEMU's start to the boot's end (the state report)
@@ -364,6 +365,8 @@ func (p *probe) parse(line string, elapsed time.Duration) {
 		p.failedUnits = append(p.failedUnits, v)
 	case "job":
 		p.jobs = append(p.jobs, v)
+	case "extra":
+		p.extra = append(p.extra, v)
 	case "kernel":
 		p.kernel = v
 	case "root-fstype":
@@ -403,10 +406,13 @@ func (p *probe) parse(line string, elapsed time.Duration) {
 type vm struct {
 	kernel, initrd, mac, tftp string
 	powerOff                  bool
-	netns, tap, vars          string
-	uefi                      bool
-	timeout                   time.Duration // 20 minutes when zero
-	reported                  func()        // called when the report is complete
+	// nic2 is a second NIC's MAC ("" for none), on a network of its own
+	// (192.168.50.0/24) that boots nothing.
+	nic2             string
+	netns, tap, vars string
+	uefi             bool
+	timeout          time.Duration // 20 minutes when zero
+	reported         func()        // called when the report is complete
 }
 
 // powerOffBound is how long a node may take from its probe's report to
@@ -478,6 +484,9 @@ func boot(ctx context.Context, m vm, cmdline, log string) (probe, error) {
 		args = append(args, "-kernel", m.kernel, "-initrd", m.initrd, "-append", cmdline)
 	}
 	args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0"+map[bool]string{true: ",mac=" + m.mac}[m.mac != ""]+dev)
+	if m.nic2 != "" {
+		args = append(args, "-netdev", "user,id=n1,net=192.168.50.0/24,restrict=on", "-device", "virtio-net-pci,netdev=n1,romfile=,mac="+m.nic2)
+	}
 	name := "qemu-system-x86_64"
 	if m.netns != "" {
 		// ip execs QEMU in the namespace: the process killed is QEMU.

@@ -807,7 +807,8 @@ const identityModuleSetup = `#!/bin/bash
 check() { return 255; }
 depends() { return 0; }
 install() {
-    inst_multiple cp
+    inst_multiple cp rm
+    inst_multiple -o ip
     # After the overlay is mounted over the NFS root (overlay-root and
     # overlayfs mount it at pre-pivot 10), so the files land in the
     # node's writable layer and never in the shared image.
@@ -818,6 +819,21 @@ install() {
 const identityHook = `#!/bin/sh
 # nroot: the per-node initramfs segment unpacks to /nroot-identity.
 if [ -d /nroot-identity ]; then
+    # Never configure the interface the root came over: drop nroot's
+    # network files (overlay network) for the interface with the BOOTIF
+    # MAC or holding an IPv4 address now.
+    bootif=$(getarg BOOTIF=)
+    for d in /sys/class/net/*; do
+        i=${d##*/}
+        [ "$i" = lo ] && continue
+        mac=""
+        read -r a 2>/dev/null < "$d/address" && { o=$IFS; IFS=:; for x in $a; do mac="$mac-$x"; done; IFS=$o; }
+        case "$(ip -4 -o addr show dev "$i" 2>/dev/null)" in
+        *inet*) ;;
+        *) [ -n "$bootif" ] && [ "01$mac" = "$bootif" ] || continue ;;
+        esac
+        rm -f "/nroot-identity/etc/systemd/network/10-nroot-$i.network" "/nroot-identity/etc/network/interfaces.d/nroot-$i" "/nroot-identity/etc/nroot/network.d/$i.sh"
+    done
     cp -a /nroot-identity/. "$NEWROOT/" || die "nroot-identity: could not copy the node's identity into $NEWROOT"
     info "nroot-identity: $(cat /nroot-identity/etc/hostname 2>/dev/null)"
 fi

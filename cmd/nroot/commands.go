@@ -14,4 +14,5 @@ var linuxOnly = []struct{ name, needs string }{
 	{"image", "openat2 roots and reflink copies"},
 	{"pxe", "openat2 roots"},
 	{"fsimage", "mksquashfs or mkfs.erofs over an image root"},
+	{"status", "the image nroot pxe wrote for"},
 }

@@ -17,7 +17,7 @@ import (
 // openat2 roots, systemd-nspawn, device nodes and mounts
 // (commands_other.go names them elsewhere).
 func linuxCommands(g *globals) []*cobra.Command {
-	return []*cobra.Command{newBootstrapCmd(g), newConfigureCmd(g), newNodeCmd(g), newExportCmd(g), newRunCmd(g), newShellCmd(g), newBootCmd(g), newIdentityCmd(g), newImageCmd(g), newPXECmd(g), newFSImageCmd(g)}
+	return []*cobra.Command{newBootstrapCmd(g), newConfigureCmd(g), newNodeCmd(g), newExportCmd(g), newRunCmd(g), newShellCmd(g), newBootCmd(g), newIdentityCmd(g), newImageCmd(g), newPXECmd(g), newFSImageCmd(g), newStatusCmd(g)}
 }
 
 // runHelpers becomes the helper nroot started itself as, if it was.

@@ -32,7 +32,14 @@ The boot loader loads the segment after the image's shared initramfs
 dracut module nroot node installs copies its files into the node's
 writable overlay before switch-root. The shared image and its initramfs
 stay the same for every node, and a node keeps its host keys and
-machine-id across reboots and image updates.`,
+machine-id across reboots and image updates.
+
+It also makes once, and keeps root-only (0600) in --state, the cluster's
+SSH certificate authority (ssh_ca_key), which signs the nodes' host keys
+for the ssh-host-cert overlay (nroot pxe), and prints the one
+"@cert-authority *.DOMAIN KEY" line (DOMAIN from the first node's domain=
+variable, * without one) that makes users trust every node, present and
+future. Overlays are rendered into the segments nroot pxe writes.`,
 		Example: `  nroot identity nodes.txt /srv/nroot/identity
   nroot identity --state /srv/nroot/state --json nodes.txt /srv/nroot/identity`,
 		Args: usageArgs(cobra.ExactArgs(2)),
@@ -41,18 +48,26 @@ machine-id across reboots and image updates.`,
 			if err != nil {
 				return usageErr("%w", err)
 			}
-			segs, err := identity.Store{Dir: store}.WriteSegments(nodes, args[1])
+			st := identity.Store{Dir: store}
+			segs, err := st.WriteSegments(nodes, args[1])
 			if err != nil {
 				return err
 			}
+			ca, err := st.EnsureCA()
+			if err != nil {
+				return err
+			}
+			known := ca.KnownHosts(nodes[0].Vars["domain"])
 			if asJSON {
 				if segs == nil {
 					segs = []identity.Segment{}
 				}
 				return printJSON(struct {
-					Nodes []identity.Segment `json:"nodes"`
-				}{segs})
+					Nodes         []identity.Segment `json:"nodes"`
+					CertAuthority string             `json:"cert_authority"`
+				}{segs, known})
 			}
+			defer fmt.Printf("cluster CA (%s/ssh_ca_key, root-only); for users' known_hosts:\n%s\n", store, known)
 			for _, s := range segs {
 				state := "kept"
 				if s.Created {

@@ -104,21 +104,38 @@ func TestImageCommands(t *testing.T) {
 	}
 }
 
-// readmeInventory is the inventory line of the README's walk-through.
+// readmeInventory is the inventory of the README's walk-through (the
+// heredoc written to nodes.txt), with the overlay files it writes beside
+// it (echo '...' > overlays/...).
 func readmeInventory(t *testing.T) string {
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "nodes.txt")
+	var text []string
+	in := false
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "echo 'node[") && strings.HasSuffix(line, "' > nodes.txt") {
-			inv := filepath.Join(t.TempDir(), "nodes.txt")
-			os.WriteFile(inv, []byte(strings.TrimSuffix(strings.TrimPrefix(line, "echo '"), "' > nodes.txt")+"\n"), 0o644)
-			return inv
+		switch {
+		case line == "cat > nodes.txt <<'END'":
+			in = true
+		case in && line == "END":
+			in = false
+		case in:
+			text = append(text, line)
+		case strings.HasPrefix(line, "echo '") && strings.Contains(line, "' > overlays/"):
+			content, file, _ := strings.Cut(strings.TrimPrefix(line, "echo '"), "' > ")
+			p := filepath.Join(dir, filepath.FromSlash(file))
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			os.WriteFile(p, []byte(content+"\n"), 0o644)
 		}
 	}
-	t.Fatal("README.md has no inventory line (echo 'node[...' > nodes.txt)")
-	return ""
+	if len(text) == 0 {
+		t.Fatal("README.md has no inventory (cat > nodes.txt <<'END' ... END)")
+	}
+	os.WriteFile(inv, []byte(strings.Join(text, "\n")+"\n"), 0o644)
+	return inv
 }
 
 // TestImageJSONAndRollback: publish, rollback and remove speak --json

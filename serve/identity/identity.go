@@ -259,7 +259,13 @@ func writeAtomic(path string, b []byte, mode os.FileMode) error {
 // newc archive holding nroot-identity/etc/hostname, machine-id and
 // ssh/ssh_host_*_key{,.pub}, owned by root, with mtime 0, so the
 // same identity always gives the same bytes.
-func (id *Identity) WriteSegment(w io.Writer) error {
+func (id *Identity) WriteSegment(w io.Writer) error { return id.WriteSegmentWith(w, nil) }
+
+// WriteSegmentWith writes the segment with extra entries (a node's
+// rendered overlays), named as on the root (etc/hosts); each lands below
+// SegmentDir. A directory the identity also has is written once; a file
+// the identity has, or given twice, is refused.
+func (id *Identity) WriteSegmentWith(w io.Writer, extra []initrd.Record) error {
 	etc := SegmentDir + "/etc"
 	recs := []initrd.Record{
 		initrd.Directory(SegmentDir, 0o755),
@@ -272,6 +278,21 @@ func (id *Identity) WriteSegment(w io.Writer) error {
 		recs = append(recs,
 			initrd.StaticFile(etc+"/ssh/ssh_host_"+k.Type+"_key", k.Private, 0o600),
 			initrd.StaticFile(etc+"/ssh/ssh_host_"+k.Type+"_key.pub", []byte(k.Public), 0o644))
+	}
+	have := map[string]bool{}
+	for _, r := range recs {
+		have[r.Name] = true
+	}
+	for _, r := range extra {
+		r.Name = SegmentDir + "/" + r.Name
+		if have[r.Name] {
+			if r.Mode&initrd.TypeMask == initrd.TypeDir {
+				continue
+			}
+			return fmt.Errorf("identity %s: %s is the identity's own or given twice", id.Name, strings.TrimPrefix(r.Name, SegmentDir+"/"))
+		}
+		have[r.Name] = true
+		recs = append(recs, r)
 	}
 	initrd.Sort(recs)
 	initrd.DedupHardlinks(recs) // numbers the inodes
@@ -289,6 +310,15 @@ type Segment struct {
 // segment to dir/NAME.img, mode 0600 (it holds the private keys), each
 // through a temporary file renamed into place.
 func (s Store) WriteSegments(nodes []inventory.Node, dir string) ([]Segment, error) {
+	return s.WriteSegmentsWith(nodes, dir, nil)
+}
+
+// Extra gives the entries a node's segment holds beside its identity.
+type Extra func(n inventory.Node, id *Identity) ([]initrd.Record, error)
+
+// WriteSegmentsWith is WriteSegments with extra entries for each node
+// (nil: none).
+func (s Store) WriteSegmentsWith(nodes []inventory.Node, dir string, extra Extra) ([]Segment, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
@@ -298,12 +328,18 @@ func (s Store) WriteSegments(nodes []inventory.Node, dir string) ([]Segment, err
 		if err != nil {
 			return nil, err
 		}
+		var more []initrd.Record
+		if extra != nil {
+			if more, err = extra(n, id); err != nil {
+				return nil, err
+			}
+		}
 		path := filepath.Join(dir, n.Name+".img")
 		f, err := atomicfile.Create(path, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("identity %s: %w", n.Name, err)
 		}
-		err = id.WriteSegment(f)
+		err = id.WriteSegmentWith(f, more)
 		if err == nil {
 			err = f.Commit()
 		}
@@ -314,4 +350,106 @@ func (s Store) WriteSegments(nodes []inventory.Node, dir string) ([]Segment, err
 		out = append(out, Segment{Identity: id, MAC: n.MAC, Segment: path})
 	}
 	return out, nil
+}
+
+// caFile is the cluster's SSH certificate authority in the store: not a
+// node's name (those are DNS labels).
+const caFile = "ssh_ca_key"
+
+// CA is the cluster's SSH certificate authority, which signs the nodes'
+// host keys (the ssh-host-cert overlay).
+type CA struct {
+	Signer ssh.Signer
+	Public string // the .pub line
+	// Created: made by this call.
+	Created bool
+}
+
+// KnownHosts is the one line of a user's known_hosts that trusts every
+// node the CA signs: pattern is *.DOMAIN, or * with no domain.
+func (c *CA) KnownHosts(domain string) string {
+	pattern := "*"
+	if domain != "" {
+		pattern = "*." + domain
+	}
+	return "@cert-authority " + pattern + " " + strings.TrimSuffix(c.Public, "\n")
+}
+
+// EnsureCA returns the store's CA, making it (ed25519, mode 0600 in the
+// root-only store) the first time.
+func (s Store) EnsureCA() (*CA, error) {
+	if err := s.open(); err != nil {
+		return nil, err
+	}
+	p := filepath.Join(s.Dir, caFile)
+	if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		k, err := hostKey("ed25519", key, "nroot cluster CA")
+		if err != nil {
+			return nil, fmt.Errorf("identity CA: %w", err)
+		}
+		if err := writeAtomic(p+".pub", []byte(k.Public), 0o644); err != nil {
+			return nil, fmt.Errorf("identity CA: %w", err)
+		}
+		if err := writeAtomic(p, k.Private, 0o600); err != nil {
+			return nil, fmt.Errorf("identity CA: %w", err)
+		}
+		ca, err := s.readCA(p)
+		if ca != nil {
+			ca.Created = true
+		}
+		return ca, err
+	}
+	return s.readCA(p)
+}
+
+func (s Store) readCA(p string) (*CA, error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return nil, fmt.Errorf("identity CA: %w", err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("identity CA %s: mode %v: %w; chmod 600 %s", p, fi.Mode(), ErrUnsafeStore, p)
+	}
+	b, err := fsroot.ReadHostFile(p, maxFile)
+	if err != nil {
+		return nil, fmt.Errorf("identity CA: %w", err)
+	}
+	signer, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("identity CA %s: %w", p, err)
+	}
+	pub := strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(signer.PublicKey())), "\n") + " nroot cluster CA\n"
+	return &CA{Signer: signer, Public: pub}, nil
+}
+
+// HostCert signs the node's host key of type t (ecdsa, ed25519, rsa) as
+// a host certificate for the principals, valid forever (nroot pxe signs
+// again on every run), and returns it as a -cert.pub line.
+func (c *CA) HostCert(id *Identity, t string, principals []string) (string, error) {
+	for _, k := range id.Keys {
+		if k.Type != t {
+			continue
+		}
+		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k.Public))
+		if err != nil {
+			return "", fmt.Errorf("identity %s: %s key: %w", id.Name, t, err)
+		}
+		cert := &ssh.Certificate{Key: pub, CertType: ssh.HostCert, KeyId: id.Hostname, ValidPrincipals: principals,
+			ValidAfter: 0, ValidBefore: ssh.CertTimeInfinity}
+		signer := c.Signer
+		if as, ok := signer.(ssh.AlgorithmSigner); ok && signer.PublicKey().Type() == ssh.KeyAlgoRSA {
+			if signer, err = ssh.NewSignerWithAlgorithms(as, []string{ssh.KeyAlgoRSASHA512}); err != nil {
+				return "", err
+			}
+		}
+		if err := cert.SignCert(rand.Reader, signer); err != nil {
+			return "", fmt.Errorf("identity %s: signing its %s key: %w", id.Name, t, err)
+		}
+		return strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(cert)), "\n") + " " + id.Hostname + "\n", nil
+	}
+	return "", fmt.Errorf("identity %s: no %s host key", id.Name, t)
 }

@@ -3,9 +3,15 @@
 // each node's MAC, address, hostname, pinned generation and extra kernel
 // arguments. Bracket ranges in a value expand in step with the name's.
 //
+// A line whose name starts with @ defines a group (a profile): values
+// its nodes take, in the order of their groups=, a node's own winning.
+// Any other key=value is a variable, for the overlays' templates.
+// overlays= adds to those of the node's groups.
+//
 //	# NAME        key=value ...
+//	@compute      overlays=hosts,slurm slurm_role=compute args="quiet"
 //	node01        mac=52:54:00:00:00:01
-//	node[02-04]   mac=52:54:00:00:01:[02-04] address=10.0.0.[12-14]/24 args="quiet"
+//	node[02-04]   mac=52:54:00:00:01:[02-04] address=10.0.0.[12-14]/24 groups=compute ens4.address=192.168.50.[12-14]/24
 package inventory
 
 import (
@@ -17,6 +23,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -37,6 +44,30 @@ type Node struct {
 	Gen      string `json:"generation"`     // "" follows the published generation
 	Args     string `json:"args,omitempty"` // extra kernel arguments
 	Line     int    `json:"line"`           // where it was given
+	// Groups are the node's groups, in the order given.
+	Groups []string `json:"groups,omitempty"`
+	// Overlays are its groups' overlays, then its own, each once.
+	Overlays []string `json:"overlays,omitempty"`
+	// Vars are its variables: its groups' in order, its own winning
+	// (every key but the fields above).
+	Vars map[string]string `json:"vars,omitempty"`
+}
+
+// Group is a profile: values for the nodes that name it in groups=.
+type Group struct {
+	Name     string            `json:"name"`
+	Line     int               `json:"line"`
+	Overlays []string          `json:"overlays,omitempty"`
+	Vars     map[string]string `json:"vars,omitempty"` // generation= and args= among them
+	Nodes    []string          `json:"nodes"`          // names of its nodes, in inventory order
+}
+
+// Inventory is a whole inventory file.
+type Inventory struct {
+	File   string            `json:"file"`
+	Nodes  []Node            `json:"nodes"`
+	Groups map[string]*Group `json:"groups"`
+	Order  []string          `json:"-"` // group names in the order defined
 }
 
 // Error is a line of an inventory that nroot cannot take.
@@ -60,8 +91,17 @@ func (e *Error) Unwrap() error { return e.Err }
 // ErrSyntax is wrapped by every *Error.
 var ErrSyntax = errors.New("bad inventory")
 
-// ReadFile parses the inventory in file.
+// ReadFile parses the inventory in file and returns its nodes.
 func ReadFile(file string) ([]Node, error) {
+	inv, err := Load(file)
+	if err != nil {
+		return nil, err
+	}
+	return inv.Nodes, nil
+}
+
+// Load parses the inventory in file, with its groups.
+func Load(file string) (*Inventory, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
@@ -70,16 +110,28 @@ func ReadFile(file string) ([]Node, error) {
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() > maxFile {
 		return nil, &Error{File: file, Err: fmt.Errorf("%w: not a regular file of at most %d bytes", ErrSyntax, maxFile)}
 	}
-	return Read(io.LimitReader(f, maxFile), file)
+	return Parse(io.LimitReader(f, maxFile), file)
 }
 
 // maxFile bounds an inventory file: MaxNodes lines of a usual length.
 const maxFile = 64 << 20
 
-// Read parses an inventory. name is the file's name, for errors.
+// Read parses an inventory and returns its nodes. name is the file's
+// name, for errors.
 func Read(r io.Reader, name string) ([]Node, error) {
+	inv, err := Parse(r, name)
+	if err != nil {
+		return nil, err
+	}
+	return inv.Nodes, nil
+}
+
+// Parse parses an inventory with its groups. name is the file's name,
+// for errors.
+func Parse(r io.Reader, name string) (*Inventory, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, maxLine), maxLine)
+	inv := &Inventory{File: name, Groups: map[string]*Group{}}
 	var nodes []Node
 	byName, byMAC, byHost := map[string]int{}, map[string]int{}, map[string]int{}
 	byAddr := map[netip.Addr]int{}
@@ -94,6 +146,21 @@ func Read(r io.Reader, name string) ([]Node, error) {
 		if len(words) == 0 {
 			continue
 		}
+		if g, ok := strings.CutPrefix(words[0], "@"); ok {
+			grp, err := parseGroup(g, words[1:], n, fail)
+			if err != nil {
+				return nil, err
+			}
+			if old, dup := inv.Groups[g]; dup {
+				return nil, fail("name", "group %s is also defined on line %d", g, old.Line)
+			}
+			if len(inv.Groups) >= maxGroups {
+				return nil, fail("name", "more than %d groups", maxGroups)
+			}
+			inv.Groups[g] = grp
+			inv.Order = append(inv.Order, g)
+			continue
+		}
 		names, err := Expand(words[0])
 		if err != nil {
 			return nil, fail("name", "%v", err)
@@ -104,14 +171,14 @@ func Read(r io.Reader, name string) ([]Node, error) {
 		fields := map[string][]string{}
 		for _, w := range words[1:] {
 			k, v, ok := strings.Cut(w, "=")
-			if !ok || !knownKey[k] {
-				return nil, fail(k, "unknown field %q; give mac=, address=, hostname=, generation= or args=", w)
+			if !ok || !keyRe.MatchString(k) {
+				return nil, fail(k, "%q is not key=value with a key of letters, digits and _ . - (mac=, address=, hostname=, generation=, args=, groups=, overlays= or a variable)", w)
 			}
 			if _, dup := fields[k]; dup {
 				return nil, fail(k, "given twice")
 			}
 			vals := []string{v}
-			if k != "args" && strings.ContainsAny(v, "[]") {
+			if k != "args" && k != "groups" && k != "overlays" && strings.ContainsAny(v, "[]") {
 				base := 10
 				if k == "mac" {
 					base = 16 // mac=52:54:00:00:01:[0a-1f]
@@ -128,10 +195,38 @@ func Read(r io.Reader, name string) ([]Node, error) {
 		if fields["mac"] == nil {
 			return nil, fail("mac", "missing: every node needs mac=")
 		}
+		// The groups' values, in order; the node's own win below.
+		var groups, overlays []string
+		inherited := map[string]string{}
+		if g := fields["groups"]; g != nil {
+			if groups, err = nameList(g[0]); err != nil {
+				return nil, fail("groups", "%v", err)
+			}
+			for _, gn := range groups {
+				grp, ok := inv.Groups[gn]
+				if !ok {
+					return nil, fail("groups", "group %q is not defined above; define it on a line \"@%s key=value ...\"", gn, gn)
+				}
+				for k, v := range grp.Vars {
+					inherited[k] = v
+				}
+				overlays = appendNew(overlays, grp.Overlays...)
+			}
+		}
+		if o := fields["overlays"]; o != nil {
+			own, err := nameList(o[0])
+			if err != nil {
+				return nil, fail("overlays", "%v", err)
+			}
+			overlays = appendNew(overlays, own...)
+		}
 		for i, nm := range names {
 			get := func(k, def string) string {
 				switch v := fields[k]; len(v) {
 				case 0:
+					if v, ok := inherited[k]; ok {
+						return v
+					}
 					return def
 				case 1:
 					return v[0]
@@ -139,7 +234,17 @@ func Read(r io.Reader, name string) ([]Node, error) {
 					return v[i]
 				}
 			}
-			node := Node{Name: nm, Address: "dhcp", Hostname: get("hostname", nm), Gen: get("generation", ""), Args: get("args", ""), Line: n}
+			node := Node{Name: nm, Address: "dhcp", Hostname: get("hostname", nm), Gen: get("generation", ""), Args: get("args", ""), Line: n, Groups: groups, Overlays: overlays}
+			for k, v := range inherited {
+				if !knownKey[k] {
+					node.setVar(k, v)
+				}
+			}
+			for k := range fields {
+				if !knownKey[k] {
+					node.setVar(k, get(k, ""))
+				}
+			}
 			if err := validHostname(nm); err != nil {
 				return nil, fail("name", "%s: %v", nm, err)
 			}
@@ -183,6 +288,9 @@ func Read(r io.Reader, name string) ([]Node, error) {
 				byAddr[addr] = len(nodes)
 			}
 			byName[nm], byMAC[node.MAC], byHost[node.Hostname] = len(nodes), len(nodes), len(nodes)
+			for _, g := range groups {
+				inv.Groups[g].Nodes = append(inv.Groups[g].Nodes, nm)
+			}
 			nodes = append(nodes, node)
 		}
 	}
@@ -195,10 +303,97 @@ func Read(r io.Reader, name string) ([]Node, error) {
 	if len(nodes) == 0 {
 		return nil, &Error{File: name, Err: fmt.Errorf("%w: no nodes", ErrSyntax)}
 	}
-	return nodes, nil
+	for _, g := range inv.Groups {
+		if g.Nodes == nil {
+			g.Nodes = []string{}
+		}
+	}
+	inv.Nodes = nodes
+	return inv, nil
 }
 
-var knownKey = map[string]bool{"mac": true, "address": true, "hostname": true, "generation": true, "args": true}
+// maxGroups bounds the groups of one inventory.
+const maxGroups = 1000
+
+func (n *Node) setVar(k, v string) {
+	if n.Vars == nil {
+		n.Vars = map[string]string{}
+	}
+	n.Vars[k] = v
+}
+
+// parseGroup reads a group's line: its values are taken as written (no
+// ranges), and what names one node (mac=, address=, hostname=) or nests
+// groups is refused.
+func parseGroup(name string, words []string, line int, fail func(string, string, ...any) error) (*Group, error) {
+	if err := validHostname(name); err != nil {
+		return nil, fail("name", "group @%s: %v", name, err)
+	}
+	g := &Group{Name: name, Line: line}
+	seen := map[string]bool{}
+	for _, w := range words {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok || !keyRe.MatchString(k) {
+			return nil, fail(k, "%q is not key=value with a key of letters, digits and _ . -", w)
+		}
+		if seen[k] {
+			return nil, fail(k, "given twice")
+		}
+		seen[k] = true
+		switch k {
+		case "mac", "address", "hostname":
+			return nil, fail(k, "names one node; give it on the node's line, not group @%s's", name)
+		case "groups":
+			return nil, fail(k, "groups do not nest; list every group on the node's line (groups=a,b)")
+		case "overlays":
+			o, err := nameList(v)
+			if err != nil {
+				return nil, fail(k, "%v", err)
+			}
+			g.Overlays = o
+			continue
+		case "generation":
+			if !genRe.MatchString(v) {
+				return nil, fail(k, "%q: give a generation's name (letters, digits, . _ -)", v)
+			}
+		case "args":
+			if strings.ContainsAny(v, "\"'\\$`;&|<>") {
+				return nil, fail(k, "%q: kernel arguments may not hold quotes, backslashes or shell characters", v)
+			}
+		}
+		if g.Vars == nil {
+			g.Vars = map[string]string{}
+		}
+		g.Vars[k] = v
+	}
+	return g, nil
+}
+
+// nameList splits a comma-separated list of group or overlay names.
+func nameList(s string) ([]string, error) {
+	var out []string
+	for _, n := range strings.Split(s, ",") {
+		if err := validHostname(n); err != nil {
+			return nil, fmt.Errorf("%q: %v", n, err)
+		}
+		out = appendNew(out, n)
+	}
+	return out, nil
+}
+
+func appendNew(list []string, names ...string) []string {
+	for _, n := range names {
+		if !slices.Contains(list, n) {
+			list = append(list, n)
+		}
+	}
+	return list
+}
+
+// keyRe is a variable's name: ens4.address, slurm_role.
+var keyRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}$`)
+
+var knownKey = map[string]bool{"mac": true, "address": true, "hostname": true, "generation": true, "args": true, "groups": true, "overlays": true}
 
 var genRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 

@@ -3,6 +3,7 @@ package inventory
 import (
 	"errors"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -66,7 +67,22 @@ func TestRead(t *testing.T) {
 		{"one MAC in two cases", "a mac=52:54:00:00:00:0a\nb mac=52:54:00:00:00:0A\n", nil, "mac"},
 		{"a value range of another length", "n[1-3] mac=52:54:00:00:00:[1-2]\n", nil, "mac"},
 		{"one MAC for a range", "n[1-2] mac=52:54:00:00:00:01\n", nil, "mac"},
-		{"an unknown field", "a mac=52:54:00:00:00:01 ip=10.0.0.1\n", nil, "ip"},
+		{"a word that is not key=value", "a mac=52:54:00:00:00:01 ip\n", nil, "ip"},
+		{"a key that is not a variable's name", "a mac=52:54:00:00:00:01 1x=2\n", nil, "1x"},
+		{"groups and variables: groups in order, the node's own win, ranges expand", "@base overlays=hosts role=x args=quiet\n@compute role=compute overlays=slurm,hosts generation=2\nn[1-2] mac=52:54:00:00:00:[01-02] groups=base,compute overlays=ssh-host-cert ens4.address=192.168.50.[11-12]/24 args=\"\"\n",
+			[]Node{
+				{Name: "n1", MAC: "52:54:00:00:00:01", Address: "dhcp", Hostname: "n1", Gen: "2", Line: 3, Groups: []string{"base", "compute"}, Overlays: []string{"hosts", "slurm", "ssh-host-cert"}, Vars: map[string]string{"role": "compute", "ens4.address": "192.168.50.11/24"}},
+				{Name: "n2", MAC: "52:54:00:00:00:02", Address: "dhcp", Hostname: "n2", Gen: "2", Line: 3, Groups: []string{"base", "compute"}, Overlays: []string{"hosts", "slurm", "ssh-host-cert"}, Vars: map[string]string{"role": "compute", "ens4.address": "192.168.50.12/24"}},
+			}, ""},
+		{"a node's own variable wins over its group's", "@g role=a\nn mac=52:54:00:00:00:01 groups=g role=b\n",
+			[]Node{{Name: "n", MAC: "52:54:00:00:00:01", Address: "dhcp", Hostname: "n", Line: 2, Groups: []string{"g"}, Vars: map[string]string{"role": "b"}}}, ""},
+		{"a group not defined above", "n mac=52:54:00:00:00:01 groups=g\n@g role=a\n", nil, "groups"},
+		{"a group defined twice", "@g role=a\n@g role=b\nn mac=52:54:00:00:00:01\n", nil, "name"},
+		{"a group that names a MAC", "@g mac=52:54:00:00:00:01\nn mac=52:54:00:00:00:02\n", nil, "mac"},
+		{"groups do not nest", "@g groups=h\nn mac=52:54:00:00:00:02\n", nil, "groups"},
+		{"a group's bad name", "@G x=1\nn mac=52:54:00:00:00:02\n", nil, "name"},
+		{"a bad overlay name", "n mac=52:54:00:00:00:02 overlays=a,../b\n", nil, "overlays"},
+		{"a group's generation that is a path", "@g generation=../1\nn mac=52:54:00:00:00:02\n", nil, "generation"},
 		{"a field twice", "a mac=52:54:00:00:00:01 mac=52:54:00:00:00:02\n", nil, "mac"},
 		{"an address that is not one", "a mac=52:54:00:00:00:01 address=10.0.0\n", nil, "address"},
 		{"a name that cannot be a host name", "Node_1 mac=52:54:00:00:00:01\n", nil, "name"},
@@ -83,7 +99,7 @@ func TestRead(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !slices.Equal(got, tt.want) {
+				if !reflect.DeepEqual(got, tt.want) {
 					t.Errorf("got  %+v\nwant %+v", got, tt.want)
 				}
 				return
@@ -102,6 +118,7 @@ func TestRead(t *testing.T) {
 func FuzzRead(f *testing.F) {
 	f.Add("n[001-004] mac=52:54:00:00:01:[0a-0d] address=10.0.0.[1-4]/24 args=\"quiet\"\n")
 	f.Add("a mac=52:54:00:00:00:01 hostname=b generation=x.1 # c\n")
+	f.Add("@g overlays=hosts,x role=y args=quiet\nn[1-2] mac=52:54:00:00:00:[1-2] groups=g ens4.address=10.1.0.[1-2]/24\n")
 	f.Fuzz(func(t *testing.T, file string) {
 		nodes, err := Read(strings.NewReader(file), "f")
 		if err != nil {
@@ -123,6 +140,16 @@ func FuzzRead(f *testing.F) {
 				addrs[a] = true
 			}
 			names[n.Name], macs[n.MAC], hosts[n.Hostname] = true, true, true
+			for k := range n.Vars {
+				if knownKey[k] || !keyRe.MatchString(k) {
+					t.Fatalf("node %+v: variable %q", n, k)
+				}
+			}
+			for _, o := range n.Overlays {
+				if validHostname(o) != nil {
+					t.Fatalf("node %+v: overlay %q", n, o)
+				}
+			}
 		}
 	})
 }

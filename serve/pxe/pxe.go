@@ -53,6 +53,17 @@ type Options struct {
 	// (the HTTP server's worker's). Empty means DefaultSegmentGroup when
 	// this host has it, else root alone; "root" keeps them root-only.
 	SegmentGroup string
+	// Groups are the inventory's groups, for the overlays' templates.
+	Groups map[string]*inventory.Group
+	// Overlays is the directory of overlays (DIR/NAME); "" for the
+	// built-ins alone.
+	Overlays string
+	// SecretsToAnyAddress lets a node without address= have a secret:
+	// nginx serves its segment to any address.
+	SecretsToAnyAddress bool
+	// AccessLog is the file nginx logs requests to, which nroot status
+	// reads (DefaultAccessLog when empty).
+	AccessLog string
 }
 
 // DefaultSegmentGroup is the group Debian's and Ubuntu's nginx workers
@@ -62,6 +73,9 @@ const DefaultSegmentGroup = "www-data"
 // BootFirmware are the iPXE builds dnsmasq hands firmware by TFTP:
 // BIOS's and UEFI's, both from Debian's ipxe package.
 var BootFirmware = []string{"undionly.kpxe", "ipxe.efi"}
+
+// DefaultAccessLog is where nroot's nginx block logs by default.
+const DefaultAccessLog = "/var/log/nginx/nroot-access.log"
 
 // ErrPinned: a node is pinned to a generation the image does not have.
 var ErrPinned = errors.New("pinned generation missing")
@@ -88,6 +102,11 @@ type Result struct {
 	MissingFirmware []string           `json:"missing_firmware"`
 	Nodes           []Node             `json:"nodes"`
 	Segments        []identity.Segment `json:"-"`
+	// AccessLog is nginx's log of the nodes' requests (nroot status).
+	AccessLog string `json:"access_log"`
+	// CertAuthority is the known_hosts line that trusts every node's
+	// host certificate (overlay ssh-host-cert), when a node has one.
+	CertAuthority string `json:"cert_authority,omitempty"`
 }
 
 // Node is one node's boot configuration.
@@ -99,6 +118,8 @@ type Node struct {
 	Generation string `json:"generation"` // "published" or the pinned number
 	Script     string `json:"script"`
 	Segment    string `json:"segment"`
+	// Files are the paths its overlays put on its root.
+	Files []string `json:"overlay_files,omitempty"`
 }
 
 func (o Options) validate() (*url.URL, error) {
@@ -408,7 +429,14 @@ func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) 
 	if !export.Servable(abs) {
 		return nil, &usage.Error{Option: "IMAGE", Value: abs, Why: "the image's path goes into the exports, ganesha and nginx files it writes: letters, digits and / . _ - + only; move or link the image to such a path"}
 	}
-	files["nginx.conf"] = strings.Replace(files["nginx.conf"], "root IMAGE;", "root "+abs+";", 1)
+	accessLog := o.AccessLog
+	if accessLog == "" {
+		accessLog = DefaultAccessLog
+	}
+	if !filepath.IsAbs(accessLog) || !export.Servable(accessLog) {
+		return nil, &usage.Error{Option: "--access-log", Value: accessLog, Why: "give an absolute path of letters, digits and / . _ - + only"}
+	}
+	files["nginx.conf"] = strings.Replace(files["nginx.conf"], "root IMAGE;", "root "+abs+";\n"+accessLogLines(accessLog), 1)
 	if gens := export.Generations(abs, o.Export).Path; store.Dir != "" && under(store.Dir, gens) {
 		return nil, &usage.Error{Option: "--state", Value: store.Dir, Why: "is under " + gens + ", which NFS exports to every node: keep the identities elsewhere"}
 	}
@@ -416,9 +444,16 @@ func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) 
 	if err := os.MkdirAll(nodesDir, 0o755); err != nil {
 		return nil, err
 	}
-	segs, err := store.WriteSegments(nodes, nodesDir)
+	ov, err := newOverlays(im, nodes, store, o)
 	if err != nil {
 		return nil, err
+	}
+	segs, err := store.WriteSegmentsWith(nodes, nodesDir, ov.extra)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Files = ov.files[out[i].Name]
 	}
 	group, err := segmentGroup(o.SegmentGroup)
 	if err != nil {
@@ -449,7 +484,10 @@ func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) 
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Image: abs, Entry: filepath.Join(abs, "boot.ipxe"), DNSMasq: filepath.Join(abs, "dnsmasq.conf"), Nginx: filepath.Join(abs, "nginx.conf"), Cache: filepath.Join(abs, "nginx-cache.conf"),
+	if err := writeIndex(abs, accessLog, out); err != nil {
+		return nil, err
+	}
+	return &Result{AccessLog: accessLog, CertAuthority: ov.knownHosts, Image: abs, Entry: filepath.Join(abs, "boot.ipxe"), DNSMasq: filepath.Join(abs, "dnsmasq.conf"), Nginx: filepath.Join(abs, "nginx.conf"), Cache: filepath.Join(abs, "nginx-cache.conf"),
 		Exports: filepath.Join(abs, "exports"), Ganesha: filepath.Join(abs, "ganesha.conf"), Removed: removed, Nodes: out, Segments: segs,
 		SegmentGroup: group, MissingFirmware: missingFirmware(o.TFTPRoot)}, nil
 }
