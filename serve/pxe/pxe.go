@@ -185,6 +185,19 @@ func UniqueIDArg(mac string) string {
 	return "nfs.nfs4_unique_id=nroot-" + strings.ReplaceAll(strings.ToLower(mac), ":", "-")
 }
 
+// BootIFArg names the interface the node boots from, as PXELINUX does,
+// so that dracut brings up that one for the root and leaves a node's
+// other NICs to the network overlay (which in turn never touches the
+// boot interface). Empty when the inventory's args name one already.
+func BootIFArg(mac, args string) string {
+	for _, a := range strings.Fields(args) {
+		if strings.HasPrefix(a, "BOOTIF=") {
+			return ""
+		}
+	}
+	return "BOOTIF=01-" + strings.ReplaceAll(strings.ToLower(mac), ":", "-")
+}
+
 // safeArgs refuses what iPXE would expand or split: extra kernel
 // arguments are copied into a script.
 func safeArgs(s string) bool {
@@ -239,7 +252,7 @@ reboot
 		// The NFSv4 client owner is made at the root's mount, before the
 		// node has its hostname: without a uniquifier every node booting
 		// at once presents the same one and expires the others' state.
-		args := strings.TrimSpace(UniqueIDArg(n.MAC) + " " + n.Args)
+		args := strings.Join(strings.Fields(UniqueIDArg(n.MAC)+" "+BootIFArg(n.MAC, n.Args)+" "+n.Args), " ")
 		f[script] = fmt.Sprintf("#!ipxe\n# nroot: node %s (inventory line %d), generation %s\nset nroot-node %s\nset nroot-args %s\nchain ${nroot-base}/%s\n",
 			n.Name, n.Line, gen, n.Name, args, chain)
 		out = append(out, Node{Name: n.Name, MAC: n.MAC, Address: n.Address, Hostname: n.Hostname, Generation: gen, Script: script, Segment: "nodes/" + n.Name + ".img"})

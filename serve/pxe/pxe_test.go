@@ -26,7 +26,7 @@ func nodes(t *testing.T, inv string) []inventory.Node {
 var opts = Options{Base: "http://10.0.0.1:8080", Server: "10.0.0.1", Export: "/nroot", Inventory: "nodes.txt"}
 
 func TestRender(t *testing.T) {
-	f, out, err := Render(nodes(t, "node[1-2] mac=52:54:00:00:00:[01-02] address=10.0.0.[11-12]/24\nspare mac=52:54:00:00:00:03 address=10.0.0.13/24 generation=3 args=\"console=ttyS0,115200 quiet\"\n"), opts)
+	f, out, err := Render(nodes(t, "node[1-2] mac=52:54:00:00:00:[01-02] address=10.0.0.[11-12]/24\nspare mac=52:54:00:00:00:03 address=10.0.0.13/24 generation=3 args=\"console=ttyS0,115200 quiet BOOTIF=01-52-54-00-00-00-03\"\n"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +34,8 @@ func TestRender(t *testing.T) {
 		"boot.ipxe":                     {"set nroot-base http://10.0.0.1:8080\n", "set nroot-server 10.0.0.1\n", "set nroot-export /nroot\n", "chain ${nroot-base}/nodes/${mac:hexhyp}.ipxe || goto unknown\n"},
 		"nodes/52-54-00-00-00-01.ipxe":  {"set nroot-node node1\n", "chain ${nroot-base}/published.ipxe\n"},
 		"nodes/52-54-00-00-00-02.ipxe":  {"set nroot-node node2\n"},
-		"nodes/52-54-00-00-00-03.ipxe":  {"set nroot-node spare\n", "set nroot-args nfs.nfs4_unique_id=nroot-52-54-00-00-00-03 console=ttyS0,115200 quiet\n", "chain ${nroot-base}/generations/3/boot.ipxe\n"},
-		"nodes/52-54-00-00-00-02.ipxe ": {"set nroot-args nfs.nfs4_unique_id=nroot-52-54-00-00-00-02\n"},
+		"nodes/52-54-00-00-00-03.ipxe":  {"set nroot-node spare\n", "set nroot-args nfs.nfs4_unique_id=nroot-52-54-00-00-00-03 console=ttyS0,115200 quiet BOOTIF=01-52-54-00-00-00-03\n", "chain ${nroot-base}/generations/3/boot.ipxe\n"},
+		"nodes/52-54-00-00-00-02.ipxe ": {"set nroot-args nfs.nfs4_unique_id=nroot-52-54-00-00-00-02 BOOTIF=01-52-54-00-00-00-02\n"},
 		"dnsmasq.conf": {"dhcp-range=10.0.0.0,static\n", "dhcp-host=52:54:00:00:00:01,set:nroot,10.0.0.11,node1\n", "dhcp-host=52:54:00:00:00:03,set:nroot,10.0.0.13,spare\n",
 			"dhcp-boot=tag:nroot,tag:ipxe,http://10.0.0.1:8080/boot.ipxe\n", "dhcp-boot=tag:nroot,tag:!ipxe,tag:!efi64,undionly.kpxe\n"},
 		"nginx.conf":       {"listen 8080;", "location = /nodes/node2.img { allow 10.0.0.12; deny all; }\n", "location / { return 404; }"},
