@@ -385,7 +385,10 @@ func capEff(status string) (uint64, bool) {
 	for _, l := range strings.Split(status, "\n") {
 		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
 			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return n, err == nil
+			if err != nil {
+				return 0, false // ParseUint gives the largest value on overflow
+			}
+			return n, true
 		}
 	}
 	return 0, false
