@@ -64,7 +64,7 @@ func TestImageCommands(t *testing.T) {
 		{[]string{"pxe", "--http", "https://10.0.0.1", "--server", "10.0.0.1", "--state", state, img, inv}, 64, "--http"},
 		{[]string{"pxe", "--http", "http://192.168.1.1", "--server", "192.168.1.1", "--state", state, img, inv}, 64, "nodes.txt:1 address"},
 		{[]string{"pxe", "--http", "http://10.0.0.1", "--server", "10.0.0.1", "--segment-group", "no-such-group-nroot", "--state", state, img, inv}, 64, "--segment-group"},
-		// The README's inventory (nodes on DHCP) with pxe --help's example;
+		// The README's inventory (nodes with address=, as ssh-host-cert needs) with pxe --help's example;
 		// a TFTP root without iPXE's builds is named, with the package.
 		{[]string{"pxe", "--http", "http://10.0.0.1", "--server", "10.0.0.1", "--dhcp-range", "10.0.0.100,10.0.0.200", "--tftp-root", t.TempDir(), "--state", state, img, readmeInventory(t)}, 0, "has no undionly.kpxe or ipxe.efi, which dnsmasq.conf offers firmware by TFTP: install Debian's ipxe package"},
 		{[]string{"pxe", "--http", "http://10.0.0.1", "--server", "10.0.0.1", "--state", state, img, inv}, 0, "nodes/52-54-00-4e-52-09.ipxe"},

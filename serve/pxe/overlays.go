@@ -56,6 +56,12 @@ func (ov *overlays) extra(n inventory.Node, id *identity.Identity) ([]initrd.Rec
 	if len(n.Overlays) == 0 {
 		return nil, nil
 	}
+	// A host certificate is as good as a secret: with the node's private
+	// host key, which its segment holds, anyone fetching the segment
+	// could pose as the node to every user trusting the CA.
+	if slices.Contains(n.Overlays, "ssh-host-cert") && n.Address == "dhcp" && !ov.o.SecretsToAnyAddress {
+		return nil, &inventory.Error{File: ov.o.Inventory, Line: n.Line, Field: "address", Err: fmt.Errorf("%w: node %s gets a CA-signed host certificate (overlay ssh-host-cert) but takes its address by DHCP, so nginx would serve it and the private host key to any address; give it address= or run nroot pxe --secrets-to-any-address", inventory.ErrSyntax, n.Name)}
+	}
 	kind, err := ov.networkOf(n)
 	if err != nil {
 		return nil, err

@@ -115,3 +115,43 @@ func TestWriteOverlays(t *testing.T) {
 		t.Errorf("a missing variable: %v", err)
 	}
 }
+
+// TestDHCPGuard: a node without address= is refused a secret or a host
+// certificate (its segment would be served to any address), naming the
+// inventory's line and field and --secrets-to-any-address, unless that
+// is given.
+func TestDHCPGuard(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "generations", "1", "root", "etc"), 0o755)
+	ovDir := filepath.Join(t.TempDir(), "overlays")
+	os.MkdirAll(filepath.Join(ovDir, "munge/etc/munge"), 0o755)
+	os.WriteFile(filepath.Join(ovDir, "munge/etc/munge/munge.key.secret"), []byte("KEY"), 0o644)
+	state := filepath.Join(t.TempDir(), "state")
+	for _, c := range []struct {
+		name, inv string
+		any       bool
+		refused   bool
+	}{
+		{"secret, dhcp", "node01 mac=52:54:00:4e:52:01 overlays=munge\n", false, true},
+		{"cert, dhcp", "node01 mac=52:54:00:4e:52:01 overlays=ssh-host-cert\n", false, true},
+		{"cert in a group, dhcp", "@login overlays=hosts,ssh-host-cert\nnode01 mac=52:54:00:4e:52:01 groups=login\n", false, true},
+		{"cert, dhcp, allowed", "node01 mac=52:54:00:4e:52:01 overlays=ssh-host-cert\n", true, false},
+		{"cert, address", "node01 mac=52:54:00:4e:52:01 address=10.0.0.11/24 overlays=ssh-host-cert\n", false, false},
+		{"hosts, dhcp", "node01 mac=52:54:00:4e:52:01 overlays=hosts\n", false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			inv, err := inventory.Parse(strings.NewReader(c.inv), "nodes.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := opts
+			o.Groups, o.Overlays, o.Inventory, o.DHCPRange, o.SecretsToAnyAddress = inv.Groups, ovDir, "nodes.txt", "10.0.0.100,10.0.0.200", c.any
+			_, err = Write(dir, inv.Nodes, identity.Store{Dir: state}, o)
+			var ie *inventory.Error
+			refused := errors.As(err, &ie) && ie.Field == "address" && ie.Line == inv.Nodes[0].Line && strings.Contains(err.Error(), "nodes.txt:") && strings.Contains(err.Error(), "--secrets-to-any-address")
+			if refused != c.refused || (!c.refused && err != nil) {
+				t.Errorf("refused %v, want %v: %v", refused, c.refused, err)
+			}
+		})
+	}
+}
