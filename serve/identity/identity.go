@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -365,14 +366,29 @@ type CA struct {
 	Created bool
 }
 
-// KnownHosts is the one line of a user's known_hosts that trusts every
-// node the CA signs: pattern is *.DOMAIN, or * with no domain.
-func (c *CA) KnownHosts(domain string) string {
-	pattern := "*"
-	if domain != "" {
-		pattern = "*." + domain
+// KnownHosts is the one line of a user's known_hosts that trusts the
+// host certificates of the nodes with the ssh-host-cert overlay:
+// "@cert-authority PATTERN KEY", PATTERN being *.DOMAIN for each domain=
+// of theirs, then their host names (bare names, as nodes reach each
+// other through /etc/hosts), comma-joined. Never a bare *, which would
+// trust the CA for every host. "" when no node has the overlay.
+func (c *CA) KnownHosts(nodes []inventory.Node) string {
+	var domains, hosts []string
+	for _, n := range nodes {
+		if !slices.Contains(n.Overlays, "ssh-host-cert") {
+			continue
+		}
+		if d := n.Vars["domain"]; d != "" && !slices.Contains(domains, "*."+d) {
+			domains = append(domains, "*."+d)
+		}
+		if !slices.Contains(hosts, n.Hostname) {
+			hosts = append(hosts, n.Hostname)
+		}
 	}
-	return "@cert-authority " + pattern + " " + strings.TrimSuffix(c.Public, "\n")
+	if len(hosts) == 0 {
+		return ""
+	}
+	return "@cert-authority " + strings.Join(append(domains, hosts...), ",") + " " + strings.TrimSuffix(c.Public, "\n")
 }
 
 // EnsureCA returns the store's CA, making it (ed25519, mode 0600 in the

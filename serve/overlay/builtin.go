@@ -338,9 +338,18 @@ func sshHostCert(d Data, o Options) ([]File, error) {
 	}
 	out = append(out,
 		File{Path: "etc/ssh/sshd_config.d/nroot-host-cert.conf", Mode: 0o644, Data: []byte(conf), Overlay: "ssh-host-cert"},
-		File{Path: "etc/ssh/ssh_known_hosts", Mode: 0o644, Data: []byte(o.CA.KnownHosts(d.Vars["domain"]) + "\n"), Overlay: "ssh-host-cert"})
+		File{Path: "etc/ssh/ssh_known_hosts", Mode: 0o644, Data: []byte(o.CA.KnownHosts(d.inventoryNodes()) + "\n"), Overlay: "ssh-host-cert"})
 	slices.SortFunc(out, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 	return out, nil
+}
+
+// inventoryNodes are d's nodes as much as KnownHosts reads of them.
+func (d Data) inventoryNodes() []inventory.Node {
+	var out []inventory.Node
+	for _, h := range d.Nodes {
+		out = append(out, inventory.Node{Name: h.Name, Hostname: h.Hostname, Overlays: h.Overlays, Vars: h.Vars})
+	}
+	return out
 }
 
 // NodeError names the inventory line and field of a node's overlay

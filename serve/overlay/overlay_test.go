@@ -291,7 +291,7 @@ func TestSSHHostCert(t *testing.T) {
 	if c := string(got["etc/ssh/sshd_config.d/nroot-host-cert.conf"].Data); !strings.Contains(c, "HostCertificate /etc/ssh/ssh_host_rsa_key-cert.pub\n") {
 		t.Errorf("sshd_config.d: %s", c)
 	}
-	if kh := string(got["etc/ssh/ssh_known_hosts"].Data); !strings.HasPrefix(kh, "@cert-authority *.cluster.test ssh-ed25519 ") {
+	if kh := string(got["etc/ssh/ssh_known_hosts"].Data); !strings.HasPrefix(kh, "@cert-authority *.cluster.test,node01 ssh-ed25519 ") {
 		t.Errorf("ssh_known_hosts: %s", kh)
 	}
 	// The rsa certificate verifies too (rsa-sha2-512 signature).

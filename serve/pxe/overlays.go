@@ -45,7 +45,7 @@ func newOverlays(im image.Image, nodes []inventory.Node, store identity.Store, o
 				return nil, err
 			}
 			ov.ca = ca
-			ov.knownHosts = ca.KnownHosts(n.Vars["domain"])
+			ov.knownHosts = ca.KnownHosts(nodes)
 		}
 	}
 	return ov, nil

@@ -36,6 +36,23 @@ func segmentList(t *testing.T, seg string) string {
 	return string(out)
 }
 
+// segmentFile is one file of a segment, extracted with GNU cpio.
+func segmentFile(t *testing.T, seg, name string) string {
+	t.Helper()
+	f, err := os.Open(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(testenv.Command(t, "cpio"), "-i", "--to-stdout", name)
+	cmd.Stdin = f
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("cpio -i %s %s: %v", seg, name, err)
+	}
+	return string(out)
+}
+
 // TestWriteOverlays: each node's segment holds its groups' rendered
 // overlays beside its identity; a secret lands in its group's nodes'
 // alone, 0600; a secret for a node without address= is refused, naming
@@ -78,8 +95,11 @@ func TestWriteOverlays(t *testing.T) {
 			t.Errorf("node02's segment lacks %q:\n%s", w, two)
 		}
 	}
-	if !strings.HasPrefix(res.CertAuthority, "@cert-authority *.cluster.test ssh-ed25519 ") {
+	if !strings.HasPrefix(res.CertAuthority, "@cert-authority *.cluster.test,node02 ssh-ed25519 ") {
 		t.Errorf("cert_authority %q", res.CertAuthority)
+	}
+	if kh := segmentFile(t, filepath.Join(dir, "nodes/node02.img"), "nroot-identity/etc/ssh/ssh_known_hosts"); kh != res.CertAuthority+"\n" {
+		t.Errorf("node02's ssh_known_hosts %q, want nroot pxe's line %q", kh, res.CertAuthority)
 	}
 	if len(res.Nodes[0].Files) == 0 || res.Nodes[0].Files[0] != "etc/hosts" {
 		t.Errorf("node01's overlay files: %v", res.Nodes[0].Files)
