@@ -12,6 +12,7 @@
 //	etc/munge/munge.key.secret  a secret, written as etc/munge/munge.key,
 //	                            mode 0600, into the segments of this
 //	                            overlay's nodes only
+//	etc/x.conf.secret.tmpl  a secret template (or x.conf.tmpl.secret)
 //	.owners                 optional: "PATH UID:GID" lines; files are
 //	                        owned by root (0:0) otherwise
 //
@@ -237,10 +238,18 @@ func (o Options) renderDir(name string, data Data) ([]File, error) {
 			return fmt.Errorf("%w: %s is a %v; an overlay holds directories and regular files only", ErrOverlay, p, fi.Mode().Type())
 		}
 		if !fi.IsDir() {
-			if rel, f.Template = strings.CutSuffix(rel, TemplateSuffix); f.Template && path.Base(rel) == "." {
+			// x.secret.tmpl and x.tmpl.secret are both a secret template.
+			for range 2 {
+				if !f.Template && strings.HasSuffix(rel, TemplateSuffix) {
+					rel, f.Template = strings.TrimSuffix(rel, TemplateSuffix), true
+				} else if !f.Secret && strings.HasSuffix(rel, SecretSuffix) {
+					rel, f.Secret = strings.TrimSuffix(rel, SecretSuffix), true
+				}
+			}
+			if (f.Template || f.Secret) && (path.Base(rel) == "." || strings.HasSuffix(rel, "/")) {
 				return fmt.Errorf("%w: %s names no file", ErrOverlay, p)
 			}
-			if rel, f.Secret = strings.CutSuffix(rel, SecretSuffix); f.Secret {
+			if f.Secret {
 				f.Mode = 0o600
 			}
 		}

@@ -370,3 +370,36 @@ func FuzzInterfaces(f *testing.F) {
 		}
 	})
 }
+
+// TestSuffixes: .tmpl and .secret are taken off in either order; a
+// secret template renders and is 0600.
+func TestSuffixes(t *testing.T) {
+	for _, c := range []struct {
+		file, path, data string
+		secret           bool
+	}{
+		{"etc/x.tmpl", "etc/x", "node01\n", false},
+		{"etc/x.secret", "etc/x", "{{.Node.Hostname}}\n", true},
+		{"etc/x.secret.tmpl", "etc/x", "node01\n", true},
+		{"etc/x.tmpl.secret", "etc/x", "node01\n", true},
+		{"etc/x.tmpl.tmpl", "etc/x.tmpl", "node01\n", false},
+		{"etc/x.secret.secret", "etc/x.secret", "{{.Node.Hostname}}\n", true},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			dir := t.TempDir()
+			tree(t, dir, map[string]string{"o/" + c.file: "{{.Node.Hostname}}\n"}, nil)
+			inv := parse(t, "node01 mac=52:54:00:00:00:01 overlays=o\n")
+			files, err := Render(inv, inv.Nodes[0], Options{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := os.FileMode(0o644)
+			if c.secret {
+				want = 0o600
+			}
+			if len(files) != 2 || files[1].Path != c.path || string(files[1].Data) != c.data || files[1].Secret != c.secret || files[1].Mode != want {
+				t.Errorf("got %+v, want %s %q secret %v %v", files, c.path, c.data, c.secret, want)
+			}
+		})
+	}
+}
