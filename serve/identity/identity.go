@@ -320,6 +320,14 @@ type Extra func(n inventory.Node, id *Identity) ([]initrd.Record, error)
 // WriteSegmentsWith is WriteSegments with extra entries for each node
 // (nil: none).
 func (s Store) WriteSegmentsWith(nodes []inventory.Node, dir string, extra Extra) ([]Segment, error) {
+	return s.WriteSegmentsAs(nodes, dir, extra, 0, 0o600)
+}
+
+// WriteSegmentsAs is WriteSegmentsWith giving each segment group gid and
+// mode before it is renamed into place: a failure on one node leaves the
+// segments written before it, and those not reached, readable as they
+// are meant to be.
+func (s Store) WriteSegmentsAs(nodes []inventory.Node, dir string, extra Extra, gid int, mode os.FileMode) ([]Segment, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
@@ -341,6 +349,12 @@ func (s Store) WriteSegmentsWith(nodes []inventory.Node, dir string, extra Extra
 			return nil, fmt.Errorf("identity %s: %w", n.Name, err)
 		}
 		err = id.WriteSegmentWith(f, more)
+		if err == nil {
+			err = f.Chown(0, gid)
+		}
+		if err == nil {
+			err = f.Chmod(mode)
+		}
 		if err == nil {
 			err = f.Commit()
 		}
