@@ -359,5 +359,18 @@ func NodeError(inv *inventory.Inventory, n inventory.Node, err error) error {
 	if errors.As(err, &ve) {
 		return &inventory.Error{File: inv.File, Line: n.Line, Field: ve.Var, Err: fmt.Errorf("%w: node %s: %v", inventory.ErrSyntax, n.Name, ve.Err)}
 	}
+	var ue *UnknownError
+	if errors.As(err, &ue) {
+		// The line that named it: the first of the node's groups that
+		// lists it, or the node's own.
+		line := n.Line
+		for _, g := range n.Groups {
+			if grp := inv.Groups[g]; grp != nil && slices.Contains(grp.Overlays, ue.Name) {
+				line = grp.Line
+				break
+			}
+		}
+		return &inventory.Error{File: inv.File, Line: line, Field: "overlays", Err: fmt.Errorf("%w: node %s: overlay %s: %v", inventory.ErrSyntax, n.Name, ue.Name, ue.Err)}
+	}
 	return err
 }

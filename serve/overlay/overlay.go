@@ -177,6 +177,16 @@ func Render(inv *inventory.Inventory, n inventory.Node, o Options) ([]File, erro
 	return out, nil
 }
 
+// UnknownError: an overlay the inventory names is neither a built-in nor
+// a directory.
+type UnknownError struct {
+	Name string
+	Err  error
+}
+
+func (e *UnknownError) Error() string { return e.Err.Error() }
+func (e *UnknownError) Unwrap() error { return e.Err }
+
 // hasDir says whether DIR/NAME exists: a directory of the name takes the
 // place of a built-in.
 func (o Options) hasDir(name string) bool {
@@ -195,10 +205,13 @@ func Names() []string {
 // renderDir renders DIR/NAME.
 func (o Options) renderDir(name string, data Data) ([]File, error) {
 	if o.Dir == "" {
-		return nil, fmt.Errorf("%w: no such built-in (%s) and no overlays directory given (--overlays)", ErrOverlay, strings.Join(Names(), ", "))
+		return nil, &UnknownError{Name: name, Err: fmt.Errorf("%w: no such built-in (%s) and no overlays directory given (--overlays)", ErrOverlay, strings.Join(Names(), ", "))}
 	}
 	top := filepath.Join(o.Dir, name)
 	fi, err := os.Lstat(top)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &UnknownError{Name: name, Err: fmt.Errorf("%w: no such built-in (%s) and no directory %s", ErrOverlay, strings.Join(Names(), ", "), top)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v (built-ins: %s)", ErrOverlay, err, strings.Join(Names(), ", "))
 	}

@@ -403,3 +403,30 @@ func TestSuffixes(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknownOverlay: an overlay that is neither a built-in nor a
+// directory is an inventory error naming the overlays field on the line
+// that named it: the group's, or the node's own.
+func TestUnknownOverlay(t *testing.T) {
+	dir := t.TempDir()
+	tree(t, dir, map[string]string{"site/etc/motd": "hi\n"}, nil)
+	for _, c := range []struct {
+		name, inv string
+		dir       string
+		line      int
+	}{
+		{"on the node's line", "@g overlays=site\nn mac=52:54:00:00:00:01 groups=g overlays=nosuch\n", dir, 2},
+		{"on its group's line", "# c\n@g overlays=site,nosuch\nn mac=52:54:00:00:00:01 groups=g\n", dir, 2},
+		{"no overlays directory", "n mac=52:54:00:00:00:01 overlays=nosuch\n", "", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			inv := parse(t, c.inv)
+			_, err := Render(inv, inv.Nodes[0], Options{Dir: c.dir})
+			err = NodeError(inv, inv.Nodes[0], err)
+			var ie *inventory.Error
+			if !errors.As(err, &ie) || ie.Field != "overlays" || ie.Line != c.line || !strings.Contains(err.Error(), "nosuch") || strings.Contains(err.Error(), "\n") {
+				t.Errorf("%v, want an inventory error on line %d naming overlays and nosuch", err, c.line)
+			}
+		})
+	}
+}
