@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -171,6 +172,51 @@ func TestDHCPGuard(t *testing.T) {
 			refused := errors.As(err, &ie) && ie.Field == "address" && ie.Line == inv.Nodes[0].Line && strings.Contains(err.Error(), "nodes.txt:") && strings.Contains(err.Error(), "--secrets-to-any-address")
 			if refused != c.refused || (!c.refused && err != nil) {
 				t.Errorf("refused %v, want %v: %v", refused, c.refused, err)
+			}
+		})
+	}
+}
+
+// TestSymlinkedParents: an overlay path through a symlink of the image
+// the node boots (merged-/usr lib/, etc/localtime) is refused, naming
+// the node, the overlay and the path; a path beside or through the
+// link's target is not.
+func TestSymlinkedParents(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "generations", "1", "root")
+	os.MkdirAll(filepath.Join(root, "usr/lib"), 0o755)
+	os.MkdirAll(filepath.Join(root, "etc/ssh"), 0o755)
+	os.Symlink("usr/lib", filepath.Join(root, "lib"))
+	os.Symlink("/usr/share/zoneinfo/UTC", filepath.Join(root, "etc/localtime"))
+	state := filepath.Join(t.TempDir(), "state")
+	for _, c := range []struct {
+		file    string
+		refused string // the path named, "" for none
+	}{
+		{"lib/modprobe.d/x.conf", "/lib, a symlink"},
+		{"etc/localtime/x", "/etc/localtime, a symlink"},
+		{"usr/lib/modprobe.d/x.conf", ""},
+		{"etc/motd", ""},
+		{"etc/ssh/sshd_config.d/x.conf", ""},
+		{"srv/new/x", ""},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			ovDir := filepath.Join(t.TempDir(), "overlays")
+			p := filepath.Join(ovDir, "site", c.file)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			os.WriteFile(p, []byte("x\n"), 0o644)
+			inv, err := inventory.Parse(strings.NewReader("node01 mac=52:54:00:4e:52:01 address=10.0.0.11/24 overlays=site\n"), "nodes.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := opts
+			o.Overlays = ovDir
+			_, err = Write(dir, inv.Nodes, identity.Store{Dir: state}, o)
+			switch {
+			case c.refused == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case c.refused != "" && (err == nil || !strings.Contains(err.Error(), "node node01: overlay site: "+path.Dir(c.file)) || !strings.Contains(err.Error(), " goes through "+c.refused) || strings.Contains(err.Error(), "\n")):
+				t.Errorf("%v, want one line naming %s and %s", err, c.file, c.refused)
 			}
 		})
 	}
