@@ -87,7 +87,7 @@ func cluster(t *testing.T, st *stages, work, root string, nroot func(v any, args
 			return err
 		}
 		caPub = filepath.Join(state, "ssh_ca_key.pub")
-		if !strings.HasPrefix(res.CertAuthority, "@cert-authority *.cluster.test ssh-ed25519 ") {
+		if !strings.HasPrefix(res.CertAuthority, "@cert-authority *.cluster.test,node01,node02 ssh-ed25519 ") {
 			return fmt.Errorf("nroot pxe gives the known_hosts line %q", res.CertAuthority)
 		}
 		// What nroot keeps for each node, read back from its store.

@@ -37,9 +37,9 @@ machine-id across reboots and image updates.
 It also makes once, and keeps root-only (0600) in --state, the cluster's
 SSH certificate authority (ssh_ca_key), which signs the nodes' host keys
 for the ssh-host-cert overlay (nroot pxe), and prints the one
-"@cert-authority *.DOMAIN KEY" line (DOMAIN from the first node's domain=
-variable, * without one) that makes users trust every node, present and
-future. Overlays are rendered into the segments nroot pxe writes.`,
+"@cert-authority *.DOMAIN,HOST1,HOST2,... KEY" line (each domain= of
+the nodes with the ssh-host-cert overlay, then their host names; the
+line nroot pxe prints) that makes users trust their host certificates. Overlays are rendered into the segments nroot pxe writes.`,
 		Example: `  nroot identity nodes.txt /srv/nroot/identity
   nroot identity --state /srv/nroot/state --json nodes.txt /srv/nroot/identity`,
 		Args: usageArgs(cobra.ExactArgs(2)),
@@ -57,7 +57,7 @@ future. Overlays are rendered into the segments nroot pxe writes.`,
 			if err != nil {
 				return err
 			}
-			known := ca.KnownHosts(nodes[0].Vars["domain"])
+			known := ca.KnownHosts(nodes)
 			if asJSON {
 				if segs == nil {
 					segs = []identity.Segment{}
@@ -67,7 +67,11 @@ future. Overlays are rendered into the segments nroot pxe writes.`,
 					CertAuthority string             `json:"cert_authority"`
 				}{segs, known})
 			}
-			defer fmt.Printf("cluster CA (%s/ssh_ca_key, root-only); for users' known_hosts:\n%s\n", store, known)
+			if known != "" {
+				defer fmt.Printf("cluster CA (%s/ssh_ca_key, root-only); for users' known_hosts:\n%s\n", store, known)
+			} else {
+				defer fmt.Printf("cluster CA (%s/ssh_ca_key, root-only); no node has the ssh-host-cert overlay, so no known_hosts line\n", store)
+			}
 			for _, s := range segs {
 				state := "kept"
 				if s.Created {

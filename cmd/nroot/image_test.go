@@ -64,7 +64,7 @@ func TestImageCommands(t *testing.T) {
 		{[]string{"pxe", "--http", "https://10.0.0.1", "--server", "10.0.0.1", "--state", state, img, inv}, 64, "--http"},
 		{[]string{"pxe", "--http", "http://192.168.1.1", "--server", "192.168.1.1", "--state", state, img, inv}, 64, "nodes.txt:1 address"},
 		{[]string{"pxe", "--http", "http://10.0.0.1", "--server", "10.0.0.1", "--segment-group", "no-such-group-nroot", "--state", state, img, inv}, 64, "--segment-group"},
-		// The README's inventory (nodes on DHCP) with pxe --help's example;
+		// The README's inventory (nodes with address=, as ssh-host-cert needs) with pxe --help's example;
 		// a TFTP root without iPXE's builds is named, with the package.
 		{[]string{"pxe", "--http", "http://10.0.0.1", "--server", "10.0.0.1", "--dhcp-range", "10.0.0.100,10.0.0.200", "--tftp-root", t.TempDir(), "--state", state, img, readmeInventory(t)}, 0, "has no undionly.kpxe or ipxe.efi, which dnsmasq.conf offers firmware by TFTP: install Debian's ipxe package"},
 		{[]string{"pxe", "--http", "http://10.0.0.1", "--server", "10.0.0.1", "--state", state, img, inv}, 0, "nodes/52-54-00-4e-52-09.ipxe"},
@@ -214,6 +214,45 @@ func TestIdentityJSON(t *testing.T) {
 	}
 	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || doc.Version == "" || len(doc.Nodes) != 2 || doc.Nodes[1].Name != "node02" {
 		t.Fatalf("identity --json: exit %d %+v\n%s%s", code, doc, out, errs)
+	}
+}
+
+// TestKnownHostsLine: nroot identity and nroot pxe give one
+// @cert-authority line for one inventory: the domain's pattern and the
+// ssh-host-cert nodes' host names, never a bare *.
+func TestKnownHostsLine(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "image")
+	if _, errs, code := nroot(t, nil, "image", "create", img, nodeRoot(t, "a")); code != 0 {
+		t.Fatalf("image create: %s", errs)
+	}
+	state := filepath.Join(t.TempDir(), "state")
+	for _, c := range []struct {
+		name, inv, pattern string
+	}{
+		{"a domain", "@g overlays=ssh-host-cert domain=cluster.test\nnode[01-02] mac=52:54:00:4e:52:[01-02] address=10.0.0.[11-12]/24 groups=g\nnode03 mac=52:54:00:4e:52:03\n", "*.cluster.test,node01,node02 "},
+		{"no domain", "node01 mac=52:54:00:4e:52:01 address=10.0.0.11/24 overlays=ssh-host-cert\nnode02 mac=52:54:00:4e:52:02\n", "node01 "},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			inv := filepath.Join(t.TempDir(), "nodes.txt")
+			os.WriteFile(inv, []byte(c.inv), 0o644)
+			var lines []string
+			for _, args := range [][]string{
+				{"identity", "--state", state, "--json", inv, filepath.Join(t.TempDir(), "segs")},
+				{"pxe", "--http", "http://10.0.0.1", "--server", "10.0.0.1", "--dhcp-range", "10.0.0.100,10.0.0.200", "--state", state, "--json", img, inv},
+			} {
+				out, errs, code := nroot(t, nil, args...)
+				var doc struct {
+					CertAuthority string `json:"cert_authority"`
+				}
+				if code != 0 || json.Unmarshal([]byte(out), &doc) != nil {
+					t.Fatalf("nroot %s: exit %d\n%s%s", args[0], code, out, errs)
+				}
+				lines = append(lines, doc.CertAuthority)
+			}
+			if lines[0] != lines[1] || !strings.HasPrefix(lines[0], "@cert-authority "+c.pattern+"ssh-ed25519 ") {
+				t.Errorf("identity %q, pxe %q, want one line with %q", lines[0], lines[1], c.pattern)
+			}
+		})
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -319,6 +320,14 @@ type Extra func(n inventory.Node, id *Identity) ([]initrd.Record, error)
 // WriteSegmentsWith is WriteSegments with extra entries for each node
 // (nil: none).
 func (s Store) WriteSegmentsWith(nodes []inventory.Node, dir string, extra Extra) ([]Segment, error) {
+	return s.WriteSegmentsAs(nodes, dir, extra, 0, 0o600)
+}
+
+// WriteSegmentsAs is WriteSegmentsWith giving each segment group gid and
+// mode before it is renamed into place: a failure on one node leaves the
+// segments written before it, and those not reached, readable as they
+// are meant to be.
+func (s Store) WriteSegmentsAs(nodes []inventory.Node, dir string, extra Extra, gid int, mode os.FileMode) ([]Segment, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
@@ -340,6 +349,12 @@ func (s Store) WriteSegmentsWith(nodes []inventory.Node, dir string, extra Extra
 			return nil, fmt.Errorf("identity %s: %w", n.Name, err)
 		}
 		err = id.WriteSegmentWith(f, more)
+		if err == nil {
+			err = f.Chown(0, gid)
+		}
+		if err == nil {
+			err = f.Chmod(mode)
+		}
 		if err == nil {
 			err = f.Commit()
 		}
@@ -365,14 +380,29 @@ type CA struct {
 	Created bool
 }
 
-// KnownHosts is the one line of a user's known_hosts that trusts every
-// node the CA signs: pattern is *.DOMAIN, or * with no domain.
-func (c *CA) KnownHosts(domain string) string {
-	pattern := "*"
-	if domain != "" {
-		pattern = "*." + domain
+// KnownHosts is the one line of a user's known_hosts that trusts the
+// host certificates of the nodes with the ssh-host-cert overlay:
+// "@cert-authority PATTERN KEY", PATTERN being *.DOMAIN for each domain=
+// of theirs, then their host names (bare names, as nodes reach each
+// other through /etc/hosts), comma-joined. Never a bare *, which would
+// trust the CA for every host. "" when no node has the overlay.
+func (c *CA) KnownHosts(nodes []inventory.Node) string {
+	var domains, hosts []string
+	for _, n := range nodes {
+		if !slices.Contains(n.Overlays, "ssh-host-cert") {
+			continue
+		}
+		if d := n.Vars["domain"]; d != "" && !slices.Contains(domains, "*."+d) {
+			domains = append(domains, "*."+d)
+		}
+		if !slices.Contains(hosts, n.Hostname) {
+			hosts = append(hosts, n.Hostname)
+		}
 	}
-	return "@cert-authority " + pattern + " " + strings.TrimSuffix(c.Public, "\n")
+	if len(hosts) == 0 {
+		return ""
+	}
+	return "@cert-authority " + strings.Join(append(domains, hosts...), ",") + " " + strings.TrimSuffix(c.Public, "\n")
 }
 
 // EnsureCA returns the store's CA, making it (ed25519, mode 0600 in the

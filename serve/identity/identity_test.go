@@ -13,6 +13,7 @@ import (
 
 	"nroot/e2e/testenv"
 	"nroot/node/initrd"
+	"nroot/serve/inventory"
 )
 
 // TestEnsureKeepsTheIdentity: the first call makes keys and a
@@ -157,5 +158,36 @@ func TestSegment(t *testing.T) {
 	}
 	if got["nroot-identity/etc/machine-id"] != id.MachineID+"\n" || got["nroot-identity/etc/hostname"] != "node01\n" {
 		t.Errorf("machine-id %q, hostname %q", got["nroot-identity/etc/machine-id"], got["nroot-identity/etc/hostname"])
+	}
+}
+
+// TestKnownHosts: the @cert-authority line names the domains and host
+// names of the nodes with ssh-host-cert alone, never a bare *.
+func TestKnownHosts(t *testing.T) {
+	ca, err := Store{Dir: filepath.Join(t.TempDir(), "state")}.EnsureCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := []string{"ssh-host-cert"}
+	for _, c := range []struct {
+		name    string
+		nodes   []inventory.Node
+		pattern string // "" for no line
+	}{
+		{"no domain: the host names", []inventory.Node{{Hostname: "a", Overlays: cert}, {Hostname: "b", Overlays: []string{"hosts"}}, {Hostname: "c", Overlays: cert}}, "a,c"},
+		{"a domain, and the bare names", []inventory.Node{{Hostname: "a", Overlays: cert, Vars: map[string]string{"domain": "cluster.test"}}, {Hostname: "b", Overlays: cert, Vars: map[string]string{"domain": "cluster.test"}}}, "*.cluster.test,a,b"},
+		{"two domains", []inventory.Node{{Hostname: "a", Overlays: cert, Vars: map[string]string{"domain": "x.test"}}, {Hostname: "b", Overlays: cert, Vars: map[string]string{"domain": "y.test"}}}, "*.x.test,*.y.test,a,b"},
+		{"no node with the overlay", []inventory.Node{{Hostname: "a", Vars: map[string]string{"domain": "x.test"}}}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := ca.KnownHosts(c.nodes)
+			want := ""
+			if c.pattern != "" {
+				want = "@cert-authority " + c.pattern + " " + strings.TrimSuffix(ca.Public, "\n")
+			}
+			if got != want {
+				t.Errorf("got  %q\nwant %q", got, want)
+			}
+		})
 	}
 }

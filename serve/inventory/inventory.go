@@ -267,6 +267,11 @@ func Parse(r io.Reader, name string) (*Inventory, error) {
 			if strings.ContainsAny(node.Args, "\"'\\$`;&|<>") {
 				return nil, fail("args", "%q: kernel arguments may not hold quotes, backslashes or shell characters", node.Args)
 			}
+			if d, ok := node.Vars["domain"]; ok {
+				if err := validDomain(d); err != nil {
+					return nil, fail("domain", "%v", err)
+				}
+			}
 			if j, dup := byName[nm]; dup {
 				return nil, fail("name", "%s is also on line %d", nm, nodes[j].Line)
 			}
@@ -360,6 +365,10 @@ func parseGroup(name string, words []string, line int, fail func(string, string,
 			if strings.ContainsAny(v, "\"'\\$`;&|<>") {
 				return nil, fail(k, "%q: kernel arguments may not hold quotes, backslashes or shell characters", v)
 			}
+		case "domain":
+			if err := validDomain(v); err != nil {
+				return nil, fail(k, "%v", err)
+			}
 		}
 		if g.Vars == nil {
 			g.Vars = map[string]string{}
@@ -396,6 +405,22 @@ var keyRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}$`)
 var knownKey = map[string]bool{"mac": true, "address": true, "hostname": true, "generation": true, "args": true, "groups": true, "overlays": true}
 
 var genRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// domainRe is a DNS name of two labels or more: domain= goes into
+// certificate principals, the @cert-authority pattern and /etc/hosts.
+var domainRe = regexp.MustCompile(`(?i)^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
+
+func validDomain(d string) error {
+	if len(d) > 253 || !domainRe.MatchString(d) {
+		return fmt.Errorf("%q is not a DNS domain like cluster.example (labels of letters, digits and -, joined by dots)", d)
+	}
+	for _, l := range strings.Split(d, ".") {
+		if len(l) > 63 {
+			return fmt.Errorf("%q: a label is longer than 63 characters", d)
+		}
+	}
+	return nil
+}
 
 var labelRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 

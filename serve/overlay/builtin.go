@@ -338,9 +338,18 @@ func sshHostCert(d Data, o Options) ([]File, error) {
 	}
 	out = append(out,
 		File{Path: "etc/ssh/sshd_config.d/nroot-host-cert.conf", Mode: 0o644, Data: []byte(conf), Overlay: "ssh-host-cert"},
-		File{Path: "etc/ssh/ssh_known_hosts", Mode: 0o644, Data: []byte(o.CA.KnownHosts(d.Vars["domain"]) + "\n"), Overlay: "ssh-host-cert"})
+		File{Path: "etc/ssh/ssh_known_hosts", Mode: 0o644, Data: []byte(o.CA.KnownHosts(d.inventoryNodes()) + "\n"), Overlay: "ssh-host-cert"})
 	slices.SortFunc(out, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 	return out, nil
+}
+
+// inventoryNodes are d's nodes as much as KnownHosts reads of them.
+func (d Data) inventoryNodes() []inventory.Node {
+	var out []inventory.Node
+	for _, h := range d.Nodes {
+		out = append(out, inventory.Node{Name: h.Name, Hostname: h.Hostname, Overlays: h.Overlays, Vars: h.Vars})
+	}
+	return out
 }
 
 // NodeError names the inventory line and field of a node's overlay
@@ -349,6 +358,19 @@ func NodeError(inv *inventory.Inventory, n inventory.Node, err error) error {
 	var ve *VarError
 	if errors.As(err, &ve) {
 		return &inventory.Error{File: inv.File, Line: n.Line, Field: ve.Var, Err: fmt.Errorf("%w: node %s: %v", inventory.ErrSyntax, n.Name, ve.Err)}
+	}
+	var ue *UnknownError
+	if errors.As(err, &ue) {
+		// The line that named it: the first of the node's groups that
+		// lists it, or the node's own.
+		line := n.Line
+		for _, g := range n.Groups {
+			if grp := inv.Groups[g]; grp != nil && slices.Contains(grp.Overlays, ue.Name) {
+				line = grp.Line
+				break
+			}
+		}
+		return &inventory.Error{File: inv.File, Line: line, Field: "overlays", Err: fmt.Errorf("%w: node %s: overlay %s: %v", inventory.ErrSyntax, n.Name, ue.Name, ue.Err)}
 	}
 	return err
 }

@@ -12,6 +12,7 @@
 //	etc/munge/munge.key.secret  a secret, written as etc/munge/munge.key,
 //	                            mode 0600, into the segments of this
 //	                            overlay's nodes only
+//	etc/x.conf.secret.tmpl  a secret template (or x.conf.tmpl.secret)
 //	.owners                 optional: "PATH UID:GID" lines; files are
 //	                        owned by root (0:0) otherwise
 //
@@ -176,6 +177,16 @@ func Render(inv *inventory.Inventory, n inventory.Node, o Options) ([]File, erro
 	return out, nil
 }
 
+// UnknownError: an overlay the inventory names is neither a built-in nor
+// a directory.
+type UnknownError struct {
+	Name string
+	Err  error
+}
+
+func (e *UnknownError) Error() string { return e.Err.Error() }
+func (e *UnknownError) Unwrap() error { return e.Err }
+
 // hasDir says whether DIR/NAME exists: a directory of the name takes the
 // place of a built-in.
 func (o Options) hasDir(name string) bool {
@@ -194,10 +205,13 @@ func Names() []string {
 // renderDir renders DIR/NAME.
 func (o Options) renderDir(name string, data Data) ([]File, error) {
 	if o.Dir == "" {
-		return nil, fmt.Errorf("%w: no such built-in (%s) and no overlays directory given (--overlays)", ErrOverlay, strings.Join(Names(), ", "))
+		return nil, &UnknownError{Name: name, Err: fmt.Errorf("%w: no such built-in (%s) and no overlays directory given (--overlays)", ErrOverlay, strings.Join(Names(), ", "))}
 	}
 	top := filepath.Join(o.Dir, name)
 	fi, err := os.Lstat(top)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &UnknownError{Name: name, Err: fmt.Errorf("%w: no such built-in (%s) and no directory %s", ErrOverlay, strings.Join(Names(), ", "), top)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v (built-ins: %s)", ErrOverlay, err, strings.Join(Names(), ", "))
 	}
@@ -237,10 +251,18 @@ func (o Options) renderDir(name string, data Data) ([]File, error) {
 			return fmt.Errorf("%w: %s is a %v; an overlay holds directories and regular files only", ErrOverlay, p, fi.Mode().Type())
 		}
 		if !fi.IsDir() {
-			if rel, f.Template = strings.CutSuffix(rel, TemplateSuffix); f.Template && path.Base(rel) == "." {
+			// x.secret.tmpl and x.tmpl.secret are both a secret template.
+			for range 2 {
+				if !f.Template && strings.HasSuffix(rel, TemplateSuffix) {
+					rel, f.Template = strings.TrimSuffix(rel, TemplateSuffix), true
+				} else if !f.Secret && strings.HasSuffix(rel, SecretSuffix) {
+					rel, f.Secret = strings.TrimSuffix(rel, SecretSuffix), true
+				}
+			}
+			if (f.Template || f.Secret) && (path.Base(rel) == "." || strings.HasSuffix(rel, "/")) {
 				return fmt.Errorf("%w: %s names no file", ErrOverlay, p)
 			}
-			if rel, f.Secret = strings.CutSuffix(rel, SecretSuffix); f.Secret {
+			if f.Secret {
 				f.Mode = 0o600
 			}
 		}

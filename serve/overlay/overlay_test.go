@@ -291,7 +291,7 @@ func TestSSHHostCert(t *testing.T) {
 	if c := string(got["etc/ssh/sshd_config.d/nroot-host-cert.conf"].Data); !strings.Contains(c, "HostCertificate /etc/ssh/ssh_host_rsa_key-cert.pub\n") {
 		t.Errorf("sshd_config.d: %s", c)
 	}
-	if kh := string(got["etc/ssh/ssh_known_hosts"].Data); !strings.HasPrefix(kh, "@cert-authority *.cluster.test ssh-ed25519 ") {
+	if kh := string(got["etc/ssh/ssh_known_hosts"].Data); !strings.HasPrefix(kh, "@cert-authority *.cluster.test,node01 ssh-ed25519 ") {
 		t.Errorf("ssh_known_hosts: %s", kh)
 	}
 	// The rsa certificate verifies too (rsa-sha2-512 signature).
@@ -369,4 +369,64 @@ func FuzzInterfaces(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSuffixes: .tmpl and .secret are taken off in either order; a
+// secret template renders and is 0600.
+func TestSuffixes(t *testing.T) {
+	for _, c := range []struct {
+		file, path, data string
+		secret           bool
+	}{
+		{"etc/x.tmpl", "etc/x", "node01\n", false},
+		{"etc/x.secret", "etc/x", "{{.Node.Hostname}}\n", true},
+		{"etc/x.secret.tmpl", "etc/x", "node01\n", true},
+		{"etc/x.tmpl.secret", "etc/x", "node01\n", true},
+		{"etc/x.tmpl.tmpl", "etc/x.tmpl", "node01\n", false},
+		{"etc/x.secret.secret", "etc/x.secret", "{{.Node.Hostname}}\n", true},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			dir := t.TempDir()
+			tree(t, dir, map[string]string{"o/" + c.file: "{{.Node.Hostname}}\n"}, nil)
+			inv := parse(t, "node01 mac=52:54:00:00:00:01 overlays=o\n")
+			files, err := Render(inv, inv.Nodes[0], Options{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := os.FileMode(0o644)
+			if c.secret {
+				want = 0o600
+			}
+			if len(files) != 2 || files[1].Path != c.path || string(files[1].Data) != c.data || files[1].Secret != c.secret || files[1].Mode != want {
+				t.Errorf("got %+v, want %s %q secret %v %v", files, c.path, c.data, c.secret, want)
+			}
+		})
+	}
+}
+
+// TestUnknownOverlay: an overlay that is neither a built-in nor a
+// directory is an inventory error naming the overlays field on the line
+// that named it: the group's, or the node's own.
+func TestUnknownOverlay(t *testing.T) {
+	dir := t.TempDir()
+	tree(t, dir, map[string]string{"site/etc/motd": "hi\n"}, nil)
+	for _, c := range []struct {
+		name, inv string
+		dir       string
+		line      int
+	}{
+		{"on the node's line", "@g overlays=site\nn mac=52:54:00:00:00:01 groups=g overlays=nosuch\n", dir, 2},
+		{"on its group's line", "# c\n@g overlays=site,nosuch\nn mac=52:54:00:00:00:01 groups=g\n", dir, 2},
+		{"no overlays directory", "n mac=52:54:00:00:00:01 overlays=nosuch\n", "", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			inv := parse(t, c.inv)
+			_, err := Render(inv, inv.Nodes[0], Options{Dir: c.dir})
+			err = NodeError(inv, inv.Nodes[0], err)
+			var ie *inventory.Error
+			if !errors.As(err, &ie) || ie.Field != "overlays" || ie.Line != c.line || !strings.Contains(err.Error(), "nosuch") || strings.Contains(err.Error(), "\n") {
+				t.Errorf("%v, want an inventory error on line %d naming overlays and nosuch", err, c.line)
+			}
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,6 +33,23 @@ func segmentList(t *testing.T, seg string) string {
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("cpio -t %s: %v", seg, err)
+	}
+	return string(out)
+}
+
+// segmentFile is one file of a segment, extracted with GNU cpio.
+func segmentFile(t *testing.T, seg, name string) string {
+	t.Helper()
+	f, err := os.Open(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(testenv.Command(t, "cpio"), "-i", "--to-stdout", name)
+	cmd.Stdin = f
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("cpio -i %s %s: %v", seg, name, err)
 	}
 	return string(out)
 }
@@ -78,8 +96,11 @@ func TestWriteOverlays(t *testing.T) {
 			t.Errorf("node02's segment lacks %q:\n%s", w, two)
 		}
 	}
-	if !strings.HasPrefix(res.CertAuthority, "@cert-authority *.cluster.test ssh-ed25519 ") {
+	if !strings.HasPrefix(res.CertAuthority, "@cert-authority *.cluster.test,node02 ssh-ed25519 ") {
 		t.Errorf("cert_authority %q", res.CertAuthority)
+	}
+	if kh := segmentFile(t, filepath.Join(dir, "nodes/node02.img"), "nroot-identity/etc/ssh/ssh_known_hosts"); kh != res.CertAuthority+"\n" {
+		t.Errorf("node02's ssh_known_hosts %q, want nroot pxe's line %q", kh, res.CertAuthority)
 	}
 	if len(res.Nodes[0].Files) == 0 || res.Nodes[0].Files[0] != "etc/hosts" {
 		t.Errorf("node01's overlay files: %v", res.Nodes[0].Files)
@@ -113,5 +134,90 @@ func TestWriteOverlays(t *testing.T) {
 	o.Groups = inv.Groups
 	if _, err := Write(dir, inv.Nodes, identity.Store{Dir: state}, o); err == nil || !strings.Contains(err.Error(), "node node01: overlay site") || !strings.Contains(err.Error(), `"role"`) {
 		t.Errorf("a missing variable: %v", err)
+	}
+}
+
+// TestDHCPGuard: a node without address= is refused a secret or a host
+// certificate (its segment would be served to any address), naming the
+// inventory's line and field and --secrets-to-any-address, unless that
+// is given.
+func TestDHCPGuard(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "generations", "1", "root", "etc"), 0o755)
+	ovDir := filepath.Join(t.TempDir(), "overlays")
+	os.MkdirAll(filepath.Join(ovDir, "munge/etc/munge"), 0o755)
+	os.WriteFile(filepath.Join(ovDir, "munge/etc/munge/munge.key.secret"), []byte("KEY"), 0o644)
+	state := filepath.Join(t.TempDir(), "state")
+	for _, c := range []struct {
+		name, inv string
+		any       bool
+		refused   bool
+	}{
+		{"secret, dhcp", "node01 mac=52:54:00:4e:52:01 overlays=munge\n", false, true},
+		{"cert, dhcp", "node01 mac=52:54:00:4e:52:01 overlays=ssh-host-cert\n", false, true},
+		{"cert in a group, dhcp", "@login overlays=hosts,ssh-host-cert\nnode01 mac=52:54:00:4e:52:01 groups=login\n", false, true},
+		{"cert, dhcp, allowed", "node01 mac=52:54:00:4e:52:01 overlays=ssh-host-cert\n", true, false},
+		{"cert, address", "node01 mac=52:54:00:4e:52:01 address=10.0.0.11/24 overlays=ssh-host-cert\n", false, false},
+		{"hosts, dhcp", "node01 mac=52:54:00:4e:52:01 overlays=hosts\n", false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			inv, err := inventory.Parse(strings.NewReader(c.inv), "nodes.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := opts
+			o.Groups, o.Overlays, o.Inventory, o.DHCPRange, o.SecretsToAnyAddress = inv.Groups, ovDir, "nodes.txt", "10.0.0.100,10.0.0.200", c.any
+			_, err = Write(dir, inv.Nodes, identity.Store{Dir: state}, o)
+			var ie *inventory.Error
+			refused := errors.As(err, &ie) && ie.Field == "address" && ie.Line == inv.Nodes[0].Line && strings.Contains(err.Error(), "nodes.txt:") && strings.Contains(err.Error(), "--secrets-to-any-address")
+			if refused != c.refused || (!c.refused && err != nil) {
+				t.Errorf("refused %v, want %v: %v", refused, c.refused, err)
+			}
+		})
+	}
+}
+
+// TestSymlinkedParents: an overlay path through a symlink of the image
+// the node boots (merged-/usr lib/, etc/localtime) is refused, naming
+// the node, the overlay and the path; a path beside or through the
+// link's target is not.
+func TestSymlinkedParents(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "generations", "1", "root")
+	os.MkdirAll(filepath.Join(root, "usr/lib"), 0o755)
+	os.MkdirAll(filepath.Join(root, "etc/ssh"), 0o755)
+	os.Symlink("usr/lib", filepath.Join(root, "lib"))
+	os.Symlink("/usr/share/zoneinfo/UTC", filepath.Join(root, "etc/localtime"))
+	state := filepath.Join(t.TempDir(), "state")
+	for _, c := range []struct {
+		file    string
+		refused string // the path named, "" for none
+	}{
+		{"lib/modprobe.d/x.conf", "/lib, a symlink"},
+		{"etc/localtime/x", "/etc/localtime, a symlink"},
+		{"usr/lib/modprobe.d/x.conf", ""},
+		{"etc/motd", ""},
+		{"etc/ssh/sshd_config.d/x.conf", ""},
+		{"srv/new/x", ""},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			ovDir := filepath.Join(t.TempDir(), "overlays")
+			p := filepath.Join(ovDir, "site", c.file)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			os.WriteFile(p, []byte("x\n"), 0o644)
+			inv, err := inventory.Parse(strings.NewReader("node01 mac=52:54:00:4e:52:01 address=10.0.0.11/24 overlays=site\n"), "nodes.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := opts
+			o.Overlays = ovDir
+			_, err = Write(dir, inv.Nodes, identity.Store{Dir: state}, o)
+			switch {
+			case c.refused == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case c.refused != "" && (err == nil || !strings.Contains(err.Error(), "node node01: overlay site: "+path.Dir(c.file)) || !strings.Contains(err.Error(), " goes through "+c.refused) || strings.Contains(err.Error(), "\n")):
+				t.Errorf("%v, want one line naming %s and %s", err, c.file, c.refused)
+			}
+		})
 	}
 }

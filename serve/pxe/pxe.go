@@ -461,29 +461,25 @@ func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) 
 	if err != nil {
 		return nil, err
 	}
-	segs, err := store.WriteSegmentsWith(nodes, nodesDir, ov.extra)
+	group, err := segmentGroup(o.SegmentGroup)
+	if err != nil {
+		return nil, err
+	}
+	gid, mode := 0, os.FileMode(0o600)
+	if group != "" {
+		if gid, err = lookupGroup(group); err != nil {
+			return nil, err
+		}
+		mode = 0o640
+	}
+	// Each segment gets its group and mode before it replaces the old
+	// one: a node failing further on leaves every segment servable.
+	segs, err := store.WriteSegmentsAs(nodes, nodesDir, ov.extra, gid, mode)
 	if err != nil {
 		return nil, err
 	}
 	for i := range out {
 		out[i].Files = ov.files[out[i].Name]
-	}
-	group, err := segmentGroup(o.SegmentGroup)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range segs {
-		gid, mode := 0, os.FileMode(0o600)
-		if group != "" {
-			gid, _ = lookupGroup(group)
-			mode = 0o640
-		}
-		if err := os.Chown(s.Segment, 0, gid); err != nil {
-			return nil, fmt.Errorf("pxe: segment %s: %w", s.Segment, err)
-		}
-		if err := os.Chmod(s.Segment, mode); err != nil {
-			return nil, fmt.Errorf("pxe: segment %s: %w", s.Segment, err)
-		}
 	}
 	ex := export.Generations(abs, o.Export)
 	files["exports"] = "# Written by nroot pxe: for /etc/exports of the kernel's NFS server. Only\n# the generations are exported: nodes/ holds every node's private keys.\n" + exportsNote(abs, o.Export) + ex.ExportsLine() + "\n"

@@ -298,3 +298,43 @@ func waitPort(t *testing.T, port int) {
 	}
 	t.Fatalf("nginx does not answer on port %d", port)
 }
+
+// TestFailureKeepsSegments: a node whose overlays fail after a good one
+// leaves the good one's segment readable by nginx's group, as before.
+func TestFailureKeepsSegments(t *testing.T) {
+	testenv.Root(t)
+	www, err := user.LookupGroup(DefaultSegmentGroup)
+	if err != nil {
+		testenv.Missing(t, "group %s (Debian's base-passwd has it): %v", DefaultSegmentGroup, err)
+	}
+	good := "a mac=52:54:00:00:00:01 address=10.0.0.2/24 overlays=hosts\n"
+	for _, c := range []struct{ name, bad string }{
+		{"a missing variable", "b mac=52:54:00:00:00:02 address=10.0.0.3/24 overlays=site\n"},
+		{"a certificate for a DHCP node", "b mac=52:54:00:00:00:02 overlays=ssh-host-cert\n"},
+		{"an unknown overlay", "b mac=52:54:00:00:00:02 address=10.0.0.3/24 overlays=nosuch\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.MkdirAll(filepath.Join(dir, "generations", "1", "root"), 0o755)
+			ovDir := filepath.Join(t.TempDir(), "overlays")
+			os.MkdirAll(filepath.Join(ovDir, "site/etc"), 0o755)
+			os.WriteFile(filepath.Join(ovDir, "site/etc/role.tmpl"), []byte("{{.Vars.role}}\n"), 0o644)
+			st := identity.Store{Dir: filepath.Join(t.TempDir(), "state")}
+			o := opts
+			o.Overlays, o.DHCPRange = ovDir, "10.0.0.100,10.0.0.200"
+			if _, err := Write(dir, nodes(t, good), st, o); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Write(dir, nodes(t, good+c.bad), st, o); err == nil {
+				t.Fatal("the bad node was not refused")
+			}
+			fi, err := os.Stat(filepath.Join(dir, "nodes", "a.img"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gid := strconv.Itoa(int(fi.Sys().(*syscall.Stat_t).Gid)); fi.Mode().Perm() != 0o640 || gid != www.Gid {
+				t.Errorf("the good node's segment: mode %v group %s, want 0640 group %s", fi.Mode().Perm(), gid, www.Gid)
+			}
+		})
+	}
+}

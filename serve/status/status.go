@@ -85,11 +85,22 @@ func ParseLine(line string) (Request, error) {
 		return r, ErrFormat
 	}
 	r.Addr = addr
-	open := strings.IndexByte(rest, '[')
-	end := strings.IndexByte(rest, ']')
-	if open < 0 || end < open {
+	// $remote_user, before the time, is the client's to choose, and nginx
+	// leaves its [ and ] as they are but escapes a quote: the time is in
+	// the last [...] before the request's opening quote.
+	quote := strings.IndexByte(rest, '"')
+	if quote < 0 {
 		return r, ErrFormat
 	}
+	open := strings.LastIndexByte(rest[:quote], '[')
+	if open < 0 {
+		return r, ErrFormat
+	}
+	end := strings.IndexByte(rest[open+1:quote], ']')
+	if end < 0 {
+		return r, ErrFormat
+	}
+	end += open + 1
 	t, err := time.Parse("02/Jan/2006:15:04:05 -0700", rest[open+1:end])
 	if err != nil {
 		return r, ErrFormat
@@ -158,9 +169,9 @@ func Boots(r io.Reader) (map[string]Boot, int, error) {
 					}
 				} else if m := nodePath.FindStringSubmatch(req.Path); m != nil {
 					if g, ok := lastGen[req.Addr]; ok {
-						if b, seen := boots[m[1]]; !seen || !req.Time.Before(b.Time) {
-							boots[m[1]] = Boot{Generation: g, Time: req.Time, Addr: req.Addr}
-						}
+						// The later line wins, whatever time it says:
+						// nginx appends in order.
+						boots[m[1]] = Boot{Generation: g, Time: req.Time, Addr: req.Addr}
 						delete(lastGen, req.Addr)
 					}
 				}

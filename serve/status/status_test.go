@@ -24,6 +24,12 @@ func TestParseLine(t *testing.T) {
 		{`10.0.0.1 - - [06/Dec/2026:18:14:50 +0000] "-" 400 0 "-" "-"`, Request{}, true},
 		{`10.0.0.1 - - [06/Dec/2026:18:14:50 +0000] "GET / HTTP/1.1" abc 0`, Request{}, true},
 		{``, Request{}, true},
+		// $remote_user is the client's: a forged time before the real one.
+		{`10.0.0.11 - [01/Jan/2099:00:00:00 +0000] [06/Dec/2026:18:14:50 +0000] "GET /nodes/node01.img HTTP/1.1" 200 1234 "-" "iPXE/1.21.1"`,
+			Request{Addr: "10.0.0.11", Time: time.Date(2026, 12, 6, 18, 14, 50, 0, time.UTC), Method: "GET", Path: "/nodes/node01.img", Status: 200}, false},
+		{`10.0.0.11 - x] [06/Dec/2026:18:14:50 +0000] "GET /nodes/node01.img HTTP/1.1" 200 1234 "-" "-"`,
+			Request{Addr: "10.0.0.11", Time: time.Date(2026, 12, 6, 18, 14, 50, 0, time.UTC), Method: "GET", Path: "/nodes/node01.img", Status: 200}, false},
+		{`10.0.0.11 - - "GET /nodes/node01.img HTTP/1.1" [06/Dec/2026:18:14:50 +0000] 200 0`, Request{}, true},
 	}
 	for _, tt := range tests {
 		got, err := ParseLine(tt.line)
@@ -95,8 +101,40 @@ func TestRead(t *testing.T) {
 	}
 }
 
+// forged is a boot whose log lines carry a forged time in $remote_user.
+func forged(addr, mac, name string, at time.Time, gen string) string {
+	return strings.ReplaceAll(boot(addr, mac, name, at, gen), " - - [", " - [01/Jan/2099:00:00:00 +0000] [")
+}
+
+// TestBootsLaterWins: a node's last boot is its last one in the log,
+// whatever time a client put in its Basic-auth user.
+func TestBootsLaterWins(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 18, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		log  string
+		gen  int
+		at   time.Time
+	}{
+		{"a forged time, then a real boot", forged("10.0.0.9", "52-54-00-4e-52-01", "node01", t0, "1") + boot("10.0.0.11", "52-54-00-4e-52-01", "node01", t0.Add(time.Hour), "2"), 2, t0.Add(time.Hour + time.Second)},
+		{"a real boot, then a forged time", boot("10.0.0.11", "52-54-00-4e-52-01", "node01", t0, "1") + forged("10.0.0.9", "52-54-00-4e-52-01", "node01", t0.Add(time.Hour), "2"), 2, t0.Add(time.Hour + time.Second)},
+		{"a clock set back: the later line wins", boot("10.0.0.11", "52-54-00-4e-52-01", "node01", t0.Add(time.Hour), "1") + boot("10.0.0.11", "52-54-00-4e-52-01", "node01", t0, "2"), 2, t0.Add(time.Second)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			boots, _, err := Boots(strings.NewReader(c.log))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b := boots["node01"]; b.Generation != c.gen || !b.Time.Equal(c.at) {
+				t.Errorf("node01: %+v, want generation %d at %v", b, c.gen, c.at)
+			}
+		})
+	}
+}
+
 func FuzzBoots(f *testing.F) {
 	t0 := time.Date(2026, 12, 6, 18, 0, 0, 0, time.UTC)
+	f.Add(forged("10.0.0.9", "52-54-00-4e-52-01", "node01", t0, "1") + boot("10.0.0.11", "52-54-00-4e-52-01", "node01", t0, "2"))
 	f.Add(boot("127.0.0.1", "52-54-00-4e-52-01", "node01", t0, "1"))
 	f.Add(logLine("::1", t0, "/generations/12/initrd.img?a", 206) + logLine("::1", t0, "/nodes/a-b.img", 304))
 	f.Fuzz(func(t *testing.T, log string) {
