@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,7 +66,7 @@ var ErrUsage = errors.New("hook")
 
 // New checks a hook given on the command line. origin names the flag.
 func New(stage, command string, chrooted bool, origin string) (Hook, error) {
-	if !validStage(stage) {
+	if !slices.Contains(Stages, stage) {
 		return Hook{}, fmt.Errorf("%w: unknown stage %q (one of %s)", ErrUsage, stage, strings.Join(Stages, ", "))
 	}
 	if strings.TrimSpace(command) == "" {
@@ -86,15 +87,6 @@ func New(stage, command string, chrooted bool, origin string) (Hook, error) {
 		h.special = args
 	}
 	return h, nil
-}
-
-func validStage(s string) bool {
-	for _, st := range Stages {
-		if s == st {
-			return true
-		}
-	}
-	return false
 }
 
 // Directory reads a --hook-directory as mmdebstrap does: the executable

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -87,7 +88,7 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	if o.Format == "" {
 		o.Format = "dir"
 	}
-	if !validFormat(o.Format) {
+	if !slices.Contains(Formats, o.Format) {
 		return nil, fmt.Errorf("bootstrap: unknown format %q (one of %s)", o.Format, strings.Join(Formats, ", "))
 	}
 	if o.Log == nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -93,7 +94,7 @@ func FormatFor(target, asked string) (string, error) {
 		return "", fmt.Errorf("--format ext2 (TARGET %s): nroot does not write ext2 images; use --format=squashfs or erofs (.squashfs, .erofs), or build a directory and run mke2fs -d DIR IMAGE", target)
 	case asked == "" || asked == "auto":
 		return named, nil
-	case !validFormat(asked):
+	case !slices.Contains(Formats, asked):
 		return "", fmt.Errorf("--format %q: one of auto, directory, %s", asked, strings.Join(Formats, ", "))
 	case target == Stdout && !isTar(asked) && asked != "null":
 		return "", fmt.Errorf("--format %s cannot be written to standard output (TARGET -); give a tar format, or a TARGET path", asked)
@@ -105,15 +106,6 @@ func FormatFor(target, asked string) (string, error) {
 		return "", fmt.Errorf("--format %s, but TARGET %s is named as %s; rename it or drop --format", asked, target, named)
 	}
 	return asked, nil
-}
-
-func validFormat(f string) bool {
-	for _, x := range Formats {
-		if x == f {
-			return true
-		}
-	}
-	return false
 }
 
 // ErrTargetExists is a TARGET nroot will not build over.

@@ -171,25 +171,5 @@ func (c *Conn) ReadOpen(ctx context.Context, o *Open, off uint64, count uint32, 
 	if c.v4 == nil {
 		return 0, false, errNotV4
 	}
-	s := c.v4
-	if count > s.maxRead {
-		count = s.maxRead
-	}
-	d, err := s.onFH(ctx, o.FH, "READ", nfs4.OpRead, func(cp *compound4) {
-		cp.Fixed(o.State[:])
-		cp.U64(off)
-		cp.U32(count)
-	})
-	if err != nil {
-		return 0, false, err
-	}
-	eof := d.U32() != 0
-	data := d.Opaque(int(count))
-	if d.Err() != nil {
-		return 0, false, d.Err()
-	}
-	if len(data) > len(p) {
-		return 0, false, fmt.Errorf("READ: a reply of %d bytes to %d asked", len(data), len(p))
-	}
-	return copy(p, data), eof, nil
+	return c.v4.readState(ctx, o.FH, o.State, off, count, p)
 }

@@ -481,13 +481,20 @@ func (s *session4) readlink(ctx context.Context, fh []byte) (string, error) {
 	return string(b), d.Err()
 }
 
+// read reads with the anonymous stateid (seqid 0, other all zeros): no
+// open state, as a checker that only looks needs none.
 func (s *session4) read(ctx context.Context, fh []byte, off uint64, count uint32, p []byte) (int, bool, error) {
+	return s.readState(ctx, fh, Stateid{}, off, count, p)
+}
+
+// readState is READ with the stateid given: the anonymous one, or an
+// open's.
+func (s *session4) readState(ctx context.Context, fh []byte, state Stateid, off uint64, count uint32, p []byte) (int, bool, error) {
 	if count > s.maxRead {
 		count = s.maxRead
 	}
 	d, err := s.onFH(ctx, fh, "READ", nfs4.OpRead, func(c *compound4) {
-		c.U32(0)                  // the anonymous stateid: seqid 0,
-		c.Fixed(make([]byte, 12)) // other all zeros
+		c.Fixed(state[:])
 		c.U64(off)
 		c.U32(count)
 	})
@@ -500,7 +507,7 @@ func (s *session4) read(ctx context.Context, fh []byte, off uint64, count uint32
 		return 0, false, d.Err()
 	}
 	if len(data) > len(p) {
-		return 0, false, errors.New("read reply longer than asked")
+		return 0, false, fmt.Errorf("READ: a reply of %d bytes to %d asked", len(data), len(p))
 	}
 	return copy(p, data), eof, nil
 }
