@@ -179,20 +179,14 @@ func Render(root string, o Options) (*Config, error) {
 	return c, nil
 }
 
-// minImageDracut is the oldest dracut whose image-mode boots were seen
-// to work.
-const minImageDracut = 59
-
 // imageModes fills in the boot lines that take the root from an image
 // file: loop-mounted over NFS, or fetched over HTTP.
 func imageModes(img *fsroot.Root, built *node.Built, c *Config, o Options, host string) error {
 	if built.ImageCmdline == "" {
 		return fmt.Errorf("export: %s has no %s; run nroot node %s again (this nroot's node boots image files)", c.Root, node.ImageCmdlineFile, c.Root)
 	}
-	// Image-mode boots are proven from dracut 059 on; jammy's 051 was
-	// seen to attach the image and then fail at switch-root.
-	if v := node.DracutVersion(img); v != "" && node.DracutMajor(v) < minImageDracut {
-		return &usage.Error{Option: "--image", Value: o.Image, Why: fmt.Sprintf("the image's dracut %s cannot boot from an image file (051 fails at switch-root); serve the tree, or use an image with dracut %d or later", v, minImageDracut)}
+	if v := node.DracutVersion(img); v != "" && node.DracutMajor(v) < node.MinImageDracut {
+		return &usage.Error{Option: "--image", Value: o.Image, Why: fmt.Sprintf("the image's dracut %s cannot boot from an image file (051 fails at switch-root); serve the tree, or use an image with dracut %d or later", v, node.MinImageDracut)}
 	}
 	abs, err := filepath.Abs(o.Image)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -42,6 +43,10 @@ type Options struct {
 	// Export is the path NFS exports the image directory at (NFSv4
 	// pseudo path).
 	Export string
+	// ImageBase is the HTTP URL nodes booting root=http-* fetch the
+	// generations' image files from: a caching tier running
+	// nginx-cache.conf. Empty means Base.
+	ImageBase string
 	// DHCPRange is dnsmasq's dhcp-range; when empty and every node has
 	// an address, the network of the first one, static.
 	DHCPRange string
@@ -116,10 +121,12 @@ type Node struct {
 	Address    string `json:"address"`
 	Hostname   string `json:"hostname"`
 	Generation string `json:"generation"` // "published" or the pinned number
+	Root       string `json:"root"`       // its root mode (inventory.RootModes)
 	Script     string `json:"script"`
 	Segment    string `json:"segment"`
 	// Files are the paths its overlays put on its root.
 	Files []string `json:"overlay_files,omitempty"`
+	line  int      // its inventory line, for messages
 }
 
 func (o Options) validate() (*url.URL, error) {
@@ -135,6 +142,12 @@ func (o Options) validate() (*url.URL, error) {
 	}
 	if !strings.HasPrefix(o.Export, "/") || !export.Servable(o.Export) {
 		return nil, &usage.Error{Option: "--export", Value: o.Export, Why: "give the absolute path NFS exports the image directory at, of letters, digits and / . _ - + only"}
+	}
+	if o.ImageBase != "" {
+		iu, err := url.Parse(o.ImageBase)
+		if err != nil || iu.Scheme != "http" || iu.Hostname() == "" || (iu.Path != "" && iu.Path != "/") || iu.RawQuery != "" || iu.User != nil || iu.Fragment != "" || !servableHost(iu.Hostname()) {
+			return nil, &usage.Error{Option: "--image-http", Value: o.ImageBase, Why: "give the URL of the caching tier (nginx-cache.conf) that serves the generations at its root, as nodes reach it: http://ADDRESS[:PORT]"}
+		}
 	}
 	if o.DHCPRange != "" {
 		if _, err := ParseDHCPRange(o.DHCPRange); err != nil {
@@ -217,11 +230,17 @@ func Render(nodes []inventory.Node, o Options) (Files, []Node, error) {
 		return nil, nil, err
 	}
 	base := strings.TrimSuffix(u.String(), "/")
+	imageBase := base
+	if o.ImageBase != "" {
+		imageBase = strings.TrimSuffix(o.ImageBase, "/")
+	}
 	f := Files{}
 	f["boot.ipxe"] = fmt.Sprintf(`#!ipxe
 # nroot: the entry script DHCP gives iPXE. It says where the image is and
-# chains to the script of the node with this MAC.
+# chains to the script of the node with this MAC. Nodes booting
+# root=http-* fetch the image file from nroot-image-base.
 set nroot-base %s
+set nroot-image-base %s
 set nroot-server %s
 set nroot-export %s
 chain ${nroot-base}/nodes/${mac:hexhyp}.ipxe || goto unknown
@@ -229,7 +248,7 @@ chain ${nroot-base}/nodes/${mac:hexhyp}.ipxe || goto unknown
 echo nroot: booting ${nroot-base}/nodes/${mac:hexhyp}.ipxe failed: a MAC not in the inventory has no script (add it and run nroot pxe again); otherwise the messages above say why
 sleep 60
 reboot
-`, base, o.Server, strings.TrimSuffix(o.Export, "/"))
+`, base, imageBase, o.Server, strings.TrimSuffix(o.Export, "/"))
 	var out []Node
 	for _, n := range nodes {
 		if !safeArgs(n.Args) {
@@ -253,9 +272,16 @@ reboot
 		// node has its hostname: without a uniquifier every node booting
 		// at once presents the same one and expires the others' state.
 		args := strings.Join(strings.Fields(UniqueIDArg(n.MAC)+" "+BootIFArg(n.MAC, n.Args)+" "+n.Args), " ")
-		f[script] = fmt.Sprintf("#!ipxe\n# nroot: node %s (inventory line %d), generation %s\nset nroot-node %s\nset nroot-args %s\nchain ${nroot-base}/%s\n",
-			n.Name, n.Line, gen, n.Name, args, chain)
-		out = append(out, Node{Name: n.Name, MAC: n.MAC, Address: n.Address, Hostname: n.Hostname, Generation: gen, Script: script, Segment: "nodes/" + n.Name + ".img"})
+		root := n.Root
+		if root == "" {
+			root = inventory.RootTree
+		}
+		if !slices.Contains(inventory.RootModes, root) {
+			return nil, nil, &inventory.Error{File: o.Inventory, Line: n.Line, Field: "root", Err: fmt.Errorf("%w: %q: give one of %s", inventory.ErrSyntax, n.Root, strings.Join(inventory.RootModes, ", "))}
+		}
+		f[script] = fmt.Sprintf("#!ipxe\n# nroot: node %s (inventory line %d), generation %s\nset nroot-node %s\nset nroot-root %s\nset nroot-args %s\nchain ${nroot-base}/%s\n",
+			n.Name, n.Line, gen, n.Name, root, args, chain)
+		out = append(out, Node{Name: n.Name, MAC: n.MAC, Address: n.Address, Hostname: n.Hostname, Generation: gen, Root: root, Script: script, Segment: "nodes/" + n.Name + ".img", line: n.Line})
 	}
 	dm, err := dnsmasq(nodes, o, base)
 	if err != nil {
@@ -426,14 +452,8 @@ func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) 
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range out {
-		if n.Generation == "published" {
-			continue
-		}
-		id, _ := strconv.Atoi(n.Generation)
-		if _, err := im.Get(id); err != nil {
-			return nil, fmt.Errorf("node %s: %w: generation %d (nroot image list)", n.Name, ErrPinned, id)
-		}
+	if err := checkRoots(im, out, o); err != nil {
+		return nil, err
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -499,6 +519,38 @@ func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) 
 	return &Result{AccessLog: accessLog, CertAuthority: ov.knownHosts, Image: abs, Entry: filepath.Join(abs, "boot.ipxe"), DNSMasq: filepath.Join(abs, "dnsmasq.conf"), Nginx: filepath.Join(abs, "nginx.conf"), Cache: filepath.Join(abs, "nginx-cache.conf"),
 		Exports: filepath.Join(abs, "exports"), Ganesha: filepath.Join(abs, "ganesha.conf"), Removed: removed, Nodes: out, Segments: segs,
 		SegmentGroup: group, MissingFirmware: missingFirmware(o.TFTPRoot)}, nil
+}
+
+// checkRoots refuses a node pinned to a generation the image lacks, and
+// a node whose root mode its generation cannot boot: the pinned one, or
+// for nodes that follow the pointer the published one, when one is.
+func checkRoots(im image.Image, nodes []Node, o Options) error {
+	pub, err := im.Published()
+	if err != nil {
+		return err
+	}
+	var published *image.Generation
+	if pub != 0 {
+		if published, err = im.Get(pub); err != nil {
+			return fmt.Errorf("the published generation %d: %w", pub, err)
+		}
+	}
+	for _, n := range nodes {
+		g, which := published, fmt.Sprintf("follows the published generation %d", pub)
+		if n.Generation != "published" {
+			id, _ := strconv.Atoi(n.Generation)
+			if g, err = im.Get(id); err != nil {
+				return fmt.Errorf("node %s: %w: generation %d (nroot image list)", n.Name, ErrPinned, id)
+			}
+			which = fmt.Sprintf("is pinned to generation %d", id)
+		}
+		if g == nil || g.Boots(n.Root) {
+			continue
+		}
+		return &usage.Error{Option: fmt.Sprintf("%s:%d root", o.Inventory, n.line), Value: n.Root,
+			Why: fmt.Sprintf("node %s %s, which has no %s image and boots root=%s only; make one with nroot image update --fsimage %s, or give the node one of those", n.Name, which, n.Root, strings.Join(g.Modes(), ","), strings.TrimPrefix(strings.TrimPrefix(n.Root, "nfs-"), "http-"))}
+	}
+	return nil
 }
 
 // segmentGroup is the group the segments are made readable by: the one
