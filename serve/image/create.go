@@ -256,14 +256,7 @@ func (im Image) Update(ctx context.Context, o UpdateOptions) (*Generation, error
 		what = append(what, "node stage again")
 	}
 	g := &Generation{ID: id, Parent: pg.ID, Source: fmt.Sprintf("update of %d: %s", pg.ID, strings.Join(what, ", "))}
-	fo := o.FSImage
-	if fo.Formats == nil {
-		fo.Formats = pg.Formats()
-	}
-	if fo.Log == nil {
-		fo.Log = o.Node.Log
-	}
-	if err := im.seal(ctx, tmp, g, start, st.Reflinked, fo); errors.Is(err, ErrNotSynced) {
+	if err := im.seal(ctx, tmp, g, start, st.Reflinked, o.FSImage.replay(pg, o.Node.Log)); errors.Is(err, ErrNotSynced) {
 		return nil, fmt.Errorf("image update: %w", err)
 	} else if err != nil {
 		return nil, im.abort(ctx, tmp, "", fmt.Errorf("image update: generation %d: %w", id, err))

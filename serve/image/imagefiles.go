@@ -25,6 +25,19 @@ type FSImageOptions struct {
 	Log   *slog.Logger
 }
 
+// replay is o for a generation made from parent: with no Formats asked
+// for (nil), the parent's, as update replays the node stage's choices;
+// an empty list makes none.
+func (o FSImageOptions) replay(parent *Generation, log *slog.Logger) FSImageOptions {
+	if o.Formats == nil {
+		o.Formats = parent.Formats()
+	}
+	if o.Log == nil {
+		o.Log = log
+	}
+	return o
+}
+
 // ParseFormats reads --fsimage's list: squashfs, erofs, or none. The
 // result is in fsimage.Formats order, each once.
 func ParseFormats(list []string) ([]fsimage.Format, error) {

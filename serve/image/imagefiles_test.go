@@ -80,6 +80,30 @@ func TestBootScriptModes(t *testing.T) {
 	}
 }
 
+// TestReplayFormats: update gives the new generation its parent's image
+// formats unless --fsimage says otherwise, none included.
+func TestReplayFormats(t *testing.T) {
+	both := &Generation{Images: []string{"root.squashfs", "root.erofs"}, ImageCmdline: imageLine}
+	tests := []struct {
+		name   string
+		parent *Generation
+		asked  []fsimage.Format
+		want   []fsimage.Format
+	}{
+		{"the parent's formats when none are asked for", both, nil, []fsimage.Format{fsimage.Squashfs, fsimage.EROFS}},
+		{"a tree parent gives none", &Generation{}, nil, nil},
+		{"the flag wins", both, []fsimage.Format{fsimage.EROFS}, []fsimage.Format{fsimage.EROFS}},
+		{"--fsimage none makes none", both, []fsimage.Format{}, []fsimage.Format{}},
+		{"a tree parent can gain one", &Generation{}, []fsimage.Format{fsimage.Squashfs}, []fsimage.Format{fsimage.Squashfs}},
+	}
+	for _, tt := range tests {
+		got := FSImageOptions{Formats: tt.asked}.replay(tt.parent, nil).Formats
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
 func TestParseFormats(t *testing.T) {
 	tests := []struct {
 		in   []string

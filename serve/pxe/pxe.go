@@ -405,17 +405,21 @@ func serverName(host string) string {
 const CacheDir = "/var/cache/nginx-nroot"
 
 // nginxCache is a server block for a caching tier in front of the origin
-// (base): it serves a generation's files, which never change once made,
-// from its cache, and fetches each from the origin once however many
-// nodes ask at once (proxy_cache_lock). Scripts and identity segments
-// stay with the origin, which knows each node's address.
+// (base): it serves a generation's files, which never change once made
+// (numbers are never reused), from its cache, and fetches each from the
+// origin once however many nodes ask at once (proxy_cache_lock: the
+// others wait, up to the lock timeout, then are served from the cache;
+// TestCacheTierFetchesOnce). Scripts and identity segments stay with
+// the origin, which knows each node's address.
 func nginxCache(base string) string {
 	return fmt.Sprintf(`# Written by nroot pxe: a caching tier for the image's files, for the
 # http block of nginx on a cache host. It fetches each generation's kernel,
 # initramfs and image file from the origin %[1]s once per
 # cache, however many nodes ask at once; scripts and identity segments are
-# not served here (nodes get them from the origin). Point image-mode nodes'
-# root=live:http://CACHE/generations/N/root.squashfs at it.
+# not served here (nodes get them from the origin). Nodes with root=http-*
+# fetch their image file from it when nroot pxe is given --image-http
+# http://CACHE. A miss is fetched whole (dracut's curl asks for the whole
+# file, and nginx drops Range on a cached fetch), so no slice module.
 # nginx makes %[2]s (its parent must exist). On a host with
 # another default server on port 80 (Debian's sites-enabled/default), add
 # this host's name as nodes reach it to server_name, or disable that site.
