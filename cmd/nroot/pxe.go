@@ -108,6 +108,7 @@ generation needs no new configuration.`,
 	}
 	cmd.Flags().StringVar(&o.Base, "http", "", "URL nodes reach the HTTP server at, which serves IMAGE at its root: http://ADDRESS[:PORT]")
 	cmd.Flags().StringVar(&o.Server, "server", "", "the NFS server's address as nodes reach it")
+	cmd.Flags().IntVar(&o.NFSPort, "nfs-port", 0, "the NFS server's port as nodes reach it, when not 2049 (root=nfs4:HOST:PATH:port=N)")
 	cmd.Flags().StringVar(&o.ImageBase, "image-http", "", "URL nodes with root=http-* fetch the generations' image files from, a caching tier running nginx-cache.conf: http://ADDRESS[:PORT] (default --http)")
 	cmd.Flags().StringVar(&o.Export, "export", "/nroot", "the path nodes find IMAGE at over NFS: they mount EXPORT/generations/N/root, and only IMAGE/generations is exported (IMAGE/exports, IMAGE/ganesha.conf)")
 	cmd.Flags().StringVar(&o.DHCPRange, "dhcp-range", "", "dnsmasq's dhcp-range, START,END[,LEASE] (default: the first node's network, static, when every node has an address)")

@@ -500,7 +500,8 @@ func padInitrd(path string) error {
 
 // BootScript is the generation's iPXE script. The node's own script sets
 // nroot-base (the HTTP URL of the image directory), nroot-server and
-// nroot-export (where NFS serves the image directory), nroot-node (its
+// nroot-export (where NFS serves the image directory; nroot-nfs-opts,
+// :port=N, when not on 2049), nroot-node (its
 // name, for its identity segment), nroot-args and nroot-root (its root
 // mode, inventory.RootModes; unset is the tree), and may set
 // nroot-image-base (where HTTP serves the image files, a caching tier;
@@ -534,16 +535,17 @@ boot
 // modeCmdline is the generation's kernel command line in root mode m
 // (one it boots): the tree over NFS with SERVER and /PATH filled in, as
 // nroot export does, or the image file's line with IMAGEURL, dracut's
-// nfs4:HOST:PATH form for NFS (its nfs:// form would mount NFSv3).
+// nfs4:HOST:PATH[:port=N] form for NFS (its nfs:// form would mount
+// NFSv3). An unset iPXE variable expands to nothing.
 func modeCmdline(g *Generation, m string) string {
 	gen := "generations/" + strconv.Itoa(g.ID)
 	if m == inventory.RootTree {
-		return strings.NewReplacer("SERVER", "${nroot-server}", "/PATH", "${nroot-export}/"+gen+"/root").Replace(g.Cmdline)
+		return strings.NewReplacer("SERVER", "${nroot-server}", "/PATH", "${nroot-export}/"+gen+"/root${nroot-nfs-opts}").Replace(g.Cmdline)
 	}
 	proto, f, _ := strings.Cut(m, "-")
 	url := "${nroot-image-base}/" + gen + "/root." + f
 	if proto == "nfs" {
-		url = "nfs4:${nroot-server}:${nroot-export}/" + gen + "/root." + f
+		url = "nfs4:${nroot-server}:${nroot-export}/" + gen + "/root." + f + "${nroot-nfs-opts}"
 	}
 	return strings.Replace(g.ImageCmdline, "IMAGEURL", url, 1)
 }

@@ -32,20 +32,23 @@ func TestBootScriptModes(t *testing.T) {
 		cmdline  string // the image line; "" for a generation made without --fsimage
 		root     string // nroot-root; "" leaves it unset
 		cache    string // nroot-image-base; "" leaves it unset
+		nfsOpts  string // nroot-nfs-opts; "" leaves it unset
 		want     string // the kernel's root= and what follows; "" when the boot must fail
 		wantEcho string
 	}{
-		{"a tree generation boots the tree when root is unset", nil, "", "", "", tree, ""},
-		{"and when root=tree", nil, "", "tree", "", tree, ""},
-		{"a tree generation refuses nfs-squashfs, saying what it has", nil, "", "nfs-squashfs", "", "", "generation 7 has no nfs-squashfs image (root=nfs-squashfs); it boots root=tree."},
-		{"a squashfs generation boots the tree", []string{"root.squashfs"}, imageLine, "", "", tree, ""},
-		{"a squashfs generation over NFS", []string{"root.squashfs"}, imageLine, "nfs-squashfs", "", nfsSq, ""},
-		{"a squashfs generation over HTTP from nroot-base", []string{"root.squashfs"}, imageLine, "http-squashfs", "", httpSq, ""},
-		{"over HTTP from a caching tier", []string{"root.squashfs"}, imageLine, "http-squashfs", "http://cache:8080", strings.Replace(httpSq, "http://10.0.0.1", "http://cache:8080", 1), ""},
-		{"a squashfs generation refuses erofs", []string{"root.squashfs"}, imageLine, "http-erofs", "", "", "it boots root=tree,nfs-squashfs,http-squashfs. Make the image with nroot image create or update --fsimage squashfs,erofs"},
-		{"both formats", []string{"root.squashfs", "root.erofs"}, imageLine, "http-erofs", "", httpEro, ""},
-		{"a mode nobody knows fails too", []string{"root.squashfs", "root.erofs"}, imageLine, "zip", "", "", "generation 7 has no zip image"},
-		{"image files without their line boot the tree alone", []string{"root.squashfs"}, "", "nfs-squashfs", "", "", "it boots root=tree."},
+		{"a tree generation boots the tree when root is unset", nil, "", "", "", "", tree, ""},
+		{"and when root=tree", nil, "", "tree", "", "", tree, ""},
+		{"a tree generation refuses nfs-squashfs, saying what it has", nil, "", "nfs-squashfs", "", "", "", "generation 7 has no nfs-squashfs image (root=nfs-squashfs); it boots root=tree."},
+		{"a squashfs generation boots the tree", []string{"root.squashfs"}, imageLine, "", "", "", tree, ""},
+		{"a squashfs generation over NFS", []string{"root.squashfs"}, imageLine, "nfs-squashfs", "", "", nfsSq, ""},
+		{"a squashfs generation over HTTP from nroot-base", []string{"root.squashfs"}, imageLine, "http-squashfs", "", "", httpSq, ""},
+		{"over HTTP from a caching tier", []string{"root.squashfs"}, imageLine, "http-squashfs", "http://cache:8080", "", strings.Replace(httpSq, "http://10.0.0.1", "http://cache:8080", 1), ""},
+		{"a squashfs generation refuses erofs", []string{"root.squashfs"}, imageLine, "http-erofs", "", "", "", "it boots root=tree,nfs-squashfs,http-squashfs. Make the image with nroot image create or update --fsimage squashfs,erofs"},
+		{"a tree on another NFS port", nil, "", "", "", ":port=20490", strings.Replace(tree, "/root ", "/root:port=20490 ", 1), ""},
+		{"an image over NFS on another port", []string{"root.squashfs"}, imageLine, "nfs-squashfs", "", ":port=20490", strings.Replace(nfsSq, "root.squashfs ", "root.squashfs:port=20490 ", 1), ""},
+		{"both formats", []string{"root.squashfs", "root.erofs"}, imageLine, "http-erofs", "", "", httpEro, ""},
+		{"a mode nobody knows fails too", []string{"root.squashfs", "root.erofs"}, imageLine, "zip", "", "", "", "generation 7 has no zip image"},
+		{"image files without their line boot the tree alone", []string{"root.squashfs"}, "", "nfs-squashfs", "", "", "", "it boots root=tree."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,6 +62,9 @@ func TestBootScriptModes(t *testing.T) {
 			}
 			if tt.cache != "" {
 				v["nroot-image-base"] = tt.cache
+			}
+			if tt.nfsOpts != "" {
+				v["nroot-nfs-opts"] = tt.nfsOpts
 			}
 			script := BootScript(g)
 			run, err := runIPXE(script, v)

@@ -43,6 +43,8 @@ type Options struct {
 	// Export is the path NFS exports the image directory at (NFSv4
 	// pseudo path).
 	Export string
+	// NFSPort is the NFS server's port, when not 2049 (0).
+	NFSPort int
 	// ImageBase is the HTTP URL nodes booting root=http-* fetch the
 	// generations' image files from: a caching tier running
 	// nginx-cache.conf. Empty means Base.
@@ -143,6 +145,9 @@ func (o Options) validate() (*url.URL, error) {
 	if !strings.HasPrefix(o.Export, "/") || !export.Servable(o.Export) {
 		return nil, &usage.Error{Option: "--export", Value: o.Export, Why: "give the absolute path NFS exports the image directory at, of letters, digits and / . _ - + only"}
 	}
+	if o.NFSPort < 0 || o.NFSPort > 65535 {
+		return nil, &usage.Error{Option: "--nfs-port", Value: strconv.Itoa(o.NFSPort), Why: "a port is 1 to 65535 (0: the standard 2049)"}
+	}
 	if o.ImageBase != "" {
 		iu, err := url.Parse(o.ImageBase)
 		if err != nil || iu.Scheme != "http" || iu.Hostname() == "" || (iu.Path != "" && iu.Path != "/") || iu.RawQuery != "" || iu.User != nil || iu.Fragment != "" || !servableHost(iu.Hostname()) {
@@ -155,6 +160,15 @@ func (o Options) validate() (*url.URL, error) {
 		}
 	}
 	return u, nil
+}
+
+// nfsOptions sets nroot-nfs-opts, which the generations' scripts put
+// after each NFS path, for a server on another port than 2049.
+func nfsOptions(port int) string {
+	if opts := export.NFSOptions(port); opts != "" {
+		return "set nroot-nfs-opts " + opts + "\n"
+	}
+	return ""
 }
 
 // servableHost is a host name or address nginx's server_name and an
@@ -243,12 +257,12 @@ set nroot-base %s
 set nroot-image-base %s
 set nroot-server %s
 set nroot-export %s
-chain ${nroot-base}/nodes/${mac:hexhyp}.ipxe || goto unknown
+%schain ${nroot-base}/nodes/${mac:hexhyp}.ipxe || goto unknown
 :unknown
 echo nroot: booting ${nroot-base}/nodes/${mac:hexhyp}.ipxe failed: a MAC not in the inventory has no script (add it and run nroot pxe again); otherwise the messages above say why
 sleep 60
 reboot
-`, base, imageBase, o.Server, strings.TrimSuffix(o.Export, "/"))
+`, base, imageBase, export.NFSHost(o.Server), strings.TrimSuffix(o.Export, "/"), nfsOptions(o.NFSPort))
 	var out []Node
 	for _, n := range nodes {
 		if !safeArgs(n.Args) {

@@ -58,6 +58,38 @@ func TestRender(t *testing.T) {
 	if len(out) != 3 || out[2].Generation != "3" || out[0].Generation != "published" {
 		t.Errorf("nodes %+v", out)
 	}
+	if strings.Contains(f["boot.ipxe"], "nroot-nfs-opts") {
+		t.Errorf("the standard NFS port set nroot-nfs-opts:\n%s", f["boot.ipxe"])
+	}
+}
+
+// TestRenderServerSide: the entry script carries what the generations'
+// scripts put into root=nfs4:HOST:PATH[:port=N]: an IPv6 server in
+// brackets, the NFS port when not 2049, and the caching tier's URL.
+func TestRenderServerSide(t *testing.T) {
+	tests := []struct {
+		name string
+		o    func(Options) Options
+		want []string
+	}{
+		{"defaults", func(o Options) Options { return o }, []string{"set nroot-server 10.0.0.1\n", "set nroot-image-base http://10.0.0.1:8080\n"}},
+		{"an IPv6 server", func(o Options) Options { o.Server = "fd00::1"; return o }, []string{"set nroot-server [fd00::1]\n"}},
+		{"another NFS port", func(o Options) Options { o.NFSPort = 20490; return o }, []string{"set nroot-nfs-opts :port=20490\n"}},
+		{"a caching tier", func(o Options) Options { o.ImageBase = "http://10.0.0.2:81/"; return o }, []string{"set nroot-base http://10.0.0.1:8080\n", "set nroot-image-base http://10.0.0.2:81\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, _, err := Render(nodes(t, "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n"), tt.o(opts))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(f["boot.ipxe"], w) {
+					t.Errorf("boot.ipxe lacks %q:\n%s", w, f["boot.ipxe"])
+				}
+			}
+		})
+	}
 }
 
 func TestRenderRefuses(t *testing.T) {
@@ -84,6 +116,7 @@ func TestRenderRefuses(t *testing.T) {
 		{"dhcp-range as START-END", "n mac=52:54:00:00:00:01\n", nil, func(o Options) Options { o.DHCPRange = "10.0.0.1-10.0.0.9"; return o }, "--dhcp-range", nil},
 		{"dhcp-range of two families", "n mac=52:54:00:00:00:01\n", nil, func(o Options) Options { o.DHCPRange = "10.0.0.1,fd00::9"; return o }, "--dhcp-range", nil},
 		{"a root mode nobody knows", "", &inventory.Node{Name: "n", MAC: "52:54:00:00:00:01", Address: "10.0.0.2/24", Root: "zip", Line: 3}, nil, "nodes.txt:3: root", inventory.ErrSyntax},
+		{"an NFS port past 65535", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.NFSPort = 70000; return o }, "--nfs-port", nil},
 		{"image-http not HTTP", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.ImageBase = "ftp://cache"; return o }, "--image-http", nil},
 		{"image-http with a path", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.ImageBase = "http://cache/nroot"; return o }, "--image-http", nil},
 		{"node outside the server's network", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\nm mac=52:54:00:00:00:02 address=192.168.1.2/24\n", nil, nil, "nodes.txt:2 address", nil},
