@@ -238,7 +238,7 @@ func newImageListCmd() *cobra.Command {
 				}{im.Dir, gens})
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "GEN\tPUBLISHED\tCREATED\tKERNEL\tPACKAGES\tDISK\tSOURCE")
+			fmt.Fprintln(w, "GEN\tPUBLISHED\tCREATED\tKERNEL\tPACKAGES\tDISK\tIMAGES\tSOURCE")
 			for _, g := range gens {
 				pub := ""
 				if g.Published {
@@ -248,7 +248,11 @@ func newImageListCmd() *cobra.Command {
 				if g.Problem != "" {
 					src = "BROKEN: " + g.Problem + "; " + src
 				}
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", g.ID, pub, time.Unix(g.Created, 0).Format("2006-01-02 15:04"), g.Kernel, len(g.Packages), progress.Bytes(g.DiskBytes), src)
+				images := strings.Join(g.Images, ",")
+				if images == "" {
+					images = "-"
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", g.ID, pub, time.Unix(g.Created, 0).Format("2006-01-02 15:04"), g.Kernel, len(g.Packages), progress.Bytes(g.DiskBytes), images, src)
 			}
 			return w.Flush()
 		},

@@ -172,6 +172,7 @@ func TestImageFSImage(t *testing.T) {
         "root.squashfs"
       ],
       "image_cmdline": "root=live:IMAGEURL ip=dhcp rd.neednet=1"`},
+		{[]string{"image", "list", img}, 0, "root.squashfs"},
 		{[]string{"image", "update", "--fsimage", "zip", img}, 64, "--fsimage"},
 		{append(pxe, bad), 64, "bad.txt:1: root"},
 		{append(pxe, pinned1), 64, "pinned1.txt:1 root \"nfs-squashfs\": node a is pinned to generation 1, which has no nfs-squashfs image"},

@@ -139,6 +139,7 @@ func FuzzRead(f *testing.F) {
 	f.Add("n[001-004] mac=52:54:00:00:01:[0a-0d] address=10.0.0.[1-4]/24 args=\"quiet\"\n")
 	f.Add("a mac=52:54:00:00:00:01 hostname=b generation=x.1 # c\n")
 	f.Add("@g overlays=hosts,x role=y args=quiet\nn[1-2] mac=52:54:00:00:00:[1-2] groups=g ens4.address=10.1.0.[1-2]/24\n")
+	f.Add("@i root=nfs-squashfs\nn mac=52:54:00:00:00:01 groups=i\nm mac=52:54:00:00:00:02 root=http-erofs\n")
 	f.Fuzz(func(t *testing.T, file string) {
 		nodes, err := Read(strings.NewReader(file), "f")
 		if err != nil {
@@ -160,6 +161,9 @@ func FuzzRead(f *testing.F) {
 				addrs[a] = true
 			}
 			names[n.Name], macs[n.MAC], hosts[n.Hostname] = true, true, true
+			if n.Root != "" && !slices.Contains(RootModes, n.Root) {
+				t.Fatalf("node %+v: root mode %q", n, n.Root)
+			}
 			for k := range n.Vars {
 				if knownKey[k] || !keyRe.MatchString(k) {
 					t.Fatalf("node %+v: variable %q", n, k)
