@@ -508,6 +508,9 @@ func padInitrd(path string) error {
 // unset is nroot-base), then chains to it. The script has one label per
 // mode the generation boots; a mode it lacks ends the script with a
 // line saying so and an error, never a silent boot of another mode.
+//
+// iPXE splits a command at blanks and expands ${...}; the script holds
+// no quotes, backslashes, && or # past a line's start.
 func BootScript(g *Generation) string {
 	gen := "generations/" + strconv.Itoa(g.ID)
 	modes := g.Modes()
@@ -522,7 +525,7 @@ goto nroot-root-${nroot-root} || goto nroot-no-root
 		fmt.Fprintf(&b, ":nroot-root-%s\nkernel ${nroot-base}/%s/vmlinuz initrd=initrd.img initrd=identity.img %s ${nroot-args}\ngoto nroot-load\n", m, gen, modeCmdline(g, m))
 	}
 	fmt.Fprintf(&b, `:nroot-no-root
-echo nroot: generation %[1]d has no ${nroot-root} image (root=${nroot-root}); it boots root=%[2]s. Make the image with nroot image create or update --fsimage %[3]s, or change the node's root= in the inventory and run nroot pxe again
+echo nroot: generation %[1]d has no ${nroot-root} image (root=${nroot-root}); it boots root=%[2]s. Make the image with nroot image create or update --fsimage %[3]s, or change root= of this node in the inventory and run nroot pxe again
 exit 1
 :nroot-load
 initrd --name initrd.img ${nroot-base}/%[4]s/initrd.img

@@ -92,8 +92,8 @@ func runIPXE(script string, vars map[string]string) (ipxeRun, error) {
 		if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, ":") {
 			continue
 		}
-		if strings.Contains(l, "&&") {
-			return run, fmt.Errorf("%q: && is not checked here", l)
+		if strings.Contains(l, "&&") || strings.ContainsAny(l, "\"'\\#") {
+			return run, fmt.Errorf("%q: && quotes, backslashes and # are not checked here", l)
 		}
 		cmds := strings.Split(l, "||")
 		for n, c := range cmds {

@@ -136,11 +136,12 @@ func (o Options) validate() (*url.URL, error) {
 	if err == nil && u.Scheme == "https" {
 		return nil, &usage.Error{Option: "--http", Value: o.Base, Why: "the nginx block nroot writes serves plain HTTP, as Debian's iPXE builds fetch it: give http://ADDRESS[:PORT]"}
 	}
-	if err != nil || u.Scheme != "http" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.Fragment != "" || !servableHost(u.Hostname()) {
+	if err != nil || !serverRoot(u) {
 		return nil, &usage.Error{Option: "--http", Value: o.Base, Why: "give the URL of the HTTP server that serves the image directory at its root, as nodes reach it: http://ADDRESS[:PORT]"}
 	}
-	if o.Server == "" || strings.ContainsAny(o.Server, " \t\n$/") {
-		return nil, &usage.Error{Option: "--server", Value: o.Server, Why: "give the NFS server's address as nodes reach it"}
+	if !servableHost(strings.TrimSuffix(strings.TrimPrefix(o.Server, "["), "]")) {
+		// It goes into iPXE scripts as it is: || or ; would run commands.
+		return nil, &usage.Error{Option: "--server", Value: o.Server, Why: "give the NFS server's address or host name as nodes reach it"}
 	}
 	if !strings.HasPrefix(o.Export, "/") || !export.Servable(o.Export) {
 		return nil, &usage.Error{Option: "--export", Value: o.Export, Why: "give the absolute path NFS exports the image directory at, of letters, digits and / . _ - + only"}
@@ -149,8 +150,7 @@ func (o Options) validate() (*url.URL, error) {
 		return nil, &usage.Error{Option: "--nfs-port", Value: strconv.Itoa(o.NFSPort), Why: "a port is 1 to 65535 (0: the standard 2049)"}
 	}
 	if o.ImageBase != "" {
-		iu, err := url.Parse(o.ImageBase)
-		if err != nil || iu.Scheme != "http" || iu.Hostname() == "" || (iu.Path != "" && iu.Path != "/") || iu.RawQuery != "" || iu.User != nil || iu.Fragment != "" || !servableHost(iu.Hostname()) {
+		if iu, err := url.Parse(o.ImageBase); err != nil || !serverRoot(iu) {
 			return nil, &usage.Error{Option: "--image-http", Value: o.ImageBase, Why: "give the URL of the caching tier (nginx-cache.conf) that serves the generations at its root, as nodes reach it: http://ADDRESS[:PORT]"}
 		}
 	}
@@ -169,6 +169,12 @@ func nfsOptions(port int) string {
 		return "set nroot-nfs-opts " + opts + "\n"
 	}
 	return ""
+}
+
+// serverRoot says whether u is a plain HTTP server's root, as iPXE
+// scripts and nginx's server_name take it: http://HOST[:PORT][/].
+func serverRoot(u *url.URL) bool {
+	return u.Scheme == "http" && u.Hostname() != "" && (u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.User == nil && u.Fragment == "" && servableHost(u.Hostname())
 }
 
 // servableHost is a host name or address nginx's server_name and an

@@ -110,6 +110,7 @@ func TestRenderRefuses(t *testing.T) {
 		{"export with a space", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Export = "/srv/my image"; return o }, "--export", nil},
 		{"export with a quote", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Export = `/srv/x";`; return o }, "--export", nil},
 		{"server with a variable", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Server = "${ip}"; return o }, "--server", nil},
+		{"server chaining iPXE commands", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Server = "a||shell"; return o }, "--server", nil},
 		{"base over TLS, which the block does not serve", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Base = "https://10.0.0.1"; return o }, "--http", nil},
 		{"base with a user", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Base = "http://me@10.0.0.1"; return o }, "--http", nil},
 		{"base host nginx would not take", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Base = "http://a;b"; return o }, "--http", nil},
