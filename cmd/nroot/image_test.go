@@ -176,7 +176,7 @@ func TestImageFSImage(t *testing.T) {
 		{[]string{"image", "update", "--fsimage", "zip", img}, 64, "--fsimage"},
 		{append(pxe, bad), 64, "bad.txt:1: root"},
 		{append(pxe, pinned1), 64, "pinned1.txt:1 root \"nfs-squashfs\": node a is pinned to generation 1, which has no nfs-squashfs image"},
-		{append(pxe, inv), 0, "nodes/52-54-00-4e-52-01.ipxe"},
+		{append(pxe, inv), 0, "generation 2         root nfs-squashfs  nodes/52-54-00-4e-52-01.ipxe"},
 	}
 	for i, s := range steps {
 		out, errs, code := nroot(t, nil, s.args...)

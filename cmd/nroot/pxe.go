@@ -94,7 +94,7 @@ generation needs no new configuration.`,
 				return printJSON(res)
 			}
 			for _, n := range res.Nodes {
-				fmt.Printf("%-16s %s %-15s generation %-9s %s %s\n", n.Name, n.MAC, n.Address, n.Generation, n.Script, n.Segment)
+				fmt.Printf("%-16s %s %-15s generation %-9s root %-13s %s %s\n", n.Name, n.MAC, n.Address, n.Generation, n.Root, n.Script, n.Segment)
 			}
 			for _, r := range res.Removed {
 				fmt.Printf("removed %s (no longer in the inventory)\n", r)

@@ -220,13 +220,19 @@ func TestImportFSImageFails(t *testing.T) {
 		says  string
 	}{
 		{"jammy's dracut cannot boot image files", func(t *testing.T) string { return imageRoot(t, "051-1ubuntu1") }, true, "dracut 051-1ubuntu1 cannot boot from an image file"},
-		{"a root without the image line", func(t *testing.T) string { return fixture(t, []string{"dracut 059-4"}, nil) }, true, "run nroot node on it again"},
+		{"a root without the image line", func(t *testing.T) string { return fixture(t, []string{"dracut 059-4"}, map[string]string{"etc/motd": "x"}) }, true, "run nroot node on it again"},
 		{"the writer fails", func(t *testing.T) string { return imageRoot(t, "059-4") }, false, "no space left"},
+		{"the writer fails after --move", func(t *testing.T) string { return imageRoot(t, "059-4") }, false, "is back where it was"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			im := Image{Dir: t.TempDir()}
-			_, err := im.Import(context.Background(), tt.root(t), ImportOptions{FSImage: squashfs})
+			root := tt.root(t)
+			move := strings.Contains(tt.name, "--move")
+			_, err := im.Import(context.Background(), root, ImportOptions{FSImage: squashfs, Move: move})
+			if _, serr := os.Stat(filepath.Join(root, "etc/motd")); serr != nil {
+				t.Errorf("the root is not where it was: %v", serr)
+			}
 			if err == nil || !strings.Contains(err.Error(), tt.says) || usage.Is(err) != tt.usage {
 				t.Fatalf("err %v, want one saying %q, usage error %v", err, tt.says, tt.usage)
 			}
