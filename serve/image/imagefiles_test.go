@@ -220,7 +220,9 @@ func TestImportFSImageFails(t *testing.T) {
 		says  string
 	}{
 		{"jammy's dracut cannot boot image files", func(t *testing.T) string { return imageRoot(t, "051-1ubuntu1") }, true, "dracut 051-1ubuntu1 cannot boot from an image file"},
-		{"a root without the image line", func(t *testing.T) string { return fixture(t, []string{"dracut 059-4"}, map[string]string{"etc/motd": "x"}) }, true, "run nroot node on it again"},
+		{"a root without the image line", func(t *testing.T) string {
+			return fixture(t, []string{"dracut 059-4"}, map[string]string{"etc/motd": "x"})
+		}, true, "run nroot node on it again"},
 		{"the writer fails", func(t *testing.T) string { return imageRoot(t, "059-4") }, false, "no space left"},
 		{"the writer fails after --move", func(t *testing.T) string { return imageRoot(t, "059-4") }, false, "is back where it was"},
 	}
