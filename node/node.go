@@ -774,7 +774,18 @@ func dracutModules(img *fsroot.Root) (map[string]bool, error) {
 // writeDracutConf makes the image's initramfs generic (any node, not the
 // build host) and gives it what an NFS root with an overlay needs.
 func writeDracutConf(img *fsroot.Root, d Dracut) error {
-	conf := fmt.Sprintf(`# Written by nroot node: a generic initramfs that mounts the root over NFS
+	if err := writeFile(img, identityModuleDir+"/module-setup.sh", identityModuleSetup, 0o755); err != nil {
+		return err
+	}
+	if err := writeFile(img, identityModuleDir+"/nroot-identity.sh", identityHook, 0o755); err != nil {
+		return err
+	}
+	return writeFile(img, dracutConf, dracutConfText(d), 0o644)
+}
+
+// dracutConfText is 90-nroot.conf for the image's dracut.
+func dracutConfText(d Dracut) string {
+	return fmt.Sprintf(`# Written by nroot node: a generic initramfs that mounts the root over NFS
 # and puts a writable overlay over it.
 hostonly="no"
 hostonly_cmdline="no"
@@ -787,13 +798,6 @@ add_dracutmodules+=" base network %s nfs %s nroot-identity "
 add_dracutmodules+=" dmsquash-live livenet "
 %sadd_drivers+=" nfs nfsv3 nfsv4 overlay squashfs loop "
 `, d.NetworkHandler, d.OverlayModule, omitOthers(d.NetworkHandler))
-	if err := writeFile(img, identityModuleDir+"/module-setup.sh", identityModuleSetup, 0o755); err != nil {
-		return err
-	}
-	if err := writeFile(img, identityModuleDir+"/nroot-identity.sh", identityHook, 0o755); err != nil {
-		return err
-	}
-	return writeFile(img, dracutConf, conf, 0o644)
 }
 
 // identityModuleDir is the dracut module that gives a node its own
