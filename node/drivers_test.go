@@ -226,7 +226,7 @@ func TestSmallKeepsBootModules(t *testing.T) {
 		})
 	}
 	conf := driversConfText([]string{"virtio_net"}, nil)
-	for _, want := range []string{"nofscks=\"yes\"\n", "compress=\"zstd -19 -q -T0\"\n", "omit_dracutmodules+=\" hwdb nvdimm "} {
+	for _, want := range []string{"nofscks=\"yes\"\n", "compress=\"xz --check=crc32 --lzma2=preset=9 -T0\"\n", "omit_dracutmodules+=\" hwdb nvdimm "} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("91-nroot-small.conf lacks %q:\n%s", want, conf)
 		}

@@ -383,7 +383,11 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	}
 	// Everything is asked of apt first, without changing anything (but
 	// apt's lists): an image that cannot become a node is refused as it is.
-	pkgs, err := plan(ctx, r, kernel, o.Packages)
+	extra := o.Packages
+	if o.Initrd == InitrdSmall {
+		extra = append(slices.Clone(o.Packages), smallPackages...)
+	}
+	pkgs, err := plan(ctx, r, kernel, extra)
 	if err != nil {
 		return nil, err
 	}
