@@ -1,6 +1,7 @@
 package node
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -178,6 +179,56 @@ func TestKernelInstall(t *testing.T) {
 	for _, tt := range tests {
 		if got := kernelInstall(Options{Initrd: tt.initrd}, apt); !slices.Equal(got, tt.want) {
 			t.Errorf("%q: %v, want %v", tt.initrd, got, tt.want)
+		}
+	}
+}
+
+// bootModuleDeps are the dracut modules that those nroot adds depend on
+// (dracut 106's depends(): dmsquash-live on dm, rootfs-block, img-lib
+// and overlayfs; livenet on url-lib, img-lib and bash; network-legacy on
+// net-lib and kernel-network-modules; dracut-systemd on systemd-initrd
+// and systemd-ask-password, and so on): omitting one would drop a boot
+// mode's module with it.
+var bootModuleDeps = []string{
+	"dm", "rootfs-block", "fs-lib", "img-lib", "overlayfs", "url-lib", "bash", "net-lib", "kernel-network-modules",
+	"kernel-modules", "udev-rules", "systemd", "systemd-initrd", "systemd-udevd", "systemd-journald", "systemd-tmpfiles",
+	"systemd-sysctl", "systemd-modules-load", "systemd-ask-password", "dracut-systemd", "shutdown", "shell-interpreter",
+}
+
+// TestSmallKeepsBootModules checks that the small image's configuration
+// omits none of the dracut modules a boot mode needs, for every network
+// handler and overlay module nroot chooses, and that it turns off fsck
+// and compresses harder.
+func TestSmallKeepsBootModules(t *testing.T) {
+	tests := []struct {
+		name string
+		d    Dracut
+	}{
+		{"network-legacy with Debian's overlay-root", Dracut{NetworkHandler: "network-legacy", OverlayModule: "overlay-root"}},
+		{"systemd-networkd with dracut-ng's overlayfs", Dracut{NetworkHandler: "systemd-networkd", OverlayModule: "overlayfs"}},
+		{"network-manager with overlayfs", Dracut{NetworkHandler: "network-manager", OverlayModule: "overlayfs"}},
+	}
+	addLine := regexp.MustCompile(`(?m)^add_dracutmodules\+=" ([^"]*) "$`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var added []string
+			for _, m := range addLine.FindAllStringSubmatch(dracutConfText(tt.d), -1) {
+				added = append(added, strings.Fields(m[1])...)
+			}
+			if len(added) < 8 {
+				t.Fatalf("90-nroot.conf adds only %v", added)
+			}
+			for _, m := range append(added, bootModuleDeps...) {
+				if slices.Contains(smallOmitModules, m) {
+					t.Errorf("the small image omits %s, which a boot needs", m)
+				}
+			}
+		})
+	}
+	conf := driversConfText([]string{"virtio_net"}, nil)
+	for _, want := range []string{"nofscks=\"yes\"\n", "compress=\"xz --check=crc32 --lzma2=preset=9 -T0\"\n", "omit_dracutmodules+=\" hwdb nvdimm "} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("91-nroot-small.conf lacks %q:\n%s", want, conf)
 		}
 	}
 }

@@ -383,7 +383,11 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	}
 	// Everything is asked of apt first, without changing anything (but
 	// apt's lists): an image that cannot become a node is refused as it is.
-	pkgs, err := plan(ctx, r, kernel, o.Packages)
+	extra := o.Packages
+	if o.Initrd == InitrdSmall {
+		extra = append(slices.Clone(o.Packages), smallPackages...)
+	}
+	pkgs, err := plan(ctx, r, kernel, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -779,7 +783,18 @@ func dracutModules(img *fsroot.Root) (map[string]bool, error) {
 // writeDracutConf makes the image's initramfs generic (any node, not the
 // build host) and gives it what an NFS root with an overlay needs.
 func writeDracutConf(img *fsroot.Root, d Dracut) error {
-	conf := fmt.Sprintf(`# Written by nroot node: a generic initramfs that mounts the root over NFS
+	if err := writeFile(img, identityModuleDir+"/module-setup.sh", identityModuleSetup, 0o755); err != nil {
+		return err
+	}
+	if err := writeFile(img, identityModuleDir+"/nroot-identity.sh", identityHook, 0o755); err != nil {
+		return err
+	}
+	return writeFile(img, dracutConf, dracutConfText(d), 0o644)
+}
+
+// dracutConfText is 90-nroot.conf for the image's dracut.
+func dracutConfText(d Dracut) string {
+	return fmt.Sprintf(`# Written by nroot node: a generic initramfs that mounts the root over NFS
 # and puts a writable overlay over it.
 hostonly="no"
 hostonly_cmdline="no"
@@ -792,13 +807,6 @@ add_dracutmodules+=" base network %s nfs %s nroot-identity "
 add_dracutmodules+=" dmsquash-live livenet "
 %sadd_drivers+=" nfs nfsv3 nfsv4 overlay squashfs loop "
 `, d.NetworkHandler, d.OverlayModule, omitOthers(d.NetworkHandler))
-	if err := writeFile(img, identityModuleDir+"/module-setup.sh", identityModuleSetup, 0o755); err != nil {
-		return err
-	}
-	if err := writeFile(img, identityModuleDir+"/nroot-identity.sh", identityHook, 0o755); err != nil {
-		return err
-	}
-	return writeFile(img, dracutConf, conf, 0o644)
 }
 
 // identityModuleDir is the dracut module that gives a node its own
@@ -807,12 +815,12 @@ add_dracutmodules+=" dmsquash-live livenet "
 const identityModuleDir = "usr/lib/dracut/modules.d/95nroot-identity"
 
 const identityModuleSetup = `#!/bin/bash
-# Written by nroot node: copies a node's identity (hostname, machine-id,
-# SSH host keys) from its own initramfs segment into the root.
+# Written by nroot node: places a node's identity (hostname, machine-id,
+# SSH host keys) and overlays from its own initramfs segment in the root.
 check() { return 255; }
 depends() { return 0; }
 install() {
-    inst_multiple cp rm
+    inst_multiple cp rm mv mkdir chmod chown find tr
     inst_multiple -o ip
     # After the overlay is mounted over the NFS root (overlay-root and
     # overlayfs mount it at pre-pivot 10), so the files land in the
@@ -821,26 +829,130 @@ install() {
 }
 `
 
+// identityHook places the segment's files in the root one by one: cp -a
+// of the whole tree gave the root's existing directories (/etc, /root)
+// the segment's modes and owners, and followed or died on a symlink
+// where the segment has a directory. nroot_identity_dir and
+// nroot_sys_net are there for the test that runs it (identity_test.go);
+// on a node they are unset.
 const identityHook = `#!/bin/sh
-# nroot: the per-node initramfs segment unpacks to /nroot-identity.
-if [ -d /nroot-identity ]; then
+# nroot: the per-node initramfs segment unpacks to /nroot-identity; its
+# files are placed in $NEWROOT one by one. dracut sources this file, so
+# every name here starts with nri_.
+nri_seg=${nroot_identity_dir:-/nroot-identity}
+nri_net=${nroot_sys_net:-/sys/class/net}
+
+# nri_lower prints its argument with hex letters in lower case and : as -,
+# as a MAC in /sys and in BOOTIF (01-52-54-00-AB-CD-EF) may be written.
+nri_lower() { printf '%s\n' "$1" | tr 'A-F:' 'a-f-'; }
+
+# The node's identity proper: without these the node boots as another (a
+# shared or fresh hostname, machine-id, host keys), so failing to place
+# one stops the boot. Other files (overlays: hosts, network, service
+# configuration) are warned about and the boot goes on, so the node stays
+# reachable to be repaired.
+nri_fail() {
+    case "$1" in
+    etc/hostname|etc/machine-id|etc/ssh/ssh_host_*) die "nroot-identity: /$1: $2; the node's identity cannot be placed" ;;
+    *) warn "nroot-identity: /$1 not placed: $2"; nri_failed=$((nri_failed + 1)) ;;
+    esac
+}
+
+# nri_dirs REL DIR: makes sure every directory of DIR (a path in the
+# segment, "" for the top) is a directory in $NEWROOT, creating a missing
+# one with the segment's mode and owner; an existing one is never changed.
+# A symlink or a file on the way is refused: writing through it could
+# land outside $NEWROOT or over something else.
+nri_dirs() {
+    nri_cur=""
+    nri_ifs=$IFS
+    IFS=/
+    set -f
+    for nri_c in $2; do
+        case "$nri_c" in
+        ""|.|..) IFS=$nri_ifs; set +f; nri_fail "$1" "bad path component '$nri_c'"; return 1 ;;
+        esac
+        nri_cur="$nri_cur/$nri_c"
+        if [ -L "$NEWROOT$nri_cur" ]; then
+            IFS=$nri_ifs; set +f; nri_fail "$1" "$nri_cur is a symlink in the root"; return 1
+        elif [ -d "$NEWROOT$nri_cur" ]; then
+            continue
+        elif [ -e "$NEWROOT$nri_cur" ]; then
+            IFS=$nri_ifs; set +f; nri_fail "$1" "$nri_cur is not a directory in the root"; return 1
+        fi
+        if ! { mkdir "$NEWROOT$nri_cur" && chown --reference="$nri_seg$nri_cur" "$NEWROOT$nri_cur" && chmod --reference="$nri_seg$nri_cur" "$NEWROOT$nri_cur"; }; then
+            IFS=$nri_ifs; set +f; nri_fail "$1" "cannot create $nri_cur"; return 1
+        fi
+    done
+    IFS=$nri_ifs
+    set +f
+    return 0
+}
+
+# nri_file REL: copies the segment's file (or symlink) REL, mode and owner
+# kept, beside its place in $NEWROOT and renames it over the old one, so
+# the file is never seen half-written; a symlink there is replaced, not
+# followed.
+nri_file() {
+    case "$1" in
+    */*) nri_d=${1%/*} ;;
+    *) nri_d="" ;;
+    esac
+    nri_dirs "$1" "$nri_d" || return 1
+    nri_dst="$NEWROOT/$1"
+    if [ -d "$nri_dst" ] && [ ! -L "$nri_dst" ]; then
+        nri_fail "$1" "it is a directory in the root"
+        return 1
+    fi
+    nri_tmp="$NEWROOT/${nri_d:+$nri_d/}.nroot-identity.tmp"
+    rm -rf "$nri_tmp"
+    [ -L "$nri_dst" ] && rm -f "$nri_dst"
+    if ! { cp -a "$nri_seg/$1" "$nri_tmp" && mv -f "$nri_tmp" "$nri_dst"; }; then
+        rm -f "$nri_tmp"
+        nri_fail "$1" "cannot copy it"
+        return 1
+    fi
+}
+
+if [ -d "$nri_seg" ]; then
     # Never configure the interface the root came over: drop nroot's
     # network files (overlay network) for the interface with the BOOTIF
     # MAC or holding an IPv4 address now.
-    bootif=$(getarg BOOTIF=)
-    for d in /sys/class/net/*; do
-        i=${d##*/}
-        [ "$i" = lo ] && continue
-        mac=""
-        read -r a 2>/dev/null < "$d/address" && { o=$IFS; IFS=:; for x in $a; do mac="$mac-$x"; done; IFS=$o; }
-        case "$(ip -4 -o addr show dev "$i" 2>/dev/null)" in
+    nri_bootif=$(nri_lower "$(getarg BOOTIF=)")
+    for nri_d in "$nri_net"/*; do
+        [ -e "$nri_d" ] || continue
+        nri_i=${nri_d##*/}
+        [ "$nri_i" = lo ] && continue
+        nri_mac=""
+        read -r nri_a 2>/dev/null < "$nri_d/address" && { nri_o=$IFS; IFS=:; for nri_x in $nri_a; do nri_mac="$nri_mac-$nri_x"; done; IFS=$nri_o; }
+        nri_mac=$(nri_lower "01$nri_mac")
+        case "$(ip -4 -o addr show dev "$nri_i" 2>/dev/null)" in
         *inet*) ;;
-        *) [ -n "$bootif" ] && [ "01$mac" = "$bootif" ] || continue ;;
+        *) [ -n "$nri_bootif" ] && [ "$nri_mac" = "$nri_bootif" ] || continue ;;
         esac
-        rm -f "/nroot-identity/etc/systemd/network/10-nroot-$i.network" "/nroot-identity/etc/network/interfaces.d/nroot-$i" "/nroot-identity/etc/nroot/network.d/$i.sh"
+        rm -f "$nri_seg/etc/systemd/network/10-nroot-$nri_i.network" "$nri_seg/etc/network/interfaces.d/nroot-$nri_i" "$nri_seg/etc/nroot/network.d/$nri_i.sh"
     done
-    cp -a /nroot-identity/. "$NEWROOT/" || die "nroot-identity: could not copy the node's identity into $NEWROOT"
-    info "nroot-identity: $(cat /nroot-identity/etc/hostname 2>/dev/null)"
+    nri_failed=0
+    nri_list=$(cd "$nri_seg" && find . ! -type d -print) || die "nroot-identity: cannot list $nri_seg"
+    nri_ifs0=$IFS
+    IFS='
+'
+    set -f
+    for nri_p in $nri_list; do
+        IFS=$nri_ifs0
+        nri_p=${nri_p#./}
+        # A name with a newline arrives in pieces that are not in the
+        # segment: refused, never guessed at.
+        if [ -e "$nri_seg/$nri_p" ] || [ -L "$nri_seg/$nri_p" ]; then
+            nri_file "$nri_p"
+        else
+            nri_fail "$nri_p" "not a file name the hook can place"
+        fi
+    done
+    IFS=$nri_ifs0
+    set +f
+    [ "$nri_failed" -eq 0 ] || warn "nroot-identity: $nri_failed of the node's files were not placed"
+    info "nroot-identity: $(cat "$nri_seg/etc/hostname" 2>/dev/null)"
 fi
 `
 

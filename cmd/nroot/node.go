@@ -41,8 +41,14 @@ verify --nfs --overlay does.
 --initrd=small builds an initramfs with the drivers nodes need alone: the
 modules --drivers names (default the virtio ones QEMU and KVM give), their
 dependencies, and NFS, overlay, squashfs, erofs and loop; every other NIC,
-storage, input, USB, filesystem and crypto driver is left out. --initrd=full
-(the default) goes back to the generic image. nroot image update keeps the
+storage, input, USB, filesystem and crypto driver is left out. It also
+omits the dracut modules a diskless boot does not use (udev's hwdb, resume,
+usrmount, modsign, the TPM and battery checks, LUN masking, virtiofs, QEMU's,
+and the disk, RAID, LVM, encryption, network-storage, console, splash and
+rescue ones), skips the fsck programs (nofscks), and compresses with xz -9
+(installing xz-utils for dracut): a trixie node's is 17.3 MB instead of
+56 MB. --initrd=full (the
+default) goes back to the generic image. nroot image update keeps the
 choice.
 
 It works out the kernel command line for the image's dracut: rootovl where
