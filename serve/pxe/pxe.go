@@ -309,7 +309,13 @@ reboot
 	}
 	f["dnsmasq.conf"] = dm
 	f["nginx.conf"] = nginx(nodes, u)
-	f["nginx-cache.conf"] = nginxCache(base)
+	var cache *url.URL
+	if o.ImageBase != "" {
+		if cache, err = url.Parse(o.ImageBase); err != nil {
+			return nil, nil, err // validate parsed it
+		}
+	}
+	f["nginx-cache.conf"] = nginxCache(base, cache)
 	return f, out, nil
 }
 
@@ -430,8 +436,17 @@ const CacheDir = "/var/cache/nginx-nroot"
 // origin once however many nodes ask at once (proxy_cache_lock: the
 // others wait, up to the lock timeout, then are served from the cache;
 // TestCacheTierFetchesOnce). Scripts and identity segments stay with
-// the origin, which knows each node's address.
-func nginxCache(base string) string {
+// the origin, which knows each node's address. Given the caching tier's
+// URL (--image-http), the block listens on its port and answers for its
+// host, as nodes are told to reach it; otherwise on port 80 for any name.
+func nginxCache(base string, cache *url.URL) string {
+	listen, name := "80", ""
+	if cache != nil {
+		if p := cache.Port(); p != "" {
+			listen = p
+		}
+		name = "    server_name " + serverName(cache.Hostname()) + ";\n"
+	}
 	return fmt.Sprintf(`# Written by nroot pxe: a caching tier for the image's files, for the
 # http block of nginx on a cache host. It fetches each generation's kernel,
 # initramfs and image file from the origin %[1]s once per
@@ -442,11 +457,12 @@ func nginxCache(base string) string {
 # file, and nginx drops Range on a cached fetch), so no slice module.
 # nginx makes %[2]s (its parent must exist). On a host with
 # another default server on port 80 (Debian's sites-enabled/default), add
-# this host's name as nodes reach it to server_name, or disable that site.
+# this host's name as nodes reach it to server_name (nroot pxe
+# --image-http does), or disable that site.
 proxy_cache_path %[2]s levels=1:2 keys_zone=nroot:10m max_size=50g inactive=30d use_temp_path=off;
 server {
-    listen 80;
-    location / { return 404; }
+    listen %[3]s;
+%[4]s    location / { return 404; }
     location ~ "^/generations/[0-9]+/(vmlinuz|initrd\.img|root\.squashfs|root\.erofs)$" {
         proxy_pass %[1]s;
         proxy_cache nroot;
@@ -460,7 +476,7 @@ server {
         add_header X-Cache-Status $upstream_cache_status;
     }
 }
-`, base, CacheDir)
+`, base, CacheDir, listen, name)
 }
 
 // Write renders the configuration for the image at dir, makes (once)

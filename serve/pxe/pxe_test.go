@@ -92,6 +92,41 @@ func TestRenderServerSide(t *testing.T) {
 	}
 }
 
+// TestRenderCacheTier: nginx-cache.conf listens where --image-http tells
+// nodes to fetch from, its port and host, and on port 80 for any name
+// without it.
+func TestRenderCacheTier(t *testing.T) {
+	tests := []struct {
+		name, imageBase string
+		want, not       []string
+	}{
+		{"no --image-http", "", []string{"    listen 80;\n", "proxy_pass http://10.0.0.1:8080;"}, []string{"    server_name "}},
+		{"a cache on port 8081", "http://cache.cluster:8081/", []string{"    listen 8081;\n", "    server_name cache.cluster;\n"}, []string{"listen 80;"}},
+		{"a cache on the standard port", "http://10.0.0.2", []string{"    listen 80;\n", "    server_name 10.0.0.2;\n"}, nil},
+		{"an IPv6 cache", "http://[fd00::2]:81", []string{"    listen 81;\n", "    server_name [fd00::2];\n"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := opts
+			o.ImageBase = tt.imageBase
+			f, _, err := Render(nodes(t, "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n"), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(f["nginx-cache.conf"], w) {
+					t.Errorf("nginx-cache.conf lacks %q:\n%s", w, f["nginx-cache.conf"])
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(f["nginx-cache.conf"], w) {
+					t.Errorf("nginx-cache.conf has %q:\n%s", w, f["nginx-cache.conf"])
+				}
+			}
+		})
+	}
+}
+
 func TestRenderRefuses(t *testing.T) {
 	tests := []struct {
 		name, inv string
