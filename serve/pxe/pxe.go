@@ -173,8 +173,10 @@ func nfsOptions(port int) string {
 
 // serverRoot says whether u is a plain HTTP server's root, as iPXE
 // scripts and nginx's server_name take it: http://HOST[:PORT][/].
+// An empty query (http://HOST?) is refused too: the scripts would put
+// the file's path after it.
 func serverRoot(u *url.URL) bool {
-	return u.Scheme == "http" && u.Hostname() != "" && (u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.User == nil && u.Fragment == "" && servableHost(u.Hostname())
+	return u.Scheme == "http" && u.Hostname() != "" && (u.Path == "" || u.Path == "/") && u.RawQuery == "" && !u.ForceQuery && u.User == nil && u.Fragment == "" && servableHost(u.Hostname())
 }
 
 // servableHost is a host name or address nginx's server_name and an
@@ -252,7 +254,8 @@ func Render(nodes []inventory.Node, o Options) (Files, []Node, error) {
 	base := strings.TrimSuffix(u.String(), "/")
 	imageBase := base
 	if o.ImageBase != "" {
-		imageBase = strings.TrimSuffix(o.ImageBase, "/")
+		iu, _ := url.Parse(o.ImageBase) // validate parsed it
+		imageBase = strings.TrimSuffix(iu.String(), "/")
 	}
 	f := Files{}
 	f["boot.ipxe"] = fmt.Sprintf(`#!ipxe

@@ -76,6 +76,7 @@ func TestRenderServerSide(t *testing.T) {
 		{"an IPv6 server", func(o Options) Options { o.Server = "fd00::1"; return o }, []string{"set nroot-server [fd00::1]\n"}},
 		{"another NFS port", func(o Options) Options { o.NFSPort = 20490; return o }, []string{"set nroot-nfs-opts :port=20490\n"}},
 		{"a caching tier", func(o Options) Options { o.ImageBase = "http://10.0.0.2:81/"; return o }, []string{"set nroot-base http://10.0.0.1:8080\n", "set nroot-image-base http://10.0.0.2:81\n"}},
+		{"a caching tier as a URL parses it", func(o Options) Options { o.ImageBase = "HTTP://cache:81#"; return o }, []string{"set nroot-image-base http://cache:81\n"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,6 +155,8 @@ func TestRenderRefuses(t *testing.T) {
 		{"a root mode nobody knows", "", &inventory.Node{Name: "n", MAC: "52:54:00:00:00:01", Address: "10.0.0.2/24", Root: "zip", Line: 3}, nil, "nodes.txt:3: root", inventory.ErrSyntax},
 		{"an NFS port past 65535", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.NFSPort = 70000; return o }, "--nfs-port", nil},
 		{"image-http not HTTP", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.ImageBase = "ftp://cache"; return o }, "--image-http", nil},
+		{"base with an empty query", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Base = "http://10.0.0.1?"; return o }, "--http", nil},
+		{"image-http with an empty query", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.ImageBase = "http://cache?"; return o }, "--image-http", nil},
 		{"image-http with a path", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.ImageBase = "http://cache/nroot"; return o }, "--image-http", nil},
 		{"node outside the server's network", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\nm mac=52:54:00:00:00:02 address=192.168.1.2/24\n", nil, nil, "nodes.txt:2 address", nil},
 	}
