@@ -213,6 +213,12 @@ func (im Image) Update(ctx context.Context, o UpdateOptions) (*Generation, error
 		return nil, err
 	}
 	defer src.Close()
+	// The image files' dracut is asked before the copy, as image create
+	// does: an update only upgrades within the parent's release. The
+	// image line itself is the node stage's to write again.
+	if err := imageDracut(src, o.FSImage.replay(pg, nil).Formats); err != nil {
+		return nil, fmt.Errorf("image update: generation %d: %w", parent, err)
+	}
 	if len(o.Install) > 0 {
 		// Asked first, as nroot node asks apt: a misspelt name must not
 		// cost a copy of the whole root.
@@ -554,13 +560,7 @@ func modeCmdline(g *Generation, m string) string {
 }
 
 // fsimageList is --fsimage's value for every format.
-func fsimageList() string {
-	names := make([]string, len(fsimage.Formats))
-	for i, f := range fsimage.Formats {
-		names[i] = string(f)
-	}
-	return strings.Join(names, ",")
-}
+func fsimageList() string { return formatList(fsimage.Formats) }
 
 func decodeGeneration(b []byte) (*Generation, error) {
 	var g Generation

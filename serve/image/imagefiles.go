@@ -114,13 +114,9 @@ func imageCmdline(r *fsroot.Root, formats []fsimage.Format) (string, error) {
 	if len(formats) == 0 {
 		return "", nil
 	}
-	names := make([]string, len(formats))
-	for i, f := range formats {
-		names[i] = string(f)
-	}
-	flag := strings.Join(names, ",")
-	if v := node.DracutVersion(r); v != "" && node.DracutMajor(v) < node.MinImageDracut {
-		return "", &usage.Error{Option: "--fsimage", Value: flag, Why: fmt.Sprintf("the root's dracut %s cannot boot from an image file; leave out --fsimage (nodes boot the tree), or use a release with dracut %d or later", v, node.MinImageDracut)}
+	flag := formatList(formats)
+	if err := imageDracut(r, formats); err != nil {
+		return "", err
 	}
 	b, err := r.ReadFile(node.ImageCmdlineFile, 64<<10)
 	if err != nil {
@@ -131,6 +127,27 @@ func imageCmdline(r *fsroot.Root, formats []fsimage.Format) (string, error) {
 		return "", fmt.Errorf("%s: %q is not a boot line with one IMAGEURL; run nroot node on the root again", node.ImageCmdlineFile, line)
 	}
 	return line, nil
+}
+
+// formatList is formats as --fsimage takes them: squashfs,erofs.
+func formatList(formats []fsimage.Format) string {
+	names := make([]string, len(formats))
+	for i, f := range formats {
+		names[i] = string(f)
+	}
+	return strings.Join(names, ",")
+}
+
+// imageDracut refuses formats for a root whose dracut is older than
+// node.MinImageDracut: its nodes could not boot the files.
+func imageDracut(r *fsroot.Root, formats []fsimage.Format) error {
+	if len(formats) == 0 {
+		return nil
+	}
+	if v := node.DracutVersion(r); v != "" && node.DracutMajor(v) < node.MinImageDracut {
+		return &usage.Error{Option: "--fsimage", Value: formatList(formats), Why: fmt.Sprintf("the root's dracut %s cannot boot from an image file; leave out --fsimage (nodes boot the tree), or use a release with dracut %d or later", v, node.MinImageDracut)}
+	}
+	return nil
 }
 
 // writeImages writes the root in tmp/root as image files beside it and

@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -279,5 +280,50 @@ func TestGenerationModes(t *testing.T) {
 	}
 	if p := im.problem(1, &Generation{Images: []string{"../root.squashfs"}}); !strings.Contains(p, `"../root.squashfs"`) {
 		t.Errorf("problem %q, want it to name the bad file", p)
+	}
+}
+
+// TestUpdateFSImageOldDracut: image update asks the parent's dracut
+// before the copy, as image create does, whether the formats are asked
+// for or replayed from the parent: nothing is copied and no number is
+// taken.
+func TestUpdateFSImageOldDracut(t *testing.T) {
+	tests := []struct {
+		name         string
+		parentImages bool
+		asked        []fsimage.Format
+	}{
+		{"--fsimage on a jammy parent", false, []fsimage.Format{fsimage.Squashfs}},
+		{"a jammy parent's formats replayed", true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			im := Image{Dir: t.TempDir()}
+			if _, err := im.Import(context.Background(), imageRoot(t, "051-1ubuntu1"), ImportOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if tt.parentImages {
+				// As an image made before the dracut check would have it.
+				g, err := im.Get(1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				g.Images, g.ImageCmdline = []string{"root.squashfs"}, imageLine
+				b, _ := json.Marshal(g)
+				os.WriteFile(filepath.Join(im.Dir, "generations/1/generation.json"), b, 0o644)
+				os.WriteFile(filepath.Join(im.Dir, "generations/1/root.squashfs"), []byte("x"), 0o644)
+			}
+			_, err := im.Update(context.Background(), UpdateOptions{Parent: 1, FSImage: FSImageOptions{Formats: tt.asked}})
+			if err == nil || !usage.Is(err) || !strings.Contains(err.Error(), "--fsimage") || !strings.Contains(err.Error(), "dracut 051-1ubuntu1") {
+				t.Fatalf("err %v, want a usage error naming --fsimage and the dracut", err)
+			}
+			if next, err := im.nextID(); err != nil || next != 2 {
+				t.Errorf("next generation %d (%v), want 2: the update took a number", next, err)
+			}
+			ents, _ := os.ReadDir(filepath.Join(im.Dir, "generations"))
+			if len(ents) != 1 {
+				t.Errorf("generations/ holds %d entries, want the parent alone", len(ents))
+			}
+		})
 	}
 }
