@@ -53,7 +53,9 @@ or http-erofs (the file fetched into RAM over HTTP, from --image-http).
 Image modes need a generation made with nroot image create or update
 --fsimage; pxe refuses a node whose pinned generation (or the published one)
 lacks its mode, and a generation published later without it stops the
-node's boot with a message saying so, never booting another mode.
+node's boot with a message saying so, never booting another mode (but a
+generation made by an nroot without root modes boots the tree whatever
+root= says: publish or roll back to one only for tree nodes).
 
 Run it again after changing the inventory or an overlay; publishing a
 generation needs no new configuration.`,
