@@ -393,8 +393,7 @@ func nginx(nodes []inventory.Node, u *url.URL) string {
 # stands beside another default server on the port, such as Debian's
 # sites-enabled/default.
 server {
-    listen %[1]s;
-    server_name %[2]s;
+%[1]s    server_name %[2]s;
     root IMAGE;
     default_type application/octet-stream;
     location / { return 404; }
@@ -403,7 +402,7 @@ server {
     # A generation's image file (nroot fsimage), for root=live:http://.
     location ~ "^/generations/[0-9]+/(vmlinuz|initrd\.img|boot\.ipxe|root\.squashfs|root\.erofs)$" { }
     location ~ "^/nodes/[0-9a-f-]+\.ipxe$" { }
-`, port, serverName(u.Hostname()), image.Pointer)
+`, listenLines(port, u.Hostname()), serverName(u.Hostname()), image.Pointer)
 	for _, n := range nodes {
 		if n.Address == "dhcp" {
 			fmt.Fprintf(&b, "    # %s takes its address by DHCP: its segment is served to any address.\n    location = /nodes/%s.img { }\n", n.Name, n.Name)
@@ -417,6 +416,17 @@ server {
 	}
 	b.WriteString("}\n")
 	return b.String()
+}
+
+// listenLines are a server block's listen lines for port: IPv4's, and
+// IPv6's too when nodes are given an IPv6 address (nginx's "listen PORT"
+// takes IPv4 alone).
+func listenLines(port, host string) string {
+	l := "    listen " + port + ";\n"
+	if a, err := netip.ParseAddr(host); err == nil && a.Is6() && !a.Is4In6() {
+		l += "    listen [::]:" + port + ";\n"
+	}
+	return l
 }
 
 // serverName is host as nginx's server_name matches it: an IPv6
@@ -443,11 +453,13 @@ const CacheDir = "/var/cache/nginx-nroot"
 // URL (--image-http), the block listens on its port and answers for its
 // host, as nodes are told to reach it; otherwise on port 80 for any name.
 func nginxCache(base string, cache *url.URL) string {
-	listen, name := "80", ""
+	listen, name := listenLines("80", ""), ""
 	if cache != nil {
-		if p := cache.Port(); p != "" {
-			listen = p
+		port := cache.Port()
+		if port == "" {
+			port = "80"
 		}
+		listen = listenLines(port, cache.Hostname())
 		name = "    server_name " + serverName(cache.Hostname()) + ";\n"
 	}
 	return fmt.Sprintf(`# Written by nroot pxe: a caching tier for the image's files, for the
@@ -464,8 +476,7 @@ func nginxCache(base string, cache *url.URL) string {
 # --image-http does), or disable that site.
 proxy_cache_path %[2]s levels=1:2 keys_zone=nroot:10m max_size=50g inactive=30d use_temp_path=off;
 server {
-    listen %[3]s;
-%[4]s    location / { return 404; }
+%[3]s%[4]s    location / { return 404; }
     location ~ "^/generations/[0-9]+/(vmlinuz|initrd\.img|root\.squashfs|root\.erofs)$" {
         proxy_pass %[1]s;
         proxy_cache nroot;

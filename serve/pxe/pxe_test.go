@@ -93,6 +93,32 @@ func TestRenderServerSide(t *testing.T) {
 	}
 }
 
+// TestRenderListen: the origin's block listens on IPv6 too when nodes
+// are given an IPv6 URL; nginx's "listen PORT" alone takes IPv4.
+func TestRenderListen(t *testing.T) {
+	tests := []struct {
+		name, base, server, node string
+		want, not                string
+	}{
+		{"IPv4", "http://10.0.0.1:8080", "10.0.0.1", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", "    listen 8080;\n    server_name 10.0.0.1;\n", "[::]"},
+		{"a host name", "http://boot.cluster", "10.0.0.1", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", "    listen 80;\n    server_name boot.cluster;\n", "[::]"},
+		{"IPv6", "http://[fd00::1]:8080", "fd00::1", "n mac=52:54:00:00:00:01 address=fd00::5/64\n", "    listen 8080;\n    listen [::]:8080;\n    server_name [fd00::1];\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := opts
+			o.Base, o.Server = tt.base, tt.server
+			f, _, err := Render(nodes(t, tt.node), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(f["nginx.conf"], tt.want) || (tt.not != "" && strings.Contains(f["nginx.conf"], tt.not)) {
+				t.Errorf("nginx.conf lacks %q or has %q:\n%s", tt.want, tt.not, f["nginx.conf"])
+			}
+		})
+	}
+}
+
 // TestRenderCacheTier: nginx-cache.conf listens where --image-http tells
 // nodes to fetch from, its port and host, and on port 80 for any name
 // without it.
@@ -104,7 +130,7 @@ func TestRenderCacheTier(t *testing.T) {
 		{"no --image-http", "", []string{"    listen 80;\n", "proxy_pass http://10.0.0.1:8080;"}, []string{"    server_name "}},
 		{"a cache on port 8081", "http://cache.cluster:8081/", []string{"    listen 8081;\n", "    server_name cache.cluster;\n"}, []string{"listen 80;"}},
 		{"a cache on the standard port", "http://10.0.0.2", []string{"    listen 80;\n", "    server_name 10.0.0.2;\n"}, nil},
-		{"an IPv6 cache", "http://[fd00::2]:81", []string{"    listen 81;\n", "    server_name [fd00::2];\n"}, nil},
+		{"an IPv6 cache", "http://[fd00::2]:81", []string{"    listen 81;\n    listen [::]:81;\n", "    server_name [fd00::2];\n"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
