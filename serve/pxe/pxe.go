@@ -195,7 +195,8 @@ var hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])
 // from which it could not reach the server. A server given by name is
 // not checked.
 func inNetwork(n inventory.Node, o Options) error {
-	srv, err := netip.ParseAddr(o.Server)
+	// --server may be an IPv6 address in brackets, as nfs4:HOST:PATH has it.
+	srv, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(o.Server, "["), "]"))
 	if err != nil || n.Address == "dhcp" {
 		return nil
 	}

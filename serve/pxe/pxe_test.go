@@ -185,6 +185,7 @@ func TestRenderRefuses(t *testing.T) {
 		{"image-http with an empty query", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.ImageBase = "http://cache?"; return o }, "--image-http", nil},
 		{"image-http with a path", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.ImageBase = "http://cache/nroot"; return o }, "--image-http", nil},
 		{"node outside the server's network", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\nm mac=52:54:00:00:00:02 address=192.168.1.2/24\n", nil, nil, "nodes.txt:2 address", nil},
+		{"node outside a bracketed IPv6 server's network", "n mac=52:54:00:00:00:01 address=fd00:1::2/64\n", nil, func(o Options) Options { o.Server = "[fd00:2::1]"; return o }, "nodes.txt:1 address", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
