@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -208,7 +209,10 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 		uo.Filter = c.filter
 	}
 	pkgs, err := Unpack(ctx, plan, nil, tmp, uo)
-	if ferr := waitFetch(); ferr != nil {
+	if err != nil {
+		cancelFetch() // a failed unpack needs no more downloads
+	}
+	if ferr := waitFetch(); ferr != nil && (err == nil || !errors.Is(ferr, context.Canceled)) {
 		return nil, ferr // the cause, rather than an unpack that waited for it
 	}
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"nroot/build/apt"
 	"nroot/build/lockfile"
 	"nroot/internal/fetch"
 )
@@ -198,4 +199,22 @@ func TestArrivals(t *testing.T) {
 			t.Fatalf("Wait: %v, want context.Canceled", err)
 		}
 	})
+}
+
+// TestBootstrapFetchFails: a download that fails while others unpack
+// fails the build with the download's error, and leaves no target, no
+// build directory and nothing fetching.
+func TestBootstrapFetchFails(t *testing.T) {
+	plan, _ := servedPlan(t, map[string]int{"apt": 300, "dash": 100}, "apt")
+	plan.Codename, plan.Suite, plan.Variant, plan.Architectures = "bookworm", "bookworm", "minbase", []string{"amd64"}
+	base := t.TempDir()
+	f := fetch.NewFetcher(t.TempDir())
+	f.Retries = 0
+	_, err := Bootstrap(context.Background(), filepath.Join(base, "node"), Options{FromLock: plan, Apt: apt.Options{Fetcher: f}, Jobs: 1})
+	if err == nil || !strings.Contains(err.Error(), "bootstrap: fetch: package apt 1") || !strings.Contains(err.Error(), "SHA256") {
+		t.Fatalf("err = %v, want the failed download of apt", err)
+	}
+	if names, _ := os.ReadDir(base); len(names) != 0 {
+		t.Fatalf("left %v", names)
+	}
 }
