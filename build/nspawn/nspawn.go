@@ -30,6 +30,9 @@ type Host struct {
 	SystemdPID1 bool   // the host was booted with systemd
 	SystemBus   bool   // a system D-Bus socket exists
 	UserNS      bool   // nroot runs in a user namespace (rootless): chroot runner only
+	// SuppressSync: this systemd-nspawn has --suppress-sync (systemd 250
+	// and later).
+	SuppressSync bool
 	// NoMounts: the process lacks CAP_SYS_ADMIN (a container that is not
 	// privileged), so it can neither run systemd-nspawn nor mount: the
 	// chroot runner enters the image with nothing mounted in it, as
@@ -41,6 +44,9 @@ type Host struct {
 func DetectHost() Host {
 	h := Host{}
 	h.Nspawn, _ = exec.LookPath("systemd-nspawn")
+	if h.Nspawn != "" {
+		h.SuppressSync = nspawnVersion(h.Nspawn) >= 250
+	}
 	// sd_booted(): systemd creates this directory when it is PID 1.
 	if fi, err := os.Stat("/run/systemd/system"); err == nil && fi.IsDir() {
 		h.SystemdPID1 = true
@@ -51,6 +57,33 @@ func DetectHost() Host {
 	h.UserNS = userns.Inside()
 	h.NoMounts = !hasCapSysAdmin()
 	return h
+}
+
+// nspawnVersion is systemd's version number as the program at path says
+// it ("systemd 252 (252.39-1~deb12u2)"), 0 when it cannot tell.
+func nspawnVersion(path string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "--version").Output()
+	if err != nil {
+		return 0
+	}
+	return parseSystemdVersion(string(out))
+}
+
+// parseSystemdVersion reads the number from the first line of systemd's
+// --version output; 0 when it is not there.
+func parseSystemdVersion(s string) int {
+	line, _, _ := strings.Cut(s, "\n")
+	f := strings.Fields(line)
+	if len(f) < 2 || f[0] != "systemd" {
+		return 0
+	}
+	n, err := strconv.Atoi(f[1])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 // Flags returns the systemd-nspawn flags this host needs. Without a
@@ -88,6 +121,12 @@ type Runner struct {
 	DNS bool
 	// Chroot forces the chroot runner even when nspawn exists.
 	Chroot bool
+	// NoSync makes the command's sync, fsync and fdatasync calls do
+	// nothing, as eatmydata does, where the host's systemd-nspawn can
+	// (--suppress-sync): dpkg syncs its database for every package
+	// state it records. The caller then syncs the tree once, when it is
+	// done with it (fsroot.Root.Sync).
+	NoSync bool
 	// Stdin, Stdout and Stderr are nothing by default (Run keeps the
 	// output's tail for its error); Shell and Boot get the terminal only
 	// when the caller gives it here.
@@ -175,6 +214,9 @@ func (r *Runner) nspawnArgs(mode Mode, argv []string) []string {
 		args = append(args, "--boot")
 	}
 	args = append(args, r.Host.Flags()...)
+	if r.NoSync && r.Host.SuppressSync {
+		args = append(args, "--suppress-sync=yes")
+	}
 	for _, e := range r.Env {
 		args = append(args, "--setenv="+e)
 	}

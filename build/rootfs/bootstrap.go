@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"nroot/build/apt"
@@ -124,16 +126,48 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	res.Plan = plan
 	step("resolve", t)
 
-	t = time.Now()
 	fetcher := o.Apt.Fetcher
 	if fetcher == nil {
 		fetcher = fetch.NewFetcher("")
 	}
-	fetched, err := Fetch(ctx, plan, fetcher, o.Jobs, o.Progress)
-	if err != nil {
-		return nil, fmt.Errorf("bootstrap: fetch: %w", err)
+	// Packages unpack as they arrive: the downloads run on while the
+	// build directory is made, the setup hooks run and the first
+	// packages unpack. The unpack bar is shown once the fetch bar is
+	// done, so that one bar is drawn at a time.
+	ctx, cancelFetch := context.WithCancel(ctx)
+	defer cancelFetch()
+	arrivals := NewArrivals(plan)
+	unpackBar := &gatedWriter{w: o.Progress}
+	var unpackProgress io.Writer
+	if o.Progress != nil {
+		unpackProgress = unpackBar
 	}
-	step("fetch", t)
+	fetchErr := make(chan error, 1)
+	go func(t time.Time) {
+		err := fetchInto(ctx, plan, fetcher, o.Jobs, o.Progress, arrivals)
+		if err == nil {
+			step("fetch", t)
+		}
+		unpackBar.open()
+		fetchErr <- err
+	}(time.Now())
+	// Whatever fails before the downloads end waits for them to stop,
+	// so nothing writes to the cache or the terminal after Bootstrap
+	// returns.
+	fetching := true
+	defer func() {
+		if fetching {
+			cancelFetch()
+			<-fetchErr
+		}
+	}()
+	waitFetch := func() error {
+		fetching = false
+		if err := <-fetchErr; err != nil {
+			return fmt.Errorf("bootstrap: fetch: %w", err)
+		}
+		return nil
+	}
 
 	// Absolute: hooks get it as $1 and run in the caller's directory.
 	tmp, err := buildDir(target, o.Format)
@@ -170,11 +204,17 @@ func Bootstrap(ctx context.Context, target string, o Options) (res *Result, err 
 	}
 
 	t = time.Now()
-	uo := UnpackOptions{ClampMtime: o.SourceDateEpoch, Progress: o.Progress, TarCache: filepath.Join(fetcher.CacheDir, "unpacked")}
+	uo := UnpackOptions{ClampMtime: o.SourceDateEpoch, Progress: unpackProgress, TarCache: filepath.Join(fetcher.CacheDir, "unpacked"), Arrivals: arrivals}
 	if !c.filter.Empty() {
 		uo.Filter = c.filter
 	}
-	pkgs, err := Unpack(ctx, plan, fetched, tmp, uo)
+	pkgs, err := Unpack(ctx, plan, nil, tmp, uo)
+	if err != nil {
+		cancelFetch() // a failed unpack needs no more downloads
+	}
+	if ferr := waitFetch(); ferr != nil && (err == nil || !errors.Is(ferr, context.Canceled)) {
+		return nil, ferr // the cause, rather than an unpack that waited for it
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
@@ -364,6 +404,38 @@ func finish(dir string, o Options, skip skipSet) error {
 // tarball is written by a process that may not make them.
 func devPlaceholders(o Options, skip skipSet) bool {
 	return o.Format != "dir" && !skip.has("output/dev") && !skip.has("output/mknod") && !canMknod()
+}
+
+// gatedWriter drops what is written to it until it is opened, and
+// passes it on to w (which may be nil) afterwards. It has w's Fd, so
+// that a progress bar drawn through it is redrawn on a terminal.
+type gatedWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	isOpen bool
+}
+
+func (g *gatedWriter) open() {
+	g.mu.Lock()
+	g.isOpen = true
+	g.mu.Unlock()
+}
+
+// Fd is w's file descriptor, or an invalid one when w is no file.
+func (g *gatedWriter) Fd() uintptr {
+	if f, ok := g.w.(interface{ Fd() uintptr }); ok {
+		return f.Fd()
+	}
+	return ^uintptr(0)
+}
+
+func (g *gatedWriter) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.isOpen || g.w == nil {
+		return len(p), nil
+	}
+	return g.w.Write(p)
 }
 
 type nopCloser struct{ io.Writer }

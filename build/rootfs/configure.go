@@ -140,6 +140,9 @@ func configure(ctx context.Context, target string, pkgs []*Unpacked, stageOf map
 	if err != nil {
 		return err
 	}
+	// dpkg syncs its database for every package state it records;
+	// the caller syncs the tree once instead (syncTree).
+	runner.NoSync = true
 	var out bytes.Buffer
 	runner.Stdout = io.Writer(&out)
 	if log != nil {
@@ -379,7 +382,10 @@ func ConfigureDir(ctx context.Context, target string, log io.Writer) error {
 	if err := Configure(ctx, target, pkgs, nil, log); err != nil {
 		return err
 	}
-	return cleanup(img, nil)
+	if err := cleanup(img, nil); err != nil {
+		return err
+	}
+	return img.Sync()
 }
 
 // Caps on the dpkg database files read back from an image.

@@ -5,15 +5,20 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"nroot/build/apt"
 	"nroot/build/lockfile"
 	"nroot/internal/fetch"
 )
@@ -93,5 +98,123 @@ func TestFetchResumes(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(got[sum]); !bytes.Equal(b, good) {
 		t.Fatal("resumed file differs")
+	}
+}
+
+// servedPlan serves packages of the given names and sizes, the ones in
+// broken with a body that does not match the index, and logs the order
+// in which they are asked for.
+func servedPlan(t *testing.T, sizes map[string]int, broken ...string) (*lockfile.Plan, *[]string) {
+	t.Helper()
+	bodies := map[string][]byte{}
+	var asked []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimSuffix(filepath.Base(r.URL.Path), ".deb")
+		mu.Lock()
+		asked = append(asked, name)
+		mu.Unlock()
+		b := bodies[name]
+		if slices.Contains(broken, name) {
+			b = bytes.ToUpper(b)
+		}
+		w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	plan := &lockfile.Plan{}
+	for _, name := range slices.Sorted(maps.Keys(sizes)) {
+		b := []byte(strings.Repeat(name[:1], sizes[name]))
+		bodies[name] = b
+		s := sha256.Sum256(b)
+		plan.Packages = append(plan.Packages, lockfile.Package{Name: name, Version: "1", Architecture: "all", URI: srv.URL, Filename: name + ".deb", Size: int64(len(b)), SHA256: hex.EncodeToString(s[:])})
+	}
+	return plan, &asked
+}
+
+func TestFetchOrder(t *testing.T) {
+	plan, asked := servedPlan(t, map[string]int{"apt": 300, "base-files": 10, "dash": 100, "zlib1g": 200})
+	f := fetch.NewFetcher(t.TempDir())
+	if _, err := Fetch(context.Background(), plan, f, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	// base-files first, since unpacking starts with it alone, then the
+	// largest, which take longest.
+	if want := []string{"base-files", "apt", "zlib1g", "dash"}; !slices.Equal(*asked, want) {
+		t.Fatalf("fetched in the order %q, want %q", *asked, want)
+	}
+}
+
+func TestArrivals(t *testing.T) {
+	tests := []struct {
+		name    string
+		broken  []string
+		wait    string
+		wantErr string
+	}{
+		{"a package is given once it is fetched", nil, "dash", ""},
+		{"a package fetched before another failed is still given", []string{"dash"}, "base-files", ""},
+		{"a package not fetched gives the error that stopped fetching", []string{"apt"}, "zlib1g", "package apt 1"},
+		{"a package the plan does not have is an error at once", nil, "", "not in the plan"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan, _ := servedPlan(t, map[string]int{"apt": 300, "base-files": 10, "dash": 100, "zlib1g": 200}, tt.broken...)
+			f := fetch.NewFetcher(t.TempDir())
+			f.Retries = 0
+			a := NewArrivals(plan)
+			// One download at a time, in fetch order: base-files, apt,
+			// zlib1g, dash.
+			done := make(chan struct{})
+			go func() { fetchInto(context.Background(), plan, f, 1, nil, a); close(done) }()
+			defer func() { <-done }() // before the cache directory is removed
+			sum := "0000"
+			for _, p := range plan.Packages {
+				if p.Name == tt.wait {
+					sum = p.SHA256
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			path, err := a.Wait(ctx, sum)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Wait: %v, want an error with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, err := os.ReadFile(path); err != nil || len(b) == 0 || string(b[:1]) != tt.wait[:1] {
+				t.Fatalf("Wait gave %s holding %.10q (%v), want %s's file", path, b, err, tt.wait)
+			}
+		})
+	}
+	t.Run("a cancelled wait returns at once", func(t *testing.T) {
+		plan, _ := servedPlan(t, map[string]int{"dash": 10})
+		a := NewArrivals(plan) // nothing fetches
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := a.Wait(ctx, plan.Packages[0].SHA256); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Wait: %v, want context.Canceled", err)
+		}
+	})
+}
+
+// TestBootstrapFetchFails: a download that fails while others unpack
+// fails the build with the download's error, and leaves no target, no
+// build directory and nothing fetching.
+func TestBootstrapFetchFails(t *testing.T) {
+	plan, _ := servedPlan(t, map[string]int{"apt": 300, "dash": 100}, "apt")
+	plan.Codename, plan.Suite, plan.Variant, plan.Architectures = "bookworm", "bookworm", "minbase", []string{"amd64"}
+	base := t.TempDir()
+	f := fetch.NewFetcher(t.TempDir())
+	f.Retries = 0
+	_, err := Bootstrap(context.Background(), filepath.Join(base, "node"), Options{FromLock: plan, Apt: apt.Options{Fetcher: f}, Jobs: 1})
+	if err == nil || !strings.Contains(err.Error(), "bootstrap: fetch: package apt 1") || !strings.Contains(err.Error(), "SHA256") {
+		t.Fatalf("err = %v, want the failed download of apt", err)
+	}
+	if names, _ := os.ReadDir(base); len(names) != 0 {
+		t.Fatalf("left %v", names)
 	}
 }

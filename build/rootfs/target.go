@@ -213,12 +213,21 @@ func output(ctx context.Context, dir, target string, o Options, skip skipSet) er
 	case o.Format == "null":
 		return nil
 	case o.Format == "dir" && builtInside(dir, target):
-		return moveUp(dir, target)
+		if err := syncTree(dir); err != nil {
+			return err
+		}
+		if err := moveUp(dir, target); err != nil {
+			return err
+		}
+		return syncDir(target)
 	case o.Format == "dir":
+		if err := syncTree(dir); err != nil {
+			return err
+		}
 		if err := os.Rename(dir, target); err != nil {
 			return fmt.Errorf("moving the image into place: %w", err)
 		}
-		return nil
+		return syncDir(filepath.Dir(target))
 	case isImage(o.Format):
 		_, err := fsimage.Write(ctx, dir, target, fsimage.Options{Format: fsimage.Format(o.Format), Epoch: o.SourceDateEpoch, Log: o.Log})
 		return err
@@ -239,6 +248,36 @@ func output(ctx context.Context, dir, target string, o Options, skip skipSet) er
 	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", target, err)
+	}
+	return nil
+}
+
+// syncTree writes the built tree back to disk, once, before it is moved
+// into place: nothing wrote it with an fsync per file (neither the
+// unpacking nor, under nspawn's --suppress-sync, dpkg), so this one
+// syncfs is what makes the image durable, and a crash never leaves a
+// TARGET whose files are not all there.
+func syncTree(dir string) error {
+	root, err := fsroot.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := root.Sync(); err != nil {
+		return fmt.Errorf("writing the image to disk: %w", err)
+	}
+	return nil
+}
+
+// syncDir makes a rename in the host directory dir durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("writing %s to disk: %w", dir, err)
 	}
 	return nil
 }

@@ -44,6 +44,10 @@ type UnpackOptions struct {
 	TarCache string
 	// Filter, when set, leaves out what dpkg's path-exclude would.
 	Filter *deb.PathFilter
+	// Arrivals, when set, gives each package's file as its download
+	// ends, in place of Unpack's fetched map: unpacking then overlaps
+	// the downloads.
+	Arrivals *Arrivals
 }
 
 // mergedUsrDirs are the directories that become symlinks into /usr, per
@@ -69,9 +73,19 @@ func Unpack(ctx context.Context, plan *lockfile.Plan, fetched Fetched, target st
 		return nil, err
 	}
 	defer root.Close()
+	fileOf := func(ctx context.Context, p *lockfile.Package) (string, error) {
+		if o.Arrivals != nil {
+			return o.Arrivals.Wait(ctx, p.SHA256)
+		}
+		return fetched[p.SHA256], nil
+	}
 	order := unpackOrder(plan)
 	if len(order) > 0 && order[0].Name == "base-files" {
-		ships, err := shipsMergedUsr(fetched[order[0].SHA256])
+		file, err := fileOf(ctx, order[0])
+		if err != nil {
+			return nil, fmt.Errorf("base-files: %w", err)
+		}
+		ships, err := shipsMergedUsr(file)
 		if err != nil {
 			return nil, fmt.Errorf("base-files: %w", err)
 		}
@@ -91,9 +105,13 @@ func Unpack(ctx context.Context, plan *lockfile.Plan, fetched Fetched, target st
 	// packages' archives are read.
 	pool := fsroot.NewWritePool(4*runtime.NumCPU(), 64<<20)
 	defer pool.Close()
-	unpack := func(i int) error {
+	unpack := func(ctx context.Context, i int) error {
 		p := order[i]
-		ip, err := unpackOne(root, p, fetched[p.SHA256], o.TarCache, deb.UnpackOptions{
+		file, err := fileOf(ctx, p)
+		if err != nil {
+			return fmt.Errorf("unpack %s %s: %w", p.Name, p.Version, err)
+		}
+		ip, err := unpackOne(root, p, file, o.TarCache, deb.UnpackOptions{
 			Chown: chown, Devices: chown, ClampMtime: o.ClampMtime, DeferDirs: true, Pool: pool, Filter: o.Filter,
 			Claim: func(rel string) (bool, func()) { return cl.claim(rel, i) },
 		})
@@ -108,7 +126,7 @@ func Unpack(ctx context.Context, plan *lockfile.Plan, fetched Fetched, target st
 	// the others write through.
 	start := 0
 	if len(order) > 0 && order[0].Name == "base-files" {
-		if err := unpack(0); err != nil {
+		if err := unpack(ctx, 0); err != nil {
 			return nil, err
 		}
 		start = 1
@@ -124,7 +142,7 @@ func Unpack(ctx context.Context, plan *lockfile.Plan, fetched Fetched, target st
 		feedOrder = append(feedOrder, i)
 	}
 	sort.SliceStable(feedOrder, func(a, b int) bool { return order[feedOrder[a]].Size > order[feedOrder[b]].Size })
-	if err := parallel.Each(ctx, len(feedOrder), jobs, func(_ context.Context, k int) error { return unpack(feedOrder[k]) }); err != nil {
+	if err := parallel.Each(ctx, len(feedOrder), jobs, func(ctx context.Context, k int) error { return unpack(ctx, feedOrder[k]) }); err != nil {
 		return nil, err
 	}
 	bar.Finish()

@@ -29,8 +29,9 @@ func newBootstrapCmd(g *globals) *cobra.Command {
 		Short: "Build a Debian or Ubuntu root filesystem, as mmdebstrap does",
 		Long: `Bootstrap resolves the variant's packages (or replays --from-lock), downloads
 them in parallel into the shared cache, checks each against its signed SHA256,
-unpacks them in Go, writes the dpkg database, and runs the maintainer scripts
-inside systemd-nspawn with service starts forbidden. The result gets deb822
+unpacks them in Go as they arrive, writes the dpkg database, and runs the
+maintainer scripts inside systemd-nspawn with service starts forbidden and
+dpkg's fsyncs suppressed; the finished tree is synced to disk once. The result gets deb822
 APT sources with codenames and a Signed-By keyring, and an uninitialized
 /etc/machine-id.
 

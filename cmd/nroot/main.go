@@ -68,6 +68,9 @@ func main() {
 		root.SetArgs(args)
 		err = root.ExecuteContext(ctx)
 	}
+	if perr := stopProfile(); err == nil {
+		err = perr
+	}
 	if err == nil {
 		return
 	}
@@ -109,7 +112,9 @@ type globals struct {
 	cacheDir string
 	verbose  bool
 	quiet    bool
-	logFile  io.Writer // --log: the whole log, programs' output included, goes here too
+	// cpuProfile: write a pprof CPU profile of this run to the file.
+	cpuProfile string
+	logFile    io.Writer // --log: the whole log, programs' output included, goes here too
 }
 
 func (g *globals) logger() *slog.Logger {
@@ -146,6 +151,7 @@ APT sources. Downloads are cached in $XDG_CACHE_HOME/nroot.`,
 	root.PersistentFlags().StringVar(&g.cacheDir, "cache-dir", "", "download cache (default $XDG_CACHE_HOME/nroot)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log more detail to stderr")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "log only warnings and errors")
+	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of this nroot process (not of the programs it runs) to `FILE`, for go tool pprof")
 	root.AddCommand(newResolveCmd(g), newKeyringCmd(g), newMirrorCmd(g), newInitrdCmd(g), newCheckCmd(g), newStormCmd(g), newVersionCmd())
 	root.AddCommand(linuxCommands(g)...)
 	root.AddCommand(newManCmd(root))
@@ -159,7 +165,7 @@ APT sources. Downloads are cached in $XDG_CACHE_HOME/nroot.`,
 		if g.quiet && g.verbose {
 			return usageErr("-q and -v contradict each other; give one")
 		}
-		return nil
+		return startProfile(g.cpuProfile)
 	}
 	walkCommands(root, func(c *cobra.Command) {
 		if c.Args != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 )
 
@@ -57,6 +58,36 @@ func lzma2Dict(b byte) (int64, error) {
 	return int64(2|b&1) << (b/2 + 11), nil
 }
 
+// shrinkDict lowers the LZMA2 dictionary that block header h asks for,
+// its property byte at h[prop], to the block's uncompressed size when
+// that is smaller, and puts the header's CRC32 right. The Go decoder
+// allocates (and clears) the whole dictionary for every block: xz
+// records 8 MiB at its default level for a control archive of a few
+// KiB. Within one block no match reaches back past the block's start,
+// so a dictionary as large as the block decodes it the same; a block
+// larger than its header says fails in the decoder either way. The
+// original CRC is checked first, so that a damaged header is never
+// made to look whole.
+func shrinkDict(h []byte, prop int, uncompressed int64) error {
+	body, sum := h[:len(h)-4], binary.LittleEndian.Uint32(h[len(h)-4:])
+	if crc32.ChecksumIEEE(body) != sum {
+		return errXZ
+	}
+	p := byte(0)
+	for p < h[prop] {
+		if d, _ := lzma2Dict(p); d >= uncompressed {
+			break
+		}
+		p++
+	}
+	if p == h[prop] {
+		return nil
+	}
+	h[prop] = p
+	binary.LittleEndian.PutUint32(h[len(h)-4:], crc32.ChecksumIEEE(body))
+	return nil
+}
+
 // xzCheckSizes is the size of a block's check by check type.
 var xzCheckSizes = [16]int64{0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64}
 
@@ -90,7 +121,7 @@ func (x *xzStream) next() ([]byte, int64, error) {
 			return nil, 0, errXZ
 		}
 		rest := bytes.NewReader(h[2 : len(h)-4])
-		compressed := int64(-1)
+		compressed, uncompressed := int64(-1), int64(-1)
 		if flags&0x40 != 0 {
 			v, err := binary.ReadUvarint(rest)
 			if err != nil || v == 0 || v > 1<<62 {
@@ -99,9 +130,11 @@ func (x *xzStream) next() ([]byte, int64, error) {
 			compressed = int64(v)
 		}
 		if flags&0x80 != 0 {
-			if _, err := binary.ReadUvarint(rest); err != nil {
+			v, err := binary.ReadUvarint(rest)
+			if err != nil || v > 1<<62 {
 				return nil, 0, errXZ
 			}
+			uncompressed = int64(v)
 		}
 		var last uint64
 		for range int(flags&3) + 1 {
@@ -124,6 +157,11 @@ func (x *xzStream) next() ([]byte, int64, error) {
 				}
 				if d > MaxDict {
 					return nil, 0, fmt.Errorf("xz: block asks for a %d MiB dictionary: %w", d>>20, ErrDictTooLarge)
+				}
+				if x.lzma2Only && uncompressed >= 0 {
+					if err := shrinkDict(h, len(h)-4-rest.Len()-1, uncompressed); err != nil {
+						return nil, 0, err
+					}
 				}
 			} else {
 				if x.lzma2Only {

@@ -42,6 +42,18 @@ func Open(dir string) (*Root, error) {
 // Close releases the root.
 func (r *Root) Close() error { return r.root.Close() }
 
+// Sync makes the root's tree durable: elsewhere than Linux, which has
+// syncfs, by fsyncing the root directory alone, so the files must have
+// been synced as they were written.
+func (r *Root) Sync() error {
+	f, err := r.root.Open(".")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
 func (r *Root) full(rel string) string { return path.Join(r.Path, rel) }
 
 // name is rel as os.Root takes it.

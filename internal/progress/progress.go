@@ -34,8 +34,9 @@ func IsTerminal(f *os.File) bool { return isTerminal(f.Fd()) }
 // New starts a bar writing to w (a terminal gets a redrawn line).
 func New(w io.Writer, label string, totalBytes int64, totalItems int) *Bar {
 	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = IsTerminal(f)
+	// An *os.File, or a writer passing on to one that says its Fd.
+	if f, ok := w.(interface{ Fd() uintptr }); ok {
+		tty = isTerminal(f.Fd())
 	}
 	now := time.Now()
 	return &Bar{w: w, tty: tty, label: label, totalBytes: totalBytes, totalItems: totalItems, start: now, last: now, lastPct: -1}
