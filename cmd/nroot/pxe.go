@@ -51,11 +51,11 @@ root: tree (the default: the generation's root/ over NFS), nfs-squashfs or
 nfs-erofs (the generation's image file loop-mounted over NFS), http-squashfs
 or http-erofs (the file fetched into RAM over HTTP, from --image-http).
 Image modes need a generation made with nroot image create or update
---fsimage; pxe refuses a node whose pinned generation (or the published one)
-lacks its mode, and a generation published later without it stops the
-node's boot with a message saying so, never booting another mode (but a
-generation made by an nroot without root modes boots the tree whatever
-root= says: publish or roll back to one only for tree nodes).
+--fsimage. pxe refuses a node whose pinned generation (or the published one)
+lacks its mode; image publish and rollback refuse a generation lacking the
+mode of a node that follows the published one (IMAGE/nodes.json). A
+generation that lacks it all the same stops the node's boot with a message,
+never booting another mode.
 
 Run it again after changing the inventory or an overlay; publishing a
 generation needs no new configuration.`,

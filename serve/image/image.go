@@ -277,6 +277,9 @@ func (im Image) publish(id int, why string) error {
 	if g.Problem != "" {
 		return fmt.Errorf("%s: generation %d: %w: %s; publish another", im.Dir, id, ErrBroken, g.Problem)
 	}
+	if err := im.bootsFollowers(g); err != nil {
+		return err
+	}
 	tmp := filepath.Join(im.Dir, fmt.Sprintf(".%s.tmp-%d", Pointer, os.Getpid()))
 	os.Remove(tmp)
 	if err := os.Symlink(filepath.Join("generations", strconv.Itoa(id), "boot.ipxe"), tmp); err != nil {
