@@ -718,6 +718,11 @@ func detectDracut(img *fsroot.Root) (Dracut, error) {
 	return d, nil
 }
 
+// MinImageDracut is the oldest dracut whose image-mode boots were seen
+// to work: proven from 059 on; jammy's 051 was seen to attach the image
+// and then fail at switch-root.
+const MinImageDracut = 59
+
 // DracutMajor is the major number of a dracut version: 59 of 059-4.
 func DracutMajor(v string) int {
 	n := 0

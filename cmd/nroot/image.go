@@ -5,9 +5,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"nroot/node"
 	"nroot/serve/image"
 	"nroot/serve/inventory"
+	"nroot/serve/pxe"
 )
 
 func newImageCmd(g *globals) *cobra.Command {
@@ -38,7 +41,7 @@ Serve IMAGE over NFS (its generations' roots) and HTTP (kernels,
 initramfs and scripts; nroot pxe writes the nginx block), then point
 nodes at it with nroot pxe.`,
 	}
-	cmd.AddCommand(newImageCreateCmd(), newImageUpdateCmd(g), newImageListCmd(), newImageDiffCmd(), newImagePublishCmd(), newImageRollbackCmd(), newImageRemoveCmd())
+	cmd.AddCommand(newImageCreateCmd(g), newImageUpdateCmd(g), newImageListCmd(), newImageDiffCmd(), newImagePublishCmd(), newImageRollbackCmd(), newImageRemoveCmd())
 	return cmd
 }
 
@@ -65,21 +68,72 @@ func printGeneration(gen *image.Generation, asJSON bool) error {
 	if asJSON {
 		return printJSON(gen)
 	}
-	fmt.Printf("generation %d: %s; kernel %s, %d packages; %.1fs, %s of files, %s on disk (%s shared)\n",
-		gen.ID, gen.Source, gen.Kernel, len(gen.Packages), gen.Seconds, progress.Bytes(gen.Bytes), progress.Bytes(gen.DiskBytes), progress.Bytes(gen.Shared))
+	fmt.Printf("generation %d: %s; kernel %s, %d packages; %.1fs, %s of files, %s on disk (%s shared); root modes %s\n",
+		gen.ID, gen.Source, gen.Kernel, len(gen.Packages), gen.Seconds, progress.Bytes(gen.Bytes), progress.Bytes(gen.DiskBytes), progress.Bytes(gen.Shared), strings.Join(gen.Modes(), " "))
 	return nil
 }
 
-func newImageCreateCmd() *cobra.Command {
+// fsimageFlags are --fsimage and --fsimage-group of image create and
+// update.
+type fsimageFlags struct {
+	formats []string
+	group   string
+}
+
+func (f *fsimageFlags) add(cmd *cobra.Command, def string) {
+	cmd.Flags().StringSliceVar(&f.formats, "fsimage", nil, "write the generation's root as image files too, for nodes with root=nfs-FORMAT or http-FORMAT: squashfs, erofs, both (squashfs,erofs) or none; default "+def)
+	cmd.Flags().StringVar(&f.group, "fsimage-group", "", "group that may read the image files (0640), the HTTP server worker's; default www-data when this host has it; root keeps them root-only")
+}
+
+// options reads the flags; Formats stays nil when --fsimage is not given.
+func (f *fsimageFlags) options(cmd *cobra.Command, log *slog.Logger) (image.FSImageOptions, error) {
+	o := image.FSImageOptions{Log: log}
+	if cmd.Flags().Changed("fsimage") {
+		var err error
+		if o.Formats, err = image.ParseFormats(f.formats); err != nil {
+			return o, err
+		}
+	}
+	switch f.group {
+	case "root", "0":
+	case "":
+		if gid, err := lookupGroupID(pxe.DefaultSegmentGroup); err == nil {
+			o.Group = &gid
+		}
+	default:
+		gid, err := lookupGroupID(f.group)
+		if err != nil {
+			return o, usageErr("--fsimage-group %q: %v; give a group of this host (getent group), or root", f.group, err)
+		}
+		o.Group = &gid
+	}
+	return o, nil
+}
+
+func newImageCreateCmd(g *globals) *cobra.Command {
 	var asJSON, move bool
+	var fs fsimageFlags
 	cmd := &cobra.Command{
 		Use:   "create [flags] IMAGE ROOT",
 		Short: "Make a new generation of IMAGE from a node root (nroot bootstrap, then nroot node)",
+		Long: `Make a new generation of IMAGE from a node root that nroot node built.
+The generation holds the root, its kernel and initramfs, and boot.ipxe,
+which boots the root as an NFS tree. With --fsimage it also holds the root
+as image files, generations/N/root.squashfs and/or root.erofs (as nroot
+fsimage writes them), and boot.ipxe boots those too: a node with root=
+nfs-squashfs in the inventory loop-mounts the file over NFS, one with
+http-squashfs fetches it over HTTP (nroot pxe). The files are written
+before the generation is sealed: it appears whole or not at all.`,
 		Example: `  nroot bootstrap bookworm /srv/work/root && nroot node /srv/work/root
-  nroot image create --move /srv/nroot /srv/work/root`,
+  nroot image create --move /srv/nroot /srv/work/root
+  nroot image create --fsimage squashfs /srv/nroot /srv/work/root`,
 		Args: usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			gen, err := image.Image{Dir: args[0]}.Import(cmd.Context(), args[1], image.ImportOptions{Move: move})
+			fo, err := fs.options(cmd, g.logger())
+			if err != nil {
+				return err
+			}
+			gen, err := image.Image{Dir: args[0]}.Import(cmd.Context(), args[1], image.ImportOptions{Move: move, FSImage: fo})
 			if err != nil {
 				return err
 			}
@@ -87,6 +141,7 @@ func newImageCreateCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&move, "move", false, "rename ROOT into the image instead of copying it (same filesystem; ROOT is gone after)")
+	fs.add(cmd, "none")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the generation as JSON")
 	return cmd
 }
@@ -96,6 +151,7 @@ func newImageUpdateCmd(g *globals) *cobra.Command {
 	var from string
 	var install []string
 	var nodeOpts node.Options
+	var fs fsimageFlags
 	cmd := &cobra.Command{
 		Use:   "update [flags] IMAGE",
 		Short: "Make a new generation from the published one (or --from): apt-get upgrade or added packages, then the node stage and its checks",
@@ -104,17 +160,25 @@ root, apt-get upgrade or added packages, then the node stage again, which
 rebuilds and verifies the initramfs for the newest kernel. The node
 stage's choices are the ones recorded when the parent was made (nroot
 node's --kernel, --kver, --hostname, --packages); a flag given here wins.
-The parent is held while it is copied: image remove refuses it until the
-copy ends. Ctrl-C stops the update and leaves no generation.`,
+So are the parent's image files (--fsimage): the new generation gets the
+same formats, written from its own root, unless --fsimage says otherwise
+(--fsimage none makes none). The parent is held while it is copied: image
+remove refuses it until the copy ends. Ctrl-C stops the update and leaves
+no generation.`,
 		Example: `  nroot image update --upgrade /srv/nroot
-  nroot image update --install htop,numactl /srv/nroot`,
+  nroot image update --install htop,numactl /srv/nroot
+  nroot image update --fsimage squashfs,erofs /srv/nroot`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			im, err := openGenerations(args[0])
 			if err != nil {
 				return err
 			}
-			o := image.UpdateOptions{Install: install, Upgrade: upgrade, Node: nodeOpts}
+			fo, err := fs.options(cmd, g.logger())
+			if err != nil {
+				return err
+			}
+			o := image.UpdateOptions{Install: install, Upgrade: upgrade, Node: nodeOpts, FSImage: fo}
 			if from != "" {
 				if o.Parent, err = genArg(from, "--from"); err != nil {
 					return err
@@ -137,6 +201,7 @@ copy ends. Ctrl-C stops the update and leaves no generation.`,
 	cmd.Flags().StringVar(&from, "from", "", "the generation to start from (default: the published one, else the newest)")
 	cmd.Flags().StringSliceVar(&install, "install", nil, "packages to add, comma-separated")
 	cmd.Flags().BoolVar(&upgrade, "upgrade", false, "apt-get upgrade")
+	fs.add(cmd, "the parent's")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the generation as JSON")
 	// The node stage runs again with what the parent's recorded; these
 	// override it.
@@ -173,7 +238,7 @@ func newImageListCmd() *cobra.Command {
 				}{im.Dir, gens})
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "GEN\tPUBLISHED\tCREATED\tKERNEL\tPACKAGES\tDISK\tSOURCE")
+			fmt.Fprintln(w, "GEN\tPUBLISHED\tCREATED\tKERNEL\tPACKAGES\tDISK\tIMAGES\tSOURCE")
 			for _, g := range gens {
 				pub := ""
 				if g.Published {
@@ -183,7 +248,11 @@ func newImageListCmd() *cobra.Command {
 				if g.Problem != "" {
 					src = "BROKEN: " + g.Problem + "; " + src
 				}
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", g.ID, pub, time.Unix(g.Created, 0).Format("2006-01-02 15:04"), g.Kernel, len(g.Packages), progress.Bytes(g.DiskBytes), src)
+				images := strings.Join(g.Images, ",")
+				if images == "" {
+					images = "-"
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", g.ID, pub, time.Unix(g.Created, 0).Format("2006-01-02 15:04"), g.Kernel, len(g.Packages), progress.Bytes(g.DiskBytes), images, src)
 			}
 			return w.Flush()
 		},

@@ -138,6 +138,61 @@ func readmeInventory(t *testing.T) string {
 	return inv
 }
 
+// TestImageFSImage drives --fsimage and root= through the CLI: a
+// generation with a squashfs file boots nodes with root=nfs-squashfs,
+// one without is refused for them, and update's flag is checked before
+// any work.
+func TestImageFSImage(t *testing.T) {
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		t.Skip("mksquashfs (squashfs-tools) is not installed")
+	}
+	img := filepath.Join(t.TempDir(), "image")
+	root := func() string {
+		r := nodeRoot(t, "a")
+		os.WriteFile(filepath.Join(r, "boot/nroot-cmdline-image"), []byte("root=live:IMAGEURL ip=dhcp rd.neednet=1\n"), 0o644)
+		return r
+	}
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "nodes.txt")
+	os.WriteFile(inv, []byte("@img root=nfs-squashfs\na mac=52:54:00:4e:52:01 address=10.0.0.11/24 groups=img generation=2\nb mac=52:54:00:4e:52:02 address=10.0.0.12/24 root=tree\n"), 0o644)
+	bad := filepath.Join(dir, "bad.txt")
+	os.WriteFile(bad, []byte("a mac=52:54:00:4e:52:01 address=10.0.0.11/24 root=squashfs\n"), 0o644)
+	pinned1 := filepath.Join(dir, "pinned1.txt")
+	os.WriteFile(pinned1, []byte("a mac=52:54:00:4e:52:01 address=10.0.0.11/24 root=nfs-squashfs generation=1\n"), 0o644)
+	pxe := []string{"pxe", "--http", "http://10.0.0.1", "--server", "10.0.0.1", "--state", filepath.Join(t.TempDir(), "state"), img}
+	steps := []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"image", "create", "--fsimage", "zip", img, root()}, 64, `--fsimage "zip": give squashfs, erofs`},
+		{[]string{"image", "create", img, root()}, 0, "generation 1"},
+		{[]string{"image", "create", "--fsimage", "squashfs", "--fsimage-group", "root", img, root()}, 0, "root modes tree nfs-squashfs http-squashfs"},
+		{[]string{"image", "list", "--json", img}, 0, `"images": [
+        "root.squashfs"
+      ],
+      "image_cmdline": "root=live:IMAGEURL ip=dhcp rd.neednet=1"`},
+		{[]string{"image", "list", img}, 0, "root.squashfs"},
+		{[]string{"image", "update", "--fsimage", "zip", img}, 64, "--fsimage"},
+		{append(pxe, bad), 64, "bad.txt:1: root"},
+		{append(pxe, pinned1), 64, "pinned1.txt:1 root \"nfs-squashfs\": node a is pinned to generation 1, which has no nfs-squashfs image"},
+		{append(pxe, inv), 0, "generation 2         root nfs-squashfs  nodes/52-54-00-4e-52-01.ipxe"},
+	}
+	for i, s := range steps {
+		out, errs, code := nroot(t, nil, s.args...)
+		if code != s.code || !strings.Contains(out+errs, s.says) {
+			t.Fatalf("step %d: nroot %s: exit %d, want %d, saying %q:\n%s%s", i, strings.Join(s.args, " "), code, s.code, s.says, out, errs)
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(img, "nodes/52-54-00-4e-52-01.ipxe"))
+	if !strings.Contains(string(b), "set nroot-root nfs-squashfs\n") {
+		t.Errorf("node a's script:\n%s", b)
+	}
+	if fi, err := os.Stat(filepath.Join(img, "generations/2/root.squashfs")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("generations/2/root.squashfs: %v %v, want mode 0600 with --fsimage-group root", fi, err)
+	}
+}
+
 // TestImageJSONAndRollback: publish, rollback and remove speak --json
 // with nroot_version; rollback run twice steps further back instead of
 // returning to the generation it left; list --json carries each

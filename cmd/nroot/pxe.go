@@ -25,8 +25,9 @@ func newPXECmd(g *globals) *cobra.Command {
 		Long: `Pxe writes, into the image directory IMAGE:
   boot.ipxe           the entry script DHCP gives iPXE; it chains to
   nodes/MAC.ipxe      each node's script (MAC as 52-54-00-00-00-01), which
-                      names the node and chains to the published generation
-                      (published.ipxe) or the one it is pinned to
+                      names the node and its root mode and chains to the
+                      published generation (published.ipxe) or the one it
+                      is pinned to
   nodes/NAME.img      each node's identity segment (SSH host keys,
                       machine-id, hostname; made once, kept in --state),
                       loaded after the generation's shared initramfs
@@ -36,6 +37,8 @@ func newPXECmd(g *globals) *cobra.Command {
   nginx.conf          a server block serving only what booting reads, each
                       segment only to its node's address when it has one,
                       logging to --access-log (nroot status reads it)
+  nginx-cache.conf    a caching tier for the generations' kernels,
+                      initramfs and image files (--image-http)
   nodes.json          the nodes written, for nroot status
 
 Each node's segment also holds its overlays (overlays= on its line or its
@@ -43,6 +46,15 @@ groups'), rendered for it: the built-ins hosts, network and ssh-host-cert,
 and the directories of --overlays. See nroot-status(1) and the template
 variables below.
 ` + overlayHelp + `
+ROOT MODES: root= on a node's line or its groups' says how it mounts its
+root: tree (the default: the generation's root/ over NFS), nfs-squashfs or
+nfs-erofs (the generation's image file loop-mounted over NFS), http-squashfs
+or http-erofs (the file fetched into RAM over HTTP, from --image-http).
+Image modes need a generation made with nroot image create or update
+--fsimage; pxe refuses a node whose pinned generation (or the published one)
+lacks its mode, and a generation published later without it stops the
+node's boot with a message saying so, never booting another mode.
+
 Run it again after changing the inventory or an overlay; publishing a
 generation needs no new configuration.`,
 		Example: `  # nodes.txt: node[01-02] mac=52:54:00:4e:52:[01-02] address=10.0.0.[11-12]/24
@@ -82,7 +94,7 @@ generation needs no new configuration.`,
 				return printJSON(res)
 			}
 			for _, n := range res.Nodes {
-				fmt.Printf("%-16s %s %-15s generation %-9s %s %s\n", n.Name, n.MAC, n.Address, n.Generation, n.Script, n.Segment)
+				fmt.Printf("%-16s %s %-15s generation %-9s root %-13s %s %s\n", n.Name, n.MAC, n.Address, n.Generation, n.Root, n.Script, n.Segment)
 			}
 			for _, r := range res.Removed {
 				fmt.Printf("removed %s (no longer in the inventory)\n", r)
@@ -96,6 +108,8 @@ generation needs no new configuration.`,
 	}
 	cmd.Flags().StringVar(&o.Base, "http", "", "URL nodes reach the HTTP server at, which serves IMAGE at its root: http://ADDRESS[:PORT]")
 	cmd.Flags().StringVar(&o.Server, "server", "", "the NFS server's address as nodes reach it")
+	cmd.Flags().IntVar(&o.NFSPort, "nfs-port", 0, "the NFS server's port as nodes reach it, when not 2049 (root=nfs4:HOST:PATH:port=N)")
+	cmd.Flags().StringVar(&o.ImageBase, "image-http", "", "URL nodes with root=http-* fetch the generations' image files from, a caching tier running nginx-cache.conf: http://ADDRESS[:PORT] (default --http)")
 	cmd.Flags().StringVar(&o.Export, "export", "/nroot", "the path nodes find IMAGE at over NFS: they mount EXPORT/generations/N/root, and only IMAGE/generations is exported (IMAGE/exports, IMAGE/ganesha.conf)")
 	cmd.Flags().StringVar(&o.DHCPRange, "dhcp-range", "", "dnsmasq's dhcp-range, START,END[,LEASE] (default: the first node's network, static, when every node has an address)")
 	cmd.Flags().StringVar(&o.TFTPRoot, "tftp-root", "/usr/lib/ipxe", "the directory with iPXE's undionly.kpxe and ipxe.efi")
@@ -117,8 +131,8 @@ func isDir(p string) bool {
 // overlays' templates, for pxe's and status's help and man pages.
 const overlayHelp = `
 INVENTORY: one node, or a hostlist range (node[01-04]), per line with
-mac=, address=, hostname=, generation=, args=, groups=a,b, overlays=a,b and
-any other key=value as a variable. A line "@NAME key=value ..." defines a
+mac=, address=, hostname=, generation=, root=, args=, groups=a,b,
+overlays=a,b and any other key=value as a variable. A line "@NAME key=value ..." defines a
 group; a node takes its groups' values in order, its own winning, and
 their overlays before its own.
 

@@ -83,13 +83,22 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// nfsHost is the server as root=nfs4:HOST:PATH spells it: IPv6 in
+// NFSHost is the server as root=nfs4:HOST:PATH spells it: IPv6 in
 // brackets.
-func nfsHost(s string) string {
+func NFSHost(s string) string {
 	if ip, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil && ip.Is6() {
 		return "[" + ip.String() + "]"
 	}
 	return s
+}
+
+// NFSOptions are the options dracut's root=nfs4:HOST:PATH:OPTIONS takes
+// for the NFS port: none for the standard 2049 (or 0).
+func NFSOptions(port int) string {
+	if port == 0 || port == 2049 {
+		return ""
+	}
+	return fmt.Sprintf(":port=%d", port)
 }
 
 // Config is what nroot export prints: the export and the boot lines.
@@ -157,11 +166,8 @@ func Render(root string, o Options) (*Config, error) {
 	e := Export{Path: abs, Pseudo: c.Path}
 	c.Exports = e.ExportsLine()
 	c.Ganesha = GaneshaNFSV4() + e.Ganesha()
-	opts := ""
-	if o.Port != 0 && o.Port != 2049 {
-		opts = fmt.Sprintf(":port=%d", o.Port)
-	}
-	host := nfsHost(c.Server)
+	opts := NFSOptions(o.Port)
+	host := NFSHost(c.Server)
 	c.Cmdline = strings.NewReplacer("SERVER", host, "/PATH", c.Path).Replace(built.Cmdline)
 	if opts != "" {
 		c.Cmdline = strings.Replace(c.Cmdline, host+":"+c.Path, host+":"+c.Path+opts, 1)
@@ -179,20 +185,14 @@ func Render(root string, o Options) (*Config, error) {
 	return c, nil
 }
 
-// minImageDracut is the oldest dracut whose image-mode boots were seen
-// to work.
-const minImageDracut = 59
-
 // imageModes fills in the boot lines that take the root from an image
 // file: loop-mounted over NFS, or fetched over HTTP.
 func imageModes(img *fsroot.Root, built *node.Built, c *Config, o Options, host string) error {
 	if built.ImageCmdline == "" {
 		return fmt.Errorf("export: %s has no %s; run nroot node %s again (this nroot's node boots image files)", c.Root, node.ImageCmdlineFile, c.Root)
 	}
-	// Image-mode boots are proven from dracut 059 on; jammy's 051 was
-	// seen to attach the image and then fail at switch-root.
-	if v := node.DracutVersion(img); v != "" && node.DracutMajor(v) < minImageDracut {
-		return &usage.Error{Option: "--image", Value: o.Image, Why: fmt.Sprintf("the image's dracut %s cannot boot from an image file (051 fails at switch-root); serve the tree, or use an image with dracut %d or later", v, minImageDracut)}
+	if v := node.DracutVersion(img); v != "" && node.DracutMajor(v) < node.MinImageDracut {
+		return &usage.Error{Option: "--image", Value: o.Image, Why: fmt.Sprintf("the image's dracut %s cannot boot from an image file (051 fails at switch-root); serve the tree, or use an image with dracut %d or later", v, node.MinImageDracut)}
 	}
 	abs, err := filepath.Abs(o.Image)
 	if err != nil {
@@ -223,11 +223,7 @@ func imageModes(img *fsroot.Root, built *node.Built, c *Config, o Options, host 
 	line := built.ImageCmdline
 	// dracut's own NFS syntax, which url-lib hands to nfs-lib as it is
 	// (its nfs:// form would mount NFSv3).
-	opts := ""
-	if o.Port != 0 && o.Port != 2049 {
-		opts = fmt.Sprintf(":port=%d", o.Port)
-	}
-	c.CmdlineNFSImg = strings.Replace(line, "IMAGEURL", "nfs4:"+host+":"+path.Join(dir, filepath.Base(abs))+opts, 1)
+	c.CmdlineNFSImg = strings.Replace(line, "IMAGEURL", "nfs4:"+host+":"+path.Join(dir, filepath.Base(abs))+NFSOptions(o.Port), 1)
 	if o.HTTP != "" {
 		c.CmdlineHTTP = strings.Replace(line, "IMAGEURL", o.HTTP, 1)
 	}

@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"nroot/build/apt"
+	"nroot/build/fsimage"
 	"nroot/internal/atomicfile"
 	"nroot/internal/fsroot"
 	"nroot/node"
+	"nroot/serve/inventory"
 )
 
 // ImportOptions control Import.
@@ -26,6 +28,8 @@ type ImportOptions struct {
 	// Move renames ROOT into the generation instead of copying it (the
 	// same filesystem only); ROOT is gone afterwards.
 	Move bool
+	// FSImage are the image files of the root the generation gets.
+	FSImage FSImageOptions
 }
 
 // UpdateOptions control Update.
@@ -42,6 +46,9 @@ type UpdateOptions struct {
 	// Apt fetches and verifies the parent's APT sources, to ask whether
 	// Install names packages they have before anything is copied.
 	Apt apt.Options
+	// FSImage are the image files of the root the generation gets;
+	// Formats nil replays the parent's (an empty list makes none).
+	FSImage FSImageOptions
 }
 
 // maxBootFile bounds the kernel and initramfs copied out of a root.
@@ -67,6 +74,11 @@ func (im Image) Import(ctx context.Context, root string, o ImportOptions) (*Gene
 	if !src.IsRegular("boot/nroot-cmdline") {
 		return nil, fmt.Errorf("image create: %s has no boot/nroot-cmdline; run nroot node %s first", root, root)
 	}
+	// Asked before the copy: a root that cannot boot image files must
+	// not cost one.
+	if _, err := imageCmdline(src, o.FSImage.Formats); err != nil {
+		return nil, fmt.Errorf("image create: %s: %w", root, err)
+	}
 	id, tmp, err := im.reserve()
 	if err != nil {
 		return nil, err
@@ -87,7 +99,7 @@ func (im Image) Import(ctx context.Context, root string, o ImportOptions) (*Gene
 		}
 		shared = st.Reflinked
 	}
-	if err := im.seal(ctx, tmp, g, start, shared); errors.Is(err, ErrNotSynced) {
+	if err := im.seal(ctx, tmp, g, start, shared, o.FSImage); errors.Is(err, ErrNotSynced) {
 		return nil, fmt.Errorf("image create: %s: %w", root, err)
 	} else if err != nil {
 		return nil, im.abort(ctx, tmp, restore, fmt.Errorf("image create: %s: generation %d not made: %w", root, id, err))
@@ -244,7 +256,7 @@ func (im Image) Update(ctx context.Context, o UpdateOptions) (*Generation, error
 		what = append(what, "node stage again")
 	}
 	g := &Generation{ID: id, Parent: pg.ID, Source: fmt.Sprintf("update of %d: %s", pg.ID, strings.Join(what, ", "))}
-	if err := im.seal(ctx, tmp, g, start, st.Reflinked); errors.Is(err, ErrNotSynced) {
+	if err := im.seal(ctx, tmp, g, start, st.Reflinked, o.FSImage.replay(pg, o.Node.Log)); errors.Is(err, ErrNotSynced) {
 		return nil, fmt.Errorf("image update: %w", err)
 	} else if err != nil {
 		return nil, im.abort(ctx, tmp, "", fmt.Errorf("image update: generation %d: %w", id, err))
@@ -328,9 +340,9 @@ func (im Image) nextID() (int, error) {
 }
 
 // seal completes the generation in tmp (kernel, initramfs, package list,
-// boot script, description) and renames it into place. On an error the
-// caller undoes tmp.
-func (im Image) seal(ctx context.Context, tmp string, g *Generation, start time.Time, shared int64) error {
+// image files, boot script, description) and renames it into place. On
+// an error the caller undoes tmp.
+func (im Image) seal(ctx context.Context, tmp string, g *Generation, start time.Time, shared int64, fo FSImageOptions) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -368,13 +380,16 @@ func (im Image) seal(ctx context.Context, tmp string, g *Generation, start time.
 	if g.Packages, err = packages(r); err != nil {
 		return err
 	}
+	if err := writeImages(ctx, r, tmp, g, fo); err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(tmp, "boot.ipxe"), []byte(BootScript(g)), 0o644); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	g.Bytes, g.DiskBytes, err = usage(tmp)
+	g.Bytes, g.DiskBytes, err = spaceUsed(tmp)
 	if err != nil {
 		return err
 	}
@@ -430,9 +445,9 @@ func copyOut(r *fsroot.Root, rel, dst string) error {
 	return err
 }
 
-// usage is the content and the allocated blocks below dir, each inode
+// spaceUsed is the content and the allocated blocks below dir, each inode
 // counted once.
-func usage(dir string) (bytes, disk int64, err error) {
+func spaceUsed(dir string) (bytes, disk int64, err error) {
 	seen := map[[2]uint64]bool{}
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -485,18 +500,66 @@ func padInitrd(path string) error {
 
 // BootScript is the generation's iPXE script. The node's own script sets
 // nroot-base (the HTTP URL of the image directory), nroot-server and
-// nroot-export (where NFS serves the image directory), nroot-node (its
-// name, for its identity segment) and nroot-args, then chains to it.
+// nroot-export (where NFS serves the image directory; nroot-nfs-opts,
+// :port=N, when not on 2049), nroot-node (its
+// name, for its identity segment), nroot-args and nroot-root (its root
+// mode, inventory.RootModes; unset is the tree), and may set
+// nroot-image-base (where HTTP serves the image files, a caching tier;
+// unset is nroot-base), then chains to it. The script has one label per
+// mode the generation boots; a mode it lacks ends the script with a
+// line saying so and an error, never a silent boot of another mode.
+//
+// iPXE splits a command at blanks and expands ${...}; the script holds
+// no quotes, backslashes, && or # past a line's start.
 func BootScript(g *Generation) string {
 	gen := "generations/" + strconv.Itoa(g.ID)
-	cmd := strings.NewReplacer("SERVER", "${nroot-server}", "/PATH", "${nroot-export}/"+gen+"/root").Replace(g.Cmdline)
-	return fmt.Sprintf(`#!ipxe
-# nroot image generation %[1]d, kernel %[2]s
-kernel ${nroot-base}/%[3]s/vmlinuz initrd=initrd.img initrd=identity.img %[4]s ${nroot-args}
-initrd --name initrd.img ${nroot-base}/%[3]s/initrd.img
+	modes := g.Modes()
+	var b strings.Builder
+	fmt.Fprintf(&b, `#!ipxe
+# nroot image generation %[1]d, kernel %[2]s; root modes: %[3]s
+isset ${nroot-root} || set nroot-root %[4]s
+isset ${nroot-image-base} || set nroot-image-base ${nroot-base}
+goto nroot-root-${nroot-root} || goto nroot-no-root
+`, g.ID, g.Kernel, strings.Join(modes, " "), inventory.RootTree)
+	for _, m := range modes {
+		fmt.Fprintf(&b, ":nroot-root-%s\nkernel ${nroot-base}/%s/vmlinuz initrd=initrd.img initrd=identity.img %s ${nroot-args}\ngoto nroot-load\n", m, gen, modeCmdline(g, m))
+	}
+	fmt.Fprintf(&b, `:nroot-no-root
+echo nroot: generation %[1]d has no ${nroot-root} image (root=${nroot-root}); it boots root=%[2]s. Make the image with nroot image create or update --fsimage %[3]s, or change root= of this node in the inventory and run nroot pxe again
+exit 1
+:nroot-load
+initrd --name initrd.img ${nroot-base}/%[4]s/initrd.img
 initrd --name identity.img ${nroot-base}/nodes/${nroot-node}.img
 boot
-`, g.ID, g.Kernel, gen, cmd)
+`, g.ID, strings.Join(modes, ","), fsimageList(), gen)
+	return b.String()
+}
+
+// modeCmdline is the generation's kernel command line in root mode m
+// (one it boots): the tree over NFS with SERVER and /PATH filled in, as
+// nroot export does, or the image file's line with IMAGEURL, dracut's
+// nfs4:HOST:PATH[:port=N] form for NFS (its nfs:// form would mount
+// NFSv3). An unset iPXE variable expands to nothing.
+func modeCmdline(g *Generation, m string) string {
+	gen := "generations/" + strconv.Itoa(g.ID)
+	if m == inventory.RootTree {
+		return strings.NewReplacer("SERVER", "${nroot-server}", "/PATH", "${nroot-export}/"+gen+"/root${nroot-nfs-opts}").Replace(g.Cmdline)
+	}
+	proto, f, _ := strings.Cut(m, "-")
+	url := "${nroot-image-base}/" + gen + "/root." + f
+	if proto == "nfs" {
+		url = "nfs4:${nroot-server}:${nroot-export}/" + gen + "/root." + f + "${nroot-nfs-opts}"
+	}
+	return strings.Replace(g.ImageCmdline, "IMAGEURL", url, 1)
+}
+
+// fsimageList is --fsimage's value for every format.
+func fsimageList() string {
+	names := make([]string, len(fsimage.Formats))
+	for i, f := range fsimage.Formats {
+		names[i] = string(f)
+	}
+	return strings.Join(names, ",")
 }
 
 func decodeGeneration(b []byte) (*Generation, error) {

@@ -6,7 +6,9 @@
 //	IMAGE/generations/N/root/          the root filesystem nodes mount
 //	IMAGE/generations/N/vmlinuz        its kernel and initramfs
 //	IMAGE/generations/N/initrd.img
-//	IMAGE/generations/N/boot.ipxe      how iPXE boots it
+//	IMAGE/generations/N/root.squashfs  its root as image files, when made
+//	IMAGE/generations/N/root.erofs     with --fsimage (nroot fsimage)
+//	IMAGE/generations/N/boot.ipxe      how iPXE boots it, in each root mode
 //	IMAGE/generations/N/generation.json
 //	IMAGE/published.ipxe -> generations/N/boot.ipxe
 //	IMAGE/history                      one line per publish
@@ -59,7 +61,7 @@ type Generation struct {
 	Cmdline   string    `json:"cmdline"` // with SERVER and /PATH left for the export to fill
 	Packages  []Package `json:"packages"`
 	Seconds   float64   `json:"seconds"`    // time to make it
-	Bytes     int64     `json:"bytes"`      // file content in its root
+	Bytes     int64     `json:"bytes"`      // file content: root, image files
 	DiskBytes int64     `json:"disk_bytes"` // blocks it allocated on disk
 	Shared    int64     `json:"shared_bytes,omitempty"`
 	Published bool      `json:"published"`
@@ -67,6 +69,12 @@ type Generation struct {
 	// replayed by image update; nil for a generation made before it was
 	// recorded.
 	Node *node.Choices `json:"node,omitempty"`
+	// Images are the root's image files beside it (root.squashfs,
+	// root.erofs), in fsimage.Formats order; ImageCmdline boots one,
+	// with IMAGEURL left to fill (the root's boot/nroot-cmdline-image).
+	// Both are empty for a generation made without --fsimage.
+	Images       []string `json:"images,omitempty"`
+	ImageCmdline string   `json:"image_cmdline,omitempty"`
 	// Problem says why the generation cannot be booted (its root or boot
 	// files are gone); empty when it can. Never stored, found by Get.
 	Problem string `json:"problem,omitempty"`
@@ -173,16 +181,16 @@ func (im Image) Get(id int) (*Generation, error) {
 	if g.Packages == nil {
 		g.Packages = []Package{}
 	}
-	g.Problem = im.problem(id)
+	g.Problem = im.problem(id, g)
 	pub, _ := im.Published()
 	g.Published = pub == id
 	return g, nil
 }
 
 // problem says what a generation lacks that a node boots from: a root
-// directory of its own that is not empty, its kernel, initramfs and
-// boot script (never through a symlink).
-func (im Image) problem(id int) string {
+// directory of its own that is not empty, its kernel, initramfs, boot
+// script and the image files it records (never through a symlink).
+func (im Image) problem(id int, g *Generation) string {
 	if fi, err := os.Lstat(im.Root(id)); err != nil || !fi.IsDir() {
 		return "its root/ is missing"
 	}
@@ -190,6 +198,14 @@ func (im Image) problem(id int) string {
 		return "its root/ is empty"
 	}
 	for _, f := range []string{"vmlinuz", "initrd.img", "boot.ipxe"} {
+		if fi, err := os.Lstat(filepath.Join(im.genDir(id), f)); err != nil || !fi.Mode().IsRegular() {
+			return "its " + f + " is missing"
+		}
+	}
+	for _, f := range g.Images {
+		if _, err := imageFormat(f); err != nil {
+			return "its generation.json names " + strconv.Quote(f) + " as an image file"
+		}
 		if fi, err := os.Lstat(filepath.Join(im.genDir(id), f)); err != nil || !fi.Mode().IsRegular() {
 			return "its " + f + " is missing"
 		}

@@ -74,7 +74,7 @@ func TestGenerations(t *testing.T) {
 	}
 	script, _ := os.ReadFile(filepath.Join(im.Dir, "generations/2/boot.ipxe"))
 	for _, want := range []string{
-		"kernel ${nroot-base}/generations/2/vmlinuz initrd=initrd.img initrd=identity.img root=nfs4:${nroot-server}:${nroot-export}/generations/2/root rd.live.overlay.overlayfs=1 ip=dhcp ${nroot-args}",
+		"kernel ${nroot-base}/generations/2/vmlinuz initrd=initrd.img initrd=identity.img root=nfs4:${nroot-server}:${nroot-export}/generations/2/root${nroot-nfs-opts} rd.live.overlay.overlayfs=1 ip=dhcp ${nroot-args}",
 		"initrd --name initrd.img ${nroot-base}/generations/2/initrd.img",
 		"initrd --name identity.img ${nroot-base}/nodes/${nroot-node}.img",
 	} {

@@ -1,7 +1,8 @@
 // Package inventory reads the list of a cluster's nodes: one node, or a
 // range of nodes written as a hostlist (node[001-128]), per line, with
-// each node's MAC, address, hostname, pinned generation and extra kernel
-// arguments. Bracket ranges in a value expand in step with the name's.
+// each node's MAC, address, hostname, pinned generation, root mode
+// (root=tree, nfs-squashfs, http-squashfs, nfs-erofs or http-erofs) and
+// extra kernel arguments. Bracket ranges in a value expand in step with the name's.
 //
 // A line whose name starts with @ defines a group (a profile): values
 // its nodes take, in the order of their groups=, a node's own winning.
@@ -26,6 +27,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"nroot/build/fsimage"
 )
 
 // Limits that bound what a file can make nroot do.
@@ -43,7 +46,10 @@ type Node struct {
 	Hostname string `json:"hostname"`       // Name unless given
 	Gen      string `json:"generation"`     // "" follows the published generation
 	Args     string `json:"args,omitempty"` // extra kernel arguments
-	Line     int    `json:"line"`           // where it was given
+	// Root is how the node mounts its root: one of RootModes; "" is
+	// RootTree, the generation's root/ over NFS.
+	Root string `json:"root,omitempty"`
+	Line int    `json:"line"` // where it was given
 	// Groups are the node's groups, in the order given.
 	Groups []string `json:"groups,omitempty"`
 	// Overlays are its groups' overlays, then its own, each once.
@@ -58,7 +64,7 @@ type Group struct {
 	Name     string            `json:"name"`
 	Line     int               `json:"line"`
 	Overlays []string          `json:"overlays,omitempty"`
-	Vars     map[string]string `json:"vars,omitempty"` // generation= and args= among them
+	Vars     map[string]string `json:"vars,omitempty"` // generation=, args= and root= among them
 	Nodes    []string          `json:"nodes"`          // names of its nodes, in inventory order
 }
 
@@ -172,7 +178,7 @@ func Parse(r io.Reader, name string) (*Inventory, error) {
 		for _, w := range words[1:] {
 			k, v, ok := strings.Cut(w, "=")
 			if !ok || !keyRe.MatchString(k) {
-				return nil, fail(k, "%q is not key=value with a key of letters, digits and _ . - (mac=, address=, hostname=, generation=, args=, groups=, overlays= or a variable)", w)
+				return nil, fail(k, "%q is not key=value with a key of letters, digits and _ . - (mac=, address=, hostname=, generation=, root=, args=, groups=, overlays= or a variable)", w)
 			}
 			if _, dup := fields[k]; dup {
 				return nil, fail(k, "given twice")
@@ -234,7 +240,7 @@ func Parse(r io.Reader, name string) (*Inventory, error) {
 					return v[i]
 				}
 			}
-			node := Node{Name: nm, Address: "dhcp", Hostname: get("hostname", nm), Gen: get("generation", ""), Args: get("args", ""), Line: n, Groups: groups, Overlays: overlays}
+			node := Node{Name: nm, Address: "dhcp", Hostname: get("hostname", nm), Gen: get("generation", ""), Args: get("args", ""), Root: get("root", ""), Line: n, Groups: groups, Overlays: overlays}
 			for k, v := range inherited {
 				if !knownKey[k] {
 					node.setVar(k, v)
@@ -263,6 +269,9 @@ func Parse(r io.Reader, name string) (*Inventory, error) {
 			}
 			if node.Gen != "" && !genRe.MatchString(node.Gen) {
 				return nil, fail("generation", "%q: give a generation's name (letters, digits, . _ -)", node.Gen)
+			}
+			if err := validRoot(node.Root); err != nil {
+				return nil, fail("root", "%v", err)
 			}
 			if strings.ContainsAny(node.Args, "\"'\\$`;&|<>") {
 				return nil, fail("args", "%q: kernel arguments may not hold quotes, backslashes or shell characters", node.Args)
@@ -369,6 +378,10 @@ func parseGroup(name string, words []string, line int, fail func(string, string,
 			if err := validDomain(v); err != nil {
 				return nil, fail(k, "%v", err)
 			}
+		case "root":
+			if err := validRoot(v); err != nil {
+				return nil, fail(k, "%v", err)
+			}
 		}
 		if g.Vars == nil {
 			g.Vars = map[string]string{}
@@ -402,7 +415,30 @@ func appendNew(list []string, names ...string) []string {
 // keyRe is a variable's name: ens4.address, slurm_role.
 var keyRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}$`)
 
-var knownKey = map[string]bool{"mac": true, "address": true, "hostname": true, "generation": true, "args": true, "groups": true, "overlays": true}
+var knownKey = map[string]bool{"mac": true, "address": true, "hostname": true, "generation": true, "args": true, "groups": true, "overlays": true, "root": true}
+
+// RootTree is the root mode that mounts the generation's root/ over NFS.
+const RootTree = "tree"
+
+// RootModes are the values of root=: the tree, then each image file
+// format (nroot image create --fsimage) loop-mounted over NFS or fetched
+// over HTTP.
+var RootModes = rootModes()
+
+func rootModes() []string {
+	modes := []string{RootTree}
+	for _, f := range fsimage.Formats {
+		modes = append(modes, "nfs-"+string(f), "http-"+string(f))
+	}
+	return modes
+}
+
+func validRoot(v string) error {
+	if v != "" && !slices.Contains(RootModes, v) {
+		return fmt.Errorf("%q: give one of %s (tree, the default, mounts the generation's root/ over NFS)", v, strings.Join(RootModes, ", "))
+	}
+	return nil
+}
 
 var genRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 

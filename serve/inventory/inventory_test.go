@@ -78,6 +78,16 @@ func TestRead(t *testing.T) {
 			[]Node{{Name: "n", MAC: "52:54:00:00:00:01", Address: "dhcp", Hostname: "n", Line: 2, Groups: []string{"g"}, Vars: map[string]string{"role": "b"}}}, ""},
 		{"a domain is a DNS name", "n mac=52:54:00:00:00:01 domain=Cluster.example-1.org\n",
 			[]Node{{Name: "n", MAC: "52:54:00:00:00:01", Address: "dhcp", Hostname: "n", Line: 1, Vars: map[string]string{"domain": "Cluster.example-1.org"}}}, ""},
+		{"root= from a group, a node's own winning", "@img root=nfs-squashfs\nn[1-2] mac=52:54:00:00:00:[01-02] groups=img root=http-erofs\nm mac=52:54:00:00:00:03 groups=img\n",
+			[]Node{
+				{Name: "n1", MAC: "52:54:00:00:00:01", Address: "dhcp", Hostname: "n1", Root: "http-erofs", Line: 2, Groups: []string{"img"}},
+				{Name: "n2", MAC: "52:54:00:00:00:02", Address: "dhcp", Hostname: "n2", Root: "http-erofs", Line: 2, Groups: []string{"img"}},
+				{Name: "m", MAC: "52:54:00:00:00:03", Address: "dhcp", Hostname: "m", Root: "nfs-squashfs", Line: 3, Groups: []string{"img"}},
+			}, ""},
+		{"root=tree is the default said aloud", "n mac=52:54:00:00:00:01 root=tree\n",
+			[]Node{{Name: "n", MAC: "52:54:00:00:00:01", Address: "dhcp", Hostname: "n", Root: "tree", Line: 1}}, ""},
+		{"an unknown root mode", "n mac=52:54:00:00:00:01 root=squashfs\n", nil, "root"},
+		{"a group's unknown root mode", "@g root=http-zip\nn mac=52:54:00:00:00:01 groups=g\n", nil, "root"},
 		{"a domain with a pattern's comma", "n mac=52:54:00:00:00:01 domain=x,*\n", nil, "domain"},
 		{"a domain with a space", "n mac=52:54:00:00:00:01 domain=\"a b.example\"\n", nil, "domain"},
 		{"a domain that is a wildcard", "n mac=52:54:00:00:00:01 domain=*.example\n", nil, "domain"},
@@ -129,6 +139,7 @@ func FuzzRead(f *testing.F) {
 	f.Add("n[001-004] mac=52:54:00:00:01:[0a-0d] address=10.0.0.[1-4]/24 args=\"quiet\"\n")
 	f.Add("a mac=52:54:00:00:00:01 hostname=b generation=x.1 # c\n")
 	f.Add("@g overlays=hosts,x role=y args=quiet\nn[1-2] mac=52:54:00:00:00:[1-2] groups=g ens4.address=10.1.0.[1-2]/24\n")
+	f.Add("@i root=nfs-squashfs\nn mac=52:54:00:00:00:01 groups=i\nm mac=52:54:00:00:00:02 root=http-erofs\n")
 	f.Fuzz(func(t *testing.T, file string) {
 		nodes, err := Read(strings.NewReader(file), "f")
 		if err != nil {
@@ -150,6 +161,9 @@ func FuzzRead(f *testing.F) {
 				addrs[a] = true
 			}
 			names[n.Name], macs[n.MAC], hosts[n.Hostname] = true, true, true
+			if n.Root != "" && !slices.Contains(RootModes, n.Root) {
+				t.Fatalf("node %+v: root mode %q", n, n.Root)
+			}
 			for k := range n.Vars {
 				if knownKey[k] || !keyRe.MatchString(k) {
 					t.Fatalf("node %+v: variable %q", n, k)

@@ -21,6 +21,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -42,6 +43,12 @@ type Options struct {
 	// Export is the path NFS exports the image directory at (NFSv4
 	// pseudo path).
 	Export string
+	// NFSPort is the NFS server's port, when not 2049 (0).
+	NFSPort int
+	// ImageBase is the HTTP URL nodes booting root=http-* fetch the
+	// generations' image files from: a caching tier running
+	// nginx-cache.conf. Empty means Base.
+	ImageBase string
 	// DHCPRange is dnsmasq's dhcp-range; when empty and every node has
 	// an address, the network of the first one, static.
 	DHCPRange string
@@ -116,10 +123,12 @@ type Node struct {
 	Address    string `json:"address"`
 	Hostname   string `json:"hostname"`
 	Generation string `json:"generation"` // "published" or the pinned number
+	Root       string `json:"root"`       // its root mode (inventory.RootModes)
 	Script     string `json:"script"`
 	Segment    string `json:"segment"`
 	// Files are the paths its overlays put on its root.
 	Files []string `json:"overlay_files,omitempty"`
+	line  int      // its inventory line, for messages
 }
 
 func (o Options) validate() (*url.URL, error) {
@@ -127,14 +136,23 @@ func (o Options) validate() (*url.URL, error) {
 	if err == nil && u.Scheme == "https" {
 		return nil, &usage.Error{Option: "--http", Value: o.Base, Why: "the nginx block nroot writes serves plain HTTP, as Debian's iPXE builds fetch it: give http://ADDRESS[:PORT]"}
 	}
-	if err != nil || u.Scheme != "http" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.Fragment != "" || !servableHost(u.Hostname()) {
+	if err != nil || !serverRoot(u) {
 		return nil, &usage.Error{Option: "--http", Value: o.Base, Why: "give the URL of the HTTP server that serves the image directory at its root, as nodes reach it: http://ADDRESS[:PORT]"}
 	}
-	if o.Server == "" || strings.ContainsAny(o.Server, " \t\n$/") {
-		return nil, &usage.Error{Option: "--server", Value: o.Server, Why: "give the NFS server's address as nodes reach it"}
+	if !servableHost(strings.TrimSuffix(strings.TrimPrefix(o.Server, "["), "]")) {
+		// It goes into iPXE scripts as it is: || or ; would run commands.
+		return nil, &usage.Error{Option: "--server", Value: o.Server, Why: "give the NFS server's address or host name as nodes reach it"}
 	}
 	if !strings.HasPrefix(o.Export, "/") || !export.Servable(o.Export) {
 		return nil, &usage.Error{Option: "--export", Value: o.Export, Why: "give the absolute path NFS exports the image directory at, of letters, digits and / . _ - + only"}
+	}
+	if o.NFSPort < 0 || o.NFSPort > 65535 {
+		return nil, &usage.Error{Option: "--nfs-port", Value: strconv.Itoa(o.NFSPort), Why: "a port is 1 to 65535 (0: the standard 2049)"}
+	}
+	if o.ImageBase != "" {
+		if iu, err := url.Parse(o.ImageBase); err != nil || !serverRoot(iu) {
+			return nil, &usage.Error{Option: "--image-http", Value: o.ImageBase, Why: "give the URL of the caching tier (nginx-cache.conf) that serves the generations at its root, as nodes reach it: http://ADDRESS[:PORT]"}
+		}
 	}
 	if o.DHCPRange != "" {
 		if _, err := ParseDHCPRange(o.DHCPRange); err != nil {
@@ -142,6 +160,21 @@ func (o Options) validate() (*url.URL, error) {
 		}
 	}
 	return u, nil
+}
+
+// nfsOptions sets nroot-nfs-opts, which the generations' scripts put
+// after each NFS path, for a server on another port than 2049.
+func nfsOptions(port int) string {
+	if opts := export.NFSOptions(port); opts != "" {
+		return "set nroot-nfs-opts " + opts + "\n"
+	}
+	return ""
+}
+
+// serverRoot says whether u is a plain HTTP server's root, as iPXE
+// scripts and nginx's server_name take it: http://HOST[:PORT][/].
+func serverRoot(u *url.URL) bool {
+	return u.Scheme == "http" && u.Hostname() != "" && (u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.User == nil && u.Fragment == "" && servableHost(u.Hostname())
 }
 
 // servableHost is a host name or address nginx's server_name and an
@@ -217,19 +250,25 @@ func Render(nodes []inventory.Node, o Options) (Files, []Node, error) {
 		return nil, nil, err
 	}
 	base := strings.TrimSuffix(u.String(), "/")
+	imageBase := base
+	if o.ImageBase != "" {
+		imageBase = strings.TrimSuffix(o.ImageBase, "/")
+	}
 	f := Files{}
 	f["boot.ipxe"] = fmt.Sprintf(`#!ipxe
 # nroot: the entry script DHCP gives iPXE. It says where the image is and
-# chains to the script of the node with this MAC.
+# chains to the script of the node with this MAC. Nodes booting
+# root=http-* fetch the image file from nroot-image-base.
 set nroot-base %s
+set nroot-image-base %s
 set nroot-server %s
 set nroot-export %s
-chain ${nroot-base}/nodes/${mac:hexhyp}.ipxe || goto unknown
+%schain ${nroot-base}/nodes/${mac:hexhyp}.ipxe || goto unknown
 :unknown
 echo nroot: booting ${nroot-base}/nodes/${mac:hexhyp}.ipxe failed: a MAC not in the inventory has no script (add it and run nroot pxe again); otherwise the messages above say why
 sleep 60
 reboot
-`, base, o.Server, strings.TrimSuffix(o.Export, "/"))
+`, base, imageBase, export.NFSHost(o.Server), strings.TrimSuffix(o.Export, "/"), nfsOptions(o.NFSPort))
 	var out []Node
 	for _, n := range nodes {
 		if !safeArgs(n.Args) {
@@ -253,9 +292,16 @@ reboot
 		// node has its hostname: without a uniquifier every node booting
 		// at once presents the same one and expires the others' state.
 		args := strings.Join(strings.Fields(UniqueIDArg(n.MAC)+" "+BootIFArg(n.MAC, n.Args)+" "+n.Args), " ")
-		f[script] = fmt.Sprintf("#!ipxe\n# nroot: node %s (inventory line %d), generation %s\nset nroot-node %s\nset nroot-args %s\nchain ${nroot-base}/%s\n",
-			n.Name, n.Line, gen, n.Name, args, chain)
-		out = append(out, Node{Name: n.Name, MAC: n.MAC, Address: n.Address, Hostname: n.Hostname, Generation: gen, Script: script, Segment: "nodes/" + n.Name + ".img"})
+		root := n.Root
+		if root == "" {
+			root = inventory.RootTree
+		}
+		if !slices.Contains(inventory.RootModes, root) {
+			return nil, nil, &inventory.Error{File: o.Inventory, Line: n.Line, Field: "root", Err: fmt.Errorf("%w: %q: give one of %s", inventory.ErrSyntax, n.Root, strings.Join(inventory.RootModes, ", "))}
+		}
+		f[script] = fmt.Sprintf("#!ipxe\n# nroot: node %s (inventory line %d), generation %s\nset nroot-node %s\nset nroot-root %s\nset nroot-args %s\nchain ${nroot-base}/%s\n",
+			n.Name, n.Line, gen, n.Name, root, args, chain)
+		out = append(out, Node{Name: n.Name, MAC: n.MAC, Address: n.Address, Hostname: n.Hostname, Generation: gen, Root: root, Script: script, Segment: "nodes/" + n.Name + ".img", line: n.Line})
 	}
 	dm, err := dnsmasq(nodes, o, base)
 	if err != nil {
@@ -379,17 +425,21 @@ func serverName(host string) string {
 const CacheDir = "/var/cache/nginx-nroot"
 
 // nginxCache is a server block for a caching tier in front of the origin
-// (base): it serves a generation's files, which never change once made,
-// from its cache, and fetches each from the origin once however many
-// nodes ask at once (proxy_cache_lock). Scripts and identity segments
-// stay with the origin, which knows each node's address.
+// (base): it serves a generation's files, which never change once made
+// (numbers are never reused), from its cache, and fetches each from the
+// origin once however many nodes ask at once (proxy_cache_lock: the
+// others wait, up to the lock timeout, then are served from the cache;
+// TestCacheTierFetchesOnce). Scripts and identity segments stay with
+// the origin, which knows each node's address.
 func nginxCache(base string) string {
 	return fmt.Sprintf(`# Written by nroot pxe: a caching tier for the image's files, for the
 # http block of nginx on a cache host. It fetches each generation's kernel,
 # initramfs and image file from the origin %[1]s once per
 # cache, however many nodes ask at once; scripts and identity segments are
-# not served here (nodes get them from the origin). Point image-mode nodes'
-# root=live:http://CACHE/generations/N/root.squashfs at it.
+# not served here (nodes get them from the origin). Nodes with root=http-*
+# fetch their image file from it when nroot pxe is given --image-http
+# http://CACHE. A miss is fetched whole (dracut's curl asks for the whole
+# file, and nginx drops Range on a cached fetch), so no slice module.
 # nginx makes %[2]s (its parent must exist). On a host with
 # another default server on port 80 (Debian's sites-enabled/default), add
 # this host's name as nodes reach it to server_name, or disable that site.
@@ -426,14 +476,8 @@ func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) 
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range out {
-		if n.Generation == "published" {
-			continue
-		}
-		id, _ := strconv.Atoi(n.Generation)
-		if _, err := im.Get(id); err != nil {
-			return nil, fmt.Errorf("node %s: %w: generation %d (nroot image list)", n.Name, ErrPinned, id)
-		}
+	if err := checkRoots(im, out, o); err != nil {
+		return nil, err
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -499,6 +543,38 @@ func Write(dir string, nodes []inventory.Node, store identity.Store, o Options) 
 	return &Result{AccessLog: accessLog, CertAuthority: ov.knownHosts, Image: abs, Entry: filepath.Join(abs, "boot.ipxe"), DNSMasq: filepath.Join(abs, "dnsmasq.conf"), Nginx: filepath.Join(abs, "nginx.conf"), Cache: filepath.Join(abs, "nginx-cache.conf"),
 		Exports: filepath.Join(abs, "exports"), Ganesha: filepath.Join(abs, "ganesha.conf"), Removed: removed, Nodes: out, Segments: segs,
 		SegmentGroup: group, MissingFirmware: missingFirmware(o.TFTPRoot)}, nil
+}
+
+// checkRoots refuses a node pinned to a generation the image lacks, and
+// a node whose root mode its generation cannot boot: the pinned one, or
+// for nodes that follow the pointer the published one, when one is.
+func checkRoots(im image.Image, nodes []Node, o Options) error {
+	pub, err := im.Published()
+	if err != nil {
+		return err
+	}
+	var published *image.Generation
+	if pub != 0 {
+		if published, err = im.Get(pub); err != nil {
+			return fmt.Errorf("the published generation %d: %w", pub, err)
+		}
+	}
+	for _, n := range nodes {
+		g, which := published, fmt.Sprintf("follows the published generation %d", pub)
+		if n.Generation != "published" {
+			id, _ := strconv.Atoi(n.Generation)
+			if g, err = im.Get(id); err != nil {
+				return fmt.Errorf("node %s: %w: generation %d (nroot image list)", n.Name, ErrPinned, id)
+			}
+			which = fmt.Sprintf("is pinned to generation %d", id)
+		}
+		if g == nil || g.Boots(n.Root) {
+			continue
+		}
+		return &usage.Error{Option: fmt.Sprintf("%s:%d root", o.Inventory, n.line), Value: n.Root,
+			Why: fmt.Sprintf("node %s %s, which has no %s image and boots root=%s only; make one with nroot image update --fsimage %s, or give the node one of those", n.Name, which, n.Root, strings.Join(g.Modes(), ","), strings.TrimPrefix(strings.TrimPrefix(n.Root, "nfs-"), "http-"))}
+	}
+	return nil
 }
 
 // segmentGroup is the group the segments are made readable by: the one

@@ -1,16 +1,19 @@
 package pxe
 
 import (
+	"encoding/json"
 	"errors"
 	"nroot/internal/usage"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"nroot/e2e/testenv"
 	"nroot/serve/identity"
+	"nroot/serve/image"
 	"nroot/serve/inventory"
 )
 
@@ -31,8 +34,8 @@ func TestRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
-		"boot.ipxe":                     {"set nroot-base http://10.0.0.1:8080\n", "set nroot-server 10.0.0.1\n", "set nroot-export /nroot\n", "chain ${nroot-base}/nodes/${mac:hexhyp}.ipxe || goto unknown\n"},
-		"nodes/52-54-00-00-00-01.ipxe":  {"set nroot-node node1\n", "chain ${nroot-base}/published.ipxe\n"},
+		"boot.ipxe":                     {"set nroot-base http://10.0.0.1:8080\n", "set nroot-image-base http://10.0.0.1:8080\n", "set nroot-server 10.0.0.1\n", "set nroot-export /nroot\n", "chain ${nroot-base}/nodes/${mac:hexhyp}.ipxe || goto unknown\n"},
+		"nodes/52-54-00-00-00-01.ipxe":  {"set nroot-node node1\n", "set nroot-root tree\n", "chain ${nroot-base}/published.ipxe\n"},
 		"nodes/52-54-00-00-00-02.ipxe":  {"set nroot-node node2\n"},
 		"nodes/52-54-00-00-00-03.ipxe":  {"set nroot-node spare\n", "set nroot-args nfs.nfs4_unique_id=nroot-52-54-00-00-00-03 console=ttyS0,115200 quiet BOOTIF=01-52-54-00-00-00-03\n", "chain ${nroot-base}/generations/3/boot.ipxe\n"},
 		"nodes/52-54-00-00-00-02.ipxe ": {"set nroot-args nfs.nfs4_unique_id=nroot-52-54-00-00-00-02 BOOTIF=01-52-54-00-00-00-02\n"},
@@ -55,6 +58,38 @@ func TestRender(t *testing.T) {
 	if len(out) != 3 || out[2].Generation != "3" || out[0].Generation != "published" {
 		t.Errorf("nodes %+v", out)
 	}
+	if strings.Contains(f["boot.ipxe"], "nroot-nfs-opts") {
+		t.Errorf("the standard NFS port set nroot-nfs-opts:\n%s", f["boot.ipxe"])
+	}
+}
+
+// TestRenderServerSide: the entry script carries what the generations'
+// scripts put into root=nfs4:HOST:PATH[:port=N]: an IPv6 server in
+// brackets, the NFS port when not 2049, and the caching tier's URL.
+func TestRenderServerSide(t *testing.T) {
+	tests := []struct {
+		name string
+		o    func(Options) Options
+		want []string
+	}{
+		{"defaults", func(o Options) Options { return o }, []string{"set nroot-server 10.0.0.1\n", "set nroot-image-base http://10.0.0.1:8080\n"}},
+		{"an IPv6 server", func(o Options) Options { o.Server = "fd00::1"; return o }, []string{"set nroot-server [fd00::1]\n"}},
+		{"another NFS port", func(o Options) Options { o.NFSPort = 20490; return o }, []string{"set nroot-nfs-opts :port=20490\n"}},
+		{"a caching tier", func(o Options) Options { o.ImageBase = "http://10.0.0.2:81/"; return o }, []string{"set nroot-base http://10.0.0.1:8080\n", "set nroot-image-base http://10.0.0.2:81\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, _, err := Render(nodes(t, "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n"), tt.o(opts))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(f["boot.ipxe"], w) {
+					t.Errorf("boot.ipxe lacks %q:\n%s", w, f["boot.ipxe"])
+				}
+			}
+		})
+	}
 }
 
 func TestRenderRefuses(t *testing.T) {
@@ -75,11 +110,16 @@ func TestRenderRefuses(t *testing.T) {
 		{"export with a space", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Export = "/srv/my image"; return o }, "--export", nil},
 		{"export with a quote", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Export = `/srv/x";`; return o }, "--export", nil},
 		{"server with a variable", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Server = "${ip}"; return o }, "--server", nil},
+		{"server chaining iPXE commands", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Server = "a||shell"; return o }, "--server", nil},
 		{"base over TLS, which the block does not serve", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Base = "https://10.0.0.1"; return o }, "--http", nil},
 		{"base with a user", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Base = "http://me@10.0.0.1"; return o }, "--http", nil},
 		{"base host nginx would not take", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.Base = "http://a;b"; return o }, "--http", nil},
 		{"dhcp-range as START-END", "n mac=52:54:00:00:00:01\n", nil, func(o Options) Options { o.DHCPRange = "10.0.0.1-10.0.0.9"; return o }, "--dhcp-range", nil},
 		{"dhcp-range of two families", "n mac=52:54:00:00:00:01\n", nil, func(o Options) Options { o.DHCPRange = "10.0.0.1,fd00::9"; return o }, "--dhcp-range", nil},
+		{"a root mode nobody knows", "", &inventory.Node{Name: "n", MAC: "52:54:00:00:00:01", Address: "10.0.0.2/24", Root: "zip", Line: 3}, nil, "nodes.txt:3: root", inventory.ErrSyntax},
+		{"an NFS port past 65535", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.NFSPort = 70000; return o }, "--nfs-port", nil},
+		{"image-http not HTTP", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.ImageBase = "ftp://cache"; return o }, "--image-http", nil},
+		{"image-http with a path", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\n", nil, func(o Options) Options { o.ImageBase = "http://cache/nroot"; return o }, "--image-http", nil},
 		{"node outside the server's network", "n mac=52:54:00:00:00:01 address=10.0.0.2/24\nm mac=52:54:00:00:00:02 address=192.168.1.2/24\n", nil, nil, "nodes.txt:2 address", nil},
 	}
 	for _, tt := range tests {
@@ -159,6 +199,77 @@ func TestWrite(t *testing.T) {
 	os.WriteFile(conf, []byte("pid "+filepath.Join(filepath.Dir(conf), "pid")+";\nerror_log stderr;\nevents {}\nhttp {\naccess_log off;\ninclude "+cache+";\n}\n"), 0o644)
 	if out, err := exec.Command(nginx, "-t", "-q", "-c", conf).CombinedOutput(); err != nil {
 		t.Errorf("nginx -t of the cache tier: %v\n%s", err, out)
+	}
+}
+
+// writeGeneration makes generation id of the image at dir as image
+// create leaves it, with the image files named (their content does not
+// matter here).
+func writeGeneration(t *testing.T, dir string, id int, images ...string) {
+	t.Helper()
+	g := &image.Generation{ID: id, Kernel: "6.1.0-9-amd64", Cmdline: "root=nfs4:SERVER:/PATH ip=dhcp", Images: images}
+	if len(images) > 0 {
+		g.ImageCmdline = "root=live:IMAGEURL ip=dhcp"
+	}
+	gd := filepath.Join(dir, "generations", strconv.Itoa(id))
+	files := map[string]string{"root/etc/motd": "x", "vmlinuz": "k", "initrd.img": "i", "boot.ipxe": image.BootScript(g)}
+	for _, f := range images {
+		files[f] = "image"
+	}
+	b, _ := json.Marshal(g)
+	files["generation.json"] = string(b)
+	for name, content := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(gd, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(gd, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestWriteRootModes: a node's root= goes into its script, and a node
+// whose generation cannot boot that mode (the pinned one, or the
+// published one it follows) is refused, naming the node and the field.
+func TestWriteRootModes(t *testing.T) {
+	tests := []struct {
+		name      string
+		published int
+		inv       string
+		says      string // "" when it is written
+	}{
+		{"a pin to a generation with the file", 1, "n mac=52:54:00:00:00:01 address=10.0.0.2/24 generation=2 root=http-squashfs\n", ""},
+		{"the tree from a generation without files", 1, "n mac=52:54:00:00:00:01 address=10.0.0.2/24 root=tree\n", ""},
+		{"nothing published: the node's mode is checked when it boots", 0, "n mac=52:54:00:00:00:01 address=10.0.0.2/24 root=nfs-erofs\n", ""},
+		{"a pin to a generation without the file", 2, "m mac=52:54:00:00:00:02 address=10.0.0.3/24\nn mac=52:54:00:00:00:01 address=10.0.0.2/24 generation=1 root=nfs-squashfs\n", `nodes.txt:2 root "nfs-squashfs": node n is pinned to generation 1, which has no nfs-squashfs image and boots root=tree only; make one with nroot image update --fsimage squashfs`},
+		{"following a published generation without the file", 1, "@img root=nfs-squashfs\nn mac=52:54:00:00:00:01 address=10.0.0.2/24 groups=img\n", `nodes.txt:2 root "nfs-squashfs": node n follows the published generation 1, which has no nfs-squashfs image`},
+		{"following a published generation with another format", 2, "n mac=52:54:00:00:00:01 address=10.0.0.2/24 root=http-erofs\n", "boots root=tree,nfs-squashfs,http-squashfs only; make one with nroot image update --fsimage erofs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeGeneration(t, dir, 1)
+			writeGeneration(t, dir, 2, "root.squashfs")
+			if tt.published != 0 {
+				if err := (image.Image{Dir: dir}).Publish(tt.published); err != nil {
+					t.Fatal(err)
+				}
+			}
+			in := nodes(t, tt.inv)
+			res, err := Write(dir, in, identity.Store{Dir: filepath.Join(t.TempDir(), "state")}, opts)
+			if tt.says != "" {
+				if err == nil || !usage.Is(err) || !strings.Contains(err.Error(), tt.says) {
+					t.Fatalf("err %v, want a usage error saying %q", err, tt.says)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := res.Nodes[len(res.Nodes)-1]
+			b, _ := os.ReadFile(filepath.Join(dir, n.Script))
+			if want := "set nroot-root " + in[len(in)-1].Root + "\n"; n.Root != in[len(in)-1].Root || !strings.Contains(string(b), want) {
+				t.Errorf("node root %q, script lacks %q:\n%s", n.Root, want, b)
+			}
+		})
 	}
 }
 

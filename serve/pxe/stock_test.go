@@ -1,6 +1,8 @@
 package pxe
 
 import (
+	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -336,5 +338,103 @@ func TestFailureKeepsSegments(t *testing.T) {
 				t.Errorf("the good node's segment: mode %v group %s, want 0640 group %s", fi.Mode().Perm(), gid, www.Gid)
 			}
 		})
+	}
+}
+
+// TestCacheTierFetchesOnce runs the caching tier (nginx-cache.conf) in
+// front of the origin (nginx.conf), both as nroot writes them, and has
+// several nodes fetch a generation's image file through it at once, as
+// dracut's curl does (a plain GET): each gets the whole file, and the
+// origin sends it once.
+func TestCacheTierFetchesOnce(t *testing.T) {
+	testenv.Root(t)
+	nginx := testenv.Command(t, "nginx")
+	top, err := os.MkdirTemp("/var/tmp", "nroot-cache-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	origin, cachePort := freePort(t), freePort(t)
+	dir := filepath.Join(top, "image")
+	gen := filepath.Join(dir, "generations", "1")
+	os.MkdirAll(gen, 0o755)
+	file := make([]byte, 24<<20)
+	rand.Read(file)
+	if err := os.WriteFile(filepath.Join(gen, "root.squashfs"), file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := opts
+	o.Base = fmt.Sprintf("http://127.0.0.1:%d", origin)
+	o.Server = "127.0.0.1"
+	o.AccessLog = filepath.Join(top, "origin-access.log")
+	res, err := Write(dir, nodes(t, "n mac=52:54:00:00:00:01 address=127.0.0.2/8 root=http-squashfs\n"), identity.Store{Dir: filepath.Join(t.TempDir(), "state")}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(res.Cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := strings.ReplaceAll(string(b), CacheDir, filepath.Join(top, "cache"))
+	cache = strings.Replace(cache, "listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", cachePort), 1)
+	cacheConf := filepath.Join(top, "cache.conf")
+	os.WriteFile(cacheConf, []byte(cache), 0o644)
+	main := filepath.Join(top, "nginx.conf")
+	os.WriteFile(main, []byte(fmt.Sprintf("user root;\ndaemon off;\npid %[1]s/pid;\nerror_log %[1]s/error.log;\nevents {}\nhttp {\naccess_log %[1]s/cache-access.log;\ninclude %[2]s;\ninclude %[3]s;\n}\n", top, res.Nginx, cacheConf)), 0o644)
+	cmd := exec.Command(nginx, "-c", main)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if out, err := exec.Command(nginx, "-t", "-c", main).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	waitPort(t, origin)
+	waitPort(t, cachePort)
+
+	client := &http.Client{Timeout: 60 * time.Second}
+	get := func(path string) (int, []byte, error) {
+		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d%s", cachePort, path))
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		return resp.StatusCode, body, err
+	}
+	const nodes = 6
+	for round := 0; round < 2; round++ {
+		errs := make(chan error, nodes)
+		for i := 0; i < nodes; i++ {
+			go func() {
+				code, body, err := get("/generations/1/root.squashfs")
+				if err == nil && (code != 200 || !bytes.Equal(body, file)) {
+					err = fmt.Errorf("status %d, %d bytes of %d, same %v", code, len(body), len(file), bytes.Equal(body, file))
+				}
+				errs <- err
+			}()
+		}
+		for i := 0; i < nodes; i++ {
+			if err := <-errs; err != nil {
+				t.Errorf("round %d: a node's fetch through the cache: %v", round, err)
+			}
+		}
+	}
+	if code, _, err := get("/nodes/n.img"); err != nil || code != 404 {
+		t.Errorf("the cache serves identity segments: %d %v", code, err)
+	}
+	// nginx writes a request's log line when it ends.
+	var sent int
+	for i := 0; i < 50; i++ {
+		log, _ := os.ReadFile(o.AccessLog)
+		if sent = strings.Count(string(log), "GET /generations/1/root.squashfs "); sent > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if sent != 1 {
+		log, _ := os.ReadFile(o.AccessLog)
+		t.Errorf("the origin sent the image file %d times for %d fetches, want once:\n%s", sent, 2*nodes, log)
 	}
 }
