@@ -11,13 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"nroot/build/fsimage"
 	"nroot/e2e/ganesha"
 	"nroot/e2e/testenv"
 	"nroot/node"
@@ -86,12 +86,16 @@ func TestClusterNetwork(t *testing.T) {
 	im := image.Image{Dir: filepath.Join(work, "image")}
 	var g1 image.Generation
 	st.run("image-create", func() error {
-		if err := nroot(&g1, "image", "create", "--move", "--json", im.Dir, root); err != nil {
+		// The tree, and the squashfs the image-mode nodes boot.
+		if err := nroot(&g1, "image", "create", "--move", "--fsimage", "squashfs", "--json", im.Dir, root); err != nil {
 			return err
 		}
-		t.Logf("generation 1: %.1fs, %d bytes of files, %d on disk, kernel %s", g1.Seconds, g1.Bytes, g1.DiskBytes, g1.Kernel)
+		t.Logf("generation 1: %.1fs, %d bytes of files, %d on disk, kernel %s, images %v", g1.Seconds, g1.Bytes, g1.DiskBytes, g1.Kernel, g1.Images)
 		if g1.Kernel != abi.release {
 			return fmt.Errorf("generation 1 records kernel %s, not the release's %s", g1.Kernel, abi.release)
+		}
+		if modes := g1.Modes(); !slices.Contains(modes, "nfs-squashfs") || !slices.Contains(modes, "http-squashfs") {
+			return fmt.Errorf("generation 1 boots root modes %v; want nfs-squashfs and http-squashfs", modes)
 		}
 		return nil
 	})
@@ -103,16 +107,20 @@ func TestClusterNetwork(t *testing.T) {
 	ids := map[string]*identity.Identity{}
 	state := filepath.Join(work, "state")
 	accessLog := filepath.Join(work, "nginx", "nroot-access.log")
+	inv := filepath.Join(work, "nodes.txt")
+	// No --segment-group (the default must serve a stock nginx), no
+	// --secrets-to-any-address (every node has its address, and its
+	// segment is served to that address alone); nodes booting root=http-*
+	// fetch the image file from the caching tier.
+	pxeRun := func() error {
+		return nroot(&res, "pxe", "--http", "http://"+netServer, "--image-http", cacheURL, "--server", netServer, "--export", "/nroot", "--state", state,
+			"--access-log", accessLog, "--json", im.Dir, inv)
+	}
 	st.run("pxe", func() error {
-		inv := filepath.Join(work, "nodes.txt")
-		if err := writeClusterOverlays(work, inv); err != nil {
+		if err := writeClusterOverlays(work, inv, nil); err != nil {
 			return err
 		}
-		// No --segment-group (the default must serve a stock nginx), no
-		// --secrets-to-any-address (every node has its address, and its
-		// segment is served to that address alone).
-		if err := nroot(&res, "pxe", "--http", "http://"+netServer, "--server", netServer, "--export", "/nroot", "--state", state,
-			"--access-log", accessLog, "--json", im.Dir, inv); err != nil {
+		if err := pxeRun(); err != nil {
 			return err
 		}
 		if res.SegmentGroup != pxe.DefaultSegmentGroup || len(res.MissingFirmware) > 0 {
@@ -177,7 +185,7 @@ func TestClusterNetwork(t *testing.T) {
 	// Phase B: generation 2 across the kernel ABI; node01 boots it alone.
 	var g2 image.Generation
 	st.run("publish-2", func() error {
-		if err := nroot(&g2, "--cache-dir", cache().CacheDir, "image", "update", "--upgrade", "--install", probePackage, "--json", im.Dir); err != nil {
+		if err := nroot(&g2, "--cache-dir", cache().CacheDir, "image", "update", "--upgrade", "--install", probePackage, "--fsimage", "none", "--json", im.Dir); err != nil {
 			return err
 		}
 		t.Logf("generation 2 (update --upgrade --install %s): %.1fs, %d bytes of files, %d on disk, %d shared with generation 1, kernel %s",
@@ -204,7 +212,8 @@ func TestClusterNetwork(t *testing.T) {
 	})
 
 	// Phase C: rollback to 1; node01 boots its tree and powers off by
-	// itself, node02 and node03 boot its squashfs image at the same time.
+	// itself, node02 and node03 boot its squashfs image at the same time,
+	// their root= changed in the inventory and nroot pxe run again.
 	st.run("rollback", func() error {
 		if err := nroot(nil, "image", "rollback", im.Dir); err != nil {
 			return err
@@ -218,14 +227,28 @@ func TestClusterNetwork(t *testing.T) {
 		}
 		return nil
 	})
-	var modes imageModes
+	var cacheBlock string
 	st.run("image-modes", func() error {
+		if err := writeClusterOverlays(work, inv, map[string]string{"node02": "http-squashfs", "node03": "nfs-squashfs"}); err != nil {
+			return err
+		}
+		if err := pxeRun(); err != nil {
+			return err
+		}
+		for _, n := range res.Nodes {
+			if want := map[string]string{"node01": "tree", "node02": "http-squashfs", "node03": "nfs-squashfs"}[n.Name]; n.Root != want {
+				return fmt.Errorf("nroot pxe gives %s root mode %q, want %q", n.Name, n.Root, want)
+			}
+		}
+		if err := exportImageLines(nroot, im, 1); err != nil {
+			return err
+		}
 		var err error
-		modes, err = writeImageModes(t, st, nroot, im, res, 1)
+		cacheBlock, err = cacheTier(res.Cache, filepath.Join(work, "nginx-cache"))
 		return err
 	})
 	st.run("cache", func() error {
-		return startStockNginx(t, ns, filepath.Join(work, "nginx-cache"), modes.cacheBlock, cachePort, false)
+		return startStockNginx(t, ns, filepath.Join(work, "nginx-cache"), cacheBlock, cachePort, false)
 	})
 	originStart := fileSize(accessLog)
 	st.run("boot-rollback", func() error {
@@ -310,17 +333,17 @@ func diffCrossesABI(nroot func(v any, args ...string) error, im image.Image, abi
 
 // cluster is what the boots of TestClusterNetwork share.
 type cluster struct {
-	t            *testing.T
-	st           *stages
-	work, ns     string
-	im           image.Image
-	ids          map[string]*identity.Identity
-	ganeshaLog   string
-	caPub        string
-	kernel       map[int]string   // by generation
-	seen         map[string]probe // each node's first boot
-	fresh        bool             // no node has booted yet
-	mu           sync.Mutex
+	t          *testing.T
+	st         *stages
+	work, ns   string
+	im         image.Image
+	ids        map[string]*identity.Identity
+	ganeshaLog string
+	caPub      string
+	kernel     map[int]string   // by generation
+	seen       map[string]probe // each node's first boot
+	fresh      bool             // no node has booted yet
+	mu         sync.Mutex
 }
 
 // nodeBoot is one node's boot: the generation it must come up on, in
@@ -500,112 +523,62 @@ func rootFrom(b nodeBoot, p probe) error {
 // cachePort is where the caching tier listens, beside the origin's 80.
 const cachePort = 8080
 
-// imageModes is what the image-mode boots need: the caching tier's
-// server block as this network runs it.
-type imageModes struct {
-	cacheBlock string
-}
+// cacheURL is the caching tier as nodes reach it (nroot pxe --image-http).
+var cacheURL = fmt.Sprintf("http://%s:%d", netServer, cachePort)
 
-// writeImageModes writes generation gen as a squashfs beside its root
-// (nroot fsimage) and the scripts that boot node02 from it over HTTP
-// through the caching tier and node03 from it over NFS, with the kernel
-// lines nroot export --image gives; their identity segments come from
-// the origin, as nroot's scripts fetch them. The caching tier's block is
-// nroot pxe's nginx-cache.conf with its port and cache directory moved
-// into the test.
-func writeImageModes(t *testing.T, st *stages, nroot func(v any, args ...string) error, im image.Image, res pxe.Result, gen int) (imageModes, error) {
-	var modes imageModes
-	dir := filepath.Dir(im.Root(gen))
-	file := filepath.Join(dir, "root.squashfs")
-	var info fsimage.Info
-	if err := nroot(&info, "fsimage", "--json", im.Root(gen), file); err != nil {
-		return modes, err
-	}
-	st.times["squashfs-mb"] = float64(info.Bytes) / 1e6
-	t.Logf("generation %d as squashfs: %d bytes, %d entries, in %.1fs", gen, info.Bytes, info.Entries, info.Seconds)
-	cacheURL := fmt.Sprintf("http://%s:%d", netServer, cachePort)
+// exportImageLines checks the lines nroot export --image gives for the
+// generation's squashfs, over NFS and over HTTP through the caching tier.
+func exportImageLines(nroot func(v any, args ...string) error, im image.Image, gen int) error {
 	genPath := "/generations/" + strconv.Itoa(gen)
 	var cfg export.Config
-	if err := nroot(&cfg, "export", "--json", "--server", netServer, "--image", file, "--image-path", "/nroot"+genPath,
+	if err := nroot(&cfg, "export", "--json", "--server", netServer, "--image", filepath.Join(filepath.Dir(im.Root(gen)), "root.squashfs"), "--image-path", "/nroot"+genPath,
 		"--http", cacheURL+genPath+"/root.squashfs", im.Root(gen)); err != nil {
-		return modes, err
+		return err
 	}
 	for _, w := range []struct{ got, want string }{
 		{cfg.CmdlineNFSImg, "root=live:nfs4:" + netServer + ":/nroot" + genPath + "/root.squashfs "},
 		{cfg.CmdlineHTTP, "root=live:" + cacheURL + genPath + "/root.squashfs "},
 	} {
 		if !strings.HasPrefix(w.got, w.want) {
-			return modes, fmt.Errorf("nroot export gives %q, want it to start %q", w.got, w.want)
+			return fmt.Errorf("nroot export gives %q, want it to start %q", w.got, w.want)
 		}
 	}
-	for _, m := range []struct {
-		node          netNode
-		files, kernel string
-	}{
-		{netNodes[1], cacheURL, cfg.CmdlineHTTP},
-		{netNodes[2], "${nroot-base}", cfg.CmdlineNFSImg},
-	} {
-		if err := writeImageScript(im, res, m.node, m.files+genPath, m.kernel); err != nil {
-			return modes, err
-		}
-	}
-	b, err := os.ReadFile(res.Cache)
+	return nil
+}
+
+// cacheTier writes, in dir, the caching tier's block as this network
+// runs it: nroot pxe's nginx-cache.conf with its port and its cache
+// directory moved into the test.
+func cacheTier(conf, dir string) (string, error) {
+	b, err := os.ReadFile(conf)
 	if err != nil {
-		return modes, err
+		return "", err
 	}
 	block := string(b)
-	cacheDir := filepath.Join(filepath.Dir(im.Dir), "nginx-cache", "cache")
-	for old, new := range map[string]string{"listen 80;": fmt.Sprintf("listen %d;", cachePort), "proxy_cache_path " + pxe.CacheDir + " ": "proxy_cache_path " + cacheDir + " "} {
+	for old, new := range map[string]string{
+		"listen 80;":                             fmt.Sprintf("listen %d;", cachePort),
+		"proxy_cache_path " + pxe.CacheDir + " ": "proxy_cache_path " + filepath.Join(dir, "cache") + " ",
+	} {
 		if !strings.Contains(block, old) {
-			return modes, fmt.Errorf("%s has no %q", res.Cache, old)
+			return "", fmt.Errorf("%s has no %q", conf, old)
 		}
 		block = strings.Replace(block, old, new, 1)
 	}
 	if !strings.Contains(block, "proxy_pass http://"+netServer+";") {
-		return modes, fmt.Errorf("%s does not proxy to the origin http://%s:\n%s", res.Cache, netServer, block)
+		return "", fmt.Errorf("%s does not proxy to the origin http://%s:\n%s", conf, netServer, block)
 	}
-	modes.cacheBlock = filepath.Join(filepath.Dir(im.Dir), "nginx-cache.conf")
-	return modes, os.WriteFile(modes.cacheBlock, []byte(block), 0o644)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	file := filepath.Join(dir, "nroot-cache.conf")
+	return file, os.WriteFile(file, []byte(block), 0o644)
 }
 
-// nrootArgs reads the kernel arguments nroot pxe gave a node from its
-// script.
-var nrootArgs = regexp.MustCompile(`(?m)^set nroot-args (.*)$`)
-
-// writeImageScript replaces the node's script with one that boots the
-// generation's image: kernel and initramfs from files (a URL), the kernel
-// line for the mode, and nroot's arguments for the node.
-func writeImageScript(im image.Image, res pxe.Result, n netNode, files, kernelLine string) error {
-	for _, rn := range res.Nodes {
-		if rn.Name != n.name {
-			continue
-		}
-		path := filepath.Join(im.Dir, rn.Script)
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		m := nrootArgs.FindStringSubmatch(string(b))
-		if m == nil {
-			return fmt.Errorf("%s sets no nroot-args:\n%s", path, b)
-		}
-		script := fmt.Sprintf(`#!ipxe
-# nroot e2e: node %[1]s boots the generation's squashfs image
-set nroot-node %[1]s
-set nroot-args %[2]s
-kernel %[3]s/vmlinuz initrd=initrd.img initrd=identity.img %[4]s ${nroot-args}
-initrd --name initrd.img %[3]s/initrd.img
-initrd --name identity.img ${nroot-base}/nodes/${nroot-node}.img
-boot
-`, n.name, m[1], files, kernelLine)
-		return os.WriteFile(path, []byte(script), 0o644)
-	}
-	return fmt.Errorf("nroot pxe wrote no script for %s", n.name)
-}
-
-// cacheFetchedOnce checks the two access logs after the image boots: the
-// caching tier served node n each of the generation's files, and the
-// origin sent each to the cache (the bridge's own address) exactly once.
+// cacheFetchedOnce checks the two access logs after the image boots:
+// the caching tier served node n the generation's image file, which the
+// origin sent to the cache (the bridge's own address) exactly once and
+// never to the node; the origin sent the node the kernel and the
+// initramfs once each.
 func cacheFetchedOnce(originLog string, from int64, cacheLog string, n netNode, gen int) error {
 	origin := readFile(originLog)
 	if int64(len(origin)) < from {
@@ -613,14 +586,20 @@ func cacheFetchedOnce(originLog string, from int64, cacheLog string, n netNode, 
 	}
 	origin = origin[from:]
 	cached := readFile(cacheLog)
-	for _, f := range []string{"vmlinuz", "initrd.img", "root.squashfs"} {
-		req := regexp.QuoteMeta(fmt.Sprintf(`"GET /generations/%d/%s HTTP/1.`, gen, f))
-		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(n.address) + ` .*` + req + `[01]" 200 `).MatchString(cached) {
-			return fmt.Errorf("the cache's log has no 200 for %s to %s:\n%s", f, n.address, lastN(cached, 3000))
-		}
-		sent := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(netServer) + ` .*` + req + `[01]" 200 `).FindAllString(origin, -1)
-		if len(sent) != 1 {
-			return fmt.Errorf("the origin sent %s to the cache %d times, want once:\n%s", f, len(sent), lastN(origin, 3000))
+	sent := func(log, to, file string) int {
+		req := regexp.QuoteMeta(fmt.Sprintf(`"GET /generations/%d/%s HTTP/1.`, gen, file))
+		return len(regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(to)+` .*`+req+`[01]" 200 `).FindAllString(log, -1))
+	}
+	switch {
+	case sent(cached, n.address, "root.squashfs") != 1:
+		return fmt.Errorf("the cache's log has %d 200s of root.squashfs to %s, want 1:\n%s", sent(cached, n.address, "root.squashfs"), n.address, lastN(cached, 3000))
+	case sent(origin, netServer, "root.squashfs") != 1 || sent(origin, n.address, "root.squashfs") != 0:
+		return fmt.Errorf("the origin sent root.squashfs %d times to the cache and %d to %s; want once to the cache alone:\n%s",
+			sent(origin, netServer, "root.squashfs"), sent(origin, n.address, "root.squashfs"), n.address, lastN(origin, 3000))
+	}
+	for _, f := range []string{"vmlinuz", "initrd.img"} {
+		if k := sent(origin, n.address, f) + sent(origin, netServer, f); k != 1 {
+			return fmt.Errorf("the origin sent %s %d times for %s, want once:\n%s", f, k, n.address, lastN(origin, 3000))
 		}
 	}
 	return nil
@@ -675,16 +654,17 @@ func differs(err error) error {
 }
 
 // writeClusterOverlays writes the cluster's inventory, node01 in group
-// alpha, node02 in group beta, node03 in none, and the overlays beside
-// it: site (a template), alpha-secret (a secret of group alpha alone)
-// and report (what the probe reports of them), with the built-ins hosts,
+// alpha, node02 in group beta, node03 in none, each with the root mode
+// roots gives it (the tree when none), and the overlays beside it: site
+// (a template), alpha-secret (a secret of group alpha alone), report
+// (what the probe reports of them) and tcg, with the built-ins hosts,
 // network and ssh-host-cert. net.ifnames=0 names the second NIC eth1
 // (nroot pxe's BOOTIF keeps the initramfs on the boot NIC).
-func writeClusterOverlays(work, inv string) error {
+func writeClusterOverlays(work, inv string, roots map[string]string) error {
 	args := "nroot.probe.package=" + probePackage + " console=ttyS0 net.ifnames=0"
 	var b strings.Builder
-	b.WriteString(`@alpha overlays=hosts,network,ssh-host-cert,site,alpha-secret,report role=alpha domain=cluster.test
-@beta  overlays=hosts,network,ssh-host-cert,site,report role=beta domain=cluster.test
+	b.WriteString(`@alpha overlays=hosts,network,ssh-host-cert,site,alpha-secret,report,tcg role=alpha domain=cluster.test
+@beta  overlays=hosts,network,ssh-host-cert,site,report,tcg role=beta domain=cluster.test
 `)
 	for _, n := range netNodes {
 		fmt.Fprintf(&b, "%s mac=%s address=%s/24", n.name, n.mac, n.address)
@@ -693,6 +673,9 @@ func writeClusterOverlays(work, inv string) error {
 		}
 		if n.nic2 != "" {
 			fmt.Fprintf(&b, " eth1.address=%s/24 eth1.mtu=1400", n.address2)
+		}
+		if r := roots[n.name]; r != "" {
+			fmt.Fprintf(&b, " root=%s", r)
 		}
 		fmt.Fprintf(&b, " args=\"%s\"\n", args)
 	}
@@ -710,12 +693,20 @@ echo "hosts=$(awk '/cluster.test/ { printf "%s %s,", $1, $3 }' /etc/hosts)"
 echo "cert=$(cat /etc/ssh/ssh_host_ed25519_key-cert.pub)"
 echo "secret=$(stat -c '%a %u' /etc/nroot-alpha.key 2>/dev/null || echo absent)"
 `,
+		// A node with an interface for ifupdown waits at boot for udev
+		// to settle (Debian's ifupdown-pre, 120 s): three TCG guests on
+		// two shared cores were seen to take longer.
+		"tcg/etc/systemd/system/ifupdown-pre.service.d/nroot-e2e-tcg.conf": "[Service]\nTimeoutSec=15min\nExecStart=\nExecStart=/bin/udevadm settle --timeout=840\n",
 	} {
 		full := filepath.Join(ov, p)
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(full, []byte(c), 0o755); err != nil {
+		mode := os.FileMode(0o644)
+		if strings.Contains(p, "nroot-probe.d/") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(full, []byte(c), mode); err != nil {
 			return err
 		}
 	}
