@@ -4,11 +4,14 @@ package e2e
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -489,7 +492,7 @@ func (c *cluster) check(b nodeBoot, p probe) error {
 
 // rootFrom checks where the node's root came from: the generation's tree
 // over NFS; its squashfs loop-mounted from the file on the NFS export;
-// or its squashfs fetched over HTTP, no NFS mounted at all.
+// or its squashfs fetched over HTTP, no NFS volume at all.
 func rootFrom(b nodeBoot, p probe) error {
 	gen := "/nroot/generations/" + strconv.Itoa(b.gen)
 	switch b.mode {
@@ -501,23 +504,42 @@ func rootFrom(b nodeBoot, p probe) error {
 			return fmt.Errorf("nfs4_unique_id is %q, want %s", p.uniqueID, uniquifier(b.node))
 		}
 	case "nfs-squashfs":
-		// root-loop is FILE FSTYPE SOURCE: the loop device's file, on
-		// the NFS mount of the generation.
+		// The loop device's file is root.squashfs, on an NFS volume of
+		// the server's (its mount is left in the initramfs, so the
+		// volume is found by the device number).
 		f := strings.Fields(p.rootLoop)
-		if len(f) != 3 || filepath.Base(f[0]) != "root.squashfs" || !strings.HasPrefix(f[1], "nfs") || !strings.HasSuffix(f[2], gen) {
-			return fmt.Errorf("the root's loop device is %q; want generation %d's root.squashfs on its NFS export (root source %q)", p.rootLoop, b.gen, p.rootSource)
+		if len(f) != 2 || path.Base(f[0]) != "root.squashfs" || !onNFSVolume(p.nfsVolumes, f[1], netServer) {
+			return fmt.Errorf("the root's loop device is over %q; want root.squashfs on an NFS volume of %s (volumes %q)", p.rootLoop, netServer, p.nfsVolumes)
 		}
 		if p.uniqueID != uniquifier(b.node) {
 			return fmt.Errorf("nfs4_unique_id is %q, want %s", p.uniqueID, uniquifier(b.node))
 		}
 	case "http-squashfs":
-		if p.rootSource != "" || p.rootLoop == "" || strings.Contains(p.rootLoop, " nfs") {
-			return fmt.Errorf("an HTTP image boot has NFS root source %q and loop device %q; want a loop device over the fetched file and no NFS", p.rootSource, p.rootLoop)
+		f := strings.Fields(p.rootLoop)
+		if p.rootSource != "" || len(f) != 2 || path.Base(f[0]) != "root.squashfs" || len(p.nfsVolumes) > 0 {
+			return fmt.Errorf("an HTTP image boot has NFS root %q, loop device over %q and NFS volumes %q; want the fetched root.squashfs and no NFS", p.rootSource, p.rootLoop, p.nfsVolumes)
 		}
 	default:
 		return fmt.Errorf("no image mode %q", b.mode)
 	}
 	return nil
+}
+
+// onNFSVolume says whether dev (MAJ:MIN) is an NFS volume of server,
+// in /proc/fs/nfsfs/volumes's lines: NV SERVER PORT DEV FSID FSC, the
+// server an IPv4 address in hex.
+func onNFSVolume(volumes []string, dev, server string) bool {
+	a, err := netip.ParseAddr(server)
+	if err != nil || !a.Is4() {
+		return false
+	}
+	b := a.As4()
+	for _, v := range volumes {
+		if f := strings.Fields(v); len(f) >= 4 && f[3] == dev && strings.EqualFold(f[1], hex.EncodeToString(b[:])) {
+			return true
+		}
+	}
+	return false
 }
 
 // cachePort is where the caching tier listens, beside the origin's 80.

@@ -303,7 +303,8 @@ type probe struct {
 	kernel, fstype, write, machineID, hostname, hostkey, pkg, rootSource, nfsOps string
 	extra                                                                        []string // what an overlay's /etc/nroot-probe.d reported
 	uniqueID, address, nfsStateErrors                                            string
-	rootLoop                                                                     string        // an image root's loop file, its filesystem and source
+	rootLoop                                                                     string        // an image root's loop file and the MAJ:MIN of the device it is on
+	nfsVolumes                                                                   []string      // the NFS client's volumes: NV SERVER PORT DEV FSID FSC
 	done                                                                         bool          // the report is complete
 	running                                                                      time.Duration // from QEMU's start to the boot's end (the state report)
 	poweroff                                                                     time.Duration // from the report to QEMU's own exit, when asked to wait for it
@@ -349,6 +350,8 @@ func (p *probe) parse(line string, elapsed time.Duration) {
 		p.rootSource = v
 	case "root-loop":
 		p.rootLoop = v
+	case "nfs-volume":
+		p.nfsVolumes = append(p.nfsVolumes, v)
 	case "nfs-ops":
 		p.nfsOps = v
 	case "nfs-unique-id":
