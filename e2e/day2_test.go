@@ -197,7 +197,7 @@ func exportHoldsNoIdentity(ctx context.Context, t *testing.T, srv *ganesha.Serve
 // directory are one directory met twice, which a single walk refuses as
 // a loop). Paths are given from the pseudo root.
 func walkPseudoRoot(ctx context.Context, t *testing.T, srv *ganesha.Server) (nfsclient.Tree, error) {
-	target := nfsclient.Target{Host: "127.0.0.1", NFSPort: srv.NFSPort, Path: "/", Version: 4}
+	target := nfsclient.Target{Host: srv.Addr(), NFSPort: srv.NFSPort, Path: "/", Version: 4}
 	c, err := nfsclient.Mount(ctx, target)
 	if err != nil {
 		return nil, err

@@ -81,3 +81,31 @@ func TestIdentityReachable(t *testing.T) {
 		})
 	}
 }
+
+// TestRootFrom reads image-mode reports as the cluster test does: the
+// NFS image's loop file must be on an NFS volume of the server, the HTTP
+// image's on no NFS volume at all.
+func TestRootFrom(t *testing.T) {
+	vol := "v4 0a210001  801 0:53         f0d8e3c1c6e2c7a5:0                no"
+	n := netNodes[2]
+	for _, c := range []struct {
+		name, mode, loop string
+		volumes          []string
+		ok               bool
+	}{
+		{"NFS image on the server's volume", "nfs-squashfs", "/root.squashfs 0:53", []string{vol}, true},
+		{"NFS image on another device", "nfs-squashfs", "/root.squashfs 0:54", []string{vol}, false},
+		{"NFS image of another server", "nfs-squashfs", "/root.squashfs 0:53", []string{strings.Replace(vol, "0a210001", "0a210002", 1)}, false},
+		{"NFS boot without a loop device", "nfs-squashfs", "", []string{vol}, false},
+		{"another file on the volume", "nfs-squashfs", "/root.erofs 0:53", []string{vol}, false},
+		{"HTTP image in RAM", "http-squashfs", "/tmp/curl_fetch_url1/root.squashfs 0:1", nil, true},
+		{"HTTP image with NFS mounted", "http-squashfs", "/tmp/curl_fetch_url1/root.squashfs 0:1", []string{vol}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := probe{rootLoop: c.loop, nfsVolumes: c.volumes, uniqueID: uniquifier(n)}
+			if err := rootFrom(nodeBoot{node: n, gen: 1, mode: c.mode}, p); (err == nil) != c.ok {
+				t.Errorf("rootFrom: %v, want ok %v", err, c.ok)
+			}
+		})
+	}
+}

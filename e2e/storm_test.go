@@ -7,12 +7,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"nroot/serve/export"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -288,4 +290,79 @@ func logBytes(p string) int64 {
 		sum += n
 	}
 	return sum
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// runNginx runs nginx in the foreground in dir with the server block,
+// waits until it answers on port, and returns what stops it.
+func runNginx(dir, block string, port int) (func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	main := fmt.Sprintf(`user root;
+daemon off;
+worker_processes auto;
+pid %[1]s/pid;
+error_log %[1]s/error.log;
+events { worker_connections 4096; }
+http {
+    access_log %[1]s/access.log;
+    sendfile on;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    include %[2]s;
+}
+`, dir, block)
+	if err := os.WriteFile(conf, []byte(main), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("nginx", "-c", conf, "-p", dir)
+	out, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	// Its own process group: the workers go with the master.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		// The workers go with the master; wait until the port is free.
+		for i := 0; i < 100; i++ {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 100*time.Millisecond)
+			if err != nil {
+				return
+			}
+			c.Close()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// Ready when it answers and has written its pid file.
+	for i := 0; i < 100; i++ {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+			c.Close()
+			if _, err := os.Stat(filepath.Join(dir, "pid")); err == nil {
+				return stop, nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	eb, _ := os.ReadFile(filepath.Join(dir, "stderr"))
+	return nil, fmt.Errorf("nginx does not answer on port %d: %s", port, eb)
 }

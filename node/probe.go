@@ -38,6 +38,14 @@ if echo "probe $(date +%s)" > /etc/nroot-probe 2>/dev/null; then write=ok; else 
 echo "NROOT-PROBE root-fstype=$fstype" > /dev/console
 # The NFS root below the overlay: which export, which generation.
 echo "NROOT-PROBE root-source=$(awk '$3 ~ /^nfs/ { print $1; exit }' /proc/mounts)" > /dev/console
+# An image-mode root: the file behind the first loop device and the
+# device that file is on (MAJ:MIN), and the NFS volumes this client
+# holds (their DEV column is that MAJ:MIN for an image read over NFS,
+# whose mount the initramfs left behind at the switch to the root).
+echo "NROOT-PROBE root-loop=$(losetup -l -n --raw -O BACK-FILE,BACK-MAJ:MIN 2>/dev/null | head -n 1)" > /dev/console
+tail -n +2 /proc/fs/nfsfs/volumes 2>/dev/null | head -n 20 | while read -r line; do
+    echo "NROOT-PROBE nfs-volume=$line"
+done > /dev/console
 echo "NROOT-PROBE write=$write" > /dev/console
 echo "NROOT-PROBE machine-id=$(cat /etc/machine-id)" > /dev/console
 echo "NROOT-PROBE hostname=$(cat /proc/sys/kernel/hostname)" > /dev/console

@@ -24,6 +24,8 @@ type Export = export.Export
 
 // Server is a running nfs-ganesha.
 type Server struct {
+	// Host is the address it answers at; "" is 127.0.0.1 (Start's).
+	Host      string
 	Dir       string
 	NFSPort   int
 	MountPort int
@@ -213,6 +215,14 @@ func (s *Server) Stop() {
 		os.RemoveAll(s.Dir)
 		s.Dir = ""
 	}
+}
+
+// Addr is the address clients reach the server at.
+func (s *Server) Addr() string {
+	if s.Host == "" {
+		return "127.0.0.1"
+	}
+	return s.Host
 }
 
 // PID is nfs-ganesha's process id.
