@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,7 +114,7 @@ func TestBootTimeSideBySide(t *testing.T) {
 	os.Chmod(work, 0o755)
 	nroot := nrootCLI(t, work)
 	st := &stages{t: t, times: map[string]float64{}}
-	seedRoot, nrootRoot := filepath.Join(work, "seed"), filepath.Join(work, "nroot")
+	seedRoot, nrootRoot := filepath.Join(work, "seed"), filepath.Join(work, "nroot-root")
 	seedDone, nrootDone := seedRoot+".json", nrootRoot+".json"
 
 	// The seed's way: mmdebstrap with exactly the sources nroot reads
@@ -197,11 +198,20 @@ func TestBootTimeSideBySide(t *testing.T) {
 	var srv *ganesha.Server
 	var cfg *export.Config
 	st.run("export", func() error {
+		// NFS's own port, or a free one while another test's server
+		// holds it: both sides' command lines name the same port.
+		port := 2049
+		if l, err := net.Listen("tcp", "127.0.0.1:2049"); err != nil {
+			port = 0
+		} else {
+			l.Close()
+		}
 		var err error
-		if cfg, err = export.Render(nrootRoot, export.Options{Server: "10.0.2.2", Path: "/node", Ganesha: true}); err != nil {
+		if srv, err = ganesha.Start(ctx, exports, ganesha.Options{NFSPort: port}); err != nil {
 			return err
 		}
-		srv, err = ganesha.Start(ctx, exports, ganesha.Options{NFSPort: 2049})
+		t.Logf("nfs-ganesha on port %d", srv.NFSPort)
+		cfg, err = export.Render(nrootRoot, export.Options{Server: "10.0.2.2", Path: "/node", Port: srv.NFSPort, Ganesha: true})
 		return err
 	})
 	t.Cleanup(srv.Stop)
@@ -226,7 +236,7 @@ func TestBootTimeSideBySide(t *testing.T) {
 			if s == seedSide {
 				s.root = seedTrees[i]
 				// The seed's plain recipe: the export read-write, no overlay.
-				cmdline = "root=nfs4:10.0.2.2:" + seedPseudo(i) + " ip=dhcp rw"
+				cmdline = "root=nfs4:10.0.2.2:" + seedPseudo(i) + export.NFSOptions(srv.NFSPort) + " ip=dhcp rw"
 			}
 			exec.Command("sync").Run()
 			time.Sleep(settle)
