@@ -71,7 +71,14 @@ if ! "$nroot" initrd verify --nfs --rootfs "$work/seed-1" "$(image "$work/seed-1
   grep -v PASS "$work/verify.txt" >&2
   exit 1
 fi
-echo "seed's initramfs: nroot initrd verify --nfs passes ($(grep -c PASS "$work/verify.txt") checks)"
+# verify does not yet ask a systemd /init for dracut's initrd units:
+# without them the initramfs boots to multi-user and never mounts the root.
+if "$nroot" initrd cat "$(image "$work/seed-1")" usr/lib/dracut/modules.txt | grep -qx systemd &&
+  ! "$nroot" initrd ls "$(image "$work/seed-1")" 'usr/lib/systemd/system/initrd.target' | grep -q .; then
+  echo "bench-node: the seed's initramfs runs systemd without initrd.target (add systemd-initrd and dracut-systemd to SEED_MODULES)" >&2
+  exit 1
+fi
+echo "seed's initramfs: nroot initrd verify --nfs passes ($(grep -c PASS "$work/verify.txt") checks), and its systemd has initrd.target"
 
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 s=$(median "${seeds[@]}"); c=$(median "${cold[@]}"); h=$(median "${hot[@]}")

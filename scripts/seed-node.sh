@@ -6,13 +6,17 @@
 # where Debian's kernel packages look for it (/boot/initrd.img-KVER).
 # scripts/bench-node.sh times it and the boot time e2e
 # (e2e/boottime_test.go) boots what it makes: one definition for both.
-#   SEED_MODULES ("base network nfs kernel-modules udev-rules"): dracut's
-#   modules; "network" picks network-manager as the handler, the one the
-#   recipe installs
+#   SEED_MODULES ("base systemd-initrd dracut-systemd network nfs
+#   kernel-modules udev-rules"): dracut's modules. "network" picks
+#   network-manager, the handler the recipe installs, whose dbus brings
+#   systemd in as /init; without systemd-initrd and dracut-systemd that
+#   systemd has no initrd.target and boots the initramfs to multi-user,
+#   never mounting the root (seen in QEMU with "base network nfs
+#   kernel-modules udev-rules")
 # Needs root. Usage: seed-node.sh TREE
 set -euo pipefail
 [ $# -eq 1 ] && [ -d "$1" ] || { echo "usage: seed-node.sh TREE" >&2; exit 64; }
-modules=${SEED_MODULES:-base network nfs kernel-modules udev-rules}
+modules=${SEED_MODULES:-base systemd-initrd dracut-systemd network nfs kernel-modules udev-rules}
 
 # systemd-nspawn registers with machined and makes a scope unit only
 # where PID 1 is systemd with a system bus (as build/nspawn decides).
