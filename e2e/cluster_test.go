@@ -569,16 +569,19 @@ func exportImageLines(nroot func(v any, args ...string) error, im image.Image, g
 }
 
 // cacheTier writes, in dir, the caching tier's block as this network
-// runs it: nroot pxe's nginx-cache.conf with its port and its cache
-// directory moved into the test.
+// runs it: nroot pxe's nginx-cache.conf, listening on --image-http's
+// port, with its cache directory moved into the test.
 func cacheTier(conf, dir string) (string, error) {
 	b, err := os.ReadFile(conf)
 	if err != nil {
 		return "", err
 	}
 	block := string(b)
+	// nroot pxe listens on --image-http's port.
+	if listen := fmt.Sprintf("listen %d;", cachePort); !strings.Contains(block, listen) {
+		return "", fmt.Errorf("%s has no %q for --image-http's port:\n%s", conf, listen, block)
+	}
 	for old, new := range map[string]string{
-		"listen 80;":                             fmt.Sprintf("listen %d;", cachePort),
 		"proxy_cache_path " + pxe.CacheDir + " ": "proxy_cache_path " + filepath.Join(dir, "cache") + " ",
 	} {
 		if !strings.Contains(block, old) {

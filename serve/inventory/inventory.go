@@ -27,8 +27,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"nroot/build/fsimage"
 )
 
 // Limits that bound what a file can make nroot do.
@@ -425,10 +423,15 @@ const RootTree = "tree"
 // over HTTP.
 var RootModes = rootModes()
 
+// imageFormats are build/fsimage's Formats by name, written out because
+// the inventory is read on every system nroot runs on and fsimage builds
+// on Linux alone; TestRootModesFollowFormats keeps the two the same.
+var imageFormats = []string{"squashfs", "erofs"}
+
 func rootModes() []string {
 	modes := []string{RootTree}
-	for _, f := range fsimage.Formats {
-		modes = append(modes, "nfs-"+string(f), "http-"+string(f))
+	for _, f := range imageFormats {
+		modes = append(modes, "nfs-"+f, "http-"+f)
 	}
 	return modes
 }

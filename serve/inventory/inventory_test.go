@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"nroot/build/fsimage"
 )
 
 func TestExpand(t *testing.T) {
@@ -176,4 +178,16 @@ func FuzzRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRootModesFollowFormats: root= offers each format nroot image
+// create --fsimage writes, over NFS and over HTTP, and no other.
+func TestRootModesFollowFormats(t *testing.T) {
+	want := []string{RootTree}
+	for _, f := range fsimage.Formats {
+		want = append(want, "nfs-"+string(f), "http-"+string(f))
+	}
+	if !slices.Equal(RootModes, want) {
+		t.Fatalf("RootModes %v, want %v (build/fsimage's Formats)", RootModes, want)
+	}
 }
