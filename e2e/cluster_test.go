@@ -507,7 +507,7 @@ func rootFrom(b nodeBoot, p probe) error {
 		// The loop device's file is root.squashfs, on an NFS volume of
 		// the server's (its mount is left in the initramfs, so the
 		// volume is found by the device number).
-		f := strings.Fields(p.rootLoop)
+		f := loopFields(p.rootLoop)
 		if len(f) != 2 || path.Base(f[0]) != "root.squashfs" || !onNFSVolume(p.nfsVolumes, f[1], netServer) {
 			return fmt.Errorf("the root's loop device is over %q; want root.squashfs on an NFS volume of %s (volumes %q)", p.rootLoop, netServer, p.nfsVolumes)
 		}
@@ -515,7 +515,7 @@ func rootFrom(b nodeBoot, p probe) error {
 			return fmt.Errorf("nfs4_unique_id is %q, want %s", p.uniqueID, uniquifier(b.node))
 		}
 	case "http-squashfs":
-		f := strings.Fields(p.rootLoop)
+		f := loopFields(p.rootLoop)
 		if p.rootSource != "" || len(f) != 2 || path.Base(f[0]) != "root.squashfs" || len(p.nfsVolumes) > 0 {
 			return fmt.Errorf("an HTTP image boot has NFS root %q, loop device over %q and NFS volumes %q; want the fetched root.squashfs and no NFS", p.rootSource, p.rootLoop, p.nfsVolumes)
 		}
@@ -523,6 +523,21 @@ func rootFrom(b nodeBoot, p probe) error {
 		return fmt.Errorf("no image mode %q", b.mode)
 	}
 	return nil
+}
+
+// loopFields splits losetup --raw's "BACK-FILE BACK-MAJ:MIN" line:
+// raw mode writes the blanks inside a field as \x20, and a file the
+// initramfs removed once attached (livenet's fetched copy) reads
+// "FILE (deleted)".
+func loopFields(line string) []string {
+	f := strings.Fields(line)
+	for i := range f {
+		f[i] = strings.TrimSpace(strings.ReplaceAll(f[i], `\x20`, " "))
+	}
+	if len(f) > 0 {
+		f[0] = strings.TrimSuffix(f[0], " (deleted)")
+	}
+	return f
 }
 
 // onNFSVolume says whether dev (MAJ:MIN) is an NFS volume of server,

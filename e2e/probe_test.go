@@ -99,6 +99,7 @@ func TestRootFrom(t *testing.T) {
 		{"NFS boot without a loop device", "nfs-squashfs", "", []string{vol}, false},
 		{"another file on the volume", "nfs-squashfs", "/root.erofs 0:53", []string{vol}, false},
 		{"HTTP image in RAM", "http-squashfs", "/tmp/curl_fetch_url1/root.squashfs 0:1", nil, true},
+		{"HTTP image in RAM, removed once attached", "http-squashfs", `/tmp/curl_fetch_url0/root.squashfs\x20(deleted) \x20\x20\x20\x20\x20\x20\x200:2\x20\x20`, nil, true},
 		{"HTTP image with NFS mounted", "http-squashfs", "/tmp/curl_fetch_url1/root.squashfs 0:1", []string{vol}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
