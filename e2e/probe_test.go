@@ -94,6 +94,7 @@ func TestRootFrom(t *testing.T) {
 		ok               bool
 	}{
 		{"NFS image on the server's volume", "nfs-squashfs", "/root.squashfs 0:53", []string{vol}, true},
+		{"NFS image as losetup --raw pads it", "nfs-squashfs", `/root.squashfs \x20\x20\x20\x20\x20\x20\x200:53\x20`, []string{vol}, true},
 		{"NFS image on another device", "nfs-squashfs", "/root.squashfs 0:54", []string{vol}, false},
 		{"NFS image of another server", "nfs-squashfs", "/root.squashfs 0:53", []string{strings.Replace(vol, "0a210001", "0a210002", 1)}, false},
 		{"NFS boot without a loop device", "nfs-squashfs", "", []string{vol}, false},
