@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 )
 
@@ -18,7 +17,6 @@ import (
 type xzStream struct {
 	r         ByteReader
 	multi     bool  // more streams, after stream padding, may follow
-	lzma2Only bool  // for the Go decoder, which has no BCJ or delta filters
 	state     int   // 0 stream header, 1 block or index, 2 LZMA2 chunks, 3 footer, 4 done
 	checkSize int64 // bytes of each block's check
 	chunked   int64 // compressed bytes of the current block so far
@@ -43,9 +41,10 @@ func NewXZStream(r ByteReader, multi bool) io.Reader {
 	return &Units{R: r, Next: x.next}
 }
 
-// ErrXZFilter says an xz block uses a filter besides LZMA2 (BCJ, delta),
-// which the Go decoder does not have and the xz program does.
-var ErrXZFilter = errors.New("xz: the block uses a BCJ or delta filter, which the Go decoder lacks; install the xz program (package xz-utils)")
+// ErrXZFilter says an xz block uses a filter besides LZMA2 and x86
+// (another BCJ filter, delta), which the Go decoder does not have and the
+// xz program does.
+var ErrXZFilter = errors.New("xz: the block uses a filter other than LZMA2 and x86 (another BCJ filter, delta), which the Go decoder lacks; install the xz program (package xz-utils)")
 
 // lzma2Dict is the dictionary size an LZMA2 filter property byte asks for.
 func lzma2Dict(b byte) (int64, error) {
@@ -56,36 +55,6 @@ func lzma2Dict(b byte) (int64, error) {
 		return 1<<32 - 1, nil
 	}
 	return int64(2|b&1) << (b/2 + 11), nil
-}
-
-// shrinkDict lowers the LZMA2 dictionary that block header h asks for,
-// its property byte at h[prop], to the block's uncompressed size when
-// that is smaller, and puts the header's CRC32 right. The Go decoder
-// allocates (and clears) the whole dictionary for every block: xz
-// records 8 MiB at its default level for a control archive of a few
-// KiB. Within one block no match reaches back past the block's start,
-// so a dictionary as large as the block decodes it the same; a block
-// larger than its header says fails in the decoder either way. The
-// original CRC is checked first, so that a damaged header is never
-// made to look whole.
-func shrinkDict(h []byte, prop int, uncompressed int64) error {
-	body, sum := h[:len(h)-4], binary.LittleEndian.Uint32(h[len(h)-4:])
-	if crc32.ChecksumIEEE(body) != sum {
-		return errXZ
-	}
-	p := byte(0)
-	for p < h[prop] {
-		if d, _ := lzma2Dict(p); d >= uncompressed {
-			break
-		}
-		p++
-	}
-	if p == h[prop] {
-		return nil
-	}
-	h[prop] = p
-	binary.LittleEndian.PutUint32(h[len(h)-4:], crc32.ChecksumIEEE(body))
-	return nil
 }
 
 // xzCheckSizes is the size of a block's check by check type.
@@ -121,7 +90,7 @@ func (x *xzStream) next() ([]byte, int64, error) {
 			return nil, 0, errXZ
 		}
 		rest := bytes.NewReader(h[2 : len(h)-4])
-		compressed, uncompressed := int64(-1), int64(-1)
+		compressed := int64(-1)
 		if flags&0x40 != 0 {
 			v, err := binary.ReadUvarint(rest)
 			if err != nil || v == 0 || v > 1<<62 {
@@ -134,7 +103,6 @@ func (x *xzStream) next() ([]byte, int64, error) {
 			if err != nil || v > 1<<62 {
 				return nil, 0, errXZ
 			}
-			uncompressed = int64(v)
 		}
 		var last uint64
 		for range int(flags&3) + 1 {
@@ -158,15 +126,7 @@ func (x *xzStream) next() ([]byte, int64, error) {
 				if d > MaxDict {
 					return nil, 0, fmt.Errorf("xz: block asks for a %d MiB dictionary: %w", d>>20, ErrDictTooLarge)
 				}
-				if x.lzma2Only && uncompressed >= 0 {
-					if err := shrinkDict(h, len(h)-4-rest.Len()-1, uncompressed); err != nil {
-						return nil, 0, err
-					}
-				}
 			} else {
-				if x.lzma2Only {
-					return nil, 0, ErrXZFilter
-				}
 				rest.Seek(int64(n), io.SeekCurrent)
 			}
 			last = id

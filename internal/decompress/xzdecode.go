@@ -1,0 +1,486 @@
+package decompress
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"hash/crc64"
+	"io"
+
+	"github.com/ulikunitz/xz/lzma"
+)
+
+// xzReader is nroot's Go xz decoder: the .xz container (streams, block
+// headers, checks, index, footers) is read here, each block's LZMA2 data
+// is decoded by the lzma package, and the x86 branch filter (xz --x86,
+// which nroot node --initrd=small uses on amd64) is undone after it when
+// the block has one. Every stream's index and checks are verified; a
+// dictionary over MaxDict is refused before anything is allocated, and
+// a block that records its size gets a dictionary no larger than it.
+type xzReader struct {
+	r       ByteReader
+	state   int // 0 stream header, 1 blocks, 2 after a stream's footer
+	flags   [2]byte
+	check   byte
+	block   *xzBlock
+	records []xzRecord
+	err     error
+}
+
+// xzRecord is one block as the index lists it.
+type xzRecord struct{ unpadded, uncompressed uint64 }
+
+// xzBlock is the block being decoded.
+type xzBlock struct {
+	out          io.Reader // LZMA2, then the x86 filter
+	in           *countingReader
+	hash         hash.Hash
+	headerLen    int64
+	compressed   int64 // from the header; -1 when not recorded
+	uncompressed int64
+	n            int64 // bytes handed out so far
+}
+
+const (
+	xzIDX86   = 0x04
+	xzIDLZMA2 = 0x21
+)
+
+var crc64Table = crc64.MakeTable(crc64.ECMA)
+
+// newXZReader decodes every concatenated xz stream of r, and the stream
+// padding between them, to the end of r.
+func newXZReader(r ByteReader) *xzReader { return &xzReader{r: r} }
+
+func (x *xzReader) Read(p []byte) (int, error) {
+	for x.err == nil {
+		if x.block == nil {
+			x.err = x.next()
+			continue
+		}
+		n, err := x.readBlock(p)
+		x.err = err
+		if n > 0 {
+			return n, nil
+		}
+	}
+	return 0, x.err
+}
+
+// next reads up to the next block's data: a stream header, a block
+// header, or an index and footer and what follows them.
+func (x *xzReader) next() error {
+	switch x.state {
+	case 0:
+		h, err := ReadN(x.r, 12)
+		if err != nil {
+			return io.ErrUnexpectedEOF
+		}
+		return x.streamHeader(h)
+	case 1:
+		b, err := x.r.ReadByte()
+		if err != nil {
+			return io.ErrUnexpectedEOF
+		}
+		if b == 0 {
+			return x.indexAndFooter()
+		}
+		return x.blockHeader(b)
+	default:
+		// Stream padding, four zero bytes at a time, or another stream.
+		b, err := x.r.ReadByte()
+		if err == io.EOF {
+			return io.EOF
+		}
+		if err != nil {
+			return err
+		}
+		if b == 0 {
+			z, err := ReadN(x.r, 3)
+			if err != nil || !bytes.Equal(z, []byte{0, 0, 0}) {
+				return errXZ
+			}
+			return nil
+		}
+		h, err := ReadN(x.r, 11)
+		if err != nil {
+			return io.ErrUnexpectedEOF
+		}
+		return x.streamHeader(append([]byte{b}, h...))
+	}
+}
+
+func (x *xzReader) streamHeader(h []byte) error {
+	if !bytes.Equal(h[:6], []byte{0xfd, '7', 'z', 'X', 'Z', 0}) || h[6] != 0 || h[7] > 0x0f {
+		return errXZ
+	}
+	if crc32.ChecksumIEEE(h[6:8]) != binary.LittleEndian.Uint32(h[8:12]) {
+		return fmt.Errorf("xz: stream header CRC32: %w", errXZ)
+	}
+	switch h[7] {
+	case 0, 1, 4, 10:
+	default:
+		return fmt.Errorf("xz: check type %d, which the Go decoder lacks: %w", h[7], errXZ)
+	}
+	x.flags, x.check, x.records, x.state = [2]byte{h[6], h[7]}, h[7], x.records[:0], 1
+	return nil
+}
+
+func (x *xzReader) newHash() hash.Hash {
+	switch x.check {
+	case 1:
+		return crc32.NewIEEE()
+	case 4:
+		return crc64.New(crc64Table)
+	case 10:
+		return sha256.New()
+	}
+	return nil
+}
+
+// blockHeader reads a block header whose size byte b was just read and
+// sets up the block's decoders.
+func (x *xzReader) blockHeader(b byte) error {
+	h := make([]byte, (int(b)+1)*4)
+	h[0] = b
+	if _, err := io.ReadFull(x.r, h[1:]); err != nil {
+		return io.ErrUnexpectedEOF
+	}
+	if crc32.ChecksumIEEE(h[:len(h)-4]) != binary.LittleEndian.Uint32(h[len(h)-4:]) {
+		return fmt.Errorf("xz: block header CRC32: %w", errXZ)
+	}
+	flags := h[1]
+	if flags&0x3c != 0 {
+		return errXZ
+	}
+	rest := bytes.NewReader(h[2 : len(h)-4])
+	blk := &xzBlock{headerLen: int64(len(h)), compressed: -1, uncompressed: -1, hash: x.newHash()}
+	if flags&0x40 != 0 {
+		v, err := binary.ReadUvarint(rest)
+		if err != nil || v == 0 || v > 1<<62 {
+			return errXZ
+		}
+		blk.compressed = int64(v)
+	}
+	if flags&0x80 != 0 {
+		v, err := binary.ReadUvarint(rest)
+		if err != nil || v > 1<<62 {
+			return errXZ
+		}
+		blk.uncompressed = int64(v)
+	}
+	nfilters := int(flags&3) + 1
+	x86 := false
+	var x86Start uint32
+	dict := int64(-1)
+	for i := range nfilters {
+		id, err := binary.ReadUvarint(rest)
+		if err != nil {
+			return errXZ
+		}
+		n, err := binary.ReadUvarint(rest)
+		if err != nil || n > uint64(rest.Len()) {
+			return errXZ
+		}
+		props := make([]byte, n)
+		io.ReadFull(rest, props)
+		last := i == nfilters-1
+		switch {
+		case id == xzIDLZMA2 && last && n == 1:
+			d, err := lzma2Dict(props[0])
+			if err != nil {
+				return err
+			}
+			if d > MaxDict {
+				return fmt.Errorf("xz: block asks for a %d MiB dictionary: %w", d>>20, ErrDictTooLarge)
+			}
+			dict = d
+		case id == xzIDX86 && !last && !x86 && (n == 0 || n == 4):
+			x86 = true
+			if n == 4 {
+				x86Start = binary.LittleEndian.Uint32(props)
+			}
+		case id == xzIDLZMA2 || id == xzIDX86:
+			return errXZ
+		default:
+			return ErrXZFilter
+		}
+	}
+	for rest.Len() > 0 {
+		if c, _ := rest.ReadByte(); c != 0 {
+			return errXZ
+		}
+	}
+	// Within one block no match reaches back past its start, so a
+	// dictionary as large as the block decodes it the same: xz records
+	// 8 MiB at its default level for a control archive of a few KiB.
+	if blk.uncompressed >= 0 && blk.uncompressed < dict {
+		dict = blk.uncompressed
+	}
+	dict = max(dict, lzma.MinDictCap)
+	blk.in = &countingReader{r: x.r}
+	lz, err := lzma.Reader2Config{DictCap: int(dict)}.NewReader2(blk.in)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errXZ, err) // a dictionary the checks above let through
+	}
+	blk.out = lz
+	if x86 {
+		blk.out = &x86Reader{r: lz, pos: x86Start}
+	}
+	x.block = blk
+	return nil
+}
+
+// readBlock hands on the block's data and, at its end, checks its sizes,
+// padding and check.
+func (x *xzReader) readBlock(p []byte) (int, error) {
+	blk := x.block
+	n, err := blk.out.Read(p)
+	blk.n += int64(n)
+	if blk.hash != nil {
+		blk.hash.Write(p[:n])
+	}
+	if blk.uncompressed >= 0 && blk.n > blk.uncompressed || blk.compressed >= 0 && blk.in.n > blk.compressed {
+		return n, fmt.Errorf("xz: block larger than its header says: %w", errXZ)
+	}
+	if err == nil {
+		return n, nil
+	}
+	if err != io.EOF {
+		return n, err
+	}
+	if blk.uncompressed >= 0 && blk.n != blk.uncompressed || blk.compressed >= 0 && blk.in.n != blk.compressed {
+		return n, fmt.Errorf("xz: block smaller than its header says: %w", errXZ)
+	}
+	pad, err := ReadN(x.r, int(pad4(blk.in.n)))
+	if err != nil || !bytes.Equal(pad, make([]byte, len(pad))) {
+		return n, fmt.Errorf("xz: block padding: %w", errXZ)
+	}
+	size := xzCheckSizes[x.check]
+	sum, err := ReadN(x.r, int(size))
+	if err != nil {
+		return n, io.ErrUnexpectedEOF
+	}
+	if blk.hash != nil && !bytes.Equal(sum, checkBytes(x.check, blk.hash)) {
+		return n, errors.New("xz: the block's check does not match its data")
+	}
+	x.records = append(x.records, xzRecord{uint64(blk.headerLen + blk.in.n + size), uint64(blk.n)})
+	if len(x.records) > maxXZIndex/2 {
+		return n, errors.New("xz: too many blocks")
+	}
+	x.block = nil
+	return n, nil
+}
+
+// checkBytes is a block's check as the stream stores it: CRC32 and
+// CRC64 little-endian, SHA-256 as its digest.
+func checkBytes(check byte, h hash.Hash) []byte {
+	switch check {
+	case 1:
+		return binary.LittleEndian.AppendUint32(nil, h.(hash.Hash32).Sum32())
+	case 4:
+		return binary.LittleEndian.AppendUint64(nil, h.(hash.Hash64).Sum64())
+	}
+	return h.Sum(nil)
+}
+
+// indexAndFooter reads the index whose indicator byte was just read,
+// checks it against the blocks decoded, and reads the stream footer.
+func (x *xzReader) indexAndFooter() error {
+	buf := []byte{0}
+	uvarint := func() (uint64, error) {
+		start := len(buf)
+		for range 9 {
+			b, err := x.r.ReadByte()
+			if err != nil {
+				return 0, io.ErrUnexpectedEOF
+			}
+			buf = append(buf, b)
+			if b < 0x80 {
+				v, _ := binary.Uvarint(buf[start:])
+				return v, nil
+			}
+		}
+		return 0, errXZ
+	}
+	count, err := uvarint()
+	if err != nil {
+		return err
+	}
+	if count != uint64(len(x.records)) {
+		return fmt.Errorf("xz: index lists %d blocks, the stream has %d: %w", count, len(x.records), errXZ)
+	}
+	for _, rec := range x.records {
+		unpadded, err := uvarint()
+		if err != nil {
+			return err
+		}
+		uncompressed, err := uvarint()
+		if err != nil {
+			return err
+		}
+		if unpadded != rec.unpadded || uncompressed != rec.uncompressed {
+			return fmt.Errorf("xz: index does not match the blocks: %w", errXZ)
+		}
+	}
+	pad, err := ReadN(x.r, int(pad4(int64(len(buf)))))
+	if err != nil || !bytes.Equal(pad, make([]byte, len(pad))) {
+		return fmt.Errorf("xz: index padding: %w", errXZ)
+	}
+	buf = append(buf, pad...)
+	sum, err := ReadN(x.r, 4)
+	if err != nil {
+		return io.ErrUnexpectedEOF
+	}
+	if crc32.ChecksumIEEE(buf) != binary.LittleEndian.Uint32(sum) {
+		return fmt.Errorf("xz: index CRC32: %w", errXZ)
+	}
+	f, err := ReadN(x.r, 12)
+	if err != nil {
+		return io.ErrUnexpectedEOF
+	}
+	backward := uint64(binary.LittleEndian.Uint32(f[4:8])+1) * 4
+	if !bytes.Equal(f[10:], []byte("YZ")) || crc32.ChecksumIEEE(f[4:10]) != binary.LittleEndian.Uint32(f[:4]) ||
+		!bytes.Equal(f[8:10], x.flags[:]) || backward != uint64(len(buf)+4) {
+		return fmt.Errorf("xz: stream footer: %w", errXZ)
+	}
+	x.state = 2
+	return nil
+}
+
+// countingReader counts the bytes read through it, byte by byte as the
+// LZMA2 decoder reads its chunk headers, so that it stops exactly at
+// the end of the block's data.
+type countingReader struct {
+	r ByteReader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.n++
+	}
+	return b, err
+}
+
+// x86Reader undoes xz's x86 branch filter (BCJ): the relative targets
+// of CALL and JMP (E8, E9) that the encoder made absolute are made
+// relative again. It is XZ Embedded's bcj_x86 (public domain), over a
+// buffer whose last four bytes wait for the next read, as an
+// instruction may straddle it.
+type x86Reader struct {
+	r        io.Reader
+	pos      uint32 // stream position of buf[0]
+	mask     uint32
+	buf      []byte
+	start    int // buf[start:ready] is filtered, not yet handed out
+	ready, n int // buf[ready:n] is not yet filtered
+	err      error
+}
+
+func (x *x86Reader) Read(p []byte) (int, error) {
+	if x.buf == nil {
+		x.buf = make([]byte, 64<<10)
+	}
+	for stalls := 0; ; {
+		if x.start < x.ready {
+			n := copy(p, x.buf[x.start:x.ready])
+			x.start += n
+			return n, nil
+		}
+		if x.err != nil {
+			return 0, x.err
+		}
+		x.n = copy(x.buf, x.buf[x.ready:x.n])
+		x.start, x.ready = 0, 0
+		m, err := x.r.Read(x.buf[x.n:])
+		x.n += m
+		if m == 0 && err == nil {
+			if stalls++; stalls > 100 {
+				return 0, io.ErrNoProgress
+			}
+			continue
+		}
+		done := bcjX86(x.buf[:x.n], x.pos, &x.mask)
+		if err != nil {
+			// The last bytes, too few to hold an instruction, are
+			// left as they are.
+			x.err, done = err, x.n
+		}
+		x.ready = done
+		x.pos += uint32(done)
+	}
+}
+
+// bcjX86 filters buf, which starts at stream position pos, and returns
+// how many of its bytes are final; mask carries state to the next call.
+func bcjX86(buf []byte, pos uint32, mask *uint32) int {
+	maskToAllowed := [8]bool{true, true, true, false, true, false, false, false}
+	maskToBitNum := [8]uint32{0, 1, 2, 2, 3, 3, 3, 3}
+	msb := func(b byte) bool { return b == 0x00 || b == 0xff }
+	if len(buf) <= 4 {
+		return 0
+	}
+	size := len(buf) - 4
+	prevPos := -1
+	prevMask := *mask
+	i := 0
+	for ; i < size; i++ {
+		if buf[i]&0xfe != 0xe8 {
+			continue
+		}
+		d := i - prevPos
+		if d > 3 {
+			prevMask = 0
+		} else {
+			prevMask = (prevMask << (d - 1)) & 7
+			if prevMask != 0 {
+				b := buf[i+4-int(maskToBitNum[prevMask])]
+				if !maskToAllowed[prevMask] || msb(b) {
+					prevPos = i
+					prevMask = prevMask<<1 | 1
+					continue
+				}
+			}
+		}
+		prevPos = i
+		if !msb(buf[i+4]) {
+			prevMask = prevMask<<1 | 1
+			continue
+		}
+		src := binary.LittleEndian.Uint32(buf[i+1:])
+		var dest uint32
+		for {
+			dest = src - (pos + uint32(i) + 5)
+			if prevMask == 0 {
+				break
+			}
+			j := maskToBitNum[prevMask] * 8
+			if !msb(byte(dest >> (24 - j))) {
+				break
+			}
+			src = dest ^ (1<<(32-j) - 1)
+		}
+		dest &= 0x01ffffff
+		dest |= -(dest & 0x01000000)
+		binary.LittleEndian.PutUint32(buf[i+1:], dest)
+		i += 4
+	}
+	if d := i - prevPos; d > 3 {
+		*mask = 0
+	} else {
+		*mask = prevMask << (d - 1)
+	}
+	return i
+}
