@@ -1,0 +1,211 @@
+package decompress
+
+import (
+	"bytes"
+	"errors"
+	"hash/crc32"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// tinyX86 is "hello\xe8\x10\0\0\0 world, \xe8\0\x01\0\0 again\n" as
+// xz --x86 --check=crc32 --lzma2=preset=0 writes it: the CALL targets
+// are stored absolute (1a, 17 01), the decoder makes them relative again.
+var tinyX86 = []byte{
+	0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x01, 0x69, 0x22, 0xde, 0x36, 0x02, 0x01, 0x04, 0x00,
+	0x21, 0x01, 0x0c, 0x00, 0xd6, 0x7c, 0x18, 0xaf, 0x01, 0x00, 0x1d, 0x68, 0x65, 0x6c, 0x6c, 0x6f,
+	0xe8, 0x1a, 0x00, 0x00, 0x00, 0x20, 0x77, 0x6f, 0x72, 0x6c, 0x64, 0x2c, 0x20, 0xe8, 0x17, 0x01,
+	0x00, 0x00, 0x20, 0x61, 0x67, 0x61, 0x69, 0x6e, 0x0a, 0x00, 0x00, 0x00, 0x55, 0x0d, 0x5b, 0x59,
+	0x00, 0x01, 0x32, 0x1e, 0x39, 0xdc, 0xf9, 0x37, 0x90, 0x42, 0x99, 0x0d, 0x01, 0x00, 0x00, 0x00,
+	0x00, 0x01, 0x59, 0x5a,
+}
+
+const tinyPlain = "hello\xe8\x10\x00\x00\x00 world, \xe8\x00\x01\x00\x00 again\n"
+
+func decodeXZ(b []byte) ([]byte, error) {
+	r, err := NewReader(XZ, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(r)
+}
+
+// needXZ skips without the xz program, and fails under CI.
+func needXZ(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("xz"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("required component missing (CI=true): xz (package xz-utils)")
+		}
+		t.Skip("no xz program")
+	}
+}
+
+// TestXZDecoderMatchesProgram: what the Go decoder makes of streams the
+// xz program writes, with the x86 filter (as nroot node --initrd=small
+// compresses) or without, every check type, one block or many, and
+// concatenated streams with padding, is the input, byte for byte. The
+// input is this test's own program, x86 code on amd64, and text.
+func TestXZDecoderMatchesProgram(t *testing.T) {
+	needXZ(t)
+	exe, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe = exe[:min(len(exe), 3<<20)]
+	text := []byte(strings.Repeat("the root is NFS, an overlay or a loop-mounted image\n", 20000))
+	xzOf := func(t *testing.T, data []byte, args ...string) []byte {
+		// A filter chain ends with LZMA2: the x86 filter is named first.
+		cmd := exec.Command("xz", append(append([]string{"-c"}, args...), "--lzma2=preset=1")...)
+		cmd.Stdin = bytes.NewReader(data)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("xz %v: %v", args, err)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name string
+		data []byte
+		args []string
+	}{
+		{"x86 code, x86 filter, CRC32", exe, []string{"--x86", "--check=crc32"}},
+		{"x86 code, x86 filter at a start offset", exe, []string{"--x86=start=4096", "--check=crc64"}},
+		{"x86 code, x86 filter, blocks on two threads", exe, []string{"--x86", "--check=crc32", "-T2", "--block-size=300KiB"}},
+		{"x86 code, x86 filter, SHA-256", exe, []string{"--x86", "--check=sha256"}},
+		{"x86 code, LZMA2 alone", exe, []string{"--check=crc64"}},
+		{"text, no check", text, []string{"--check=none"}},
+		{"text, x86 filter", text, []string{"--x86", "--check=crc32"}},
+		{"empty, x86 filter", nil, []string{"--x86", "--check=crc32"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeXZ(xzOf(t, tt.data, tt.args...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tt.data) {
+				t.Fatalf("decoded %d bytes that differ from the %d of the input", len(got), len(tt.data))
+			}
+		})
+	}
+	t.Run("two streams and padding", func(t *testing.T) {
+		a, b := xzOf(t, text[:5000], "--x86", "--check=crc32"), xzOf(t, exe[:100000], "--check=sha256")
+		stream := append(append(append(a, 0, 0, 0, 0), b...), 0, 0, 0, 0, 0, 0, 0, 0)
+		got, err := decodeXZ(stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := append(bytes.Clone(text[:5000]), exe[:100000]...); !bytes.Equal(got, want) {
+			t.Fatalf("decoded %d bytes, want the %d of both", len(got), len(want))
+		}
+	})
+}
+
+// TestXZDecoderRefuses: damage anywhere in a stream is an error, never
+// wrong data or a panic; a filter the decoder lacks says to install xz.
+func TestXZDecoderRefuses(t *testing.T) {
+	if got, err := decodeXZ(tinyX86); err != nil || string(got) != tinyPlain {
+		t.Fatalf("the sound stream: %q, %v", got, err)
+	}
+	flip := func(i int) []byte { b := bytes.Clone(tinyX86); b[i] ^= 0x01; return b }
+	delta := bytes.Clone(tinyX86)
+	delta[14] = 0x03 // the filter ID: delta instead of x86; header CRC fixed below
+	fixHeaderCRC(delta, 12)
+	for _, tt := range []struct {
+		name   string
+		stream []byte
+		want   error  // errors.Is, when set
+		text   string // in the message, when set
+	}{
+		{"stream header flags", flip(7), errXZ, ""},
+		{"block header", flip(15), errXZ, "block header CRC32"},
+		{"a CALL target in the data", flip(34), nil, "check does not match"},
+		{"the stored check", flip(60), nil, "check does not match"},
+		{"the index", flip(65), errXZ, ""},
+		{"the footer", flip(len(tinyX86) - 3), errXZ, ""},
+		{"truncated in the data", tinyX86[:40], io.ErrUnexpectedEOF, ""},
+		{"truncated in the footer", tinyX86[:len(tinyX86)-1], io.ErrUnexpectedEOF, ""},
+		{"garbage after the stream", append(bytes.Clone(tinyX86), 1, 2, 3), nil, ""},
+		{"a delta filter", delta, ErrXZFilter, "install the xz program"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeXZ(tt.stream)
+			if err == nil {
+				t.Fatalf("decoded %q without an error", got)
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("err = %v, want %v", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.text) {
+				t.Errorf("err = %v, want %q in it", err, tt.text)
+			}
+		})
+	}
+}
+
+// fixHeaderCRC puts right the CRC32 of the block header at off.
+func fixHeaderCRC(b []byte, off int) {
+	n := (int(b[off]) + 1) * 4
+	c := crc32.ChecksumIEEE(b[off : off+n-4])
+	b[off+n-4], b[off+n-3], b[off+n-2], b[off+n-1] = byte(c), byte(c>>8), byte(c>>16), byte(c>>24)
+}
+
+// TestX86ReaderChunking: undoing the x86 filter gives the same bytes
+// however the data arrives, one byte at a time or in halves, as an
+// instruction may straddle two reads.
+func TestX86ReaderChunking(t *testing.T) {
+	exe, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe = exe[:min(len(exe), 1<<20)]
+	whole, err := io.ReadAll(&x86Reader{r: bytes.NewReader(exe)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(whole, exe) {
+		t.Fatal("the filter changed nothing in x86 code")
+	}
+	for name, r := range map[string]io.Reader{
+		"one byte":              iotest.OneByteReader(bytes.NewReader(exe)),
+		"halves":                iotest.HalfReader(bytes.NewReader(exe)),
+		"data and EOF together": iotest.DataErrReader(bytes.NewReader(exe)),
+	} {
+		got, err := io.ReadAll(&x86Reader{r: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, whole) {
+			t.Errorf("%s: the output differs from the whole read's", name)
+		}
+	}
+}
+
+// FuzzXZDecoder: no stream makes the Go decoder panic or hang, and one
+// it decodes it decodes the same read a byte at a time.
+func FuzzXZDecoder(f *testing.F) {
+	f.Add(tinyX86)
+	f.Add(tinyX86[:40])
+	f.Add(append(append(bytes.Clone(tinyX86), 0, 0, 0, 0), tinyX86...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		decode := func(src io.Reader) ([]byte, error) {
+			r, err := NewReader(XZ, src)
+			if err != nil {
+				return nil, err
+			}
+			return io.ReadAll(io.LimitReader(r, 1<<20))
+		}
+		whole, err := decode(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		bytewise, err := decode(iotest.OneByteReader(bytes.NewReader(b)))
+		if err != nil || !bytes.Equal(whole, bytewise) {
+			t.Fatalf("read whole: %d bytes; a byte at a time: %d bytes, %v", len(whole), len(bytewise), err)
+		}
+	})
+}
