@@ -78,13 +78,13 @@ func (x *xzReader) next() error {
 	case 0:
 		h, err := ReadN(x.r, 12)
 		if err != nil {
-			return io.ErrUnexpectedEOF
+			return truncated(err)
 		}
 		return x.streamHeader(h)
 	case 1:
 		b, err := x.r.ReadByte()
 		if err != nil {
-			return io.ErrUnexpectedEOF
+			return truncated(err)
 		}
 		if b == 0 {
 			return x.indexAndFooter()
@@ -108,25 +108,23 @@ func (x *xzReader) next() error {
 		}
 		h, err := ReadN(x.r, 11)
 		if err != nil {
-			return io.ErrUnexpectedEOF
+			return truncated(err)
 		}
 		return x.streamHeader(append([]byte{b}, h...))
 	}
 }
 
 func (x *xzReader) streamHeader(h []byte) error {
-	if !bytes.Equal(h[:6], []byte{0xfd, '7', 'z', 'X', 'Z', 0}) || h[6] != 0 || h[7] > 0x0f {
-		return errXZ
+	check, err := parseXZStreamHeader(h)
+	if err != nil {
+		return err
 	}
-	if crc32.ChecksumIEEE(h[6:8]) != binary.LittleEndian.Uint32(h[8:12]) {
-		return fmt.Errorf("xz: stream header CRC32: %w", errXZ)
-	}
-	switch h[7] {
+	switch check {
 	case 0, 1, 4, 10:
 	default:
-		return fmt.Errorf("xz: check type %d, which the Go decoder lacks: %w", h[7], errXZ)
+		return fmt.Errorf("xz: check type %d, which the Go decoder lacks: %w", check, errXZ)
 	}
-	x.flags, x.check, x.records, x.state = [2]byte{h[6], h[7]}, h[7], x.records[:0], 1
+	x.flags, x.check, x.records, x.state = [2]byte{h[6], h[7]}, check, x.records[:0], 1
 	return nil
 }
 
@@ -145,76 +143,15 @@ func (x *xzReader) newHash() hash.Hash {
 // blockHeader reads a block header whose size byte b was just read and
 // sets up the block's decoders.
 func (x *xzReader) blockHeader(b byte) error {
-	h := make([]byte, (int(b)+1)*4)
-	h[0] = b
-	if _, err := io.ReadFull(x.r, h[1:]); err != nil {
-		return io.ErrUnexpectedEOF
+	h, bh, err := readXZBlockHeader(x.r, b)
+	if err != nil {
+		return err
 	}
-	if crc32.ChecksumIEEE(h[:len(h)-4]) != binary.LittleEndian.Uint32(h[len(h)-4:]) {
-		return fmt.Errorf("xz: block header CRC32: %w", errXZ)
+	if bh.other {
+		return ErrXZFilter
 	}
-	flags := h[1]
-	if flags&0x3c != 0 {
-		return errXZ
-	}
-	rest := bytes.NewReader(h[2 : len(h)-4])
-	blk := &xzBlock{headerLen: int64(len(h)), compressed: -1, uncompressed: -1, hash: x.newHash()}
-	if flags&0x40 != 0 {
-		v, err := binary.ReadUvarint(rest)
-		if err != nil || v == 0 || v > 1<<62 {
-			return errXZ
-		}
-		blk.compressed = int64(v)
-	}
-	if flags&0x80 != 0 {
-		v, err := binary.ReadUvarint(rest)
-		if err != nil || v > 1<<62 {
-			return errXZ
-		}
-		blk.uncompressed = int64(v)
-	}
-	nfilters := int(flags&3) + 1
-	x86 := false
-	var x86Start uint32
-	dict := int64(-1)
-	for i := range nfilters {
-		id, err := binary.ReadUvarint(rest)
-		if err != nil {
-			return errXZ
-		}
-		n, err := binary.ReadUvarint(rest)
-		if err != nil || n > uint64(rest.Len()) {
-			return errXZ
-		}
-		props := make([]byte, n)
-		io.ReadFull(rest, props)
-		last := i == nfilters-1
-		switch {
-		case id == xzIDLZMA2 && last && n == 1:
-			d, err := lzma2Dict(props[0])
-			if err != nil {
-				return err
-			}
-			if d > MaxDict {
-				return fmt.Errorf("xz: block asks for a %d MiB dictionary: %w", d>>20, ErrDictTooLarge)
-			}
-			dict = d
-		case id == xzIDX86 && !last && !x86 && (n == 0 || n == 4):
-			x86 = true
-			if n == 4 {
-				x86Start = binary.LittleEndian.Uint32(props)
-			}
-		case id == xzIDLZMA2 || id == xzIDX86:
-			return errXZ
-		default:
-			return ErrXZFilter
-		}
-	}
-	for rest.Len() > 0 {
-		if c, _ := rest.ReadByte(); c != 0 {
-			return errXZ
-		}
-	}
+	blk := &xzBlock{headerLen: int64(len(h)), compressed: bh.compressed, uncompressed: bh.uncompressed, hash: x.newHash()}
+	dict := bh.dict
 	// Within one block no match reaches back past its start, so a
 	// dictionary as large as the block decodes it the same: xz records
 	// 8 MiB at its default level for a control archive of a few KiB.
@@ -228,8 +165,8 @@ func (x *xzReader) blockHeader(b byte) error {
 		return fmt.Errorf("%w: %v", errXZ, err) // a dictionary the checks above let through
 	}
 	blk.out = lz
-	if x86 {
-		blk.out = &x86Reader{r: lz, pos: x86Start}
+	if bh.x86 {
+		blk.out = &x86Reader{r: lz, pos: bh.x86Start}
 	}
 	x.block = blk
 	return nil
@@ -263,7 +200,7 @@ func (x *xzReader) readBlock(p []byte) (int, error) {
 	size := xzCheckSizes[x.check]
 	sum, err := ReadN(x.r, int(size))
 	if err != nil {
-		return n, io.ErrUnexpectedEOF
+		return n, truncated(err)
 	}
 	if blk.hash != nil && !bytes.Equal(sum, checkBytes(x.check, blk.hash)) {
 		return n, errors.New("xz: the block's check does not match its data")
@@ -291,65 +228,41 @@ func checkBytes(check byte, h hash.Hash) []byte {
 // indexAndFooter reads the index whose indicator byte was just read,
 // checks it against the blocks decoded, and reads the stream footer.
 func (x *xzReader) indexAndFooter() error {
-	buf := []byte{0}
-	uvarint := func() (uint64, error) {
-		start := len(buf)
-		for range 9 {
-			b, err := x.r.ReadByte()
-			if err != nil {
-				return 0, io.ErrUnexpectedEOF
-			}
-			buf = append(buf, b)
-			if b < 0x80 {
-				v, _ := binary.Uvarint(buf[start:])
-				return v, nil
-			}
+	i := 0
+	buf, err := readXZIndex(x.r, func(unpadded, uncompressed uint64) error {
+		if i >= len(x.records) || unpadded != x.records[i].unpadded || uncompressed != x.records[i].uncompressed {
+			return fmt.Errorf("xz: index does not match the blocks: %w", errXZ)
 		}
-		return 0, errXZ
-	}
-	count, err := uvarint()
+		i++
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	if count != uint64(len(x.records)) {
-		return fmt.Errorf("xz: index lists %d blocks, the stream has %d: %w", count, len(x.records), errXZ)
-	}
-	for _, rec := range x.records {
-		unpadded, err := uvarint()
-		if err != nil {
-			return err
-		}
-		uncompressed, err := uvarint()
-		if err != nil {
-			return err
-		}
-		if unpadded != rec.unpadded || uncompressed != rec.uncompressed {
-			return fmt.Errorf("xz: index does not match the blocks: %w", errXZ)
-		}
-	}
-	pad, err := ReadN(x.r, int(pad4(int64(len(buf)))))
-	if err != nil || !bytes.Equal(pad, make([]byte, len(pad))) {
-		return fmt.Errorf("xz: index padding: %w", errXZ)
-	}
-	buf = append(buf, pad...)
-	sum, err := ReadN(x.r, 4)
-	if err != nil {
-		return io.ErrUnexpectedEOF
-	}
-	if crc32.ChecksumIEEE(buf) != binary.LittleEndian.Uint32(sum) {
-		return fmt.Errorf("xz: index CRC32: %w", errXZ)
+	if i != len(x.records) {
+		return fmt.Errorf("xz: index lists %d blocks, the stream has %d: %w", i, len(x.records), errXZ)
 	}
 	f, err := ReadN(x.r, 12)
 	if err != nil {
-		return io.ErrUnexpectedEOF
+		return truncated(err)
 	}
 	backward := uint64(binary.LittleEndian.Uint32(f[4:8])+1) * 4
 	if !bytes.Equal(f[10:], []byte("YZ")) || crc32.ChecksumIEEE(f[4:10]) != binary.LittleEndian.Uint32(f[:4]) ||
-		!bytes.Equal(f[8:10], x.flags[:]) || backward != uint64(len(buf)+4) {
+		!bytes.Equal(f[8:10], x.flags[:]) || backward != uint64(len(buf)) {
 		return fmt.Errorf("xz: stream footer: %w", errXZ)
 	}
 	x.state = 2
 	return nil
+}
+
+// truncated is a read error inside a stream: the end of the input is
+// io.ErrUnexpectedEOF, anything else (what a stream walker beneath
+// found) is passed on.
+func truncated(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // countingReader counts the bytes read through it, byte by byte as the

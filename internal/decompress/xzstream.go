@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 )
 
@@ -80,64 +81,12 @@ func (x *xzStream) next() ([]byte, int64, error) {
 		if b == 0 {
 			return x.index()
 		}
-		h := make([]byte, (int(b)+1)*4)
-		h[0] = b
-		if _, err := io.ReadFull(x.r, h[1:]); err != nil {
-			return nil, 0, io.ErrUnexpectedEOF
+		h, bh, err := readXZBlockHeader(x.r, b)
+		if err != nil {
+			return nil, 0, err
 		}
-		flags := h[1]
-		if flags&0x3c != 0 {
-			return nil, 0, errXZ
-		}
-		rest := bytes.NewReader(h[2 : len(h)-4])
-		compressed := int64(-1)
-		if flags&0x40 != 0 {
-			v, err := binary.ReadUvarint(rest)
-			if err != nil || v == 0 || v > 1<<62 {
-				return nil, 0, errXZ
-			}
-			compressed = int64(v)
-		}
-		if flags&0x80 != 0 {
-			v, err := binary.ReadUvarint(rest)
-			if err != nil || v > 1<<62 {
-				return nil, 0, errXZ
-			}
-		}
-		var last uint64
-		for range int(flags&3) + 1 {
-			id, err := binary.ReadUvarint(rest)
-			if err != nil {
-				return nil, 0, errXZ
-			}
-			n, err := binary.ReadUvarint(rest)
-			if err != nil || n > uint64(rest.Len()) {
-				return nil, 0, errXZ
-			}
-			if id == 0x21 {
-				p, err := rest.ReadByte()
-				if err != nil || n != 1 {
-					return nil, 0, errXZ
-				}
-				d, err := lzma2Dict(p)
-				if err != nil {
-					return nil, 0, err
-				}
-				if d > MaxDict {
-					return nil, 0, fmt.Errorf("xz: block asks for a %d MiB dictionary: %w", d>>20, ErrDictTooLarge)
-				}
-			} else {
-				rest.Seek(int64(n), io.SeekCurrent)
-			}
-			last = id
-		}
-		if compressed >= 0 {
-			return h, int64(len(h)) + compressed + pad4(compressed) + x.checkSize, nil
-		}
-		// Without the size, the data must be LZMA2 (the last filter)
-		// to be walked chunk by chunk.
-		if last != 0x21 {
-			return nil, 0, errXZ
+		if bh.compressed >= 0 {
+			return h, int64(len(h)) + bh.compressed + pad4(bh.compressed) + x.checkSize, nil
 		}
 		x.state, x.chunked = 2, 0
 		return h, int64(len(h)), nil
@@ -218,49 +167,176 @@ func (x *xzStream) next() ([]byte, int64, error) {
 
 // streamHeader checks a stream header and starts its blocks.
 func (x *xzStream) streamHeader(h []byte) ([]byte, int64, error) {
-	if !bytes.Equal(h[:6], []byte{0xfd, '7', 'z', 'X', 'Z', 0}) || h[6] != 0 || h[7] > 0x0f {
-		return nil, 0, errXZ
+	check, err := parseXZStreamHeader(h)
+	if err != nil {
+		return nil, 0, err
 	}
-	x.checkSize = xzCheckSizes[h[7]]
+	x.checkSize = xzCheckSizes[check]
 	x.state = 1
 	return h, 12, nil
 }
 
-// index reads the index whose indicator byte was just read: the number
-// of records, the records, padding to 4 bytes and a CRC32.
+// index reads the index whose indicator byte was just read, and passes
+// it on whole.
 func (x *xzStream) index() ([]byte, int64, error) {
-	buf := []byte{0}
-	// Varints read byte by byte, so the bytes passed on are the file's.
-	uvarint := func() error {
-		for range 9 {
-			b, err := x.r.ReadByte()
+	buf, err := readXZIndex(x.r, func(_, _ uint64) error { return nil })
+	if err != nil {
+		return nil, 0, err
+	}
+	x.state = 3
+	return buf, int64(len(buf)), nil
+}
+
+// parseXZStreamHeader checks a stream header (magic, flags, CRC32) and
+// returns its check type.
+func parseXZStreamHeader(h []byte) (byte, error) {
+	if len(h) != 12 || !bytes.Equal(h[:6], []byte{0xfd, '7', 'z', 'X', 'Z', 0}) || h[6] != 0 || h[7] > 0x0f {
+		return 0, errXZ
+	}
+	if crc32.ChecksumIEEE(h[6:8]) != binary.LittleEndian.Uint32(h[8:12]) {
+		return 0, fmt.Errorf("xz: stream header CRC32: %w", errXZ)
+	}
+	return h[7], nil
+}
+
+// xzBlockHeader is what an xz block header says.
+type xzBlockHeader struct {
+	compressed, uncompressed int64 // -1 when the header does not record it
+	dict                     int64 // the LZMA2 filter's dictionary
+	x86                      bool  // the x86 filter before LZMA2
+	x86Start                 uint32
+	other                    bool // another filter (delta, another BCJ), or more than one before LZMA2
+}
+
+// readXZBlockHeader reads the block header whose size byte b was just
+// read, and returns its bytes and what it says. The last filter must be
+// LZMA2 (xz writes no other), and its dictionary no larger than MaxDict.
+func readXZBlockHeader(r io.Reader, b byte) ([]byte, xzBlockHeader, error) {
+	bh := xzBlockHeader{compressed: -1, uncompressed: -1, dict: -1}
+	h := make([]byte, (int(b)+1)*4)
+	h[0] = b
+	if _, err := io.ReadFull(r, h[1:]); err != nil {
+		return nil, bh, truncated(err)
+	}
+	if crc32.ChecksumIEEE(h[:len(h)-4]) != binary.LittleEndian.Uint32(h[len(h)-4:]) {
+		return nil, bh, fmt.Errorf("xz: block header CRC32: %w", errXZ)
+	}
+	flags := h[1]
+	if flags&0x3c != 0 {
+		return nil, bh, errXZ
+	}
+	rest := bytes.NewReader(h[2 : len(h)-4])
+	if flags&0x40 != 0 {
+		v, err := binary.ReadUvarint(rest)
+		if err != nil || v == 0 || v > 1<<62 {
+			return nil, bh, errXZ
+		}
+		bh.compressed = int64(v)
+	}
+	if flags&0x80 != 0 {
+		v, err := binary.ReadUvarint(rest)
+		if err != nil || v > 1<<62 {
+			return nil, bh, errXZ
+		}
+		bh.uncompressed = int64(v)
+	}
+	nfilters := int(flags&3) + 1
+	for i := range nfilters {
+		id, err := binary.ReadUvarint(rest)
+		if err != nil {
+			return nil, bh, errXZ
+		}
+		n, err := binary.ReadUvarint(rest)
+		if err != nil || n > uint64(rest.Len()) {
+			return nil, bh, errXZ
+		}
+		props := make([]byte, n)
+		io.ReadFull(rest, props)
+		last := i == nfilters-1
+		switch {
+		case id == xzIDLZMA2 && last && n == 1:
+			d, err := lzma2Dict(props[0])
 			if err != nil {
-				return io.ErrUnexpectedEOF
+				return nil, bh, err
+			}
+			if d > MaxDict {
+				return nil, bh, fmt.Errorf("xz: block asks for a %d MiB dictionary: %w", d>>20, ErrDictTooLarge)
+			}
+			bh.dict = d
+		case id == xzIDLZMA2 || last:
+			return nil, bh, errXZ
+		case id == xzIDX86 && nfilters == 2 && (n == 0 || n == 4):
+			bh.x86 = true
+			if n == 4 {
+				bh.x86Start = binary.LittleEndian.Uint32(props)
+			}
+		default:
+			bh.other = true
+		}
+	}
+	for rest.Len() > 0 {
+		if c, _ := rest.ReadByte(); c != 0 {
+			return nil, bh, errXZ
+		}
+	}
+	return h, bh, nil
+}
+
+// readXZIndex reads an index whose indicator byte was just read (the
+// number of records, the records, padding to 4 bytes and a CRC32),
+// handing each record to rec, and returns its bytes. Varints are read
+// byte by byte, so the bytes are the file's.
+func readXZIndex(r ByteReader, rec func(unpadded, uncompressed uint64) error) ([]byte, error) {
+	buf := []byte{0}
+	uvarint := func() (uint64, error) {
+		start := len(buf)
+		for range 9 {
+			b, err := r.ReadByte()
+			if err != nil {
+				return 0, truncated(err)
 			}
 			buf = append(buf, b)
 			if b < 0x80 {
-				return nil
+				v, _ := binary.Uvarint(buf[start:])
+				return v, nil
 			}
 		}
-		return errXZ
+		return 0, errXZ
 	}
-	if err := uvarint(); err != nil {
-		return nil, 0, err
+	count, err := uvarint()
+	if err != nil {
+		return nil, err
 	}
-	count, _ := binary.Uvarint(buf[1:])
-	for i := uint64(0); i < count; i++ {
-		// unpadded size, uncompressed size
-		if err := uvarint(); err != nil {
-			return nil, 0, err
+	for range count {
+		unpadded, err := uvarint()
+		if err != nil {
+			return nil, err
 		}
-		if err := uvarint(); err != nil {
-			return nil, 0, err
+		uncompressed, err := uvarint()
+		if err != nil {
+			return nil, err
 		}
 		if len(buf) > maxXZIndex {
-			return nil, 0, errors.New("xz: index larger than 16 MiB")
+			return nil, errors.New("xz: index larger than 16 MiB")
+		}
+		if err := rec(unpadded, uncompressed); err != nil {
+			return nil, err
 		}
 	}
-	tail := pad4(int64(len(buf))) + 4
-	x.state = 3
-	return buf, int64(len(buf)) + tail, nil
+	pad, err := ReadN(r, int(pad4(int64(len(buf)))))
+	if err != nil {
+		return nil, truncated(err)
+	}
+	if !bytes.Equal(pad, make([]byte, len(pad))) {
+		return nil, fmt.Errorf("xz: index padding: %w", errXZ)
+	}
+	buf = append(buf, pad...)
+	sum, err := ReadN(r, 4)
+	if err != nil {
+		return nil, truncated(err)
+	}
+	if crc32.ChecksumIEEE(buf) != binary.LittleEndian.Uint32(sum) {
+		return nil, fmt.Errorf("xz: index CRC32: %w", errXZ)
+	}
+	return append(buf, sum...), nil
 }

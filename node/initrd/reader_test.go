@@ -185,8 +185,9 @@ func TestCorruptImages(t *testing.T) {
 		{"lzo truncated", []byte("\x89LZO\x00\r\n\x1a\n"), "segment 0"},
 		// A 13-byte lzma header that asks for a 2 GiB dictionary.
 		{"lzma 2 GiB dictionary", append([]byte{0x5d, 0, 0, 0, 0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, make([]byte, 419)...), "dictionary"},
-		// An xz block header whose LZMA2 filter asks for 4 GiB.
-		{"xz 4 GiB dictionary", append([]byte{0xfd, '7', 'z', 'X', 'Z', 0, 0, 1, 0x69, 0x22, 0xde, 0x36, 0x02, 0x00, 0x21, 0x01, 0x28, 0, 0, 0, 0, 0, 0, 0}, make([]byte, 64)...), "dictionary larger than 1 GiB"},
+		// An xz block header whose LZMA2 filter asks for 4 GiB (its
+		// CRC32 right, as the header is checked first).
+		{"xz 4 GiB dictionary", append([]byte{0xfd, '7', 'z', 'X', 'Z', 0, 0, 1, 0x69, 0x22, 0xde, 0x36, 0x02, 0x00, 0x21, 0x01, 0x28, 0, 0, 0, 0xe6, 0xa0, 0x11, 0xb3}, make([]byte, 64)...), "dictionary larger than 1 GiB"},
 		{"huge size", []byte("070701" + strings.Repeat("0", 48) + "FFFFFFFF" + strings.Repeat("0", 32) + "00000002" + "00000000" + "a\x00"), "truncated"},
 	}
 	for _, tt := range tests {
