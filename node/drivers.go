@@ -84,9 +84,9 @@ var shellInitModules = []string{
 	"systemd-network-management", "dbus", "dbus-broker", "dbus-daemon", "rngd",
 }
 
-// ShellInit says whether a small image for dracut d boots with dracut's
+// shellInit says whether a small image for dracut d boots with dracut's
 // shell /init instead of systemd: with the network-legacy handler.
-func ShellInit(d Dracut) bool { return d.NetworkHandler == "network-legacy" }
+func shellInit(d Dracut) bool { return d.NetworkHandler == "network-legacy" }
 
 // smallOmitDrivers are kernel modules outside smallOmitDirs that dracut
 // modules add for what a node's boot does not do: kernel-network-modules
@@ -308,7 +308,8 @@ nofscks="yes"
 	return b.String()
 }
 
-// writeList writes names as dracut.conf list lines, per of them a line.
+// writeList writes names as dracut.conf list lines of key, per names to
+// a line.
 func writeList(b *strings.Builder, key string, names []string, per int) {
 	for i := 0; i < len(names); i += per {
 		fmt.Fprintf(b, "%s+=\" %s \"\n", key, strings.Join(names[i:min(i+per, len(names))], " "))
@@ -364,7 +365,7 @@ func writeDriversConf(img *fsroot.Root, o Options, d Dracut) (bool, error) {
 	if err != nil {
 		kvers = nil
 	}
-	c := smallConfig{ShellInit: ShellInit(d), X86: slices.Contains(x86Arches, imageArch(img))}
+	c := smallConfig{ShellInit: shellInit(d), X86: slices.Contains(x86Arches, imageArch(img))}
 	if len(kvers) > 0 {
 		km, err := readKernelModules(img, kvers)
 		if err != nil {

@@ -229,7 +229,7 @@ func TestSmallKeepsBootModules(t *testing.T) {
 					t.Errorf("the small image omits %s, which a boot needs", m)
 				}
 				// Under dracut's shell /init, systemd's modules go.
-				if ShellInit(tt.d) && !strings.Contains(m, "systemd") && slices.Contains(shellInitModules, m) {
+				if shellInit(tt.d) && !strings.Contains(m, "systemd") && slices.Contains(shellInitModules, m) {
 					t.Errorf("the shell-init image omits %s, which a boot needs", m)
 				}
 			}
@@ -280,7 +280,7 @@ func TestDriversConfText(t *testing.T) {
 
 func TestShellInit(t *testing.T) {
 	for h, want := range map[string]bool{"network-legacy": true, "systemd-networkd": false, "network-manager": false} {
-		if got := ShellInit(Dracut{NetworkHandler: h}); got != want {
+		if got := shellInit(Dracut{NetworkHandler: h}); got != want {
 			t.Errorf("%s: %v, want %v", h, got, want)
 		}
 	}
