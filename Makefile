@@ -106,7 +106,7 @@ foreign: deps
 
 # The whole mission: bootstrap, node, initrd verify, ganesha export,
 # export check, and QEMU boots of the root as images at once (trixie: squashfs
-# over NFSv4 and over HTTP, erofs over NFSv4; noble: the squashfs both ways);
+# over NFSv4 and over HTTP; noble: those and erofs over HTTP);
 # and bookworm as a cluster on a network of its own (TestClusterNetwork): a namespace
 # with a bridge, nroot's dnsmasq.conf as the only DHCP and TFTP server,
 # Debian's stock nginx.conf with nroot's block (www-data workers) and
