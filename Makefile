@@ -105,21 +105,22 @@ foreign: deps
 	NROOT_TEST_UBUNTU_PORTS=1 $(GO) test -count=1 -timeout 30m -run ForeignArchitecture -v ./build/rootfs
 
 # The whole mission: bootstrap, node, initrd verify, ganesha export,
-# export check, and a QEMU boot over NFSv4 (trixie, noble); and bookworm
-# as a cluster on a network of its own (TestClusterNetwork): a namespace
+# export check, and QEMU boots of the root as images at once (trixie: squashfs
+# over NFSv4 and over HTTP; noble: those and erofs over HTTP);
+# and bookworm as a cluster on a network of its own (TestClusterNetwork): a namespace
 # with a bridge, nroot's dnsmasq.conf as the only DHCP and TFTP server,
 # Debian's stock nginx.conf with nroot's block (www-data workers) and
 # nroot's caching tier, nfs-ganesha on the bridge; three nodes (one UEFI
 # by OVMF and ipxe.efi) booting at once, a generation across a kernel ABI
 # booted alone, a rollback, and the squashfs image over NFS and over HTTP.
-# e2e-full adds bookworm and trixie minbase (CI's time is kept under 45
-# minutes); e2e-net runs the cluster alone.
+# e2e-full adds bookworm and trixie minbase, and boots every suite's tree
+# too (CI's time is kept under 45 minutes); e2e-net runs the cluster alone.
 E2E_TESTS = ProbeFailsClosed|IdentityReachable|NodeBootsOverNFS|PackedInitrdBoots|InitramfsToolsListing|ClusterNetwork
 e2e: deps
 	$(GO) test -tags e2e -count=1 -timeout 80m -v -run "$(E2E_TESTS)" ./e2e
 
 e2e-full: deps
-	NROOT_E2E_SUITES=trixie,noble,bookworm/minbase,trixie/minbase $(GO) test -tags e2e -count=1 -timeout 100m -v -run "$(E2E_TESTS)" ./e2e
+	NROOT_E2E_SUITES=trixie,noble,bookworm/minbase,trixie/minbase NROOT_E2E_MODES=tree,nfs-squashfs,http-squashfs,http-erofs $(GO) test -tags e2e -count=1 -timeout 100m -v -run "$(E2E_TESTS)" ./e2e
 
 e2e-net: deps
 	$(GO) test -tags e2e -count=1 -timeout 60m -v -run TestClusterNetwork ./e2e

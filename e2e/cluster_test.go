@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -504,21 +503,14 @@ func rootFrom(b nodeBoot, p probe) error {
 			return fmt.Errorf("nfs4_unique_id is %q, want %s", p.uniqueID, uniquifier(b.node))
 		}
 	case "nfs-squashfs":
-		// The loop device's file is root.squashfs, on an NFS volume of
-		// the server's (its mount is left in the initramfs, so the
-		// volume is found by the device number).
-		f := loopFields(p.rootLoop)
-		if len(f) != 2 || path.Base(f[0]) != "root.squashfs" || !onNFSVolume(p.nfsVolumes, f[1], netServer) {
-			return fmt.Errorf("the root's loop device is over %q; want root.squashfs on an NFS volume of %s (volumes %q)", p.rootLoop, netServer, p.nfsVolumes)
+		if err := imageRoot(p, "root.squashfs", netServer); err != nil {
+			return err
 		}
 		if p.uniqueID != uniquifier(b.node) {
 			return fmt.Errorf("nfs4_unique_id is %q, want %s", p.uniqueID, uniquifier(b.node))
 		}
 	case "http-squashfs":
-		f := loopFields(p.rootLoop)
-		if p.rootSource != "" || len(f) != 2 || path.Base(f[0]) != "root.squashfs" || len(p.nfsVolumes) > 0 {
-			return fmt.Errorf("an HTTP image boot has NFS root %q, loop device over %q and NFS volumes %q; want the fetched root.squashfs and no NFS", p.rootSource, p.rootLoop, p.nfsVolumes)
-		}
+		return imageRoot(p, "root.squashfs", "")
 	default:
 		return fmt.Errorf("no image mode %q", b.mode)
 	}

@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -132,44 +133,51 @@ func pipeline(t *testing.T, name string) map[string]float64 {
 	st.run("node", func() error {
 		var err error
 		// NROOT_E2E_INITRD=small boots nroot node --initrd=small's image.
-		res, err = node.Build(ctx, root, node.Options{E2EProbe: true, CacheDir: filepath.Join(cache().CacheDir, "apt-archives"), Initrd: os.Getenv("NROOT_E2E_INITRD")})
+		res, err = node.Build(ctx, root, node.Options{E2EProbe: true, CacheDir: filepath.Join(cache().CacheDir, "apt-archives"), Initrd: initrdFor()})
 		return err
 	})
 	k := res.Kernels[0]
+	if fi, err := os.Stat(filepath.Join(root, k.Initrd)); err == nil {
+		t.Logf("initramfs (--initrd=%s): %d bytes", cmp.Or(initrdFor(), node.InitrdFull), fi.Size())
+		st.times["initrd-mb"] = float64(fi.Size()) / 1e6
+	}
 	verifyInitrd(t, ctx, st, root, k, false)
+	modes := suiteModes(t, name)
+	verifyImageFormats(st, modes, root, k)
+	// The root also as image files, in a directory of their own.
+	images := filepath.Join(work, "images")
+	files := writeImages(ctx, t, st, modes, root, images)
 	var srv *ganesha.Server
 	var cfg *export.Config
 	st.run("export", func() error {
 		var err error
-		cfg, err = export.Render(root, export.Options{Server: "10.0.2.2", Path: "/node", Ganesha: true})
+		cfg, err = export.Render(root, export.Options{Server: userNetHost, Path: "/node", Ganesha: true})
 		if err != nil {
 			return err
 		}
 		// NFSv4 on the standard port: the guest reaches the host's
 		// loopback through QEMU's user network at 10.0.2.2.
-		srv, err = ganesha.Start(ctx, []ganesha.Export{{ID: 1, Path: root, Pseudo: "/node"}}, ganesha.Options{NFSPort: 2049})
+		srv, err = ganesha.Start(ctx, []ganesha.Export{{ID: 1, Path: root, Pseudo: "/node"}, {ID: 2, Path: images, Pseudo: imagesPseudo}}, ganesha.Options{NFSPort: 2049})
 		return err
 	})
 	t.Cleanup(srv.Stop)
 	st.run("export-check", func() error { return exportCheck(ctx, t, srv, root, "/node") })
-	// A machine-id made at boot, nothing written reaching the export.
-	st.log = filepath.Join(work, "serial-1.log")
-	// The suite's one boot also powers off by itself.
-	st.run("boot-1", func() error {
-		p, err := boot(ctx, vm{kernel: filepath.Join(root, k.Vmlinuz), initrd: filepath.Join(root, k.Initrd), powerOff: true}, cfg.Cmdline+" console=ttyS0", st.log)
-		logBoot(t, st, "1", p)
-		if err != nil {
-			return err
+	var boots []suiteBoot
+	st.run("http", func() error {
+		var web *imageHTTP
+		if needsHTTP(modes) {
+			var err error
+			if web, err = serveImages(t, work, images); err != nil {
+				return err
+			}
 		}
-		if err := p.booted(root); err != nil {
-			return err
-		}
-		if p.kernel != k.Version {
-			return fmt.Errorf("the node runs kernel %s, not the image's %s", p.kernel, k.Version)
-		}
-		return nil
+		var err error
+		boots, err = suiteBoots(root, modes, cfg, files, web)
+		return err
 	})
-	st.log = ""
+	// The tree (a machine-id made at boot, nothing written reaching the
+	// export) powers off by itself; the image files boot beside it.
+	bootAtOnce(ctx, t, st, work, root, k, boots)
 	logTimings(t, suite, st)
 	return st.times
 }

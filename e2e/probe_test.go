@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +109,55 @@ func TestRootFrom(t *testing.T) {
 			p := probe{rootLoop: c.loop, nfsVolumes: c.volumes, uniqueID: uniquifier(n)}
 			if err := rootFrom(nodeBoot{node: n, gen: 1, mode: c.mode}, p); (err == nil) != c.ok {
 				t.Errorf("rootFrom: %v, want ok %v", err, c.ok)
+			}
+		})
+	}
+}
+
+// TestImageRoot reads the suites' image boots on QEMU's user network,
+// where the server is 10.0.2.2 (0a000202), erofs beside squashfs.
+func TestImageRoot(t *testing.T) {
+	vol := "v4 0a000202  801 0:53         f0d8e3c1c6e2c7a5:0                no"
+	for _, c := range []struct {
+		name, base, server, loop, source string
+		volumes                          []string
+		ok                               bool
+	}{
+		{"erofs over NFS", "root.erofs", userNetHost, "/root.erofs 0:53", "", []string{vol}, true},
+		{"erofs over NFS, the squashfs attached", "root.erofs", userNetHost, "/root.squashfs 0:53", "", []string{vol}, false},
+		{"erofs over HTTP", "root.erofs", "", `/tmp/curl_fetch_url0/root.erofs\x20(deleted) 0:2`, "", nil, true},
+		{"squashfs over NFS from another server", "root.squashfs", userNetHost, "/root.squashfs 0:53", "", []string{strings.Replace(vol, "0a000202", "0a210001", 1)}, false},
+		{"squashfs over HTTP, an NFS root beside it", "root.squashfs", "", "/tmp/curl_fetch_url0/root.squashfs 0:2", "10.0.2.2:/node", nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := probe{rootLoop: c.loop, nfsVolumes: c.volumes, rootSource: c.source}
+			if err := imageRoot(p, c.base, c.server); (err == nil) != c.ok {
+				t.Errorf("imageRoot: %v, want ok %v", err, c.ok)
+			}
+		})
+	}
+}
+
+// TestImageSent checks what counts in the access log as the file sent.
+func TestImageSent(t *testing.T) {
+	for _, c := range []struct {
+		name, log string
+		fails     bool
+	}{
+		{"a whole GET passes", "127.0.0.1 \"HEAD /root.squashfs HTTP/1.1\" 200 0\n127.0.0.1 \"GET /root.squashfs HTTP/1.1\" 200 1234\n", false},
+		{"a HEAD alone fails", "127.0.0.1 \"HEAD /root.squashfs HTTP/1.1\" 200 0\n", true},
+		{"a short body fails", "127.0.0.1 \"GET /root.squashfs HTTP/1.1\" 200 1000\n", true},
+		{"a partial answer fails", "127.0.0.1 \"GET /root.squashfs HTTP/1.1\" 206 1234\n", true},
+		{"another file fails", "127.0.0.1 \"GET /root.erofs HTTP/1.1\" 200 1234\n", true},
+		{"an empty log fails", "", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := &imageHTTP{logPath: filepath.Join(t.TempDir(), "access.log")}
+			if err := os.WriteFile(s.logPath, []byte(c.log), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.sent("/root.squashfs", 1234); (err != nil) != c.fails {
+				t.Fatalf("sent = %v; want failure %v", err, c.fails)
 			}
 		})
 	}
