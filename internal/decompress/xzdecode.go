@@ -29,7 +29,24 @@ type xzReader struct {
 	block   *xzBlock
 	records []xzRecord
 	err     error
+	// dictBytes is the dictionaries allocated so far, decoded the bytes
+	// handed out: a block may not take the first past dictBudget.
+	dictBytes, decoded int64
 }
+
+// dictPerByte is how many bytes of dictionary the blocks of a stream may
+// allocate, beyond MaxDict, per byte they have decoded. A block whose
+// header records no size gets the dictionary it asks for, allocated (and
+// zeroed) whole, so a few bytes of empty blocks asking for 1 GiB each
+// would otherwise cost a second and a GiB apiece. xz's own blocks are
+// far inside it: a multi-threaded stream records its sizes, and a
+// single-threaded one with --block-size of 1 MiB at -9 allocates 64 MiB
+// a block.
+const dictPerByte = 256
+
+// ErrXZCheck is a block whose CRC32, CRC64 or SHA-256 does not match its
+// data.
+var ErrXZCheck = errors.New("xz: the block's check does not match its data")
 
 // xzRecord is one block as the index lists it.
 type xzRecord struct{ unpadded, uncompressed uint64 }
@@ -57,6 +74,9 @@ var crc64Table = crc64.MakeTable(crc64.ECMA)
 func newXZReader(r ByteReader) *xzReader { return &xzReader{r: r} }
 
 func (x *xzReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, x.err
+	}
 	for x.err == nil {
 		if x.block == nil {
 			x.err = x.next()
@@ -159,6 +179,10 @@ func (x *xzReader) blockHeader(b byte) error {
 		dict = blk.uncompressed
 	}
 	dict = max(dict, lzma.MinDictCap)
+	x.dictBytes += dict
+	if x.dictBytes > MaxDict+dictPerByte*x.decoded {
+		return fmt.Errorf("xz: blocks ask for %d MiB of dictionaries after %d bytes decoded: %w", x.dictBytes>>20, x.decoded, ErrDictTooLarge)
+	}
 	blk.in = &countingReader{r: x.r}
 	lz, err := lzma.Reader2Config{DictCap: int(dict)}.NewReader2(blk.in)
 	if err != nil {
@@ -178,6 +202,7 @@ func (x *xzReader) readBlock(p []byte) (int, error) {
 	blk := x.block
 	n, err := blk.out.Read(p)
 	blk.n += int64(n)
+	x.decoded += int64(n)
 	if blk.hash != nil {
 		blk.hash.Write(p[:n])
 	}
@@ -188,7 +213,7 @@ func (x *xzReader) readBlock(p []byte) (int, error) {
 		return n, nil
 	}
 	if err != io.EOF {
-		return n, err
+		return n, fmt.Errorf("xz: block data: %w", err)
 	}
 	if blk.uncompressed >= 0 && blk.n != blk.uncompressed || blk.compressed >= 0 && blk.in.n != blk.compressed {
 		return n, fmt.Errorf("xz: block smaller than its header says: %w", errXZ)
@@ -203,11 +228,11 @@ func (x *xzReader) readBlock(p []byte) (int, error) {
 		return n, truncated(err)
 	}
 	if blk.hash != nil && !bytes.Equal(sum, checkBytes(x.check, blk.hash)) {
-		return n, errors.New("xz: the block's check does not match its data")
+		return n, ErrXZCheck
 	}
 	x.records = append(x.records, xzRecord{uint64(blk.headerLen + blk.in.n + size), uint64(blk.n)})
 	if len(x.records) > maxXZIndex/2 {
-		return n, errors.New("xz: too many blocks")
+		return n, fmt.Errorf("xz: over %d blocks: %w", maxXZIndex/2, errXZ)
 	}
 	x.block = nil
 	return n, nil
@@ -246,7 +271,7 @@ func (x *xzReader) indexAndFooter() error {
 	if err != nil {
 		return truncated(err)
 	}
-	backward := uint64(binary.LittleEndian.Uint32(f[4:8])+1) * 4
+	backward := (uint64(binary.LittleEndian.Uint32(f[4:8])) + 1) * 4
 	if !bytes.Equal(f[10:], []byte("YZ")) || crc32.ChecksumIEEE(f[4:10]) != binary.LittleEndian.Uint32(f[:4]) ||
 		!bytes.Equal(f[8:10], x.flags[:]) || backward != uint64(len(buf)) {
 		return fmt.Errorf("xz: stream footer: %w", errXZ)

@@ -1,7 +1,9 @@
 package decompress
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"hash/crc32"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // tinyX86 is "hello\xe8\x10\0\0\0 world, \xe8\0\x01\0\0 again\n" as
@@ -123,8 +126,8 @@ func TestXZDecoderRefuses(t *testing.T) {
 	}{
 		{"stream header flags", flip(7), errXZ, ""},
 		{"block header", flip(15), errXZ, "block header CRC32"},
-		{"a CALL target in the data", flip(34), nil, "check does not match"},
-		{"the stored check", flip(60), nil, "check does not match"},
+		{"a CALL target in the data", flip(34), ErrXZCheck, ""},
+		{"the stored check", flip(60), ErrXZCheck, ""},
 		{"the index", flip(65), errXZ, ""},
 		{"the footer", flip(len(tinyX86) - 3), errXZ, ""},
 		{"truncated in the data", tinyX86[:40], io.ErrUnexpectedEOF, ""},
@@ -208,4 +211,81 @@ func FuzzXZDecoder(f *testing.F) {
 			t.Fatalf("read whole: %d bytes; a byte at a time: %d bytes, %v", len(whole), len(bytewise), err)
 		}
 	})
+}
+
+// emptyBlocks is an xz stream of n empty blocks, each asking for a
+// dictionary of 1 GiB and recording no sizes, with a right index and
+// every CRC32 right: what the dictionary budget is for.
+func emptyBlocks(n int) []byte {
+	le32 := func(b []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(b, v) }
+	out := []byte{0xfd, '7', 'z', 'X', 'Z', 0, 0, 1}
+	out = le32(out, crc32.ChecksumIEEE([]byte{0, 1}))
+	// Block header: size, flags (one filter, no sizes), LZMA2 with
+	// dictionary property 36 (1 GiB), padding, CRC32.
+	h := []byte{2, 0, 0x21, 1, 36, 0, 0, 0}
+	h = le32(h, crc32.ChecksumIEEE(h))
+	for range n {
+		out = append(out, h...)
+		out = append(out, 0, 0, 0, 0) // LZMA2's end, padding
+		out = le32(out, crc32.ChecksumIEEE(nil))
+	}
+	// Index: indicator, count, (unpadded 17, uncompressed 0) each.
+	idx := []byte{0, byte(n)}
+	for range n {
+		idx = append(idx, 17, 0)
+	}
+	for len(idx)%4 != 0 {
+		idx = append(idx, 0)
+	}
+	idx = le32(idx, crc32.ChecksumIEEE(idx))
+	out = append(out, idx...)
+	f := le32(nil, uint32(len(idx)/4-1))
+	f = append(f, 0, 1)
+	out = le32(out, crc32.ChecksumIEEE(f))
+	return append(append(out, f...), 'Y', 'Z')
+}
+
+// TestXZDictionaryBudget: empty blocks that each ask for a 1 GiB
+// dictionary are refused after the first, before the next is allocated.
+func TestXZDictionaryBudget(t *testing.T) {
+	goDecode := func(b []byte) ([]byte, error) { return io.ReadAll(newXZReader(bufio.NewReader(bytes.NewReader(b)))) }
+	if got, err := goDecode(emptyBlocks(1)); err != nil || len(got) != 0 {
+		t.Fatalf("one empty block: %q, %v", got, err)
+	}
+	// The stream is sound: the xz program takes it.
+	if _, err := exec.LookPath("xz"); err == nil {
+		cmd := exec.Command("xz", "-t")
+		cmd.Stdin = bytes.NewReader(emptyBlocks(8))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("xz -t of the eight blocks: %v: %s", err, out)
+		}
+	}
+	start := time.Now()
+	_, err := goDecode(emptyBlocks(8))
+	if !errors.Is(err, ErrDictTooLarge) {
+		t.Fatalf("eight empty 1 GiB blocks: err = %v, want ErrDictTooLarge", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("refusing took %v", d)
+	}
+}
+
+// TestXZReadEmpty: a Read with no room returns at once, inside a block
+// too.
+func TestXZReadEmpty(t *testing.T) {
+	x := newXZReader(bufio.NewReader(bytes.NewReader(tinyX86)))
+	var one [1]byte
+	if _, err := x.Read(one[:]); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := x.Read(nil); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Read(nil) = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read(nil) inside a block does not return")
+	}
 }

@@ -317,7 +317,7 @@ func readXZIndex(r ByteReader, rec func(unpadded, uncompressed uint64) error) ([
 			return nil, err
 		}
 		if len(buf) > maxXZIndex {
-			return nil, errors.New("xz: index larger than 16 MiB")
+			return nil, fmt.Errorf("xz: index larger than 16 MiB: %w", errXZ)
 		}
 		if err := rec(unpadded, uncompressed); err != nil {
 			return nil, err

@@ -312,9 +312,17 @@ func Verify(r io.Reader, o Options) ([]report.Check, *initrd.Info, error) {
 
 // hookUnits are dracut-systemd's units that run the hook stages nroot's
 // boots use (parse-nfsroot and parse-livenet at cmdline, nfs-start-rpc at
-// pre-udev, the root's handlers in the initqueue, the overlay and the
-// node's identity at pre-pivot).
-var hookUnits = []string{"dracut-cmdline.service", "dracut-pre-udev.service", "dracut-initqueue.service", "dracut-pre-pivot.service"}
+// pre-udev, the overlay and the node's identity at pre-pivot).
+var hookUnits = []string{"dracut-cmdline.service", "dracut-pre-udev.service", "dracut-pre-pivot.service"}
+
+// initqueueUnit runs the root's handlers in the initqueue. dracut-systemd
+// installs it up to dracut 107; from 108 the initqueue module does, which
+// only what waits in the queue pulls in (the network, NFS, live images),
+// so an image is asked for it when it has one of those.
+const initqueueUnit = "dracut-initqueue.service"
+
+// initqueueUsers are dracut modules whose boot waits in the initqueue.
+var initqueueUsers = []string{"initqueue", "network", "network-legacy", "nfs", "livenet", "dmsquash-live"}
 
 // unitDirs are where systemd in the initramfs reads units.
 var unitDirs = []string{"usr/lib/systemd/system", "lib/systemd/system", "etc/systemd/system"}
@@ -333,8 +341,12 @@ func (s *scanned) initChecks(has func(string) bool) []report.Check {
 	head := s.heads[real]
 	switch {
 	case path.Base(real) == "systemd" && bytes.HasPrefix(head, []byte("\x7fELF")):
+		units := append([]string{"initrd.target"}, hookUnits...)
+		if slices.ContainsFunc(initqueueUsers, has) {
+			units = append(units, initqueueUnit)
+		}
 		var missing []string
-		for _, u := range append([]string{"initrd.target"}, hookUnits...) {
+		for _, u := range units {
 			if s.findAny(unitPaths(u)...) == "" {
 				missing = append(missing, u)
 			}
@@ -342,7 +354,7 @@ func (s *scanned) initChecks(has func(string) bool) []report.Check {
 		if len(missing) > 0 {
 			return []report.Check{report.Result("init-systemd", false, fmt.Sprintf("/init is systemd (%s) but the image lacks %s: systemd would not reach initrd.target's root or run dracut's hooks; add dracut's systemd-initrd and dracut-systemd modules, or leave systemd out for dracut's shell /init (omit systemd, systemd-initrd, dracut-systemd)", real, strings.Join(missing, ", ")))}
 		}
-		return []report.Check{report.Result("init-systemd", true, fmt.Sprintf("/init is systemd (%s): initrd.target and dracut's hook units %s present", real, strings.Join(hookUnits, ", ")))}
+		return []report.Check{report.Result("init-systemd", true, fmt.Sprintf("/init is systemd (%s): %s present", real, strings.Join(units, ", ")))}
 	case bytes.HasPrefix(head, []byte("#!")):
 		line, _, _ := bytes.Cut(head[2:], []byte("\n"))
 		interp := ""

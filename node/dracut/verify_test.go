@@ -245,6 +245,8 @@ func TestVerifyInit(t *testing.T) {
 		{"systemd with initrd.target and hook units", systemd, "init-systemd", true, "initrd.target"},
 		{"systemd without initrd.target", edit(systemd, nil, units+"initrd.target"), "init-systemd", false, "lacks initrd.target"},
 		{"systemd without dracut-systemd's pre-pivot unit", edit(systemd, nil, units+"dracut-pre-pivot.service"), "init-systemd", false, "dracut-pre-pivot.service"},
+		{"systemd with the network, without the initqueue's unit", edit(systemd, nil, units+"dracut-initqueue.service"), "init-systemd", false, "dracut-initqueue.service"},
+		{"a local-disk systemd image of dracut 108, without the initqueue's unit", edit(systemd, map[string]string{"usr/lib/dracut/modules.txt": "base\nsystemd\nsystemd-initrd\ndracut-systemd\nrootfs-block\n"}, units+"dracut-initqueue.service"), "init-systemd", true, ""},
 		{"systemd's units in /lib", edit(systemd, map[string]string{"lib/systemd/system/initrd.target": "[Unit]\n"}, units+"initrd.target"), "init-systemd", true, ""},
 		{"dracut's shell init", shell, "init-shell", true, "usr/bin/bash"},
 		{"shell init without switch_root", edit(shell, nil, "usr/sbin/switch_root"), "init-shell", false, "switch_root is missing"},
