@@ -217,22 +217,47 @@ func FuzzXZDecoder(f *testing.F) {
 // dictionary of 1 GiB and recording no sizes, with a right index and
 // every CRC32 right: what the dictionary budget is for.
 func emptyBlocks(n int) []byte {
+	return xzEmpty(n, xzEmptyOpts{listed: n, unpadded: 17, compressed: -1, uncompressed: -1, dict: 36})
+}
+
+// xzEmptyOpts say how xzEmpty's stream differs from a sound one.
+type xzEmptyOpts struct {
+	listed, unpadded         int // the index's records and their unpadded size (17 is right)
+	compressed, uncompressed int // sizes the block headers record; -1 none (1 and 0 are right)
+	dict                     byte // LZMA2's dictionary property: 0 is 4 KiB, 36 is 1 GiB
+}
+
+// xzEmpty writes n empty blocks (LZMA2's end alone) with the index and
+// sizes o gives, every CRC32 computed over what it covers.
+func xzEmpty(n int, o xzEmptyOpts) []byte {
 	le32 := func(b []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(b, v) }
 	out := []byte{0xfd, '7', 'z', 'X', 'Z', 0, 0, 1}
 	out = le32(out, crc32.ChecksumIEEE([]byte{0, 1}))
-	// Block header: size, flags (one filter, no sizes), LZMA2 with
-	// dictionary property 36 (1 GiB), padding, CRC32.
-	h := []byte{2, 0, 0x21, 1, 36, 0, 0, 0}
+	// Block header: size, flags (one filter, the sizes recorded), the
+	// sizes, LZMA2 with its dictionary property, padding, CRC32.
+	h := []byte{0, 0}
+	if o.compressed >= 0 {
+		h[1] |= 0x40
+		h = append(h, byte(o.compressed))
+	}
+	if o.uncompressed >= 0 {
+		h[1] |= 0x80
+		h = append(h, byte(o.uncompressed))
+	}
+	h = append(h, 0x21, 1, o.dict)
+	for len(h)%4 != 0 {
+		h = append(h, 0)
+	}
+	h[0] = byte(len(h)/4) // (header size with its CRC32) / 4 - 1
 	h = le32(h, crc32.ChecksumIEEE(h))
 	for range n {
 		out = append(out, h...)
 		out = append(out, 0, 0, 0, 0) // LZMA2's end, padding
 		out = le32(out, crc32.ChecksumIEEE(nil))
 	}
-	// Index: indicator, count, (unpadded 17, uncompressed 0) each.
-	idx := []byte{0, byte(n)}
-	for range n {
-		idx = append(idx, 17, 0)
+	idx := []byte{0, byte(o.listed)}
+	for range o.listed {
+		idx = append(idx, byte(o.unpadded-12+len(h)), 0)
 	}
 	for len(idx)%4 != 0 {
 		idx = append(idx, 0)
@@ -243,6 +268,46 @@ func emptyBlocks(n int) []byte {
 	f = append(f, 0, 1)
 	out = le32(out, crc32.ChecksumIEEE(f))
 	return append(append(out, f...), 'Y', 'Z')
+}
+
+// TestXZSizes: a block or an index that disagrees with the data is
+// refused, every CRC32 being right; the sound variants decode.
+func TestXZSizes(t *testing.T) {
+	goDecode := func(b []byte) ([]byte, error) { return io.ReadAll(newXZReader(bufio.NewReader(bytes.NewReader(b)))) }
+	sound := xzEmptyOpts{listed: 2, unpadded: 17, compressed: -1, uncompressed: -1}
+	for _, tt := range []struct {
+		name string
+		edit func(*xzEmptyOpts)
+		ok   bool
+	}{
+		{"no sizes recorded", func(*xzEmptyOpts) {}, true},
+		{"right sizes recorded", func(o *xzEmptyOpts) { o.compressed, o.uncompressed = 1, 0 }, true},
+		{"compressed size too large", func(o *xzEmptyOpts) { o.compressed = 2 }, false},
+		{"uncompressed size too large", func(o *xzEmptyOpts) { o.uncompressed = 1 }, false},
+		{"an index record more than the blocks", func(o *xzEmptyOpts) { o.listed = 3 }, false},
+		{"an index record fewer", func(o *xzEmptyOpts) { o.listed = 1 }, false},
+		{"a wrong unpadded size in the index", func(o *xzEmptyOpts) { o.unpadded = 18 }, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := sound
+			tt.edit(&o)
+			b := xzEmpty(2, o)
+			if _, err := exec.LookPath("xz"); err == nil {
+				cmd := exec.Command("xz", "-t")
+				cmd.Stdin = bytes.NewReader(b)
+				if err := cmd.Run(); (err == nil) != tt.ok {
+					t.Fatalf("xz -t: %v, want ok %v (the stream is not what the case says)", err, tt.ok)
+				}
+			}
+			_, err := goDecode(b)
+			if (err == nil) != tt.ok {
+				t.Fatalf("decode: %v, want ok %v", err, tt.ok)
+			}
+			if err != nil && !errors.Is(err, errXZ) {
+				t.Errorf("err = %v, want errXZ", err)
+			}
+		})
+	}
 }
 
 // TestXZDictionaryBudget: empty blocks that each ask for a 1 GiB
