@@ -222,8 +222,8 @@ func emptyBlocks(n int) []byte {
 
 // xzEmptyOpts say how xzEmpty's stream differs from a sound one.
 type xzEmptyOpts struct {
-	listed, unpadded         int // the index's records and their unpadded size (17 is right)
-	compressed, uncompressed int // sizes the block headers record; -1 none (1 and 0 are right)
+	listed, unpadded         int  // the index's records and their unpadded size (17 is right)
+	compressed, uncompressed int  // sizes the block headers record; -1 none (1 and 0 are right)
 	dict                     byte // LZMA2's dictionary property: 0 is 4 KiB, 36 is 1 GiB
 }
 
@@ -248,7 +248,7 @@ func xzEmpty(n int, o xzEmptyOpts) []byte {
 	for len(h)%4 != 0 {
 		h = append(h, 0)
 	}
-	h[0] = byte(len(h)/4) // (header size with its CRC32) / 4 - 1
+	h[0] = byte(len(h) / 4) // (header size with its CRC32) / 4 - 1
 	h = le32(h, crc32.ChecksumIEEE(h))
 	for range n {
 		out = append(out, h...)
