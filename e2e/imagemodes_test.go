@@ -73,9 +73,26 @@ func imageMode(mode string) (overNFS bool, f fsimage.Format, err error) {
 	return transport == "nfs", f, nil
 }
 
+// smallInitrd are the suites make e2e builds with nroot node
+// --initrd=small, the image nodes are meant to boot (dracut's shell /init,
+// xz): trixie's, at 14.9 MB. The full image, the default, boots in the
+// cluster (bookworm) and on noble.
+var smallInitrd = map[string]bool{"trixie": true}
+
+// smallGoal is the most a trixie node's small initramfs may weigh.
+const smallGoal = 15_000_000
+
 // initrdFor is the --initrd mode a suite's node is built with:
-// NROOT_E2E_INITRD (small or full), else the default.
-func initrdFor() string { return os.Getenv("NROOT_E2E_INITRD") }
+// NROOT_E2E_INITRD (small or full) for every suite, else smallInitrd's.
+func initrdFor(suite string) string {
+	if m := os.Getenv("NROOT_E2E_INITRD"); m != "" {
+		return m
+	}
+	if smallInitrd[suite] {
+		return node.InitrdSmall
+	}
+	return node.InitrdFull
+}
 
 // imageFile is one image file of the root.
 type imageFile struct {
