@@ -303,7 +303,7 @@ func buildReleaseOnly(t *testing.T, ctx context.Context, st *stages, nroot func(
 	if len(res.Kernels) != 1 || res.Kernels[0].Version != abi.release {
 		t.Fatalf("nroot node on a release-only image installed kernels %+v; want the release's %s alone (did node add the -updates or -security suites?)", res.Kernels, abi.release)
 	}
-	verifyInitrd(t, ctx, st, root, res.Kernels[0], true)
+	verifyInitrd(t, ctx, st, root, res.Kernels[0], node.InitrdFull, true)
 	st.run("sources", func() error { return addSuites(root, abi.sources) })
 	return abi
 }

@@ -32,6 +32,9 @@ kernel/fs/overlayfs/overlay.ko.xz:
 kernel/fs/squashfs/squashfs.ko.xz:
 kernel/fs/erofs/erofs.ko.xz: kernel/lib/libcrc32c.ko.xz
 kernel/lib/libcrc32c.ko.xz:
+kernel/net/bridge/bridge.ko.xz: kernel/net/802/stp.ko.xz
+kernel/net/802/stp.ko.xz:
+kernel/fs/isofs/isofs.ko.xz:
 `
 
 const testModulesBuiltin = "kernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio_pci.ko\nkernel/drivers/char/virtio_console.ko\n"
@@ -53,13 +56,16 @@ func TestSmallDrivers(t *testing.T) {
 		{"virtio by default", nil,
 			[]string{"virtio_net", "virtio_blk", "virtio_scsi", "virtio_pci", "virtio_console", "nfs", "nfsv4", "overlay", "squashfs", "erofs", "loop"},
 			[]string{"e1000e", "virtio_rng", "nfsv3", "af_packet"}, // absent from this kernel: skipped
-			[]string{"bonding", "e1000e", "igb", "mdio", "mlx5_core", "mlxfw"}, ""},
+			[]string{"bonding", "bridge", "e1000e", "igb", "isofs", "mdio", "mlx5_core", "mlxfw"}, ""},
 		{"named NIC and its drivers/net dependency kept", []string{"igb", "nvme"},
 			[]string{"igb", "nvme", "nfs", "overlay", "loop"},
 			[]string{"virtio_net", "virtio_blk"},
-			[]string{"bonding", "e1000e", "mlx5_core", "mlxfw", "net_failover", "scsi_mod", "virtio_net", "virtio_scsi"}, ""},
+			[]string{"bonding", "bridge", "e1000e", "isofs", "mlx5_core", "mlxfw", "net_failover", "scsi_mod", "virtio_net", "virtio_scsi"}, ""},
+		{"named bridge kept", []string{"virtio_net", "bridge"},
+			[]string{"virtio_net", "bridge"}, nil,
+			[]string{"bonding", "e1000e", "igb", "isofs", "mdio", "mlx5_core", "mlxfw", "scsi_mod", "virtio_scsi"}, ""},
 		{"dash spelling", []string{"nvme-core"}, []string{"nvme_core"}, nil,
-			[]string{"bonding", "e1000e", "igb", "mdio", "mlx5_core", "mlxfw", "net_failover", "scsi_mod", "virtio_net", "virtio_scsi"}, ""},
+			[]string{"bonding", "bridge", "e1000e", "igb", "isofs", "mdio", "mlx5_core", "mlxfw", "net_failover", "scsi_mod", "virtio_net", "virtio_scsi"}, ""},
 		{"unknown module", []string{"e1000x"}, nil, nil, nil, "--drivers e1000x: kernel 6.12.1-amd64 has no such module"},
 	}
 	for _, tt := range tests {
@@ -92,7 +98,7 @@ func TestSmallDrivers(t *testing.T) {
 					t.Errorf("%s both included and omitted", d)
 				}
 			}
-			conf := driversConfText(drivers, omit)
+			conf := driversConfText(smallConfig{Drivers: drivers, Omit: omit})
 			if !strings.Contains(conf, `drivers+=" `+strings.Join(drivers, " ")+` "`) {
 				t.Errorf("conf lacks the drivers line:\n%s", conf)
 			}
@@ -197,8 +203,8 @@ var bootModuleDeps = []string{
 
 // TestSmallKeepsBootModules checks that the small image's configuration
 // omits none of the dracut modules a boot mode needs, for every network
-// handler and overlay module nroot chooses, and that it turns off fsck
-// and compresses harder.
+// handler and overlay module nroot chooses; the shell-init image none
+// but systemd's.
 func TestSmallKeepsBootModules(t *testing.T) {
 	tests := []struct {
 		name string
@@ -222,13 +228,81 @@ func TestSmallKeepsBootModules(t *testing.T) {
 				if slices.Contains(smallOmitModules, m) {
 					t.Errorf("the small image omits %s, which a boot needs", m)
 				}
+				// Under dracut's shell /init, systemd's modules go.
+				if shellInit(tt.d) && !strings.Contains(m, "systemd") && slices.Contains(shellInitModules, m) {
+					t.Errorf("the shell-init image omits %s, which a boot needs", m)
+				}
 			}
 		})
 	}
-	conf := driversConfText([]string{"virtio_net"}, nil)
-	for _, want := range []string{"nofscks=\"yes\"\n", "compress=\"xz --check=crc32 --lzma2=preset=9 -T0\"\n", "omit_dracutmodules+=\" hwdb nvdimm "} {
-		if !strings.Contains(conf, want) {
-			t.Errorf("91-nroot-small.conf lacks %q:\n%s", want, conf)
+}
+
+// TestDriversConfText checks the small image's dracut.conf.d file: fsck
+// off, xz with the x86 filter on x86 alone, and systemd left out for
+// dracut's shell /init only when asked (the network-legacy handler).
+func TestDriversConfText(t *testing.T) {
+	omitLine := regexp.MustCompile(`(?m)^omit_dracutmodules\+=" ([^"]*) "$`)
+	tests := []struct {
+		name     string
+		c        smallConfig
+		compress string
+		shell    bool
+	}{
+		{"amd64 with network-legacy", smallConfig{Drivers: []string{"virtio_net"}, ShellInit: true, X86: true}, "xz --check=crc32 --x86 --lzma2=preset=9 -T0", true},
+		{"arm64 with network-legacy", smallConfig{Drivers: []string{"virtio_net"}, ShellInit: true}, "xz --check=crc32 --lzma2=preset=9 -T0", true},
+		{"amd64 with systemd-networkd keeps systemd", smallConfig{Drivers: []string{"virtio_net"}, X86: true}, "xz --check=crc32 --x86 --lzma2=preset=9 -T0", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conf := driversConfText(tt.c)
+			for _, want := range []string{"nofscks=\"yes\"\n", "compress=\"" + tt.compress + "\"\n", "omit_dracutmodules+=\" hwdb nvdimm ", "drivers+=\" virtio_net \"\n"} {
+				if !strings.Contains(conf, want) {
+					t.Errorf("91-nroot-small.conf lacks %q:\n%s", want, conf)
+				}
+			}
+			var omitted []string
+			for _, m := range omitLine.FindAllStringSubmatch(conf, -1) {
+				omitted = append(omitted, strings.Fields(m[1])...)
+			}
+			for _, m := range []string{"systemd", "systemd-initrd", "dracut-systemd", "systemd-udevd"} {
+				if got := slices.Contains(omitted, m); got != tt.shell {
+					t.Errorf("omits %s: %v, want %v", m, got, tt.shell)
+				}
+			}
+			for _, m := range []string{"base", "udev-rules", "network-legacy", "nfs", "livenet", "dmsquash-live", "overlay-root", "nroot-identity"} {
+				if slices.Contains(omitted, m) {
+					t.Errorf("omits %s, which the shell init's boot needs", m)
+				}
+			}
+		})
+	}
+}
+
+func TestShellInit(t *testing.T) {
+	for h, want := range map[string]bool{"network-legacy": true, "systemd-networkd": false, "network-manager": false} {
+		if got := shellInit(Dracut{NetworkHandler: h}); got != want {
+			t.Errorf("%s: %v, want %v", h, got, want)
+		}
+	}
+}
+
+func TestNodePackages(t *testing.T) {
+	tests := []struct {
+		o         Options
+		wantZstd  bool
+		wantExtra []string
+	}{
+		{Options{}, true, nil},
+		{Options{Initrd: InitrdFull, Packages: []string{"hello"}}, true, []string{"hello"}},
+		{Options{Initrd: InitrdSmall, Packages: []string{"hello"}}, false, []string{"hello", "xz-utils"}},
+	}
+	for _, tt := range tests {
+		base, extra := nodePackages(tt.o)
+		if got := slices.Contains(base, "zstd"); got != tt.wantZstd {
+			t.Errorf("%q: zstd in %v: %v, want %v", tt.o.Initrd, base, got, tt.wantZstd)
+		}
+		if !slices.Contains(base, "dracut") || !slices.Equal(extra, tt.wantExtra) {
+			t.Errorf("%q: base %v extra %v, want extra %v", tt.o.Initrd, base, extra, tt.wantExtra)
 		}
 	}
 }

@@ -251,8 +251,8 @@ func (e *MissingPackagesError) Error() string {
 // and the kernel can be installed, with the DHCP client where the
 // distribution still has it; it returns the packages to install before
 // the kernel.
-func plan(ctx context.Context, r *nspawn.Runner, kernel string, extra []string) ([]string, error) {
-	pkgs := append(append([]string{}, basePackages...), extra...)
+func plan(ctx context.Context, r *nspawn.Runner, kernel string, base, extra []string) ([]string, error) {
+	pkgs := append(slices.Clone(base), extra...)
 	simulate := func(list []string) error {
 		return runTo(ctx, r, nil, append([]string{"apt-get", "-s", "-q", "--no-install-recommends", "install"}, list...)...)
 	}
@@ -383,11 +383,8 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	}
 	// Everything is asked of apt first, without changing anything (but
 	// apt's lists): an image that cannot become a node is refused as it is.
-	extra := o.Packages
-	if o.Initrd == InitrdSmall {
-		extra = append(slices.Clone(o.Packages), smallPackages...)
-	}
-	pkgs, err := plan(ctx, r, kernel, extra)
+	base, extra := nodePackages(o)
+	pkgs, err := plan(ctx, r, kernel, base, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -417,7 +414,7 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	if err := writeDracutConf(img, d); err != nil {
 		return nil, err
 	}
-	if _, err := writeDriversConf(img, o); err != nil {
+	if _, err := writeDriversConf(img, o, d); err != nil {
 		return nil, err
 	}
 	// With the configuration in place, the kernel's postinst builds the
@@ -429,7 +426,7 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	}
 	// The small image's omitted drivers come from the installed
 	// kernels' modules: when they changed it, dracut runs again.
-	if changed, err := writeDriversConf(img, o); err != nil {
+	if changed, err := writeDriversConf(img, o, d); err != nil {
 		return nil, err
 	} else if changed {
 		confTime = time.Now()
@@ -578,22 +575,25 @@ const (
 	maxDpkgStatus = 256 << 20 // the dpkg status file of a large image is a few MB
 )
 
+// imageArch is the image's Debian architecture: dpkg's arch file, else
+// the dpkg package's; "" when neither says.
+func imageArch(img *fsroot.Root) string {
+	if b, err := img.ReadFile("var/lib/dpkg/arch", maxSmallFile); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			return f[0]
+		}
+	}
+	if st, err := dpkgStatus(img); err == nil {
+		if p := st["dpkg"]; p != nil {
+			return p.Get("Architecture")
+		}
+	}
+	return ""
+}
+
 // defaultKernel is the kernel metapackage for the image's architecture.
 func defaultKernel(img *fsroot.Root) (string, error) {
-	b, err := img.ReadFile("var/lib/dpkg/arch", maxSmallFile)
-	arch := ""
-	if err == nil {
-		arch = strings.Fields(string(b) + " ")[0]
-	}
-	if arch == "" {
-		st, err := dpkgStatus(img)
-		if err != nil {
-			return "", err
-		}
-		if p := st["dpkg"]; p != nil {
-			arch = p.Get("Architecture")
-		}
-	}
+	arch := imageArch(img)
 	flavour := map[string]string{"amd64": "amd64", "arm64": "arm64", "i386": "686-pae", "armhf": "armmp", "ppc64el": "powerpc64le", "s390x": "s390x", "riscv64": "riscv64"}[arch]
 	if flavour == "" {
 		return "", fmt.Errorf("node: no default kernel for architecture %q; pass --kernel", arch)

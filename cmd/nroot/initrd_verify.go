@@ -18,7 +18,11 @@ func newInitrdVerifyCmd() *cobra.Command {
 		Use:   "verify IMAGE [--mode tree|nfs-image|http-image|all] [--nfs] [--overlay] [--kver K] [--rootfs DIR]",
 		Short: "Check, without booting, that an image can do what a node needs",
 		Long: `Verify runs named checks, each PASS or FAIL with its reason: /init is an
-executable; dracut's base, network (with a handler) and, with --nfs, nfs
+executable; a systemd /init has initrd.target and dracut-systemd's units that
+run the hooks (init-systemd: without them systemd never mounts the root), and
+dracut's shell /init (an image built without systemd) its interpreter,
+switch_root, dracut-lib.sh, udevd and udevadm, and no systemd-networkd
+(init-shell); dracut's base, network (with a handler) and, with --nfs, nfs
 modules with mount.nfs, nfs-lib.sh and their hooks; the kernel modules
 sunrpc, nfs, nfsv3/nfsv4 and, with --overlay, overlay are present and
 consistent with modules.dep; every executable's DT_NEEDED libraries resolve

@@ -11,7 +11,6 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 )
 
 // Format names a compression.
@@ -70,15 +69,9 @@ func NewReader(f Format, r io.Reader) (io.ReadCloser, error) {
 		}
 		return readCloser{z, z.Close}, nil
 	case XZ:
-		// The stream is walked block by block on its way in, so that
-		// a dictionary over MaxDict, or a filter the Go decoder lacks,
-		// is refused before the decoder, which takes the size from the
-		// block header, allocates it.
-		z, err := xz.NewReader(&Units{R: br, Next: (&xzStream{r: br, multi: true, lzma2Only: true}).next})
-		if err != nil {
-			return nil, err
-		}
-		return readCloser{Reader: z}, nil
+		// nroot's own decoder (xzdecode.go): LZMA2, with the x86
+		// filter or without, a dictionary over MaxDict refused.
+		return readCloser{Reader: newXZReader(br)}, nil
 	case Zstd:
 		z, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
 		if err != nil {

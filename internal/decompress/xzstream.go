@@ -18,7 +18,6 @@ import (
 type xzStream struct {
 	r         ByteReader
 	multi     bool  // more streams, after stream padding, may follow
-	lzma2Only bool  // for the Go decoder, which has no BCJ or delta filters
 	state     int   // 0 stream header, 1 block or index, 2 LZMA2 chunks, 3 footer, 4 done
 	checkSize int64 // bytes of each block's check
 	chunked   int64 // compressed bytes of the current block so far
@@ -43,9 +42,10 @@ func NewXZStream(r ByteReader, multi bool) io.Reader {
 	return &Units{R: r, Next: x.next}
 }
 
-// ErrXZFilter says an xz block uses a filter besides LZMA2 (BCJ, delta),
-// which the Go decoder does not have and the xz program does.
-var ErrXZFilter = errors.New("xz: the block uses a BCJ or delta filter, which the Go decoder lacks; install the xz program (package xz-utils)")
+// ErrXZFilter says an xz block uses a filter besides LZMA2 and x86
+// (another BCJ filter, delta), which the Go decoder does not have and the
+// xz program does.
+var ErrXZFilter = errors.New("xz: the block uses a filter other than LZMA2 and x86 (another BCJ filter, delta), which the Go decoder lacks; install the xz program (package xz-utils)")
 
 // lzma2Dict is the dictionary size an LZMA2 filter property byte asks for.
 func lzma2Dict(b byte) (int64, error) {
@@ -56,36 +56,6 @@ func lzma2Dict(b byte) (int64, error) {
 		return 1<<32 - 1, nil
 	}
 	return int64(2|b&1) << (b/2 + 11), nil
-}
-
-// shrinkDict lowers the LZMA2 dictionary that block header h asks for,
-// its property byte at h[prop], to the block's uncompressed size when
-// that is smaller, and puts the header's CRC32 right. The Go decoder
-// allocates (and clears) the whole dictionary for every block: xz
-// records 8 MiB at its default level for a control archive of a few
-// KiB. Within one block no match reaches back past the block's start,
-// so a dictionary as large as the block decodes it the same; a block
-// larger than its header says fails in the decoder either way. The
-// original CRC is checked first, so that a damaged header is never
-// made to look whole.
-func shrinkDict(h []byte, prop int, uncompressed int64) error {
-	body, sum := h[:len(h)-4], binary.LittleEndian.Uint32(h[len(h)-4:])
-	if crc32.ChecksumIEEE(body) != sum {
-		return errXZ
-	}
-	p := byte(0)
-	for p < h[prop] {
-		if d, _ := lzma2Dict(p); d >= uncompressed {
-			break
-		}
-		p++
-	}
-	if p == h[prop] {
-		return nil
-	}
-	h[prop] = p
-	binary.LittleEndian.PutUint32(h[len(h)-4:], crc32.ChecksumIEEE(body))
-	return nil
 }
 
 // xzCheckSizes is the size of a block's check by check type.
@@ -111,73 +81,12 @@ func (x *xzStream) next() ([]byte, int64, error) {
 		if b == 0 {
 			return x.index()
 		}
-		h := make([]byte, (int(b)+1)*4)
-		h[0] = b
-		if _, err := io.ReadFull(x.r, h[1:]); err != nil {
-			return nil, 0, io.ErrUnexpectedEOF
+		h, bh, err := readXZBlockHeader(x.r, b)
+		if err != nil {
+			return nil, 0, err
 		}
-		flags := h[1]
-		if flags&0x3c != 0 {
-			return nil, 0, errXZ
-		}
-		rest := bytes.NewReader(h[2 : len(h)-4])
-		compressed, uncompressed := int64(-1), int64(-1)
-		if flags&0x40 != 0 {
-			v, err := binary.ReadUvarint(rest)
-			if err != nil || v == 0 || v > 1<<62 {
-				return nil, 0, errXZ
-			}
-			compressed = int64(v)
-		}
-		if flags&0x80 != 0 {
-			v, err := binary.ReadUvarint(rest)
-			if err != nil || v > 1<<62 {
-				return nil, 0, errXZ
-			}
-			uncompressed = int64(v)
-		}
-		var last uint64
-		for range int(flags&3) + 1 {
-			id, err := binary.ReadUvarint(rest)
-			if err != nil {
-				return nil, 0, errXZ
-			}
-			n, err := binary.ReadUvarint(rest)
-			if err != nil || n > uint64(rest.Len()) {
-				return nil, 0, errXZ
-			}
-			if id == 0x21 {
-				p, err := rest.ReadByte()
-				if err != nil || n != 1 {
-					return nil, 0, errXZ
-				}
-				d, err := lzma2Dict(p)
-				if err != nil {
-					return nil, 0, err
-				}
-				if d > MaxDict {
-					return nil, 0, fmt.Errorf("xz: block asks for a %d MiB dictionary: %w", d>>20, ErrDictTooLarge)
-				}
-				if x.lzma2Only && uncompressed >= 0 {
-					if err := shrinkDict(h, len(h)-4-rest.Len()-1, uncompressed); err != nil {
-						return nil, 0, err
-					}
-				}
-			} else {
-				if x.lzma2Only {
-					return nil, 0, ErrXZFilter
-				}
-				rest.Seek(int64(n), io.SeekCurrent)
-			}
-			last = id
-		}
-		if compressed >= 0 {
-			return h, int64(len(h)) + compressed + pad4(compressed) + x.checkSize, nil
-		}
-		// Without the size, the data must be LZMA2 (the last filter)
-		// to be walked chunk by chunk.
-		if last != 0x21 {
-			return nil, 0, errXZ
+		if bh.compressed >= 0 {
+			return h, int64(len(h)) + bh.compressed + pad4(bh.compressed) + x.checkSize, nil
 		}
 		x.state, x.chunked = 2, 0
 		return h, int64(len(h)), nil
@@ -258,49 +167,176 @@ func (x *xzStream) next() ([]byte, int64, error) {
 
 // streamHeader checks a stream header and starts its blocks.
 func (x *xzStream) streamHeader(h []byte) ([]byte, int64, error) {
-	if !bytes.Equal(h[:6], []byte{0xfd, '7', 'z', 'X', 'Z', 0}) || h[6] != 0 || h[7] > 0x0f {
-		return nil, 0, errXZ
+	check, err := parseXZStreamHeader(h)
+	if err != nil {
+		return nil, 0, err
 	}
-	x.checkSize = xzCheckSizes[h[7]]
+	x.checkSize = xzCheckSizes[check]
 	x.state = 1
 	return h, 12, nil
 }
 
-// index reads the index whose indicator byte was just read: the number
-// of records, the records, padding to 4 bytes and a CRC32.
+// index reads the index whose indicator byte was just read, and passes
+// it on whole.
 func (x *xzStream) index() ([]byte, int64, error) {
-	buf := []byte{0}
-	// Varints read byte by byte, so the bytes passed on are the file's.
-	uvarint := func() error {
-		for range 9 {
-			b, err := x.r.ReadByte()
+	buf, err := readXZIndex(x.r, func(_, _ uint64) error { return nil })
+	if err != nil {
+		return nil, 0, err
+	}
+	x.state = 3
+	return buf, int64(len(buf)), nil
+}
+
+// parseXZStreamHeader checks a stream header (magic, flags, CRC32) and
+// returns its check type.
+func parseXZStreamHeader(h []byte) (byte, error) {
+	if len(h) != 12 || !bytes.Equal(h[:6], []byte{0xfd, '7', 'z', 'X', 'Z', 0}) || h[6] != 0 || h[7] > 0x0f {
+		return 0, errXZ
+	}
+	if crc32.ChecksumIEEE(h[6:8]) != binary.LittleEndian.Uint32(h[8:12]) {
+		return 0, fmt.Errorf("xz: stream header CRC32: %w", errXZ)
+	}
+	return h[7], nil
+}
+
+// xzBlockHeader is what an xz block header says.
+type xzBlockHeader struct {
+	compressed, uncompressed int64 // -1 when the header does not record it
+	dict                     int64 // the LZMA2 filter's dictionary
+	x86                      bool  // the x86 filter before LZMA2
+	x86Start                 uint32
+	other                    bool // another filter (delta, another BCJ), or more than one before LZMA2
+}
+
+// readXZBlockHeader reads the block header whose size byte b was just
+// read, and returns its bytes and what it says. The last filter must be
+// LZMA2 (xz writes no other), and its dictionary no larger than MaxDict.
+func readXZBlockHeader(r io.Reader, b byte) ([]byte, xzBlockHeader, error) {
+	bh := xzBlockHeader{compressed: -1, uncompressed: -1, dict: -1}
+	h := make([]byte, (int(b)+1)*4)
+	h[0] = b
+	if _, err := io.ReadFull(r, h[1:]); err != nil {
+		return nil, bh, truncated(err)
+	}
+	if crc32.ChecksumIEEE(h[:len(h)-4]) != binary.LittleEndian.Uint32(h[len(h)-4:]) {
+		return nil, bh, fmt.Errorf("xz: block header CRC32: %w", errXZ)
+	}
+	flags := h[1]
+	if flags&0x3c != 0 {
+		return nil, bh, errXZ
+	}
+	rest := bytes.NewReader(h[2 : len(h)-4])
+	if flags&0x40 != 0 {
+		v, err := binary.ReadUvarint(rest)
+		if err != nil || v == 0 || v > 1<<62 {
+			return nil, bh, errXZ
+		}
+		bh.compressed = int64(v)
+	}
+	if flags&0x80 != 0 {
+		v, err := binary.ReadUvarint(rest)
+		if err != nil || v > 1<<62 {
+			return nil, bh, errXZ
+		}
+		bh.uncompressed = int64(v)
+	}
+	nfilters := int(flags&3) + 1
+	for i := range nfilters {
+		id, err := binary.ReadUvarint(rest)
+		if err != nil {
+			return nil, bh, errXZ
+		}
+		n, err := binary.ReadUvarint(rest)
+		if err != nil || n > uint64(rest.Len()) {
+			return nil, bh, errXZ
+		}
+		props := make([]byte, n)
+		io.ReadFull(rest, props)
+		last := i == nfilters-1
+		switch {
+		case id == xzIDLZMA2 && last && n == 1:
+			d, err := lzma2Dict(props[0])
 			if err != nil {
-				return io.ErrUnexpectedEOF
+				return nil, bh, err
+			}
+			if d > MaxDict {
+				return nil, bh, fmt.Errorf("xz: block asks for a %d MiB dictionary: %w", d>>20, ErrDictTooLarge)
+			}
+			bh.dict = d
+		case id == xzIDLZMA2 || last:
+			return nil, bh, errXZ
+		case id == xzIDX86 && nfilters == 2 && (n == 0 || n == 4):
+			bh.x86 = true
+			if n == 4 {
+				bh.x86Start = binary.LittleEndian.Uint32(props)
+			}
+		default:
+			bh.other = true
+		}
+	}
+	for rest.Len() > 0 {
+		if c, _ := rest.ReadByte(); c != 0 {
+			return nil, bh, errXZ
+		}
+	}
+	return h, bh, nil
+}
+
+// readXZIndex reads an index whose indicator byte was just read (the
+// number of records, the records, padding to 4 bytes and a CRC32),
+// handing each record to rec, and returns its bytes. Varints are read
+// byte by byte, so the bytes are the file's.
+func readXZIndex(r ByteReader, rec func(unpadded, uncompressed uint64) error) ([]byte, error) {
+	buf := []byte{0}
+	uvarint := func() (uint64, error) {
+		start := len(buf)
+		for range 9 {
+			b, err := r.ReadByte()
+			if err != nil {
+				return 0, truncated(err)
 			}
 			buf = append(buf, b)
 			if b < 0x80 {
-				return nil
+				v, _ := binary.Uvarint(buf[start:])
+				return v, nil
 			}
 		}
-		return errXZ
+		return 0, errXZ
 	}
-	if err := uvarint(); err != nil {
-		return nil, 0, err
+	count, err := uvarint()
+	if err != nil {
+		return nil, err
 	}
-	count, _ := binary.Uvarint(buf[1:])
-	for i := uint64(0); i < count; i++ {
-		// unpadded size, uncompressed size
-		if err := uvarint(); err != nil {
-			return nil, 0, err
+	for range count {
+		unpadded, err := uvarint()
+		if err != nil {
+			return nil, err
 		}
-		if err := uvarint(); err != nil {
-			return nil, 0, err
+		uncompressed, err := uvarint()
+		if err != nil {
+			return nil, err
 		}
 		if len(buf) > maxXZIndex {
-			return nil, 0, errors.New("xz: index larger than 16 MiB")
+			return nil, fmt.Errorf("xz: index larger than 16 MiB: %w", errXZ)
+		}
+		if err := rec(unpadded, uncompressed); err != nil {
+			return nil, err
 		}
 	}
-	tail := pad4(int64(len(buf))) + 4
-	x.state = 3
-	return buf, int64(len(buf)) + tail, nil
+	pad, err := ReadN(r, int(pad4(int64(len(buf)))))
+	if err != nil {
+		return nil, truncated(err)
+	}
+	if !bytes.Equal(pad, make([]byte, len(pad))) {
+		return nil, fmt.Errorf("xz: index padding: %w", errXZ)
+	}
+	buf = append(buf, pad...)
+	sum, err := ReadN(r, 4)
+	if err != nil {
+		return nil, truncated(err)
+	}
+	if crc32.ChecksumIEEE(buf) != binary.LittleEndian.Uint32(sum) {
+		return nil, fmt.Errorf("xz: index CRC32: %w", errXZ)
+	}
+	return append(buf, sum...), nil
 }

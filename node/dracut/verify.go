@@ -71,10 +71,14 @@ type scanned struct {
 	libDirs []string
 	modDep  map[string]string // K -> modules.dep
 	builtin map[string]string // K -> modules.builtin
+	heads   map[string][]byte // the first bytes of each regular file, by clean name
 }
 
+// headSize is how much of each file scan keeps: enough for a #! line.
+const headSize = 128
+
 func scan(r io.Reader) (*scanned, error) {
-	s := &scanned{needed: map[string][]string{}, runpath: map[string][]string{}, exec: map[string]bool{}, modDep: map[string]string{}, builtin: map[string]string{}}
+	s := &scanned{needed: map[string][]string{}, runpath: map[string][]string{}, exec: map[string]bool{}, modDep: map[string]string{}, builtin: map[string]string{}, heads: map[string][]byte{}}
 	img, err := initrd.Index(r, func(name string, h *initrd.Header, data io.Reader) error {
 		if !h.IsRegular() {
 			return nil
@@ -92,7 +96,9 @@ func scan(r io.Reader) (*scanned, error) {
 			return nil
 		}
 		br := &peekReader{r: data}
-		if !bytes.Equal(br.peek(4), []byte("\x7fELF")) || h.Size > maxELF {
+		head := br.peek(headSize)
+		s.heads[initrd.CleanName(name)] = bytes.Clone(head)
+		if !bytes.HasPrefix(head, []byte("\x7fELF")) || h.Size > maxELF {
 			return nil
 		}
 		b, err := io.ReadAll(io.LimitReader(br, h.Size))
@@ -209,6 +215,9 @@ func Verify(r io.Reader, o Options) ([]report.Check, *initrd.Info, error) {
 	default:
 		dadd("dracut-base", has("base"), "dracut module base %s", presence(has("base")))
 	}
+	if !foreign && len(mods) > 0 {
+		checks = append(checks, s.initChecks(has)...)
+	}
 	if o.NFS || o.image() {
 		handlers := []string{"systemd-networkd", "network-manager", "network-legacy", "network-wicked", "connman"}
 		var found []string
@@ -299,6 +308,96 @@ func Verify(r io.Reader, o Options) ([]report.Check, *initrd.Info, error) {
 		add("elf-deps", true, "every DT_NEEDED of %d dynamic executables resolves inside the image", len(bins))
 	}
 	return checks, s.info, nil
+}
+
+// hookUnits are dracut-systemd's units that run the hook stages nroot's
+// boots use (parse-nfsroot and parse-livenet at cmdline, nfs-start-rpc at
+// pre-udev, the overlay and the node's identity at pre-pivot).
+var hookUnits = []string{"dracut-cmdline.service", "dracut-pre-udev.service", "dracut-pre-pivot.service"}
+
+// initqueueUnit runs the root's handlers in the initqueue. dracut-systemd
+// installs it up to dracut 107; from 108 the initqueue module does, which
+// only what waits in the queue pulls in (the network, NFS, live images),
+// so an image is asked for it when it has one of those.
+const initqueueUnit = "dracut-initqueue.service"
+
+// initqueueUsers are dracut modules whose boot waits in the initqueue.
+var initqueueUsers = []string{"initqueue", "network", "network-legacy", "nfs", "livenet", "dmsquash-live"}
+
+// unitDirs are where systemd in the initramfs reads units.
+var unitDirs = []string{"usr/lib/systemd/system", "lib/systemd/system", "etc/systemd/system"}
+
+// initChecks check that a dracut image's /init can run the boot: systemd
+// with initrd.target and the units that run dracut's hooks (without
+// initrd.target systemd boots to default.target and never mounts the
+// root), or dracut's shell /init (base's init.sh, systemd left out) with
+// its interpreter, switch_root, dracut-lib.sh and udevd, and not
+// systemd-networkd, which runs under systemd alone.
+func (s *scanned) initChecks(has func(string) bool) []report.Check {
+	h, real := s.resolve("init")
+	if h == nil || !h.IsRegular() {
+		return nil // the init check has said so
+	}
+	head := s.heads[real]
+	switch {
+	case path.Base(real) == "systemd" && bytes.HasPrefix(head, []byte("\x7fELF")):
+		units := append([]string{"initrd.target"}, hookUnits...)
+		if slices.ContainsFunc(initqueueUsers, has) {
+			units = append(units, initqueueUnit)
+		}
+		var missing []string
+		for _, u := range units {
+			if s.findAny(unitPaths(u)...) == "" {
+				missing = append(missing, u)
+			}
+		}
+		if len(missing) > 0 {
+			return []report.Check{report.Result("init-systemd", false, fmt.Sprintf("/init is systemd (%s) but the image lacks %s: systemd would not reach initrd.target's root or run dracut's hooks; add dracut's systemd-initrd and dracut-systemd modules, or leave systemd out for dracut's shell /init (omit systemd, systemd-initrd, dracut-systemd)", real, strings.Join(missing, ", ")))}
+		}
+		return []report.Check{report.Result("init-systemd", true, fmt.Sprintf("/init is systemd (%s): %s present", real, strings.Join(units, ", ")))}
+	case bytes.HasPrefix(head, []byte("#!")):
+		line, _, _ := bytes.Cut(head[2:], []byte("\n"))
+		interp := ""
+		if f := strings.Fields(string(line)); len(f) > 0 {
+			interp = f[0]
+		}
+		var problems []string
+		if ih, ireal := s.resolve(interp); interp == "" || ih == nil || !ih.IsRegular() || ih.Mode&0o111 == 0 {
+			problems = append(problems, fmt.Sprintf("its interpreter %q is not an executable in the image", interp))
+		} else {
+			interp = interp + " (" + ireal + ")"
+		}
+		for _, want := range []struct {
+			what  string
+			paths []string
+		}{
+			{"switch_root", []string{"usr/sbin/switch_root", "sbin/switch_root", "usr/bin/switch_root", "bin/switch_root"}},
+			{"dracut-lib.sh", []string{"usr/lib/dracut-lib.sh", "lib/dracut-lib.sh"}},
+			{"udevd", []string{"usr/lib/systemd/systemd-udevd", "lib/systemd/systemd-udevd", "usr/lib/udev/udevd", "lib/udev/udevd", "sbin/udevd", "usr/sbin/udevd"}},
+			{"udevadm", []string{"usr/bin/udevadm", "bin/udevadm", "usr/sbin/udevadm", "sbin/udevadm"}},
+		} {
+			if s.findAny(want.paths...) == "" {
+				problems = append(problems, want.what+" is missing")
+			}
+		}
+		if has("systemd-networkd") {
+			problems = append(problems, "the network handler systemd-networkd needs systemd as /init")
+		}
+		if len(problems) > 0 {
+			return []report.Check{report.Result("init-shell", false, fmt.Sprintf("/init is a shell script (dracut's init.sh, without systemd): %s; build with dracut's base, udev-rules and network-legacy modules", strings.Join(problems, "; ")))}
+		}
+		return []report.Check{report.Result("init-shell", true, fmt.Sprintf("/init is a shell script (dracut's init.sh, without systemd) run by %s, with switch_root, dracut-lib.sh, udevd and udevadm", interp))}
+	}
+	return nil
+}
+
+// unitPaths are the places a systemd unit may be in the image.
+func unitPaths(unit string) []string {
+	out := make([]string, len(unitDirs))
+	for i, d := range unitDirs {
+		out[i] = d + "/" + unit
+	}
+	return out
 }
 
 func (s *scanned) kernelChecks(k string, o Options) []report.Check {

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"nroot/format/report"
@@ -192,6 +193,100 @@ func TestVerifyOtherGenerators(t *testing.T) {
 				if !mode.NFS && c.gen != "" && report.Failed(checks) != 0 {
 					t.Errorf("plain verify of a sound %s image fails: %+v", c.gen, checks)
 				}
+			}
+		})
+	}
+}
+
+// TestVerifyInit: a dracut image's /init is systemd with initrd.target
+// and the units that run dracut's hooks, or dracut's shell /init with
+// what init.sh runs; either passes when whole, and each fails, by
+// name, on what it lacks.
+func TestVerifyInit(t *testing.T) {
+	const units = "usr/lib/systemd/system/"
+	systemd := map[string]string{
+		"usr/lib/dracut/modules.txt":       "base\nsystemd\nsystemd-initrd\ndracut-systemd\nnetwork\nnetwork-legacy\n",
+		"usr/lib/systemd/systemd":          "\x7fELF not really",
+		units + "initrd.target":            "[Unit]\n",
+		units + "dracut-cmdline.service":   "[Unit]\n",
+		units + "dracut-pre-udev.service":  "[Unit]\n",
+		units + "dracut-initqueue.service": "[Unit]\n",
+		units + "dracut-pre-pivot.service": "[Unit]\n",
+		"usr/lib/systemd/systemd-udevd":    "binary",
+		"usr/bin/udevadm":                  "binary",
+		"usr/lib/dracut-lib.sh":            "#!/bin/sh\n",
+	}
+	shell := map[string]string{
+		"usr/lib/dracut/modules.txt":    "base\nudev-rules\nnetwork\nnetwork-legacy\n",
+		"init":                          "#!/bin/sh\n\n# dracut's init.sh\n",
+		"usr/bin/bash":                  "binary",
+		"usr/sbin/switch_root":          "binary",
+		"usr/lib/dracut-lib.sh":         "#!/bin/sh\n",
+		"usr/lib/systemd/systemd-udevd": "binary",
+		"usr/bin/udevadm":               "binary",
+	}
+	edit := func(base map[string]string, set map[string]string, del ...string) map[string]string {
+		m := maps.Clone(base)
+		for n, c := range set {
+			m[n] = c
+		}
+		for _, n := range del {
+			delete(m, n)
+		}
+		return m
+	}
+	for _, c := range []struct {
+		name   string
+		files  map[string]string
+		check  string
+		pass   bool
+		detail string
+	}{
+		{"systemd with initrd.target and hook units", systemd, "init-systemd", true, "initrd.target"},
+		{"systemd without initrd.target", edit(systemd, nil, units+"initrd.target"), "init-systemd", false, "lacks initrd.target"},
+		{"systemd without dracut-systemd's pre-pivot unit", edit(systemd, nil, units+"dracut-pre-pivot.service"), "init-systemd", false, "dracut-pre-pivot.service"},
+		{"systemd with the network, without the initqueue's unit", edit(systemd, nil, units+"dracut-initqueue.service"), "init-systemd", false, "dracut-initqueue.service"},
+		{"a local-disk systemd image of dracut 108, without the initqueue's unit", edit(systemd, map[string]string{"usr/lib/dracut/modules.txt": "base\nsystemd\nsystemd-initrd\ndracut-systemd\nrootfs-block\n"}, units+"dracut-initqueue.service"), "init-systemd", true, ""},
+		{"systemd's units in /lib", edit(systemd, map[string]string{"lib/systemd/system/initrd.target": "[Unit]\n"}, units+"initrd.target"), "init-systemd", true, ""},
+		{"dracut's shell init", shell, "init-shell", true, "usr/bin/bash"},
+		{"shell init without switch_root", edit(shell, nil, "usr/sbin/switch_root"), "init-shell", false, "switch_root is missing"},
+		{"shell init without udevd", edit(shell, nil, "usr/lib/systemd/systemd-udevd"), "init-shell", false, "udevd is missing"},
+		{"shell init without its interpreter", edit(shell, map[string]string{"init": "#!/bin/dash\n"}), "init-shell", false, `interpreter "/bin/dash"`},
+		{"shell init with systemd-networkd", edit(shell, map[string]string{"usr/lib/dracut/modules.txt": "base\nnetwork\nsystemd-networkd\n"}), "init-shell", false, "systemd-networkd needs systemd"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for n, content := range c.files {
+				os.MkdirAll(filepath.Join(dir, filepath.Dir(n)), 0o755)
+				os.WriteFile(filepath.Join(dir, n), []byte(content), 0o755)
+			}
+			os.MkdirAll(filepath.Join(dir, "bin"), 0o755)
+			os.Symlink("../usr/bin/bash", filepath.Join(dir, "bin/sh"))
+			if _, ok := c.files["usr/lib/systemd/systemd"]; ok {
+				os.Symlink("usr/lib/systemd/systemd", filepath.Join(dir, "init"))
+			}
+			var b bytes.Buffer
+			if err := initrd.Pack(&b, dir, initrd.PackOptions{Compression: initrd.Zstd}); err != nil {
+				t.Fatal(err)
+			}
+			checks, _, err := Verify(bytes.NewReader(b.Bytes()), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got *report.Check
+			for i := range checks {
+				if checks[i].Name == c.check {
+					got = &checks[i]
+				}
+				if n := checks[i].Name; n != c.check && strings.HasPrefix(n, "init-") {
+					t.Errorf("ran %s too: %+v", n, checks[i])
+				}
+			}
+			if got == nil {
+				t.Fatalf("no %s check: %+v", c.check, checks)
+			}
+			if got.Passed() != c.pass || !strings.Contains(got.Detail, c.detail) {
+				t.Errorf("%s: passed %v (%s), want %v with %q", c.check, got.Passed(), got.Detail, c.pass, c.detail)
 			}
 		})
 	}
