@@ -126,6 +126,26 @@ const smallCompressX86 = "xz --check=crc32 --x86 --lzma2=preset=9 -T0"
 // knows.
 var x86Arches = []string{"amd64", "i386"}
 
+// maxKernelConfig bounds a kernel's boot/config-K (about 300 KB).
+const maxKernelConfig = 8 << 20
+
+// decodesX86 says whether every kernel of kvers unpacks an initramfs
+// compressed with xz's x86 filter: its boot/config-K has
+// CONFIG_XZ_DEC_X86=y. dracut checks CONFIG_RD_XZ alone, so a kernel
+// built without the filter (a custom one) would fail to unpack the image
+// at boot. A kernel without its config is not trusted with it. Before a
+// kernel is installed there is nothing to ask, and the configuration is
+// written again once it is.
+func decodesX86(img *fsroot.Root, kvers []string) bool {
+	for _, k := range kvers {
+		b, err := img.ReadFile("boot/config-"+k, maxKernelConfig)
+		if err != nil || !slices.Contains(strings.Split(string(b), "\n"), "CONFIG_XZ_DEC_X86=y") {
+			return false
+		}
+	}
+	return true
+}
+
 // driversConf is the small image's dracut configuration, beside
 // nroot's 90-nroot.conf; absent for the full image.
 const driversConf = "etc/dracut.conf.d/91-nroot-small.conf"
@@ -365,7 +385,7 @@ func writeDriversConf(img *fsroot.Root, o Options, d Dracut) (bool, error) {
 	if err != nil {
 		kvers = nil
 	}
-	c := smallConfig{ShellInit: shellInit(d), X86: slices.Contains(x86Arches, imageArch(img))}
+	c := smallConfig{ShellInit: shellInit(d), X86: slices.Contains(x86Arches, imageArch(img)) && decodesX86(img, kvers)}
 	if len(kvers) > 0 {
 		km, err := readKernelModules(img, kvers)
 		if err != nil {

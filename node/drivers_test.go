@@ -1,10 +1,14 @@
 package node
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"nroot/internal/fsroot"
 )
 
 // A kernel's modules as Debian's kernel lays them out: virtio_net needs
@@ -304,5 +308,43 @@ func TestNodePackages(t *testing.T) {
 		if !slices.Contains(base, "dracut") || !slices.Equal(extra, tt.wantExtra) {
 			t.Errorf("%q: base %v extra %v, want extra %v", tt.o.Initrd, base, extra, tt.wantExtra)
 		}
+	}
+}
+
+// TestDecodesX86: the x86 filter only for kernels whose config builds
+// its decoder in.
+func TestDecodesX86(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		configs map[string]string // kernel: boot/config-K ("" none)
+		want    bool
+	}{
+		{"Debian's kernel", map[string]string{"6.12.1-amd64": "CONFIG_RD_XZ=y\nCONFIG_XZ_DEC_X86=y\n"}, true},
+		{"a kernel without the filter", map[string]string{"6.12.1-custom": "CONFIG_RD_XZ=y\n# CONFIG_XZ_DEC_X86 is not set\n"}, false},
+		{"a kernel without its config", map[string]string{"6.12.1-custom": ""}, false},
+		{"two kernels, one without", map[string]string{"6.12.1-amd64": "CONFIG_XZ_DEC_X86=y\n", "6.12.2-custom": "CONFIG_XZ_DEC_X86=m\n"}, false},
+		{"no kernel yet", map[string]string{}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var kvers []string
+			for k, c := range tt.configs {
+				kvers = append(kvers, k)
+				if c != "" {
+					os.MkdirAll(filepath.Join(dir, "boot"), 0o755)
+					if err := os.WriteFile(filepath.Join(dir, "boot", "config-"+k), []byte(c), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			img, err := fsroot.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer img.Close()
+			if got := decodesX86(img, kvers); got != tt.want {
+				t.Errorf("decodesX86 = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

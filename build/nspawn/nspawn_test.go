@@ -210,6 +210,11 @@ func mounts(t *testing.T, root string) string {
 	return strings.Join(out, "\n")
 }
 
+// sleepMarker is TestInterrupt's sleep: a length no other process on
+// the host is likely to sleep (a shell's "sleep 300" was taken for the
+// test's own once).
+const sleepMarker = "300.0917"
+
 // TestInterrupt cancels a long command: it must stop promptly, leave no
 // process and no mount behind.
 func TestInterrupt(t *testing.T) {
@@ -220,7 +225,7 @@ func TestInterrupt(t *testing.T) {
 		r.Chroot, r.DNS = chroot, true
 		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 		start := time.Now()
-		err := r.Run(ctx, "sleep", "300")
+		err := r.Run(ctx, "sleep", sleepMarker)
 		cancel()
 		if err == nil || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("%s: err = %v", r.Name(), err)
@@ -228,7 +233,7 @@ func TestInterrupt(t *testing.T) {
 		if el := time.Since(start); el > 15*time.Second {
 			t.Fatalf("%s: took %v to stop", r.Name(), el)
 		}
-		if out, _ := exec.Command("pgrep", "-f", "sleep 300").Output(); len(out) > 0 {
+		if out, _ := exec.Command("pgrep", "-f", "^sleep "+sleepMarker+"$").Output(); len(out) > 0 {
 			t.Fatalf("%s: process left: %s", r.Name(), out)
 		}
 		if after := mounts(t, root); after != before {
