@@ -64,16 +64,7 @@ func TestVerifyModes(t *testing.T) {
 		"lib/modules/" + k + "/modules.dep":                "kernel/fs/overlay.ko:\nkernel/fs/squashfs.ko:\nkernel/fs/nfs.ko: kernel/net/sunrpc.ko\nkernel/fs/nfsv4.ko: kernel/fs/nfs.ko kernel/net/sunrpc.ko\nkernel/net/sunrpc.ko:\n",
 		"lib/modules/" + k + "/modules.builtin":            "kernel/drivers/block/loop.ko\n",
 	}
-	without := func(names ...string) map[string]string {
-		m := map[string]string{}
-		for n, c := range live {
-			m[n] = c
-		}
-		for _, n := range names {
-			delete(m, n)
-		}
-		return m
-	}
+	without := func(names ...string) map[string]string { return edited(live, nil, names...) }
 	for _, c := range []struct {
 		name   string
 		mode   string
@@ -225,16 +216,6 @@ func TestVerifyInit(t *testing.T) {
 		"usr/lib/systemd/systemd-udevd": "binary",
 		"usr/bin/udevadm":               "binary",
 	}
-	edit := func(base map[string]string, set map[string]string, del ...string) map[string]string {
-		m := maps.Clone(base)
-		for n, c := range set {
-			m[n] = c
-		}
-		for _, n := range del {
-			delete(m, n)
-		}
-		return m
-	}
 	for _, c := range []struct {
 		name   string
 		files  map[string]string
@@ -243,16 +224,16 @@ func TestVerifyInit(t *testing.T) {
 		detail string
 	}{
 		{"systemd with initrd.target and hook units", systemd, "init-systemd", true, "initrd.target"},
-		{"systemd without initrd.target", edit(systemd, nil, units+"initrd.target"), "init-systemd", false, "lacks initrd.target"},
-		{"systemd without dracut-systemd's pre-pivot unit", edit(systemd, nil, units+"dracut-pre-pivot.service"), "init-systemd", false, "dracut-pre-pivot.service"},
-		{"systemd with the network, without the initqueue's unit", edit(systemd, nil, units+"dracut-initqueue.service"), "init-systemd", false, "dracut-initqueue.service"},
-		{"a local-disk systemd image of dracut 108, without the initqueue's unit", edit(systemd, map[string]string{"usr/lib/dracut/modules.txt": "base\nsystemd\nsystemd-initrd\ndracut-systemd\nrootfs-block\n"}, units+"dracut-initqueue.service"), "init-systemd", true, ""},
-		{"systemd's units in /lib", edit(systemd, map[string]string{"lib/systemd/system/initrd.target": "[Unit]\n"}, units+"initrd.target"), "init-systemd", true, ""},
+		{"systemd without initrd.target", edited(systemd, nil, units+"initrd.target"), "init-systemd", false, "lacks initrd.target"},
+		{"systemd without dracut-systemd's pre-pivot unit", edited(systemd, nil, units+"dracut-pre-pivot.service"), "init-systemd", false, "dracut-pre-pivot.service"},
+		{"systemd with the network, without the initqueue's unit", edited(systemd, nil, units+"dracut-initqueue.service"), "init-systemd", false, "dracut-initqueue.service"},
+		{"a local-disk systemd image of dracut 108, without the initqueue's unit", edited(systemd, map[string]string{"usr/lib/dracut/modules.txt": "base\nsystemd\nsystemd-initrd\ndracut-systemd\nrootfs-block\n"}, units+"dracut-initqueue.service"), "init-systemd", true, ""},
+		{"systemd's units in /lib", edited(systemd, map[string]string{"lib/systemd/system/initrd.target": "[Unit]\n"}, units+"initrd.target"), "init-systemd", true, ""},
 		{"dracut's shell init", shell, "init-shell", true, "usr/bin/bash"},
-		{"shell init without switch_root", edit(shell, nil, "usr/sbin/switch_root"), "init-shell", false, "switch_root is missing"},
-		{"shell init without udevd", edit(shell, nil, "usr/lib/systemd/systemd-udevd"), "init-shell", false, "udevd is missing"},
-		{"shell init without its interpreter", edit(shell, map[string]string{"init": "#!/bin/dash\n"}), "init-shell", false, `interpreter "/bin/dash"`},
-		{"shell init with systemd-networkd", edit(shell, map[string]string{"usr/lib/dracut/modules.txt": "base\nnetwork\nsystemd-networkd\n"}), "init-shell", false, "systemd-networkd needs systemd"},
+		{"shell init without switch_root", edited(shell, nil, "usr/sbin/switch_root"), "init-shell", false, "switch_root is missing"},
+		{"shell init without udevd", edited(shell, nil, "usr/lib/systemd/systemd-udevd"), "init-shell", false, "udevd is missing"},
+		{"shell init without its interpreter", edited(shell, map[string]string{"init": "#!/bin/dash\n"}), "init-shell", false, `interpreter "/bin/dash"`},
+		{"shell init with systemd-networkd", edited(shell, map[string]string{"usr/lib/dracut/modules.txt": "base\nnetwork\nsystemd-networkd\n"}), "init-shell", false, "systemd-networkd needs systemd"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -290,4 +271,15 @@ func TestVerifyInit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// edited is a copy of an image's files with set's written over them and
+// del's removed.
+func edited(base, set map[string]string, del ...string) map[string]string {
+	m := maps.Clone(base)
+	maps.Copy(m, set)
+	for _, n := range del {
+		delete(m, n)
+	}
+	return m
 }
