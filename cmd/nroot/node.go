@@ -47,8 +47,9 @@ usrmount, modsign, the TPM and battery checks, LUN masking, virtiofs, QEMU's,
 and the disk, RAID, LVM, encryption, network-storage, console, splash and
 rescue ones), and the bridge, ISO 9660, NFSv2, pNFS layout and Kerberos
 modules; skips the fsck programs (nofscks), and compresses with xz -9, after
-xz's x86 filter on amd64 and i386 (installing xz-utils for dracut, and not
-zstd, whose program dracut would add). With the network-legacy handler it
+xz's x86 filter on amd64 and i386 when the kernel's config builds its
+decoder in (CONFIG_XZ_DEC_X86=y, as Debian's and Ubuntu's do), installing
+xz-utils for dracut, and not zstd, whose program dracut would add. With the network-legacy handler it
 leaves systemd out: the image boots with dracut's own shell /init, which
 runs the same hooks (NFS, livenet, the overlay, the node's identity). A
 trixie node's is 14.9 MB instead of 56 MB. --initrd=full (the default) goes
