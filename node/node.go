@@ -799,8 +799,10 @@ func dracutConfText(d Dracut) string {
 hostonly="no"
 hostonly_cmdline="no"
 # zstd: Debian kernels unpack it, and it is several times faster to build
-# than dracut's default gzip -9.
-compress="zstd"
+# than dracut's default gzip -9. Level 10 rather than dracut's 15: on a
+# bookworm node's 201 MB cpio, 3.5 s against 19.8 s on two cores, for an
+# image 0.8 %% larger (50.71 against 50.32 MB).
+compress="zstd -10 -q -T0"
 add_dracutmodules+=" base network %s nfs %s nroot-identity "
 # The root as an image file: livenet fetches or mounts it (root=live:URL),
 # dmsquash-live loop-mounts it with an overlay on tmpfs.
