@@ -29,6 +29,7 @@ import (
 	"nroot/build/rootfs"
 	"nroot/e2e/ganesha"
 	"nroot/e2e/testenv"
+	"nroot/format/report"
 	"nroot/internal/fetch"
 	"nroot/node"
 	"nroot/node/dracut"
@@ -119,6 +120,7 @@ func cache() *fetch.Fetcher { return fetch.NewFetcher(os.Getenv("NROOT_TEST_CACH
 
 func pipeline(t *testing.T, name string) map[string]float64 {
 	suite, variant := spec(name)
+	modes := suiteModes(t, name)
 	ctx := context.Background()
 	work := t.TempDir()
 	os.Chmod(work, 0o755)
@@ -144,7 +146,6 @@ func pipeline(t *testing.T, name string) map[string]float64 {
 		}
 	}
 	verifyInitrd(t, ctx, st, root, k, initrdFor(suite), false)
-	modes := suiteModes(t, name)
 	verifyImageFormats(st, modes, root, k)
 	// The root also as image files, in a directory of their own.
 	images := filepath.Join(work, "images")
@@ -207,12 +208,7 @@ func verifyInitrd(t *testing.T, ctx context.Context, st *stages, root string, k 
 		if segs := info.Segments; len(segs) == 0 || segs[len(segs)-1].Compression != want {
 			return fmt.Errorf("main initramfs segment is not %s-compressed: %+v", want, segs)
 		}
-		for _, c := range checks {
-			if !c.Passed() {
-				return fmt.Errorf("%s: %s", c.Name, c.Detail)
-			}
-		}
-		return nil
+		return firstFailed(checks)
 	})
 	st.run("initrd-list", func() error {
 		n, err := listAgreesWithCpio(filepath.Join(root, k.Initrd))
@@ -224,6 +220,16 @@ func verifyInitrd(t *testing.T, ctx context.Context, st *stages, root string, k 
 			return verifyNamesWhatIsOmitted(ctx, root, k.Version)
 		})
 	}
+}
+
+// firstFailed is the first of verify's checks that failed, as an error.
+func firstFailed(checks []report.Check) error {
+	for _, c := range checks {
+		if !c.Passed() {
+			return fmt.Errorf("%s: %s", c.Name, c.Detail)
+		}
+	}
+	return nil
 }
 
 // exportCheck runs nroot check against the export of root, over NFSv3

@@ -21,6 +21,7 @@ import (
 	"nroot/node"
 	"nroot/node/dracut"
 	"nroot/serve/export"
+	"nroot/serve/inventory"
 )
 
 // A suite's node boots its root several ways at once, each in its own
@@ -51,23 +52,18 @@ func suiteModes(t *testing.T, name string) []string {
 		modes = []string{"tree"}
 	}
 	for _, m := range modes {
-		if m != "tree" {
-			if _, _, err := imageMode(m); err != nil {
-				t.Fatalf("NROOT_E2E_MODES: %v", err)
-			}
+		if !slices.Contains(inventory.RootModes, m) {
+			t.Fatalf("NROOT_E2E_MODES: root mode %q: want one of %s", m, strings.Join(inventory.RootModes, ", "))
 		}
 	}
 	return modes
 }
 
-// imageMode splits an image mode into its transport and format.
-func imageMode(mode string) (overNFS bool, f fsimage.Format, err error) {
-	transport, format, _ := strings.Cut(mode, "-")
-	f = fsimage.Format(format)
-	if (transport != "nfs" && transport != "http") || (f != fsimage.Squashfs && f != fsimage.EROFS) {
-		return false, "", fmt.Errorf("root mode %q: want tree, nfs-squashfs, http-squashfs, nfs-erofs or http-erofs", mode)
-	}
-	return transport == "nfs", f, nil
+// imageMode splits an image mode of inventory.RootModes (not the tree)
+// into its transport and format.
+func imageMode(mode string) (overNFS bool, f fsimage.Format, ok bool) {
+	transport, format, ok := strings.Cut(mode, "-")
+	return transport == "nfs", fsimage.Format(format), ok
 }
 
 // smallInitrd are the suites make e2e builds with nroot node
@@ -110,8 +106,8 @@ func writeImages(ctx context.Context, t *testing.T, st *stages, modes []string, 
 	}
 	files := map[fsimage.Format]*imageFile{}
 	for _, m := range modes {
-		_, f, err := imageMode(m)
-		if err != nil || files[f] != nil {
+		_, f, ok := imageMode(m)
+		if !ok || files[f] != nil {
 			continue
 		}
 		file := &imageFile{format: f, path: filepath.Join(dir, "root."+string(f))}
@@ -133,10 +129,7 @@ func writeImages(ctx context.Context, t *testing.T, st *stages, modes []string, 
 // verifyImageFormats checks the initramfs for what each image format the
 // modes boot needs beyond squashfs (erofs's driver).
 func verifyImageFormats(st *stages, modes []string, root string, k node.Kernel) {
-	for _, m := range modes {
-		if _, f, err := imageMode(m); err != nil || f != fsimage.EROFS {
-			continue
-		}
+	if slices.ContainsFunc(modes, func(m string) bool { return strings.HasSuffix(m, "-"+string(fsimage.EROFS)) }) {
 		st.run("initrd-erofs", func() error {
 			f, err := os.Open(filepath.Join(root, k.Initrd))
 			if err != nil {
@@ -147,14 +140,8 @@ func verifyImageFormats(st *stages, modes []string, root string, k node.Kernel) 
 			if err != nil {
 				return err
 			}
-			for _, c := range checks {
-				if !c.Passed() {
-					return fmt.Errorf("%s: %s", c.Name, c.Detail)
-				}
-			}
-			return nil
+			return firstFailed(checks)
 		})
-		return
 	}
 }
 
@@ -246,10 +233,7 @@ func suiteBoots(root string, modes []string, tree *export.Config, files map[fsim
 			boots = append(boots, suiteBoot{mode: m, cmdline: tree.Cmdline, powerOff: true})
 			continue
 		}
-		overNFS, format, err := imageMode(m)
-		if err != nil {
-			return nil, err
-		}
+		overNFS, format, _ := imageMode(m)
 		file := files[format]
 		base := filepath.Base(file.path)
 		o := export.Options{Server: userNetHost, Path: "/node", Ganesha: true, Image: file.path, ImagePath: imagesPseudo}
