@@ -112,25 +112,11 @@ func (x *xzReader) next() error {
 		return x.blockHeader(b)
 	default:
 		// Stream padding, four zero bytes at a time, or another stream.
-		b, err := x.r.ReadByte()
-		if err == io.EOF {
-			return io.EOF
-		}
-		if err != nil {
+		h, err := readAfterStream(x.r)
+		if err != nil || h == nil {
 			return err
 		}
-		if b == 0 {
-			z, err := ReadN(x.r, 3)
-			if err != nil || !bytes.Equal(z, []byte{0, 0, 0}) {
-				return errXZ
-			}
-			return nil
-		}
-		h, err := ReadN(x.r, 11)
-		if err != nil {
-			return truncated(err)
-		}
-		return x.streamHeader(append([]byte{b}, h...))
+		return x.streamHeader(h)
 	}
 }
 

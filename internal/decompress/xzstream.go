@@ -137,30 +137,15 @@ func (x *xzStream) next() ([]byte, int64, error) {
 		if !x.multi {
 			return nil, 0, io.EOF
 		}
-		// Stream padding (zeros, four at a time) or the next stream.
-		b, err := x.r.ReadByte()
-		if err == io.EOF {
-			return nil, 0, io.EOF
-		}
+		h, err := readAfterStream(x.r)
 		if err != nil {
 			return nil, 0, err
 		}
-		switch b {
-		case 0:
-			z, err := ReadN(x.r, 3)
-			if err != nil || !bytes.Equal(z, []byte{0, 0, 0}) {
-				return nil, 0, errXZ
-			}
+		if h == nil {
 			return []byte{0, 0, 0, 0}, 4, nil
-		case 0xfd:
-			h, err := ReadN(x.r, 11)
-			if err != nil {
-				return nil, 0, io.ErrUnexpectedEOF
-			}
-			x.state = 0
-			return x.streamHeader(append([]byte{b}, h...))
 		}
-		return nil, 0, errXZ
+		x.state = 0
+		return x.streamHeader(h)
 	}
 	return nil, 0, io.EOF
 }
@@ -339,4 +324,26 @@ func readXZIndex(r ByteReader, rec func(unpadded, uncompressed uint64) error) ([
 		return nil, fmt.Errorf("xz: index CRC32: %w", errXZ)
 	}
 	return append(buf, sum...), nil
+}
+
+// readAfterStream reads what may follow a stream's footer: four zero
+// bytes of stream padding (nil), or the next stream's 12-byte header
+// (checked by the caller), or io.EOF at the end of r.
+func readAfterStream(r ByteReader) ([]byte, error) {
+	b, err := r.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	if b == 0 {
+		z, err := ReadN(r, 3)
+		if err != nil || !bytes.Equal(z, []byte{0, 0, 0}) {
+			return nil, fmt.Errorf("xz: stream padding: %w", errXZ)
+		}
+		return nil, nil
+	}
+	h, err := ReadN(r, 11)
+	if err != nil {
+		return nil, truncated(err)
+	}
+	return append([]byte{b}, h...), nil
 }
