@@ -71,11 +71,15 @@ type scanned struct {
 	libDirs []string
 	modDep  map[string]string // K -> modules.dep
 	builtin map[string]string // K -> modules.builtin
-	heads   map[string][]byte // the first bytes of each regular file, by clean name
+	heads   map[string][]byte // by clean name: an ELF file's magic, a script's #! line
 }
 
-// headSize is how much of each file scan keeps: enough for a #! line.
+// headSize is how much of each file scan reads ahead: enough for a #!
+// line.
 const headSize = 128
+
+// elfMagic starts every ELF file.
+var elfMagic = []byte("\x7fELF")
 
 func scan(r io.Reader) (*scanned, error) {
 	s := &scanned{needed: map[string][]string{}, runpath: map[string][]string{}, exec: map[string]bool{}, modDep: map[string]string{}, builtin: map[string]string{}, heads: map[string][]byte{}}
@@ -97,8 +101,14 @@ func scan(r io.Reader) (*scanned, error) {
 		}
 		br := &peekReader{r: data}
 		head := br.peek(headSize)
-		s.heads[initrd.CleanName(name)] = bytes.Clone(head)
-		if !bytes.HasPrefix(head, []byte("\x7fELF")) || h.Size > maxELF {
+		switch {
+		case bytes.HasPrefix(head, elfMagic):
+			s.heads[initrd.CleanName(name)] = elfMagic
+		case bytes.HasPrefix(head, []byte("#!")):
+			line, _, _ := bytes.Cut(head, []byte("\n"))
+			s.heads[initrd.CleanName(name)] = bytes.Clone(line)
+		}
+		if !bytes.HasPrefix(head, elfMagic) || h.Size > maxELF {
 			return nil
 		}
 		b, err := io.ReadAll(io.LimitReader(br, h.Size))
@@ -340,7 +350,7 @@ func (s *scanned) initChecks(has func(string) bool) []report.Check {
 	}
 	head := s.heads[real]
 	switch {
-	case path.Base(real) == "systemd" && bytes.HasPrefix(head, []byte("\x7fELF")):
+	case path.Base(real) == "systemd" && bytes.HasPrefix(head, elfMagic):
 		units := append([]string{"initrd.target"}, hookUnits...)
 		if slices.ContainsFunc(initqueueUsers, has) {
 			units = append(units, initqueueUnit)
