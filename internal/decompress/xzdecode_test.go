@@ -273,7 +273,6 @@ func xzEmpty(n int, o xzEmptyOpts) []byte {
 // TestXZSizes: a block or an index that disagrees with the data is
 // refused, every CRC32 being right; the sound variants decode.
 func TestXZSizes(t *testing.T) {
-	goDecode := func(b []byte) ([]byte, error) { return io.ReadAll(newXZReader(bufio.NewReader(bytes.NewReader(b)))) }
 	sound := xzEmptyOpts{listed: 2, unpadded: 17, compressed: -1, uncompressed: -1}
 	for _, tt := range []struct {
 		name string
@@ -299,7 +298,7 @@ func TestXZSizes(t *testing.T) {
 					t.Fatalf("xz -t: %v, want ok %v (the stream is not what the case says)", err, tt.ok)
 				}
 			}
-			_, err := goDecode(b)
+			_, err := goDecodeXZ(b)
 			if (err == nil) != tt.ok {
 				t.Fatalf("decode: %v, want ok %v", err, tt.ok)
 			}
@@ -313,8 +312,7 @@ func TestXZSizes(t *testing.T) {
 // TestXZDictionaryBudget: empty blocks that each ask for a 1 GiB
 // dictionary are refused after the first, before the next is allocated.
 func TestXZDictionaryBudget(t *testing.T) {
-	goDecode := func(b []byte) ([]byte, error) { return io.ReadAll(newXZReader(bufio.NewReader(bytes.NewReader(b)))) }
-	if got, err := goDecode(emptyBlocks(1)); err != nil || len(got) != 0 {
+	if got, err := goDecodeXZ(emptyBlocks(1)); err != nil || len(got) != 0 {
 		t.Fatalf("one empty block: %q, %v", got, err)
 	}
 	// The stream is sound: the xz program takes it.
@@ -326,7 +324,7 @@ func TestXZDictionaryBudget(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	_, err := goDecode(emptyBlocks(8))
+	_, err := goDecodeXZ(emptyBlocks(8))
 	if !errors.Is(err, ErrDictTooLarge) {
 		t.Fatalf("eight empty 1 GiB blocks: err = %v, want ErrDictTooLarge", err)
 	}

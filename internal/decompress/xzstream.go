@@ -211,28 +211,47 @@ func readXZBlockHeader(r io.Reader, b byte) ([]byte, xzBlockHeader, error) {
 		return nil, bh, errXZ
 	}
 	rest := bytes.NewReader(h[2 : len(h)-4])
+	vli := func() (uint64, error) {
+		v, err := readXZVLI(rest)
+		if err == io.EOF { // the header ends inside an integer
+			err = errXZ
+		}
+		if err != nil {
+			return 0, fmt.Errorf("xz: block header: %w", err)
+		}
+		return v, nil
+	}
 	if flags&0x40 != 0 {
-		v, err := binary.ReadUvarint(rest)
-		if err != nil || v == 0 || v > 1<<62 {
+		v, err := vli()
+		if err != nil {
+			return nil, bh, err
+		}
+		if v == 0 || v > 1<<62 {
 			return nil, bh, errXZ
 		}
 		bh.compressed = int64(v)
 	}
 	if flags&0x80 != 0 {
-		v, err := binary.ReadUvarint(rest)
-		if err != nil || v > 1<<62 {
+		v, err := vli()
+		if err != nil {
+			return nil, bh, err
+		}
+		if v > 1<<62 {
 			return nil, bh, errXZ
 		}
 		bh.uncompressed = int64(v)
 	}
 	nfilters := int(flags&3) + 1
 	for i := range nfilters {
-		id, err := binary.ReadUvarint(rest)
+		id, err := vli()
 		if err != nil {
-			return nil, bh, errXZ
+			return nil, bh, err
 		}
-		n, err := binary.ReadUvarint(rest)
-		if err != nil || n > uint64(rest.Len()) {
+		n, err := vli()
+		if err != nil {
+			return nil, bh, err
+		}
+		if n > uint64(rest.Len()) {
 			return nil, bh, errXZ
 		}
 		props := make([]byte, n)
@@ -267,47 +286,85 @@ func readXZBlockHeader(r io.Reader, b byte) ([]byte, xzBlockHeader, error) {
 	return h, bh, nil
 }
 
+// errXZVLI is an xz variable-length integer that liblzma's
+// lzma_vli_decode refuses: over 9 bytes (63 bits), or of several bytes
+// the last of which is zero (a longer form of a shorter one).
+var errXZVLI = fmt.Errorf("%w: an integer is over 9 bytes or ends in a zero byte", errXZ)
+
+// xzVLIMaxBytes is the longest xz integer: 9 bytes of 7 bits, 63 bits.
+const xzVLIMaxBytes = 9
+
+// readXZVLI reads one xz variable-length integer (block header sizes,
+// filter IDs and property sizes, the index's count and records): 7 bits
+// a byte, least significant first, the top bit set on every byte but
+// the last. As in liblzma, each value has one encoding, its shortest:
+// 0x80 0x00 for 0 is refused. A read error is returned as it is.
+func readXZVLI(r io.ByteReader) (uint64, error) {
+	var v uint64
+	for i := range xzVLIMaxBytes {
+		b, err := r.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		v |= uint64(b&0x7f) << (7 * i)
+		if b&0x80 == 0 {
+			if b == 0 && i > 0 {
+				return 0, errXZVLI
+			}
+			return v, nil
+		}
+	}
+	return 0, errXZVLI
+}
+
+// byteRecorder keeps the bytes read through it.
+type byteRecorder struct {
+	r   io.ByteReader
+	buf []byte
+}
+
+func (b *byteRecorder) ReadByte() (byte, error) {
+	c, err := b.r.ReadByte()
+	if err == nil {
+		b.buf = append(b.buf, c)
+	}
+	return c, err
+}
+
 // readXZIndex reads an index whose indicator byte was just read (the
 // number of records, the records, padding to 4 bytes and a CRC32),
-// handing each record to rec, and returns its bytes. Varints are read
+// handing each record to rec, and returns its bytes. Integers are read
 // byte by byte, so the bytes are the file's.
 func readXZIndex(r ByteReader, rec func(unpadded, uncompressed uint64) error) ([]byte, error) {
-	buf := []byte{0}
-	uvarint := func() (uint64, error) {
-		start := len(buf)
-		for range 9 {
-			b, err := r.ReadByte()
-			if err != nil {
-				return 0, truncated(err)
-			}
-			buf = append(buf, b)
-			if b < 0x80 {
-				v, _ := binary.Uvarint(buf[start:])
-				return v, nil
-			}
+	seen := &byteRecorder{r: r, buf: []byte{0}}
+	vli := func() (uint64, error) {
+		v, err := readXZVLI(seen)
+		if err != nil {
+			return 0, fmt.Errorf("xz: index: %w", truncated(err))
 		}
-		return 0, errXZ
+		return v, nil
 	}
-	count, err := uvarint()
+	count, err := vli()
 	if err != nil {
 		return nil, err
 	}
 	for range count {
-		unpadded, err := uvarint()
+		unpadded, err := vli()
 		if err != nil {
 			return nil, err
 		}
-		uncompressed, err := uvarint()
+		uncompressed, err := vli()
 		if err != nil {
 			return nil, err
 		}
-		if len(buf) > maxXZIndex {
+		if len(seen.buf) > maxXZIndex {
 			return nil, fmt.Errorf("xz: index larger than 16 MiB: %w", errXZ)
 		}
 		if err := rec(unpadded, uncompressed); err != nil {
 			return nil, err
 		}
 	}
+	buf := seen.buf
 	pad, err := ReadN(r, int(pad4(int64(len(buf)))))
 	if err != nil {
 		return nil, truncated(err)
