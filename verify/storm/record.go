@@ -27,6 +27,7 @@ type Recorder struct {
 	conns    map[net.Conn]bool
 	accepted int   // client connections
 	dialErr  error // the last failure to reach upstream
+	lat      Hist  // each COMPOUND's time from its call passing to its reply
 }
 
 // maxRecord bounds one RPC record either way.
@@ -120,6 +121,7 @@ func (r *Recorder) WorkingSet() *WorkingSet {
 		ws.Files[k] = v
 	}
 	ws.Calls = append([]Op(nil), r.ws.Calls...)
+	ws.CallsTimed, ws.CallP50, ws.CallP99 = r.lat.Count(), r.lat.Quantile(0.50), r.lat.Quantile(0.99)
 	return &ws
 }
 
@@ -200,7 +202,8 @@ func records(rd io.Reader, fn func([]byte)) {
 
 // call is a decoded COMPOUND call waiting for its reply.
 type call struct {
-	ops []callOp
+	ops  []callOp
+	sent time.Time // when the call passed on to the server
 }
 
 type callOp struct {
@@ -350,6 +353,7 @@ func (r *Recorder) onCall(p *pendingCalls, rec []byte) {
 	if !ok || c == nil {
 		return
 	}
+	c.sent = time.Now()
 	p.mu.Lock()
 	if len(p.m) < 65536 {
 		p.m[xid] = c
@@ -366,6 +370,11 @@ func (r *Recorder) onReply(p *pendingCalls, rec []byte) {
 	c := p.m[xid]
 	delete(p.m, xid)
 	p.mu.Unlock()
+	if c != nil {
+		r.mu.Lock()
+		r.lat.Add(time.Since(c.sent))
+		r.mu.Unlock()
+	}
 	if c == nil || x.U32() != 1 || x.U32() != 0 { // REPLY, MSG_ACCEPTED
 		return
 	}

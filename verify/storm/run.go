@@ -496,9 +496,9 @@ func replay(ctx context.Context, tg nfsclient.Target, ws *WorkingSet, t *tally) 
 
 func isNoEnt(err error) bool { return errors.Is(err, os.ErrNotExist) }
 
-// cpuSeconds is the user and system CPU time of the processes and their
+// CPUSeconds is the user and system CPU time of the processes and their
 // children (one level, as nginx's workers and ganesha's threads are).
-func cpuSeconds(pids []int) float64 {
+func CPUSeconds(pids []int) float64 {
 	if len(pids) == 0 {
 		return 0
 	}
@@ -531,11 +531,11 @@ func cpuSeconds(pids []int) float64 {
 	return ticks / 100 // USER_HZ
 }
 
-// cpuEach is cpuSeconds of each process apart.
+// cpuEach is CPUSeconds of each process apart.
 func cpuEach(pids []int) []float64 {
 	out := make([]float64, len(pids))
 	for i, p := range pids {
-		out[i] = cpuSeconds([]int{p})
+		out[i] = CPUSeconds([]int{p})
 	}
 	return out
 }

@@ -197,7 +197,7 @@ func runWorkers(ctx context.Context, o Options, j job, procs int) (*tally, float
 	// not the run's: where /proc tells it, it is taken off their rusage.
 	var startCPU float64
 	for _, w := range ws {
-		startCPU += cpuSeconds([]int{w.cmd.Process.Pid})
+		startCPU += CPUSeconds([]int{w.cmd.Process.Pid})
 	}
 	cpu0 := cpuEach(o.ServerPIDs)
 	t0 := time.Now()

@@ -26,14 +26,20 @@ type Op struct {
 // WorkingSet is a recorded boot: every COMPOUND in order, counts by
 // operation, and the bytes read from each file.
 type WorkingSet struct {
-	Mode    string            `json:"mode"`    // what booted: tree, nfs-image
-	RPCs    int               `json:"rpcs"`    // COMPOUNDs sent after the session was made
-	Ops     map[string]int    `json:"ops"`     // every operation, by name, SEQUENCE included
-	Bytes   int64             `json:"bytes"`   // READ payload the server sent
-	Files   map[string]int64  `json:"files"`   // bytes read by path
-	Unnamed int               `json:"unnamed"` // COMPOUNDs on handles never seen named
-	Calls   []Op              `json:"calls"`
-	Extra   map[string]string `json:"extra,omitempty"`
+	Mode    string           `json:"mode"`    // what booted: tree, nfs-image
+	RPCs    int              `json:"rpcs"`    // COMPOUNDs sent after the session was made
+	Ops     map[string]int   `json:"ops"`     // every operation, by name, SEQUENCE included
+	Bytes   int64            `json:"bytes"`   // READ payload the server sent
+	Files   map[string]int64 `json:"files"`   // bytes read by path
+	Unnamed int              `json:"unnamed"` // COMPOUNDs on handles never seen named
+	Calls   []Op             `json:"calls"`
+	// Each COMPOUND's time at the recorder, from its call passing on to
+	// the server to its reply: the server's latency as the node saw it,
+	// less the node's own network.
+	CallsTimed int64             `json:"calls_timed,omitempty"`
+	CallP50    float64           `json:"call_p50_seconds,omitempty"`
+	CallP99    float64           `json:"call_p99_seconds,omitempty"`
+	Extra      map[string]string `json:"extra,omitempty"`
 }
 
 // maxCalls bounds a working set (a boot sends tens of thousands).
