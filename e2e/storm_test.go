@@ -247,6 +247,7 @@ server {
 	var table strings.Builder
 	storm.WriteTable(&table, results)
 	fmt.Fprintf(&table, "\nRPCs per boot: tree %d, nfs-image %d; image file %d bytes; one client streams it over NFSv4.1 at %.0f MB/s\n", sets["tree"].RPCs, sets["nfs-image"].RPCs, info.Bytes, baseline/1e6)
+	fmt.Fprint(&table, perNode(filepath.Join(gen, "vmlinuz"), filepath.Join(gen, "initrd.img"), sets, info.Bytes))
 	for _, r := range results {
 		if r.Mode == "http-cache" {
 			fmt.Fprintf(&table, "http-cache %d clients: the origin sent %d bytes (%.2f times the image)\n", r.Clients, r.OriginBytes, float64(r.OriginBytes)/float64(info.Bytes))
@@ -273,6 +274,29 @@ server {
 	os.WriteFile(filepath.Join(out, "results.json"), b, 0o644)
 	os.WriteFile(filepath.Join(out, "table.txt"), []byte(table.String()), 0o644)
 	os.WriteFile(filepath.Join(out, "storm.svg"), storm.Plot(results, "boot storm on one server (2 cores, loopback)"), 0o644)
+}
+
+// perNode is what each node fetches, per mode: the kernel and initramfs,
+// and its root's working set: what its recorded boot read over NFS, or
+// the whole image file over HTTP.
+func perNode(kernel, initrd string, sets map[string]*storm.WorkingSet, image int64) string {
+	size := func(p string) int64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	k, i := size(kernel), size(initrd)
+	var b strings.Builder
+	fmt.Fprintf(&b, "per node: kernel %.1f MB + initramfs %.1f MB, then the root:\n", float64(k)/1e6, float64(i)/1e6)
+	for _, m := range []struct {
+		mode, what string
+		root       int64
+	}{{"tree", "read over NFS by the recorded boot", sets["tree"].Bytes}, {"nfs-image", "of the image read over NFS by the recorded boot", sets["nfs-image"].Bytes}, {"http", "the whole image over HTTP", image}} {
+		fmt.Fprintf(&b, "  %-9s root %7.1f MB (%s); in all %7.1f MB\n", m.mode, float64(m.root)/1e6, m.what, float64(k+i+m.root)/1e6)
+	}
+	return b.String()
 }
 
 // stormNodes is how many real nodes boot at once to validate the model:
