@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"nroot/verify/nfs4"
 	"path"
@@ -25,9 +26,10 @@ type Recorder struct {
 	names    map[string]string // file handle -> path from the pseudo root
 	wg       sync.WaitGroup
 	conns    map[net.Conn]bool
-	accepted int   // client connections
-	dialErr  error // the last failure to reach upstream
-	lat      Hist  // each COMPOUND's time from its call passing to its reply
+	accepted int       // client connections
+	dialErr  error     // the last failure to reach upstream
+	lat      Hist      // each COMPOUND's time from its call passing to its reply
+	first    time.Time // the first COMPOUND's sending, for Op.At
 }
 
 // maxRecord bounds one RPC record either way.
@@ -496,6 +498,11 @@ func (r *Recorder) onReply(p *pendingCalls, rec []byte) {
 		r.ws.Unnamed++
 		main.Path = ""
 	}
+	if r.first.IsZero() {
+		r.first = c.sent
+	}
+	// Microseconds are enough and keep the file short.
+	main.At = max(math.Round(c.sent.Sub(r.first).Seconds()*1e6)/1e6, 0)
 	if len(r.ws.Calls) < maxCalls {
 		r.ws.Calls = append(r.ws.Calls, main)
 	}

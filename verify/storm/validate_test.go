@@ -20,8 +20,8 @@ func TestValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := Validation{Mode: "tree", Real: real, Replay: ReplayPerBoot(&tt.replay)}
-			cpu, rpcs, bytes, p50, p99 := v.Ratios()
+			v := Validation{Mode: "tree", Real: real, Replays: []PerBoot{ReplayPerBoot(&tt.replay)}}
+			cpu, rpcs, bytes, p50, p99 := v.Ratios(v.Replays[0])
 			for _, c := range []struct {
 				what      string
 				got, want float64
@@ -33,13 +33,16 @@ func TestValidation(t *testing.T) {
 			var b strings.Builder
 			WriteValidation(&b, []Validation{v})
 			lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-			if len(lines) != 5 || !strings.Contains(lines[1], " real ") || !strings.Contains(lines[2], " replay ") || !strings.Contains(lines[3], " ratio ") {
+			if len(lines) != 5 || !strings.Contains(lines[1], " real ") || !strings.Contains(lines[2], " replay ") || !strings.Contains(lines[3], " / real ") {
 				t.Errorf("table:\n%s", b.String())
 			}
 		})
 	}
-	if cpu, _, _, _, _ := (Validation{Replay: PerBoot{ServerCPU: 1}}).Ratios(); cpu != 0 {
+	if cpu, _, _, _, _ := (Validation{}).Ratios(PerBoot{ServerCPU: 1}); cpu != 0 {
 		t.Errorf("a ratio over a real 0 is %g, want 0 (not measured)", cpu)
+	}
+	if p := ReplayPerBoot(&Result{Clients: 3, Pace: 1}); p.Source != "paced 1x" {
+		t.Errorf("a paced replay is %q", p.Source)
 	}
 	if math.Abs(real.ServerCPU-0.8) > 1e-9 || real.RPCs != 7000 || real.Bytes != 41e6 || real.Seconds != 180 {
 		t.Errorf("real per boot %+v", real)

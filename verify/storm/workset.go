@@ -21,6 +21,9 @@ type Op struct {
 	Off   uint64 `json:"off,omitempty"`
 	Count uint32 `json:"count,omitempty"`
 	Claim string `json:"claim,omitempty"` // OPEN: "fh" for CLAIM_FH (the path is the file), else CLAIM_NULL
+	// At is when the node sent the call, in seconds from the recording's
+	// first call: a paced replay (Options.Pace) waits for it.
+	At float64 `json:"at,omitempty"`
 }
 
 // WorkingSet is a recorded boot: every COMPOUND in order, counts by
@@ -45,6 +48,9 @@ type WorkingSet struct {
 // maxCalls bounds a working set (a boot sends tens of thousands).
 const maxCalls = 2_000_000
 
+// maxAt bounds a call's time in a recording, in seconds: a day.
+const maxAt = 86400
+
 // ReadWorkingSet decodes a working set and checks it.
 func ReadWorkingSet(r io.Reader) (*WorkingSet, error) {
 	var ws WorkingSet
@@ -66,6 +72,9 @@ func ReadWorkingSet(r io.Reader) (*WorkingSet, error) {
 		}
 		if c.Count > 1<<20 {
 			return nil, fmt.Errorf("working set: calls[%d]: READ of %d bytes; at most 1 MiB", i, c.Count)
+		}
+		if !(c.At >= 0 && c.At <= maxAt) { // NaN too
+			return nil, fmt.Errorf("working set: calls[%d]: at %v s; from 0 to %d", i, c.At, maxAt)
 		}
 		if len(c.Path) > 4096 {
 			return nil, fmt.Errorf("working set: calls[%d]: a path of %d bytes", i, len(c.Path))
