@@ -259,7 +259,7 @@ server {
 		for _, v := range validations {
 			for _, p := range v.Replays {
 				cpu, rpcs, bytes, p50, p99 := v.Ratios(p)
-				benchSummary(t, fmt.Sprintf("boot storm: %s replay of %s over %d real nodes booting at once: server CPU %.2fx, RPCs %.2fx, bytes %.2fx, per-call p50 %.2fx, p99 %.2fx (goal: the model validated against real nodes)",
+				benchSummary(t, fmt.Sprintf("boot storm: %s of %s over %d real nodes booting at once: server CPU %.2fx, RPCs %.2fx, bytes %.2fx, per-call p50 %.2fx, p99 %.2fx (goal: the model validated against real nodes)",
 					p.Source, v.Mode, v.Real.Boots, cpu, rpcs, bytes, p50, p99))
 			}
 		}

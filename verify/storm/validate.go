@@ -8,7 +8,7 @@ import (
 // PerBoot is what one server gave each boot of a group booting at once:
 // real nodes through a Recorder, or a replay's clients.
 type PerBoot struct {
-	Source    string  `json:"source"` // real, replay, or "paced 1x" for a paced replay
+	Source    string  `json:"source"` // real, replay, or "replay paced 1x" for a paced replay
 	Boots     int     `json:"boots"`
 	ServerCPU float64 `json:"server_cpu_seconds_per_boot"`
 	RPCs      float64 `json:"rpcs_per_boot"`
@@ -33,7 +33,7 @@ func ReplayPerBoot(r *Result) PerBoot {
 	n := float64(max(r.Clients, 1))
 	source := "replay"
 	if r.Pace > 0 {
-		source = fmt.Sprintf("paced %gx", r.Pace)
+		source = fmt.Sprintf("replay paced %gx", r.Pace)
 	}
 	return PerBoot{Source: source, Boots: r.Clients, ServerCPU: r.ServerCPU / n, RPCs: float64(r.RPCs) / n, Bytes: float64(r.Bytes) / n,
 		CallP50: r.CallP50, CallP99: r.CallP99, Seconds: r.Max}
@@ -65,16 +65,16 @@ func (v Validation) Ratios(replay PerBoot) (cpu, rpcs, bytes, p50, p99 float64) 
 // WriteValidation prints each validation: the real nodes, then each
 // replay and its figures over the real ones.
 func WriteValidation(w io.Writer, vs []Validation) {
-	fmt.Fprintf(w, "%-10s %5s %-10s %11s %10s %9s %9s %9s %8s\n", "mode", "boots", "source", "CPU s/boot", "RPCs/boot", "MB/boot", "call p50", "call p99", "wall s")
+	fmt.Fprintf(w, "%-10s %5s %-15s %11s %10s %9s %9s %9s %8s\n", "mode", "boots", "source", "CPU s/boot", "RPCs/boot", "MB/boot", "call p50", "call p99", "wall s")
 	row := func(mode string, p PerBoot) {
-		fmt.Fprintf(w, "%-10s %5d %-10s %11.3f %10.0f %9.1f %9.2f %9.2f %8.1f\n", mode, p.Boots, p.Source, p.ServerCPU, p.RPCs, p.Bytes/1e6, p.CallP50*1e3, p.CallP99*1e3, p.Seconds)
+		fmt.Fprintf(w, "%-10s %5d %-15s %11.3f %10.0f %9.1f %9.2f %9.2f %8.1f\n", mode, p.Boots, p.Source, p.ServerCPU, p.RPCs, p.Bytes/1e6, p.CallP50*1e3, p.CallP99*1e3, p.Seconds)
 	}
 	for _, v := range vs {
 		row(v.Mode, v.Real)
 		for _, p := range v.Replays {
 			row(v.Mode, p)
 			cpu, rpcs, bytes, p50, p99 := v.Ratios(p)
-			fmt.Fprintf(w, "%-10s %5d %-10s %10.2fx %9.2fx %8.2fx %8.2fx %8.2fx %8s\n", v.Mode, p.Boots, "  / real", cpu, rpcs, bytes, p50, p99, "-")
+			fmt.Fprintf(w, "%-10s %5d %-15s %10.2fx %9.2fx %8.2fx %8.2fx %8.2fx %8s\n", v.Mode, p.Boots, "  / real", cpu, rpcs, bytes, p50, p99, "-")
 		}
 	}
 	fmt.Fprintln(w, "CPU: the NFS server's user and system time; call p50/p99 in ms, the real ones at the recorder; / real: the replay's over the real nodes'; paced: each call no sooner than recorded")

@@ -41,7 +41,7 @@ func TestValidation(t *testing.T) {
 	if cpu, _, _, _, _ := (Validation{}).Ratios(PerBoot{ServerCPU: 1}); cpu != 0 {
 		t.Errorf("a ratio over a real 0 is %g, want 0 (not measured)", cpu)
 	}
-	if p := ReplayPerBoot(&Result{Clients: 3, Pace: 1}); p.Source != "paced 1x" {
+	if p := ReplayPerBoot(&Result{Clients: 3, Pace: 1}); p.Source != "replay paced 1x" {
 		t.Errorf("a paced replay is %q", p.Source)
 	}
 	if math.Abs(real.ServerCPU-0.8) > 1e-9 || real.RPCs != 7000 || real.Bytes != 41e6 || real.Seconds != 180 {
