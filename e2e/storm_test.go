@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"nroot/serve/export"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"nroot/e2e/ganesha"
 	"nroot/e2e/testenv"
 	"nroot/serve/image"
+	"nroot/serve/pxe"
 	"nroot/verify/nfscheck"
 	"nroot/verify/nfsclient"
 	"nroot/verify/storm"
@@ -143,6 +146,26 @@ func TestBootStorm(t *testing.T) {
 	st.log = ""
 	t.Logf("RPCs per boot: tree %d, nfs-image %d (%.1f times fewer)", sets["tree"].RPCs, sets["nfs-image"].RPCs, float64(sets["tree"].RPCs)/float64(max(sets["nfs-image"].RPCs, 1)))
 
+	// Validate the model: real nodes booting at once against the replay
+	// of one recorded boot by as many clients.
+	var validations []storm.Validation
+	if nodes := stormNodes(t); nodes > 0 {
+		upstream := "127.0.0.1:" + strconv.Itoa(nfsPort)
+		idle := ganeshaIdle(srv.PID())
+		t.Logf("ganesha idle: %.4f CPU s per s", idle)
+		for _, b := range []struct{ mode, cmdline string }{{"tree", cfg.Cmdline}, {"nfs-image", cfg.CmdlineNFSImg}} {
+			st.run(fmt.Sprintf("real-%d-%s", nodes, b.mode), func() error {
+				v, err := validate(ctx, work, b.mode, b.cmdline, nodes, sets[b.mode], srv.PID(), upstream, nfsPort, idle,
+					vm{kernel: filepath.Join(gen, "vmlinuz"), initrd: filepath.Join(gen, "initrd.img")}, im.Root(1))
+				if err != nil {
+					return err
+				}
+				validations = append(validations, *v)
+				return nil
+			})
+		}
+	}
+
 	// One client streaming the image file: what nroot check --deep reads.
 	var baseline float64
 	st.run("baseline", func() error {
@@ -224,17 +247,139 @@ server {
 	var table strings.Builder
 	storm.WriteTable(&table, results)
 	fmt.Fprintf(&table, "\nRPCs per boot: tree %d, nfs-image %d; image file %d bytes; one client streams it over NFSv4.1 at %.0f MB/s\n", sets["tree"].RPCs, sets["nfs-image"].RPCs, info.Bytes, baseline/1e6)
+	fmt.Fprint(&table, perNode(filepath.Join(gen, "vmlinuz"), filepath.Join(gen, "initrd.img"), sets, info.Bytes))
 	for _, r := range results {
 		if r.Mode == "http-cache" {
 			fmt.Fprintf(&table, "http-cache %d clients: the origin sent %d bytes (%.2f times the image)\n", r.Clients, r.OriginBytes, float64(r.OriginBytes)/float64(info.Bytes))
 		}
 	}
+	if len(validations) > 0 {
+		fmt.Fprintf(&table, "\nThe model against real nodes booting at once (one recorded boot replayed by as many clients):\n")
+		storm.WriteValidation(&table, validations)
+		for _, v := range validations {
+			for _, p := range v.Replays {
+				cpu, rpcs, bytes, p50, p99 := v.Ratios(p)
+				benchSummary(t, fmt.Sprintf("boot storm: %s of %s over %d real nodes booting at once: server CPU %.2fx, RPCs %.2fx, bytes %.2fx, per-call p50 %.2fx, p99 %.2fx (goal: the model validated against real nodes)",
+					p.Source, v.Mode, v.Real.Boots, cpu, rpcs, bytes, p50, p99))
+			}
+		}
+	}
+	for _, r := range results {
+		if r.Clients == counts[len(counts)-1] && r.Calls > 0 {
+			benchSummary(t, fmt.Sprintf("boot storm: %s, %d clients: per-boot p50 %.2f s, p99 %.2f s; per-call p50 %.2f ms, p99 %.2f ms; server CPU %.2f s per boot (goal: per-call p99 and per-boot completion)",
+				r.Mode, r.Clients, r.P50, r.P99, r.CallP50*1e3, r.CallP99*1e3, r.ServerCPU/float64(r.Clients)))
+		}
+	}
 	t.Logf("storm:\n%s", table.String())
-	b, _ := json.MarshalIndent(map[string]any{"results": results, "rpcs_per_boot": map[string]int{"tree": sets["tree"].RPCs, "nfs-image": sets["nfs-image"].RPCs},
+	b, _ := json.MarshalIndent(map[string]any{"results": results, "validation": validations, "rpcs_per_boot": map[string]int{"tree": sets["tree"].RPCs, "nfs-image": sets["nfs-image"].RPCs},
 		"image_bytes": info.Bytes, "baseline_bytes_per_second": baseline}, "", "  ")
 	os.WriteFile(filepath.Join(out, "results.json"), b, 0o644)
 	os.WriteFile(filepath.Join(out, "table.txt"), []byte(table.String()), 0o644)
 	os.WriteFile(filepath.Join(out, "storm.svg"), storm.Plot(results, "boot storm on one server (2 cores, loopback)"), 0o644)
+}
+
+// perNode is what each node fetches, per mode: the kernel and initramfs,
+// and its root's working set: what its recorded boot read over NFS, or
+// the whole image file over HTTP.
+func perNode(kernel, initrd string, sets map[string]*storm.WorkingSet, image int64) string {
+	size := func(p string) int64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	k, i := size(kernel), size(initrd)
+	var b strings.Builder
+	fmt.Fprintf(&b, "per node: kernel %.1f MB + initramfs %.1f MB, then the root:\n", float64(k)/1e6, float64(i)/1e6)
+	for _, m := range []struct {
+		mode, what string
+		root       int64
+	}{{"tree", "read over NFS by the recorded boot", sets["tree"].Bytes}, {"nfs-image", "of the image read over NFS by the recorded boot", sets["nfs-image"].Bytes}, {"http", "the whole image over HTTP", image}} {
+		fmt.Fprintf(&b, "  %-9s root %7.1f MB (%s); in all %7.1f MB\n", m.mode, float64(m.root)/1e6, m.what, float64(k+i+m.root)/1e6)
+	}
+	return b.String()
+}
+
+// stormNodes is how many real nodes boot at once to validate the model:
+// NROOT_STORM_VALIDATE, 3 when unset, 0 for none.
+func stormNodes(t *testing.T) int {
+	v := os.Getenv("NROOT_STORM_VALIDATE")
+	if v == "" {
+		return 3
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 4 {
+		t.Fatalf("NROOT_STORM_VALIDATE=%q: give how many real nodes boot at once, 0 to 4 (TCG guests beyond that starve a small host)", v)
+	}
+	return n
+}
+
+// ganeshaIdle is the NFS server's CPU time per second of wall time with
+// no client: what a real boot's minutes add that a replay's seconds
+// do not.
+func ganeshaIdle(pid int) float64 {
+	const d = 20 * time.Second
+	c0 := storm.CPUSeconds([]int{pid})
+	time.Sleep(d)
+	return (storm.CPUSeconds([]int{pid}) - c0) / d.Seconds()
+}
+
+// validate boots nodes real nodes at once through a recorder in front of
+// the NFS server, each with an NFSv4 client owner of its own, and then
+// replays the one recorded boot ws with as many clients: the server's
+// CPU (less its idle rate over the real boots' minutes), RPCs, bytes and
+// per-call latency per boot, side by side.
+func validate(ctx context.Context, work, mode, cmdline string, nodes int, ws *storm.WorkingSet, server int, upstream string, nfsPort int, idle float64, m vm, root string) (*storm.Validation, error) {
+	ln, err := storm.Listen(ctx, "127.0.0.1:2049")
+	if err != nil {
+		return nil, err
+	}
+	rec := storm.NewRecorder(ln, upstream, mode)
+	cpu0 := storm.CPUSeconds([]int{server})
+	t0 := time.Now()
+	errs := make([]error, nodes)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			one := m
+			one.mac = fmt.Sprintf("52:54:00:5a:00:%02x", i+1)
+			p, err := boot(ctx, one, cmdline+" console=ttyS0 "+pxe.UniqueIDArg(one.mac), filepath.Join(work, fmt.Sprintf("serial-real-%s-%d.log", mode, i+1)))
+			if err == nil {
+				err = p.booted(root)
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("node %d of %d: %w", i+1, nodes, err)
+			}
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(t0).Seconds()
+	real := rec.Close()
+	cpu := storm.CPUSeconds([]int{server}) - cpu0 - idle*wall
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	v := &storm.Validation{Mode: mode, Real: storm.RealPerBoot(real, nodes, max(cpu, 0), wall)}
+	// Back to back, as the storm's table; then paced as recorded, the
+	// guest's work between calls kept.
+	for _, pace := range []float64{0, 1} {
+		res, err := storm.Run(ctx, storm.Options{Mode: mode, Clients: nodes, WorkingSet: ws, NFS: nfsclient.Target{Host: "127.0.0.1", NFSPort: nfsPort, Version: 4},
+			ServerPIDs: []int{server}, Timeout: 15 * time.Minute, Pace: pace})
+		if err != nil {
+			return nil, err
+		}
+		if res.Errors > 0 {
+			return nil, fmt.Errorf("the replay of %d at pace %v: %d failed, first: %s", nodes, pace, res.Errors, res.FirstError)
+		}
+		// A paced replay's minutes add the server's idle time, as the
+		// real boots' do.
+		res.ServerCPU = max(res.ServerCPU-idle*res.Seconds, 0)
+		v.Replays = append(v.Replays, storm.ReplayPerBoot(res))
+	}
+	return v, nil
 }
 
 // startCache runs an nginx that caches the origin, with its own cache

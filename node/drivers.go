@@ -108,8 +108,8 @@ var smallPackages = []string{"xz-utils"}
 // every image that has livenet.
 var smallSkipPackages = []string{"zstd"}
 
-// smallCompress is the small image's compressor. On a trixie node's
-// 54.7 MB cpio: dracut's zstd -15 gives 21.3 MB, zstd -19 19.1 MB and
+// smallCompress is the small image's compressor, with the x86 filter
+// when x86 is set. On a trixie node's 54.7 MB cpio: dracut's zstd -15 gives 21.3 MB, zstd -19 19.1 MB and
 // xz -9 17.2 MB, for 15, 48 and 55 s of CPU. The kernel unpacks xz
 // (CONFIG_RD_XZ; dracut checks it and falls back otherwise) with CRC32
 // checks alone, allocating xz's 64 MiB dictionary while it does. On
@@ -117,10 +117,13 @@ var smallSkipPackages = []string{"zstd"}
 // built in by Debian and Ubuntu): 4 % smaller again (16.29 to 15.64 MB
 // on the shell-init image). nroot's own reader decodes it too
 // (internal/decompress), when the host has no xz program.
-const smallCompress = "xz --check=crc32 --lzma2=preset=9 -T0"
-
-// smallCompressX86 is smallCompress with the x86 filter.
-const smallCompressX86 = "xz --check=crc32 --x86 --lzma2=preset=9 -T0"
+func smallCompress(x86 bool) string {
+	filter := ""
+	if x86 {
+		filter = " --x86"
+	}
+	return "xz --check=crc32" + filter + " --lzma2=preset=9 -T0"
+}
 
 // x86Arches are the Debian architectures whose code the x86 filter
 // knows.
@@ -318,11 +321,7 @@ func driversConfText(c smallConfig) string {
 	b.WriteString(`# The root is NFS, an overlay or a loop-mounted image: nothing to fsck.
 nofscks="yes"
 `)
-	compress := smallCompress
-	if c.X86 {
-		compress = smallCompressX86
-	}
-	fmt.Fprintf(&b, "compress=%q\n", compress)
+	fmt.Fprintf(&b, "compress=%q\n", smallCompress(c.X86))
 	// One line per 16 names keeps the file readable.
 	writeList(&b, "omit_drivers", c.Omit, 16)
 	return b.String()

@@ -112,6 +112,7 @@ func newStormRunCmd() *cobra.Command {
 	var pids []int
 	var bootURLs []string
 	var procs int
+	var pace float64
 	var timeout time.Duration
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -141,7 +142,10 @@ error, not followed: give the final URL on 127.0.0.1.`,
 			if procs < -1 || procs > storm.MaxClients {
 				return usageErr("--procs %d: -1 (clients in this process), 0 (one per client up to %d) or a count", procs, storm.DefaultProcs)
 			}
-			o := storm.Options{Mode: mode, ServerPIDs: pids, Timeout: timeout, BootURLs: bootURLs, Procs: procs}
+			if !(pace >= 0 && pace <= 1000) {
+				return usageErr("--pace %v: 0 (each call on the last one's reply) or how many times faster than recorded, up to 1000 (1: as recorded)", pace)
+			}
+			o := storm.Options{Mode: mode, ServerPIDs: pids, Timeout: timeout, BootURLs: bootURLs, Procs: procs, Pace: pace}
 			if strings.HasPrefix(args[0], "http://") {
 				o.URL = args[0]
 				if o.Mode == "" {
@@ -210,6 +214,7 @@ error, not followed: give the final URL on 127.0.0.1.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "bound on each run")
 	cmd.Flags().StringArrayVar(&bootURLs, "boot-url", nil, "fetched by every client first, as iPXE does: the generation's vmlinuz, then initrd.img (repeatable, http://127.0.0.1 only)")
 	cmd.Flags().IntVar(&procs, "procs", 0, "worker processes the clients run in, their CPU reported apart (0: one per client up to 32; -1: none)")
+	cmd.Flags().Float64Var(&pace, "pace", 0, "send each call no sooner than the node did, this many times faster (1: as recorded; 0: on the last reply, the worst case)")
 	cmd.Flags().StringVar(&svg, "svg", "", "write a plot of time against clients here")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd

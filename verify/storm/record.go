@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"nroot/verify/nfs4"
 	"path"
@@ -25,8 +26,10 @@ type Recorder struct {
 	names    map[string]string // file handle -> path from the pseudo root
 	wg       sync.WaitGroup
 	conns    map[net.Conn]bool
-	accepted int   // client connections
-	dialErr  error // the last failure to reach upstream
+	accepted int       // client connections
+	dialErr  error     // the last failure to reach upstream
+	lat      Hist      // each COMPOUND's time from its call passing to its reply
+	first    time.Time // the first COMPOUND's sending, for Op.At
 }
 
 // maxRecord bounds one RPC record either way.
@@ -120,6 +123,7 @@ func (r *Recorder) WorkingSet() *WorkingSet {
 		ws.Files[k] = v
 	}
 	ws.Calls = append([]Op(nil), r.ws.Calls...)
+	ws.CallsTimed, ws.CallP50, ws.CallP99 = r.lat.Count(), r.lat.Quantile(0.50), r.lat.Quantile(0.99)
 	return &ws
 }
 
@@ -200,7 +204,8 @@ func records(rd io.Reader, fn func([]byte)) {
 
 // call is a decoded COMPOUND call waiting for its reply.
 type call struct {
-	ops []callOp
+	ops  []callOp
+	sent time.Time // when the call passed on to the server
 }
 
 type callOp struct {
@@ -350,6 +355,7 @@ func (r *Recorder) onCall(p *pendingCalls, rec []byte) {
 	if !ok || c == nil {
 		return
 	}
+	c.sent = time.Now()
 	p.mu.Lock()
 	if len(p.m) < 65536 {
 		p.m[xid] = c
@@ -366,6 +372,11 @@ func (r *Recorder) onReply(p *pendingCalls, rec []byte) {
 	c := p.m[xid]
 	delete(p.m, xid)
 	p.mu.Unlock()
+	if c != nil {
+		r.mu.Lock()
+		r.lat.Add(time.Since(c.sent))
+		r.mu.Unlock()
+	}
 	if c == nil || x.U32() != 1 || x.U32() != 0 { // REPLY, MSG_ACCEPTED
 		return
 	}
@@ -487,6 +498,11 @@ func (r *Recorder) onReply(p *pendingCalls, rec []byte) {
 		r.ws.Unnamed++
 		main.Path = ""
 	}
+	if r.first.IsZero() {
+		r.first = c.sent
+	}
+	// Microseconds are enough and keep the file short.
+	main.At = max(math.Round(c.sent.Sub(r.first).Seconds()*1e6)/1e6, 0)
 	if len(r.ws.Calls) < maxCalls {
 		r.ws.Calls = append(r.ws.Calls, main)
 	}

@@ -125,6 +125,9 @@ func TestRecordNamesTheCall(t *testing.T) {
 			if len(ws.Calls) != 1 || ws.Calls[0] != tt.want {
 				t.Errorf("recorded %+v, want %+v", ws.Calls, tt.want)
 			}
+			if ws.CallsTimed != 1 || ws.CallP50 <= 0 || ws.CallP99 != ws.CallP50 {
+				t.Errorf("timed %d calls, p50 %g s, p99 %g s; want the one call's time", ws.CallsTimed, ws.CallP50, ws.CallP99)
+			}
 		})
 	}
 }

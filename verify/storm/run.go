@@ -38,6 +38,11 @@ type Options struct {
 	// CPU time the run reports.
 	ServerPIDs []int
 	Timeout    time.Duration // the whole run; default 10 minutes
+	// Pace replays each call no sooner than the node sent it (Op.At),
+	// Pace times as fast: 1 as recorded, 4 four times faster. 0 sends
+	// each call on the last one's reply, every node's guest work left
+	// out: the worst case.
+	Pace float64
 	// Procs is how many worker processes the clients are spread over,
 	// so their CPU time is counted apart from the server's: 0 for one
 	// per client up to DefaultProcs, -1 for none (the clients run in
@@ -56,6 +61,7 @@ const DefaultProcs = 32
 type Result struct {
 	Mode        string  `json:"mode"`
 	Clients     int     `json:"clients"`
+	Pace        float64 `json:"pace,omitempty"`
 	P50         float64 `json:"p50_seconds"` // per boot: a client's completion
 	P95         float64 `json:"p95_seconds"`
 	P99         float64 `json:"p99_seconds"`
@@ -115,6 +121,9 @@ func checkOptions(o *Options) error {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Minute
 	}
+	if !(o.Pace >= 0 && o.Pace <= 1000) { // NaN too
+		return fmt.Errorf("storm: pace %v: 0 (back to back) or how many times faster than recorded, up to 1000", o.Pace)
+	}
 	if len(o.BootURLs) > 8 {
 		return fmt.Errorf("storm: %d boot URLs; a boot fetches a kernel and an initramfs, at most 8 files", len(o.BootURLs))
 	}
@@ -172,6 +181,7 @@ type job struct {
 	URL      string           `json:"url,omitempty"`
 	BootURLs []string         `json:"boot_urls,omitempty"`
 	Timeout  time.Duration    `json:"timeout"`
+	Pace     float64          `json:"pace,omitempty"`
 	ws       *WorkingSet
 }
 
@@ -207,7 +217,7 @@ func (j *job) clients(ctx context.Context, start time.Time) *tally {
 					one.Bytes += b
 					one.RPCs += r
 				} else {
-					err = replay(ctx, j.NFS, j.ws, one)
+					err = replay(ctx, j.NFS, j.ws, j.Pace, one)
 				}
 			}
 			one.Times = append(one.Times, time.Since(start).Seconds())
@@ -231,7 +241,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	j := job{NFS: o.NFS, URL: o.URL, BootURLs: o.BootURLs, Timeout: o.Timeout, ws: o.WorkingSet}
+	j := job{NFS: o.NFS, URL: o.URL, BootURLs: o.BootURLs, Timeout: o.Timeout, Pace: o.Pace, ws: o.WorkingSet}
 	if o.URL != "" {
 		j.ws = nil
 	}
@@ -257,7 +267,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, runErr
 		}
 	}
-	res := &Result{Mode: o.Mode, Clients: o.Clients, Seconds: wall, Bytes: all.Bytes, RPCs: all.RPCs, Procs: procs,
+	res := &Result{Mode: o.Mode, Clients: o.Clients, Pace: o.Pace, Seconds: wall, Bytes: all.Bytes, RPCs: all.RPCs, Procs: procs,
 		Opens: all.Opens, Closes: all.Closes, LeftOpen: all.LeftOpen, Calls: all.Hist.Count(),
 		CallP50: all.Hist.Quantile(0.50), CallP99: all.Hist.Quantile(0.99), ClientCPU: clientCPU}
 	for _, e := range all.Errs {
@@ -301,6 +311,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, fmt.Errorf("storm: %d clients did not finish within %v", o.Clients, o.Timeout)
 	}
 	return res, nil
+}
+
+// waitUntil sleeps until t, or until ctx ends.
+func waitUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // ErrRedirect refuses an HTTP redirect: a storm measures the fetch of
@@ -362,7 +388,7 @@ const maxOpens = 65536
 // session's client id, READ uses the open's stateid, CLOSE closes it;
 // what the recording left open is closed at the end. Each call's time
 // goes to t.Hist.
-func replay(ctx context.Context, tg nfsclient.Target, ws *WorkingSet, t *tally) (err error) {
+func replay(ctx context.Context, tg nfsclient.Target, ws *WorkingSet, pace float64, t *tally) (err error) {
 	tg.Path, tg.AnyPort = "/", true
 	c, err := nfsclient.Mount(ctx, tg)
 	if err != nil {
@@ -410,7 +436,13 @@ func replay(ctx context.Context, tg nfsclient.Target, ws *WorkingSet, t *tally) 
 		return fh, nil
 	}
 	buf := make([]byte, 1<<20)
+	start := time.Now()
 	for _, op := range ws.Calls {
+		if pace > 0 {
+			if err := waitUntil(ctx, start.Add(time.Duration(op.At/pace*float64(time.Second)))); err != nil {
+				return err
+			}
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -496,9 +528,9 @@ func replay(ctx context.Context, tg nfsclient.Target, ws *WorkingSet, t *tally) 
 
 func isNoEnt(err error) bool { return errors.Is(err, os.ErrNotExist) }
 
-// cpuSeconds is the user and system CPU time of the processes and their
+// CPUSeconds is the user and system CPU time of the processes and their
 // children (one level, as nginx's workers and ganesha's threads are).
-func cpuSeconds(pids []int) float64 {
+func CPUSeconds(pids []int) float64 {
 	if len(pids) == 0 {
 		return 0
 	}
@@ -531,11 +563,11 @@ func cpuSeconds(pids []int) float64 {
 	return ticks / 100 // USER_HZ
 }
 
-// cpuEach is cpuSeconds of each process apart.
+// cpuEach is CPUSeconds of each process apart.
 func cpuEach(pids []int) []float64 {
 	out := make([]float64, len(pids))
 	for i, p := range pids {
-		out[i] = cpuSeconds([]int{p})
+		out[i] = CPUSeconds([]int{p})
 	}
 	return out
 }

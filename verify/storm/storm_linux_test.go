@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -92,6 +93,25 @@ func TestRecordAndReplay(t *testing.T) {
 	if res.Errors != 0 || res.Bytes != 3*total || res.RPCs < 3*int64(len(back.Calls)) || res.P50 <= 0 || res.P99 < res.P50 {
 		t.Errorf("replay: %+v", res)
 	}
+	// Each call has the time it was sent; a paced replay waits for it.
+	last := back.Calls[len(back.Calls)-1].At
+	if back.Calls[0].At != 0 || last <= 0 || ws.CallsTimed < int64(len(back.Calls)) || ws.CallP50 <= 0 {
+		t.Errorf("recorded times: first call at %v s, last at %v s; %d calls timed, p50 %v s", back.Calls[0].At, last, ws.CallsTimed, ws.CallP50)
+	}
+	back.Calls[len(back.Calls)-1].At = 1.2
+	for _, tt := range []struct {
+		pace     float64
+		min, max float64
+	}{{0, 0, 1.2}, {1, 1.2, 60}, {4, 0.3, 1.2}} {
+		res, err := storm.Run(context.Background(), storm.Options{Mode: "tree", Clients: 2, Pace: tt.pace, WorkingSet: back, Procs: -1,
+			NFS: nfsclient.Target{Host: "127.0.0.1", NFSPort: srv.NFSPort, Version: 4}, Timeout: time.Minute})
+		if err != nil || res.Errors != 0 {
+			t.Fatalf("pace %v: %v %+v", tt.pace, err, res)
+		}
+		if res.P50 < tt.min || res.P50 >= tt.max || res.Pace != tt.pace {
+			t.Errorf("pace %v: p50 %.2f s, want from %v to %v s (the last call is at 1.2 s)", tt.pace, res.P50, tt.min, tt.max)
+		}
+	}
 	// The plot is an SVG a browser reads.
 	svg := storm.Plot([]storm.Result{*res, {Mode: "nfs-image", Clients: 10, P50: 1, P99: 2}}, "test")
 	if err := xml.Unmarshal(svg, new(struct{ XMLName xml.Name })); err != nil {
@@ -113,6 +133,11 @@ func TestRunRefusesOtherHosts(t *testing.T) {
 	if _, err := storm.Run(context.Background(), storm.Options{Clients: 0, WorkingSet: ws, NFS: nfsclient.Target{Host: "127.0.0.1"}}); err == nil {
 		t.Error("0 clients accepted")
 	}
+	for _, pace := range []float64{-1, math.NaN(), math.Inf(1), 1001} {
+		if _, err := storm.Run(context.Background(), storm.Options{Clients: 1, Pace: pace, WorkingSet: ws, NFS: nfsclient.Target{Host: "127.0.0.1"}}); err == nil {
+			t.Errorf("pace %v accepted", pace)
+		}
+	}
 	if _, err := storm.Listen(context.Background(), "0.0.0.0:0"); err == nil {
 		t.Error("the recorder listened beyond loopback")
 	}
@@ -123,6 +148,8 @@ func TestReadWorkingSetRefuses(t *testing.T) {
 		`{}`,
 		`{"calls":[{"op":"WRITE","path":"/x"}]}`,
 		`{"calls":[{"op":"READ","path":"/x","count":99999999}]}`,
+		`{"calls":[{"op":"READ","path":"/x","at":-1}]}`,
+		`{"calls":[{"op":"READ","path":"/x","at":1e9}]}`,
 		`not json`,
 	} {
 		if _, err := storm.ReadWorkingSet(strings.NewReader(s)); err == nil {

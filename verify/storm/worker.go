@@ -55,7 +55,7 @@ func worker(in io.Reader, out io.Writer) error {
 	if j.Clients < 1 || j.Clients > MaxClients || j.Timeout <= 0 {
 		return fmt.Errorf("the job: %d clients, timeout %v", j.Clients, j.Timeout)
 	}
-	o := Options{Clients: j.Clients, NFS: j.NFS, URL: j.URL, BootURLs: j.BootURLs, Timeout: j.Timeout}
+	o := Options{Clients: j.Clients, NFS: j.NFS, URL: j.URL, BootURLs: j.BootURLs, Timeout: j.Timeout, Pace: j.Pace}
 	if j.URL == "" {
 		f, err := os.Open(j.Workset)
 		if err != nil {
@@ -197,7 +197,7 @@ func runWorkers(ctx context.Context, o Options, j job, procs int) (*tally, float
 	// not the run's: where /proc tells it, it is taken off their rusage.
 	var startCPU float64
 	for _, w := range ws {
-		startCPU += cpuSeconds([]int{w.cmd.Process.Pid})
+		startCPU += CPUSeconds([]int{w.cmd.Process.Pid})
 	}
 	cpu0 := cpuEach(o.ServerPIDs)
 	t0 := time.Now()

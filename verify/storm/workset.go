@@ -21,23 +21,35 @@ type Op struct {
 	Off   uint64 `json:"off,omitempty"`
 	Count uint32 `json:"count,omitempty"`
 	Claim string `json:"claim,omitempty"` // OPEN: "fh" for CLAIM_FH (the path is the file), else CLAIM_NULL
+	// At is when the node sent the call, in seconds from the recording's
+	// first call: a paced replay (Options.Pace) waits for it.
+	At float64 `json:"at,omitempty"`
 }
 
 // WorkingSet is a recorded boot: every COMPOUND in order, counts by
 // operation, and the bytes read from each file.
 type WorkingSet struct {
-	Mode    string            `json:"mode"`    // what booted: tree, nfs-image
-	RPCs    int               `json:"rpcs"`    // COMPOUNDs sent after the session was made
-	Ops     map[string]int    `json:"ops"`     // every operation, by name, SEQUENCE included
-	Bytes   int64             `json:"bytes"`   // READ payload the server sent
-	Files   map[string]int64  `json:"files"`   // bytes read by path
-	Unnamed int               `json:"unnamed"` // COMPOUNDs on handles never seen named
-	Calls   []Op              `json:"calls"`
-	Extra   map[string]string `json:"extra,omitempty"`
+	Mode    string           `json:"mode"`    // what booted: tree, nfs-image
+	RPCs    int              `json:"rpcs"`    // COMPOUNDs sent after the session was made
+	Ops     map[string]int   `json:"ops"`     // every operation, by name, SEQUENCE included
+	Bytes   int64            `json:"bytes"`   // READ payload the server sent
+	Files   map[string]int64 `json:"files"`   // bytes read by path
+	Unnamed int              `json:"unnamed"` // COMPOUNDs on handles never seen named
+	Calls   []Op             `json:"calls"`
+	// Each COMPOUND's time at the recorder, from its call passing on to
+	// the server to its reply: the server's latency as the node saw it,
+	// less the node's own network.
+	CallsTimed int64             `json:"calls_timed,omitempty"`
+	CallP50    float64           `json:"call_p50_seconds,omitempty"`
+	CallP99    float64           `json:"call_p99_seconds,omitempty"`
+	Extra      map[string]string `json:"extra,omitempty"`
 }
 
 // maxCalls bounds a working set (a boot sends tens of thousands).
 const maxCalls = 2_000_000
+
+// maxAt bounds a call's time in a recording, in seconds: a day.
+const maxAt = 86400
 
 // ReadWorkingSet decodes a working set and checks it.
 func ReadWorkingSet(r io.Reader) (*WorkingSet, error) {
@@ -60,6 +72,9 @@ func ReadWorkingSet(r io.Reader) (*WorkingSet, error) {
 		}
 		if c.Count > 1<<20 {
 			return nil, fmt.Errorf("working set: calls[%d]: READ of %d bytes; at most 1 MiB", i, c.Count)
+		}
+		if !(c.At >= 0 && c.At <= maxAt) { // NaN too
+			return nil, fmt.Errorf("working set: calls[%d]: at %v s; from 0 to %d", i, c.At, maxAt)
 		}
 		if len(c.Path) > 4096 {
 			return nil, fmt.Errorf("working set: calls[%d]: a path of %d bytes", i, len(c.Path))
