@@ -91,9 +91,13 @@ STORM_OUT ?= $(CURDIR)/docs/storm
 # STORM_VALIDATE real nodes boot at once in each NFS mode, beside the
 # replay of as many clients (docs/storm.md, "The model against real nodes").
 STORM_VALIDATE ?= 3
+# The node: STORM_SUITE (bookworm) with STORM_INITRD (full or small).
+STORM_SUITE ?= bookworm
+STORM_INITRD ?= full
 storm: deps
 	mkdir -p $(STORM_OUT)
-	NROOT_STORM_CLIENTS=$(STORM_CLIENTS) NROOT_STORM_OUT=$(STORM_OUT) NROOT_STORM_VALIDATE=$(STORM_VALIDATE) $(GO) test -tags e2e -count=1 -timeout 180m -v -run TestBootStorm ./e2e > $(STORM_OUT)/log.txt 2>&1; s=$$?; \
+	NROOT_STORM_CLIENTS=$(STORM_CLIENTS) NROOT_STORM_OUT=$(STORM_OUT) NROOT_STORM_VALIDATE=$(STORM_VALIDATE) \
+	  NROOT_STORM_SUITE=$(STORM_SUITE) NROOT_STORM_INITRD=$(STORM_INITRD) $(GO) test -tags e2e -count=1 -timeout 180m -v -run TestBootStorm ./e2e > $(STORM_OUT)/log.txt 2>&1; s=$$?; \
 	  grep -E 'stage |recorded|RPCs per boot|streams| clients:|origin sent|ganesha idle' $(STORM_OUT)/log.txt; cat $(STORM_OUT)/table.txt 2>/dev/null; exit $$s
 
 # The storm's model against 3 real nodes, and the replay of 3 clients

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"nroot/serve/export"
 	"os"
@@ -66,9 +67,21 @@ func TestBootStorm(t *testing.T) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The node: bookworm's full initramfs unless NROOT_STORM_SUITE and
+	// NROOT_STORM_INITRD say otherwise.
+	suite, initrdKind := os.Getenv("NROOT_STORM_SUITE"), os.Getenv("NROOT_STORM_INITRD")
+	if suite == "" {
+		suite = "bookworm"
+	}
+	if initrdKind == "" {
+		initrdKind = "full"
+	}
+	if initrdKind != "full" && initrdKind != "small" {
+		t.Fatalf("NROOT_STORM_INITRD=%q: full or small", initrdKind)
+	}
 	testenv.Mirror(t)
 	testenv.Root(t)
-	for _, c := range []string{"systemd-nspawn", "ganesha.nfsd", "qemu-system-x86_64", "nginx", "mksquashfs"} {
+	for _, c := range []string{"systemd-nspawn", "ganesha.nfsd", "qemu-system-x86_64", "nginx", "mksquashfs", "mkfs.erofs"} {
 		testenv.Command(t, c)
 	}
 	ctx := context.Background()
@@ -79,10 +92,10 @@ func TestBootStorm(t *testing.T) {
 	root := filepath.Join(work, "root")
 	im := image.Image{Dir: filepath.Join(work, "image")}
 	st.run("bootstrap", func() error {
-		return nroot(nil, "--cache-dir", cache().CacheDir, "bootstrap", "bookworm", root)
+		return nroot(nil, "--cache-dir", cache().CacheDir, "bootstrap", suite, root)
 	})
 	st.run("node", func() error {
-		return nroot(nil, "--cache-dir", cache().CacheDir, "node", "--e2e-probe", root)
+		return nroot(nil, "--cache-dir", cache().CacheDir, "node", "--e2e-probe", "--initrd="+initrdKind, root)
 	})
 	st.run("image-create", func() error { return nroot(nil, "image", "create", "--move", im.Dir, root) })
 	gen := filepath.Dir(im.Root(1))
@@ -94,6 +107,11 @@ func TestBootStorm(t *testing.T) {
 			args = append(args, "--block-size", b)
 		}
 		return nroot(&info, append(args, im.Root(1), file)...)
+	})
+	// The erofs file, for what a node fetches over HTTP in that mode.
+	var erofs struct{ Bytes int64 }
+	st.run("fsimage-erofs", func() error {
+		return nroot(&erofs, "fsimage", "--json", im.Root(1), filepath.Join(work, "root.erofs"))
 	})
 	// The image file alone in a directory, for the one-client baseline.
 	stream := filepath.Join(work, "stream")
@@ -247,7 +265,9 @@ server {
 	var table strings.Builder
 	storm.WriteTable(&table, results)
 	fmt.Fprintf(&table, "\nRPCs per boot: tree %d, nfs-image %d; image file %d bytes; one client streams it over NFSv4.1 at %.0f MB/s\n", sets["tree"].RPCs, sets["nfs-image"].RPCs, info.Bytes, baseline/1e6)
-	fmt.Fprint(&table, perNode(filepath.Join(gen, "vmlinuz"), filepath.Join(gen, "initrd.img"), sets, info.Bytes))
+	nb := perNode(filepath.Join(gen, "vmlinuz"), filepath.Join(gen, "initrd.img"), sets, info.Bytes, erofs.Bytes)
+	fmt.Fprintf(&table, "node: %s, %s initramfs\n", suite, initrdKind)
+	nb.write(&table)
 	for _, r := range results {
 		if r.Mode == "http-cache" {
 			fmt.Fprintf(&table, "http-cache %d clients: the origin sent %d bytes (%.2f times the image)\n", r.Clients, r.OriginBytes, float64(r.OriginBytes)/float64(info.Bytes))
@@ -271,17 +291,23 @@ server {
 		}
 	}
 	t.Logf("storm:\n%s", table.String())
-	b, _ := json.MarshalIndent(map[string]any{"results": results, "validation": validations, "rpcs_per_boot": map[string]int{"tree": sets["tree"].RPCs, "nfs-image": sets["nfs-image"].RPCs},
+	b, _ := json.MarshalIndent(map[string]any{"results": results, "validation": validations, "suite": suite, "initrd": initrdKind, "per_node": nb, "rpcs_per_boot": map[string]int{"tree": sets["tree"].RPCs, "nfs-image": sets["nfs-image"].RPCs},
 		"image_bytes": info.Bytes, "baseline_bytes_per_second": baseline}, "", "  ")
 	os.WriteFile(filepath.Join(out, "results.json"), b, 0o644)
 	os.WriteFile(filepath.Join(out, "table.txt"), []byte(table.String()), 0o644)
 	os.WriteFile(filepath.Join(out, "storm.svg"), storm.Plot(results, "boot storm on one server (2 cores, loopback)"), 0o644)
 }
 
-// perNode is what each node fetches, per mode: the kernel and initramfs,
-// and its root's working set: what its recorded boot read over NFS, or
-// the whole image file over HTTP.
-func perNode(kernel, initrd string, sets map[string]*storm.WorkingSet, image int64) string {
+// nodeBytes is what each node fetches, per mode: the kernel and
+// initramfs, and its root's working set: what its recorded boot read over
+// NFS, or the whole image file over HTTP.
+type nodeBytes struct {
+	Kernel int64            `json:"kernel_bytes"`
+	Initrd int64            `json:"initrd_bytes"`
+	Root   map[string]int64 `json:"root_bytes"` // by mode
+}
+
+func perNode(kernel, initrd string, sets map[string]*storm.WorkingSet, squashfs, erofs int64) nodeBytes {
 	size := func(p string) int64 {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -289,16 +315,19 @@ func perNode(kernel, initrd string, sets map[string]*storm.WorkingSet, image int
 		}
 		return fi.Size()
 	}
-	k, i := size(kernel), size(initrd)
-	var b strings.Builder
-	fmt.Fprintf(&b, "per node: kernel %.1f MB + initramfs %.1f MB, then the root:\n", float64(k)/1e6, float64(i)/1e6)
-	for _, m := range []struct {
-		mode, what string
-		root       int64
-	}{{"tree", "read over NFS by the recorded boot", sets["tree"].Bytes}, {"nfs-image", "of the image read over NFS by the recorded boot", sets["nfs-image"].Bytes}, {"http", "the whole image over HTTP", image}} {
-		fmt.Fprintf(&b, "  %-9s root %7.1f MB (%s); in all %7.1f MB\n", m.mode, float64(m.root)/1e6, m.what, float64(k+i+m.root)/1e6)
+	return nodeBytes{Kernel: size(kernel), Initrd: size(initrd),
+		Root: map[string]int64{"tree": sets["tree"].Bytes, "nfs-image": sets["nfs-image"].Bytes, "http": squashfs, "http-erofs": erofs}}
+}
+
+func (nb nodeBytes) write(w io.Writer) {
+	fmt.Fprintf(w, "per node: kernel %.1f MB + initramfs %.1f MB, then the root:\n", float64(nb.Kernel)/1e6, float64(nb.Initrd)/1e6)
+	for _, m := range []struct{ mode, what string }{
+		{"tree", "read over NFS by the recorded boot"}, {"nfs-image", "of the squashfs read over NFS by the recorded boot"},
+		{"http", "the whole squashfs over HTTP"}, {"http-erofs", "the whole erofs over HTTP"},
+	} {
+		r := nb.Root[m.mode]
+		fmt.Fprintf(w, "  %-10s root %7.1f MB (%s); in all %7.1f MB\n", m.mode, float64(r)/1e6, m.what, float64(nb.Kernel+nb.Initrd+r)/1e6)
 	}
-	return b.String()
 }
 
 // stormNodes is how many real nodes boot at once to validate the model:
