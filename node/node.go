@@ -417,6 +417,12 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 	if _, err := writeDriversConf(img, o, d); err != nil {
 		return nil, err
 	}
+	env, removeHelper, err := installLddHelper(img)
+	if err != nil {
+		return nil, failed(err)
+	}
+	defer removeHelper()
+	r.Env = append(r.Env, env...)
 	// With the configuration in place, the kernel's postinst builds the
 	// initramfs through /etc/kernel/postinst.d/dracut.
 	confTime := time.Now()
