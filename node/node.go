@@ -340,7 +340,7 @@ func installedOf(img *fsroot.Root, names []string) []string {
 // configures dracut for a generic NFS-root image with an overlay, builds
 // the initramfs for each kernel and verifies it, writes the kernel command
 // line to ROOT/boot/nroot-cmdline and fixes the node identity.
-func Build(ctx context.Context, root string, o Options) (*Result, error) {
+func Build(ctx context.Context, root string, o Options) (_ *Result, err error) {
 	img, err := fsroot.Open(root)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
@@ -357,6 +357,16 @@ func Build(ctx context.Context, root string, o Options) (*Result, error) {
 		return nil, err
 	}
 	r.DNS = true
+	// dpkg syncs every file it unpacks (the kernel's 4,000 modules) and
+	// its database for every state it records, dracut its image: here
+	// those syncs do nothing (NoSync), and the tree is written back once
+	// when the stage ends, whatever the outcome, as bootstrap does.
+	r.NoSync = true
+	defer func() {
+		if serr := img.Sync(); serr != nil && err == nil {
+			err = fmt.Errorf("node: %w", serr)
+		}
+	}()
 	out := progress.Output(o.Log, "node")
 	defer out.Flush()
 	r.Stdout, r.Stderr = out, out
