@@ -385,7 +385,10 @@ func Build(ctx context.Context, root string, o Options) (_ *Result, err error) {
 	b := &builder{img: img, r: r, o: o, root: root}
 	run := func(step string, argv ...string) error { return b.run(ctx, step, argv...) }
 	apt := []string{"apt-get", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "--no-install-recommends", "install"}
-	if err := run("apt-get update", "apt-get", "-q", "update"); err != nil {
+	// Without the descriptions' translations (Translation-en, 6 of a
+	// bookworm update's 16 MB): nothing the node stage does reads them,
+	// and its lists are removed when it ends.
+	if err := run("apt-get update", "apt-get", "-q", "-o", "Acquire::Languages=none", "update"); err != nil {
 		if ctx.Err() != nil {
 			return nil, err
 		}
