@@ -562,7 +562,11 @@ func (b *builder) finish(ctx context.Context, res *Result, kvers []string) error
 	if err := writeFile(img, stateFile, string(doc)+"\n", 0o644); err != nil {
 		return err
 	}
-	res.Checks = checks(img)
+	var verified []string
+	for _, k := range res.Kernels {
+		verified = append(verified, k.Version)
+	}
+	res.Checks = checks(img, verified...)
 	for _, c := range res.Checks {
 		if !c.Passed() {
 			return fmt.Errorf("node: check %s failed: %s", c.Name, c.Detail)
