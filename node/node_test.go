@@ -117,6 +117,72 @@ func TestChecks(t *testing.T) {
 	}
 }
 
+// TestChecksReadsWhatWasNotVerified: the node stage verifies each
+// initramfs it builds and its closing checks do not read those again;
+// every other kernel's still is.
+func TestChecksReadsWhatWasNotVerified(t *testing.T) {
+	root := fixture(t, map[string]string{
+		"var/lib/dpkg/status":            "Package: base-files\nStatus: install ok installed\n",
+		"boot/vmlinuz-6.1.0-9-amd64":     "kernel",
+		"boot/initrd.img-6.1.0-9-amd64":  "no initramfs",
+		"lib/modules/6.1.0-9-amd64/x":    "",
+		"boot/vmlinuz-6.1.0-10-amd64":    "kernel",
+		"boot/initrd.img-6.1.0-10-amd64": "no initramfs either",
+		"lib/modules/6.1.0-10-amd64/x":   "",
+	})
+	tests := []struct {
+		name     string
+		verified []string
+		failed   int
+	}{
+		{"nothing verified: both images are read and fail", nil, 2},
+		{"the newest verified: the older is read and fails", []string{"6.1.0-10-amd64"}, 1},
+		{"both verified", []string{"6.1.0-9-amd64", "6.1.0-10-amd64"}, 0},
+		{"a kernel that is not installed changes nothing", []string{"6.1.0-11-amd64"}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			failed := 0
+			for _, c := range checks(open(t, root), tt.verified...) {
+				if c.Name == "initrd" && !c.Passed() {
+					failed++
+				}
+			}
+			if failed != tt.failed {
+				t.Errorf("%d initrd checks failed, want %d", failed, tt.failed)
+			}
+		})
+	}
+}
+
+func TestAptCleanScript(t *testing.T) {
+	tests := []struct {
+		name        string
+		cacheBound  bool
+		does, never []string
+	}{
+		{"nroot's package cache bound over the archives is kept for the next run", true,
+			[]string{"rm -rf /var/lib/apt/lists/*_*", "rm -f /var/cache/apt/pkgcache.bin /var/cache/apt/srcpkgcache.bin"}, []string{"apt-get clean", "archives"}},
+		{"the image's own archives are emptied", false,
+			[]string{"rm -rf /var/lib/apt/lists/*_*", "apt-get clean"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := aptCleanScript(tt.cacheBound)
+			for _, w := range tt.does {
+				if !strings.Contains(s, w) {
+					t.Errorf("%q does not run %q", s, w)
+				}
+			}
+			for _, w := range tt.never {
+				if strings.Contains(s, w) {
+					t.Errorf("%q touches %q", s, w)
+				}
+			}
+		})
+	}
+}
+
 func TestBuildRefusesWhatIsNotARoot(t *testing.T) {
 	_, err := Build(context.Background(), t.TempDir(), Options{})
 	if err == nil || !strings.Contains(err.Error(), "nroot bootstrap") {
