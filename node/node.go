@@ -553,7 +553,7 @@ func (b *builder) finish(ctx context.Context, res *Result, kvers []string) error
 			return err
 		}
 	}
-	if err := run("cleaning apt's lists", "sh", "-c", aptCleanScript(o.CacheDir != "")); err != nil {
+	if err := run("cleaning apt's lists", "sh", "-c", "apt-get clean && rm -rf /var/lib/apt/lists/*_*"); err != nil {
 		return err
 	}
 	st := State{Hostname: o.Hostname != "", Cmdline: res.Cmdline, Kernels: kvers,
@@ -573,20 +573,6 @@ func (b *builder) finish(ctx context.Context, res *Result, kvers []string) error
 		}
 	}
 	return nil
-}
-
-// aptCleanScript removes apt's lists and caches from the image when the
-// node stage ends. With a package cache bound over the image's archives
-// (cacheBound: Options.CacheDir) apt-get clean would empty that cache,
-// which is there to be kept for the next run on this image, and the
-// image's own archives, under it, are as bootstrap left them: only apt's
-// binary caches go. Without one, apt-get clean empties the archives.
-func aptCleanScript(cacheBound bool) string {
-	clean := "apt-get clean"
-	if cacheBound {
-		clean = "rm -f /var/cache/apt/pkgcache.bin /var/cache/apt/srcpkgcache.bin"
-	}
-	return clean + " && rm -rf /var/lib/apt/lists/*_*"
 }
 
 // info logs one of the node stage's own lines.

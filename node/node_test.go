@@ -155,34 +155,6 @@ func TestChecksReadsWhatWasNotVerified(t *testing.T) {
 	}
 }
 
-func TestAptCleanScript(t *testing.T) {
-	tests := []struct {
-		name        string
-		cacheBound  bool
-		does, never []string
-	}{
-		{"nroot's package cache bound over the archives is kept for the next run", true,
-			[]string{"rm -rf /var/lib/apt/lists/*_*", "rm -f /var/cache/apt/pkgcache.bin /var/cache/apt/srcpkgcache.bin"}, []string{"apt-get clean", "archives"}},
-		{"the image's own archives are emptied", false,
-			[]string{"rm -rf /var/lib/apt/lists/*_*", "apt-get clean"}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := aptCleanScript(tt.cacheBound)
-			for _, w := range tt.does {
-				if !strings.Contains(s, w) {
-					t.Errorf("%q does not run %q", s, w)
-				}
-			}
-			for _, w := range tt.never {
-				if strings.Contains(s, w) {
-					t.Errorf("%q touches %q", s, w)
-				}
-			}
-		})
-	}
-}
-
 func TestBuildRefusesWhatIsNotARoot(t *testing.T) {
 	_, err := Build(context.Background(), t.TempDir(), Options{})
 	if err == nil || !strings.Contains(err.Error(), "nroot bootstrap") {

@@ -6,8 +6,6 @@
 #     network-manager, then dracut -m SEED_MODULES --force);
 #   nroot:      nroot node TREE (kernel, initramfs, command line), with an
 #     empty package cache each run ("cold", as apt's is) and with a warm one.
-#     nroot keeps one package cache per image path, so the warm run builds
-#     a fresh copy at the cold run's path (the cold tree moved aside).
 # Both sides download from the mirror the tree's sources name (the
 # release, -updates and -security). Every tree is kept until the end, and
 # each timed run follows a sync and SETTLE seconds (ext4 without a journal
@@ -44,17 +42,16 @@ measure() { # name, command...: prints seconds
   cat "$work/time"
 }
 
+warm="$work/warm-cache"
 declare -a seeds cold hot
 for i in $(seq "$runs"); do
-  for t in seed cold; do cp -a "$work/base" "$work/$t-$i"; done
+  for t in seed cold warm; do cp -a "$work/base" "$work/$t-$i"; done
   s=$(measure "seed-$i" "$seed" "$work/seed-$i")
   seeds+=("$s"); echo "run $i: seed's way ${s}s"
-  c=$(measure "cold-$i" "$nroot" -q --cache-dir "$work/cache-$i" node "$work/cold-$i")
+  c=$(measure "cold-$i" "$nroot" -q --cache-dir "$work/cold-cache-$i" node "$work/cold-$i")
   cold+=("$c"); echo "run $i: nroot node, empty cache ${c}s"
-  # The same path again, so that the image's own package cache is found.
-  mv "$work/cold-$i" "$work/cold-$i.built"
-  cp -a "$work/base" "$work/cold-$i"
-  h=$(measure "warm-$i" "$nroot" -q --cache-dir "$work/cache-$i" node "$work/cold-$i")
+  [ -d "$warm" ] || cp -a "$work/cold-cache-$i" "$warm"
+  h=$(measure "warm-$i" "$nroot" -q --cache-dir "$warm" node "$work/warm-$i")
   hot+=("$h"); echo "run $i: nroot node, warm cache ${h}s"
 done
 
@@ -68,7 +65,7 @@ describe() { # name, tree
   echo "initramfs: $1 $(stat -c %s "$img") bytes, $ko kernel modules, dracut modules: $mods"
 }
 describe "seed's way" "$work/seed-1"
-describe "nroot" "$work/cold-1.built"
+describe "nroot" "$work/cold-1"
 if ! "$nroot" initrd verify --nfs --rootfs "$work/seed-1" "$(image "$work/seed-1")" >"$work/verify.txt" 2>&1; then
   echo "bench-node: the seed's initramfs is no NFS-root image (SEED_MODULES: ${SEED_MODULES:-default}):" >&2
   grep -v PASS "$work/verify.txt" >&2
